@@ -1,0 +1,57 @@
+//! Safe wrappers over DPDK, the only module of levee (with the `dpdk-sys` crate)
+//! that contains `unsafe`. Every unsafe block says why it is sound.
+//!
+//! Start-up is staged the way DPDK wants it: [`Eal::init`] once per process, then
+//! [`Mempool::new`], then [`Port::open`] for each port (queues, start), then
+//! [`launch_on_lcore`] for each worker. Teardown runs in reverse through `Drop`:
+//! ports hold their mempool, and everything holds the EAL, so `rte_eal_cleanup`
+//! runs only after the last port and pool are gone.
+#![allow(unsafe_code)]
+
+mod eal;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::{tsc, tsc_hz, Eal};
+pub use lcore::{current_lcore, launch_on_lcore, worker_lcores, LcoreJoin};
+pub use mbuf::{MbufBurst, TxOutcome, BURST_SIZE};
+pub use mempool::Mempool;
+pub use port::{LinkState, Port, PortConfig, PortStats, RxQueue, TxQueue};
+
+use std::ffi::CStr;
+
+/// Errors from DPDK calls. The text is the message shown to the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum DpdkError {
+    #[error("the DPDK EAL is already initialised in this process (it can be initialised once)")]
+    EalAlreadyInitialised,
+    #[error("DPDK EAL initialisation failed with arguments {args:?}: {reason}")]
+    EalInit { args: Vec<String>, reason: String },
+    #[error("an EAL argument contains a NUL byte: {0:?}")]
+    NulInArgument(String),
+    #[error("cannot create mempool {name} of {size} mbufs: {reason}")]
+    Mempool { name: String, size: u32, reason: String },
+    #[error("no DPDK port named {0:?} (is the device in the EAL arguments, with --vdev or -a?)")]
+    PortNotFound(String),
+    #[error("port {port}: {operation} failed: {reason}")]
+    Port { port: String, operation: &'static str, reason: String },
+    #[error("lcore {lcore} is not an enabled worker lcore, or it is busy")]
+    LcoreUnavailable { lcore: u32 },
+}
+
+/// The message for a negative errno-style return code, from `rte_strerror`.
+pub(crate) fn strerror(code: i32) -> String {
+    let code = code.abs();
+    // SAFETY: rte_strerror returns a pointer to a static or per-lcore buffer holding a
+    // NUL-terminated string for any errno value; it is copied out immediately.
+    let message = unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(code)) };
+    format!("{} (errno {code})", message.to_string_lossy())
+}
+
+/// The message for the current `rte_errno`.
+pub(crate) fn last_error() -> String {
+    // SAFETY: reads the calling thread's rte_errno through the shim; no preconditions.
+    strerror(unsafe { dpdk_sys::levee_errno() })
+}

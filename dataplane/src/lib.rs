@@ -1,0 +1,10 @@
+//! levee's dataplane: everything the poll-mode workers run.
+//!
+//! - [`dpdk`]: safe wrappers over DPDK (the only module with `unsafe`);
+//! - [`worker`]: the poll-mode loop, generic over its packet I/O and clock;
+//! - [`synth`]: synthetic frames and pcap writing for tests, demos and benchmarks.
+
+pub mod dpdk;
+pub mod pcap;
+pub mod synth;
+pub mod worker;
