@@ -58,6 +58,8 @@ fn main() {
         "rte_socket_id",
         "rte_get_tsc_hz",
         "rte_strerror",
+        "rte_openlog_stream",
+        "rte_log_set_global_level",
         "rte_version",
         "rte_pktmbuf_pool_create",
         "rte_pktmbuf_free_bulk",

@@ -1,1 +1,147 @@
-fn main() {}
+//! `levee`: the appliance and its tools.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+
+mod config;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// An inline DDoS scrubbing appliance on DPDK.
+#[derive(Debug, Parser)]
+#[command(name = "levee", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the appliance: EAL, ports, workers.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Stop once no packet has been received for this many seconds.
+        #[arg(long)]
+        exit_when_idle: Option<f64>,
+        /// Print the final summary as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a configuration file: exit 0 if valid, 2 naming each bad key.
+    CheckConfig {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+    /// Write a reproducible capture of small mixed UDP/TCP frames (for demos,
+    /// tests and benchmarks).
+    GenerateCapture {
+        /// Output pcap file.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Number of frames.
+        #[arg(long, default_value_t = 1024)]
+        packets: usize,
+        /// Seed of the generator (same seed, same capture).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage or configuration: exit 2.
+    Usage(anyhow::Error),
+    /// Something failed at run time: exit 1.
+    Runtime(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config, duration, exit_when_idle, json } => cmd_run(&config, duration, exit_when_idle, json),
+        Command::CheckConfig { file } => cmd_check_config(&file),
+        Command::GenerateCapture { out, packets, seed } => cmd_generate_capture(&out, packets, seed),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("levee: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("levee: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, Failure> {
+    value
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| Failure::Usage(anyhow::anyhow!("--{flag}: {s} is not a number of seconds")))
+        })
+        .transpose()
+}
+
+fn cmd_run(path: &std::path::Path, duration: Option<f64>, idle: Option<f64>, json: bool) -> Result<(), Failure> {
+    let config = config::Config::load(path).map_err(|e| Failure::Usage(e.into()))?;
+    init_logging(&config.log.level);
+    let stop_when = run::StopWhen { duration: seconds("duration", duration)?, idle: seconds("exit-when-idle", idle)? };
+    let summary = run::run(&config, stop_when)?;
+    if json {
+        let line = serde_json::to_string(&summary).map_err(|e| Failure::Runtime(e.into()))?;
+        println!("{line}");
+    } else {
+        print!("{}", run::render(&summary));
+    }
+    Ok(())
+}
+
+fn cmd_check_config(path: &std::path::Path) -> Result<(), Failure> {
+    let config = config::Config::load(path).map_err(|e| Failure::Usage(e.into()))?;
+    println!(
+        "{}: valid ({:?} mode, {} pair(s), {} worker(s))",
+        path.display(),
+        config.mode,
+        config.pairs.len(),
+        config.dpdk.worker_lcores.len()
+    );
+    Ok(())
+}
+
+fn cmd_generate_capture(out: &std::path::Path, packets: usize, seed: u64) -> Result<(), Failure> {
+    use levee_dataplane::{pcap, synth};
+    let file = std::fs::File::create(out)
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot create {}: {e}", out.display())))?;
+    let write = || -> std::io::Result<()> {
+        let mut w = pcap::PcapWriter::new(std::io::BufWriter::new(file), pcap::LINKTYPE_ETHERNET)?;
+        for (ts, _, frame) in synth::mixed_small_traffic(packets, seed, 1_700_000_000_000_000_000) {
+            w.write(ts, &frame)?;
+        }
+        w.finish()?;
+        Ok(())
+    };
+    write().map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+    println!("wrote {packets} frames to {}", out.display());
+    Ok(())
+}

@@ -48,6 +48,7 @@ impl Eal {
             args: args.clone(),
             reason: "too many arguments".into(),
         })?;
+        send_logs_to_stderr();
         // SAFETY: argv holds argc valid NUL-terminated strings that outlive the call
         // (leaked above); EAL_CLAIMED guarantees this is the only call in the process.
         let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
@@ -99,4 +100,17 @@ pub fn tsc() -> u64 {
 pub fn tsc_hz(_eal: &Eal) -> u64 {
     // SAFETY: valid once the EAL is initialised, which the `Eal` argument proves.
     unsafe { dpdk_sys::rte_get_tsc_hz() }
+}
+
+/// DPDK's Linux EAL logs to stdout by default; levee keeps stdout for its own
+/// output (summaries, JSON), so DPDK's log lines go to stderr like levee's.
+fn send_logs_to_stderr() {
+    // SAFETY: fdopen on the process's stderr descriptor with a valid mode string; the
+    // FILE stays open for the life of the process, as DPDK expects of a log stream.
+    unsafe {
+        let stream = libc::fdopen(2, c"w".as_ptr());
+        if !stream.is_null() {
+            dpdk_sys::rte_openlog_stream(stream.cast());
+        }
+    }
 }

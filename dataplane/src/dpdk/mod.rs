@@ -33,7 +33,7 @@ pub enum DpdkError {
     NulInArgument(String),
     #[error("cannot create mempool {name} of {size} mbufs: {reason}")]
     Mempool { name: String, size: u32, reason: String },
-    #[error("no DPDK port named {0:?} (is the device in the EAL arguments, with --vdev or -a?)")]
+    #[error("DPDK has no port {0:?}: its device failed to probe (see DPDK's message above) or is not bound to a DPDK driver")]
     PortNotFound(String),
     #[error("port {port}: {operation} failed: {reason}")]
     Port { port: String, operation: &'static str, reason: String },

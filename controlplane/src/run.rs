@@ -1,0 +1,328 @@
+//! `levee run`: staged start-up (EAL, mempool, ports, workers), the main lcore's
+//! supervision loop, and an orderly stop on SIGINT/SIGTERM, a time limit or idleness.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use levee_dataplane::dpdk::{self, Eal, Mempool, Port, PortConfig};
+use levee_dataplane::worker::{
+    Direction, DirectionCounters, DpdkPath, SharedWorkerStats, TscClock, WorkerContext, WorkerCounters,
+    WorkerSettings,
+};
+use serde::Serialize;
+
+use crate::config::{Config, Mode};
+use crate::Failure;
+
+/// When `levee run` should stop besides a signal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StopWhen {
+    /// After this long.
+    pub duration: Option<Duration>,
+    /// After no packet has been received for this long (e.g. a finite capture ended).
+    pub idle: Option<Duration>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    pub mode: Mode,
+    pub dpdk_version: String,
+    pub seconds: f64,
+    pub workers: Vec<WorkerSummary>,
+    pub ports: Vec<PortSummary>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerSummary {
+    pub lcore: u32,
+    pub inbound: Counters,
+    pub outbound: Counters,
+    pub bursts: u64,
+    pub busy_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub dropped_packets: u64,
+    pub tx_failed_packets: u64,
+}
+
+impl From<&DirectionCounters> for Counters {
+    fn from(c: &DirectionCounters) -> Self {
+        Counters {
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            dropped_packets: c.dropped_packets,
+            tx_failed_packets: c.tx_failed_packets,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortSummary {
+    pub name: String,
+    pub role: &'static str,
+    pub driver: String,
+    pub link_up: bool,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub dropped_packets: u64,
+    pub tx_failed_packets: u64,
+    /// Packets received per second of worker loop time (the slowest worker's).
+    pub rx_pps: f64,
+    /// Packets forwarded per second of worker loop time.
+    pub tx_pps: f64,
+}
+
+/// Run the appliance until a stop condition; returns what was counted.
+pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot install a handler for signal {signal}: {e}")))?;
+    }
+
+    // Stage 1: EAL. Its arguments come from the configuration, so a refusal is a
+    // configuration problem (exit 2), with DPDK's reason.
+    let eal = Eal::init(config.eal_args()).map_err(|e| Failure::Usage(e.into()))?;
+    let version = Eal::version();
+    tracing::info!(version, args = ?eal.args(), "EAL initialised");
+    let worker_lcores = dpdk::worker_lcores(&eal);
+    if worker_lcores != config.dpdk.worker_lcores {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "dpdk.worker_lcores: the EAL enabled worker lcores {worker_lcores:?}, the configuration asks for {:?}",
+            config.dpdk.worker_lcores
+        )));
+    }
+    let workers = u16::try_from(worker_lcores.len()).map_err(|_| Failure::Usage(anyhow::anyhow!("too many workers")))?;
+
+    // Stage 2: packet buffers.
+    let pool = Arc::new(
+        Mempool::new(&eal, config.dpdk.mempool_size, config.dpdk.mempool_cache, -1)
+            .map_err(|e| Failure::Runtime(e.into()))?,
+    );
+
+    // Stage 3: ports, one RX and one TX queue per worker on each.
+    let port_config = PortConfig {
+        rx_queues: workers,
+        tx_queues: workers,
+        rx_descriptors: config.dpdk.rx_descriptors,
+        tx_descriptors: config.dpdk.tx_descriptors,
+        promiscuous: true,
+    };
+    let open = |spec: &str| -> Result<Port, Failure> {
+        let device = crate::config::Device::parse(spec).map_err(|m| Failure::Usage(anyhow::anyhow!(m)))?;
+        Port::open(&eal, device.port_name(), &port_config, Arc::clone(&pool)).map_err(|e| Failure::Usage(e.into()))
+    };
+    let mut pairs = Vec::new();
+    for pair in &config.pairs {
+        let outside = open(&pair.outside)?;
+        let inside = pair.inside.as_deref().map(open).transpose()?;
+        pairs.push((outside, inside));
+    }
+
+    // Stage 4: workers, each owning queue `w` of every port.
+    let settings = WorkerSettings { stats_interval_ms: config.dpdk.stats_interval_ms };
+    let clock = TscClock::new(&eal);
+    let mut shared: Vec<(u32, Arc<SharedWorkerStats>)> = Vec::new();
+    let mut contexts = Vec::new();
+    for (w, lcore) in worker_lcores.iter().enumerate() {
+        let queue = w as u16;
+        let mut paths = Vec::new();
+        for (outside, inside) in &pairs {
+            let inline = config.mode == Mode::Inline;
+            let take_err = |e: dpdk::DpdkError| Failure::Runtime(e.into());
+            match inside {
+                Some(inside) => {
+                    paths.push(DpdkPath {
+                        rx: outside.rx_queue(queue).map_err(take_err)?,
+                        tx: if inline { Some(inside.tx_queue(queue).map_err(take_err)?) } else { None },
+                        direction: Direction::Inbound,
+                    });
+                    paths.push(DpdkPath {
+                        rx: inside.rx_queue(queue).map_err(take_err)?,
+                        tx: if inline { Some(outside.tx_queue(queue).map_err(take_err)?) } else { None },
+                        direction: Direction::Outbound,
+                    });
+                }
+                None => paths.push(DpdkPath {
+                    rx: outside.rx_queue(queue).map_err(take_err)?,
+                    tx: None,
+                    direction: Direction::Inbound,
+                }),
+            }
+        }
+        let context = Box::new(WorkerContext::new(paths, clock, settings, Arc::clone(&stop)));
+        shared.push((*lcore, context.shared_stats()));
+        contexts.push((*lcore, context));
+    }
+    let started = Instant::now();
+    let mut joins = Vec::new();
+    for (lcore, mut context) in contexts {
+        let join = dpdk::launch_on_lcore(&eal, lcore, move || {
+            context.run();
+            0
+        })
+        .map_err(|e| {
+            stop.store(true, Ordering::Relaxed);
+            Failure::Runtime(e.into())
+        })?;
+        joins.push(join);
+    }
+    tracing::info!(workers = joins.len(), mode = ?config.mode, "forwarding started");
+
+    supervise(&stop, &shared, started, stop_when);
+
+    stop.store(true, Ordering::Relaxed);
+    for join in joins {
+        let lcore = join.lcore();
+        if join.join() != 0 {
+            tracing::error!(lcore, "worker ended abnormally");
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let hz = dpdk::tsc_hz(&eal).max(1) as f64;
+
+    let mut ports = Vec::new();
+    for (outside, inside) in &pairs {
+        ports.push(port_summary(outside, "outside"));
+        if let Some(inside) = inside {
+            ports.push(port_summary(inside, "inside"));
+        }
+    }
+    // Closing the ports flushes devices such as net_pcap's output file.
+    drop(pairs);
+
+    let mut workers_out = Vec::new();
+    let mut totals = Totals { rx_packets: 0, tx_packets: 0, dropped_packets: 0, tx_failed_packets: 0, rx_pps: 0.0, tx_pps: 0.0 };
+    let mut slowest = 0f64;
+    for (lcore, stats) in &shared {
+        let c: WorkerCounters = stats.snapshot();
+        let t = c.total();
+        totals.rx_packets += t.rx_packets;
+        totals.tx_packets += t.tx_packets;
+        totals.dropped_packets += t.dropped_packets;
+        totals.tx_failed_packets += t.tx_failed_packets;
+        let busy = c.busy_ticks as f64 / hz;
+        slowest = slowest.max(busy);
+        workers_out.push(WorkerSummary {
+            lcore: *lcore,
+            inbound: c.direction(Direction::Inbound).into(),
+            outbound: c.direction(Direction::Outbound).into(),
+            bursts: c.bursts,
+            busy_seconds: busy,
+        });
+    }
+    if slowest > 0.0 {
+        totals.rx_pps = totals.rx_packets as f64 / slowest;
+        totals.tx_pps = totals.tx_packets as f64 / slowest;
+    }
+    Ok(RunSummary { mode: config.mode, dpdk_version: version, seconds, workers: workers_out, ports, totals })
+}
+
+/// The main lcore's loop while workers poll: watch for stop conditions and log rates.
+fn supervise(stop: &AtomicBool, shared: &[(u32, Arc<SharedWorkerStats>)], started: Instant, stop_when: StopWhen) {
+    let total_rx = || shared.iter().map(|(_, s)| s.snapshot().total().rx_packets).sum::<u64>();
+    let mut last_rx = total_rx();
+    let mut last_change = Instant::now();
+    let mut last_log = Instant::now();
+    let mut rx_at_last_log = last_rx;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        let rx = total_rx();
+        if rx != last_rx {
+            last_rx = rx;
+            last_change = now;
+        }
+        if stop_when.duration.is_some_and(|d| now.duration_since(started) >= d) {
+            tracing::info!("time limit reached");
+            break;
+        }
+        if stop_when.idle.is_some_and(|d| now.duration_since(last_change) >= d) {
+            tracing::info!("no packet received for {:?}; stopping", stop_when.idle.unwrap_or_default());
+            break;
+        }
+        if now.duration_since(last_log) >= Duration::from_secs(5) {
+            let pps = (rx - rx_at_last_log) as f64 / now.duration_since(last_log).as_secs_f64();
+            tracing::info!(rx_packets = rx, rx_pps = pps as u64, "forwarding");
+            last_log = now;
+            rx_at_last_log = rx;
+        }
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("stop signal received");
+    }
+}
+
+fn port_summary(port: &Port, role: &'static str) -> PortSummary {
+    let stats = port.stats().unwrap_or_default();
+    PortSummary {
+        name: port.name().to_owned(),
+        role,
+        driver: port.driver().to_owned(),
+        link_up: port.link().up,
+        rx_packets: stats.rx_packets,
+        tx_packets: stats.tx_packets,
+        rx_bytes: stats.rx_bytes,
+        tx_bytes: stats.tx_bytes,
+        rx_missed: stats.rx_missed,
+        rx_errors: stats.rx_errors,
+        tx_errors: stats.tx_errors,
+    }
+}
+
+/// The human-readable summary printed at the end of `levee run`.
+pub fn render(summary: &RunSummary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "levee run ({:?} mode, {}) stopped after {:.2} s", summary.mode, summary.dpdk_version, summary.seconds);
+    let _ = writeln!(out, "{:<10} {:<14} {:<16} {:>12} {:>12} {:>10} {:>10}", "role", "port", "driver", "rx pkts", "tx pkts", "missed", "errors");
+    for p in &summary.ports {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<14} {:<16} {:>12} {:>12} {:>10} {:>10}",
+            p.role, p.name, p.driver, p.rx_packets, p.tx_packets, p.rx_missed, p.rx_errors + p.tx_errors
+        );
+    }
+    for w in &summary.workers {
+        let _ = writeln!(
+            out,
+            "worker lcore {}: inbound {} in / {} out / {} dropped, outbound {} in / {} out / {} dropped, {} tx-failed",
+            w.lcore,
+            w.inbound.rx_packets,
+            w.inbound.tx_packets,
+            w.inbound.dropped_packets,
+            w.outbound.rx_packets,
+            w.outbound.tx_packets,
+            w.outbound.dropped_packets,
+            w.inbound.tx_failed_packets + w.outbound.tx_failed_packets
+        );
+    }
+    let t = &summary.totals;
+    let _ = writeln!(
+        out,
+        "total: {} received, {} forwarded, {} dropped, {} tx-failed ({:.0} pps received)",
+        t.rx_packets, t.tx_packets, t.dropped_packets, t.tx_failed_packets, t.rx_pps
+    );
+    out
+}
