@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, DPDK virtual-device and network-namespace
+# end-to-end tests. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+if cargo nextest --version >/dev/null 2>&1; then
+  # nextest runs every test in its own process: one DPDK EAL per process.
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
