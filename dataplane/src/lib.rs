@@ -2,9 +2,11 @@
 //!
 //! - [`dpdk`]: safe wrappers over DPDK (the only module with `unsafe`);
 //! - [`worker`]: the poll-mode loop, generic over its packet I/O and clock;
+//! - [`wire`]: zero-copy parsers and traffic classes;
 //! - [`synth`]: synthetic frames and pcap writing for tests, demos and benchmarks.
 
 pub mod dpdk;
 pub mod pcap;
 pub mod synth;
+pub mod wire;
 pub mod worker;

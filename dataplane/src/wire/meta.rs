@@ -1,0 +1,332 @@
+//! [`parse`]: a whole frame into a [`PacketMeta`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::ethernet::{ethertype, EthernetFrame, VlanTag, HEADER_LEN as ETH_HEADER_LEN, VLAN_TAG_LEN};
+use super::gre::GrePacket;
+use super::icmp::IcmpMessage;
+use super::ip_protocol;
+use super::ipv4::Ipv4Packet;
+use super::ipv6::{self, Ipv6Packet};
+use super::tcp::TcpSegment;
+use super::udp::UdpDatagram;
+use super::{Error, TrafficClass};
+
+/// VLAN tags levee steps over (QinQ is two; a third is tolerated). More is refused.
+pub const MAX_VLAN_TAGS: usize = 3;
+/// IPv6 extension headers walked before giving up on a chain.
+pub const MAX_IPV6_EXTENSIONS: usize = 8;
+
+/// How far parsing got, and why it stopped if the frame is not usable.
+/// `Ok` and `NotIp` frames are well-formed; every other value is a reason to
+/// count and (by default) drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum ParseStatus {
+    #[default]
+    Ok = 0,
+    /// Well-formed Ethernet carrying something else than IP (ARP, LLDP...).
+    NotIp,
+    EthernetTruncated,
+    VlanTruncated,
+    TooManyVlanTags,
+    Ipv4Truncated,
+    Ipv4BadVersion,
+    /// IHL below 5.
+    Ipv4BadHeaderLength,
+    /// Total length larger than the frame.
+    Ipv4LengthTooLarge,
+    /// Total length smaller than the header.
+    Ipv4LengthTooSmall,
+    Ipv6Truncated,
+    Ipv6BadVersion,
+    /// Payload length larger than the frame.
+    Ipv6LengthTooLarge,
+    /// An extension header runs past the packet.
+    Ipv6ExtensionTruncated,
+    /// More than [`MAX_IPV6_EXTENSIONS`] extension headers.
+    Ipv6ExtensionChainTooLong,
+    /// The transport header does not fit in the IP payload.
+    L4Truncated,
+    /// TCP data offset below 5.
+    TcpBadHeaderLength,
+}
+
+impl ParseStatus {
+    /// Number of distinct statuses, for arrays of counters indexed by status.
+    pub const COUNT: usize = ParseStatus::TcpBadHeaderLength as usize + 1;
+
+    pub const ALL: [ParseStatus; ParseStatus::COUNT] = [
+        ParseStatus::Ok,
+        ParseStatus::NotIp,
+        ParseStatus::EthernetTruncated,
+        ParseStatus::VlanTruncated,
+        ParseStatus::TooManyVlanTags,
+        ParseStatus::Ipv4Truncated,
+        ParseStatus::Ipv4BadVersion,
+        ParseStatus::Ipv4BadHeaderLength,
+        ParseStatus::Ipv4LengthTooLarge,
+        ParseStatus::Ipv4LengthTooSmall,
+        ParseStatus::Ipv6Truncated,
+        ParseStatus::Ipv6BadVersion,
+        ParseStatus::Ipv6LengthTooLarge,
+        ParseStatus::Ipv6ExtensionTruncated,
+        ParseStatus::Ipv6ExtensionChainTooLong,
+        ParseStatus::L4Truncated,
+        ParseStatus::TcpBadHeaderLength,
+    ];
+
+    /// A stable snake_case name, for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParseStatus::Ok => "ok",
+            ParseStatus::NotIp => "not_ip",
+            ParseStatus::EthernetTruncated => "ethernet_truncated",
+            ParseStatus::VlanTruncated => "vlan_truncated",
+            ParseStatus::TooManyVlanTags => "too_many_vlan_tags",
+            ParseStatus::Ipv4Truncated => "ipv4_truncated",
+            ParseStatus::Ipv4BadVersion => "ipv4_bad_version",
+            ParseStatus::Ipv4BadHeaderLength => "ipv4_bad_header_length",
+            ParseStatus::Ipv4LengthTooLarge => "ipv4_length_too_large",
+            ParseStatus::Ipv4LengthTooSmall => "ipv4_length_too_small",
+            ParseStatus::Ipv6Truncated => "ipv6_truncated",
+            ParseStatus::Ipv6BadVersion => "ipv6_bad_version",
+            ParseStatus::Ipv6LengthTooLarge => "ipv6_length_too_large",
+            ParseStatus::Ipv6ExtensionTruncated => "ipv6_extension_truncated",
+            ParseStatus::Ipv6ExtensionChainTooLong => "ipv6_extension_chain_too_long",
+            ParseStatus::L4Truncated => "l4_truncated",
+            ParseStatus::TcpBadHeaderLength => "tcp_bad_header_length",
+        }
+    }
+
+    /// Whether the frame is well-formed (IP or not).
+    #[inline(always)]
+    pub fn is_well_formed(self) -> bool {
+        matches!(self, ParseStatus::Ok | ParseStatus::NotIp)
+    }
+}
+
+/// The network layer of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum L3Family {
+    #[default]
+    None,
+    Ipv4,
+    Ipv6,
+}
+
+/// Where a packet sits in a fragmented datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Fragment {
+    /// Not fragmented.
+    #[default]
+    None,
+    /// Offset 0 with more fragments to come: carries the transport header.
+    First,
+    /// Offset > 0: no transport header.
+    NonFirst,
+}
+
+/// The compact facts levee keeps about a frame. `Copy`, one cache line.
+///
+/// Addresses are 16 bytes for both families: IPv4 addresses are stored
+/// IPv4-mapped (`::ffff:a.b.c.d`), so one key type serves every table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketMeta {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Length of the whole frame.
+    pub frame_len: u16,
+    /// IP total length (IPv4) or 40 + payload length (IPv6).
+    pub ip_len: u16,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Outer and inner VLAN ids (0 when absent).
+    pub vlan: [u16; 2],
+    /// EtherType carried by GRE, when `protocol` is GRE.
+    pub gre_protocol: u16,
+    /// Offset of the transport header in the frame (0 if none was parsed).
+    pub l4_offset: u16,
+    pub status: ParseStatus,
+    pub family: L3Family,
+    /// IP protocol (IPv4) or the upper-layer next header after the extension
+    /// chain (IPv6).
+    pub protocol: u8,
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub ttl: u8,
+    pub fragment: Fragment,
+    pub vlan_count: u8,
+    pub class: TrafficClass,
+}
+
+const _: () = assert!(std::mem::size_of::<PacketMeta>() <= 64, "PacketMeta fits a cache line");
+
+impl PacketMeta {
+    /// Source address (`None` unless the frame is IP).
+    pub fn src_ip(&self) -> Option<IpAddr> {
+        self.addr(&self.src)
+    }
+
+    /// Destination address (`None` unless the frame is IP).
+    pub fn dst_ip(&self) -> Option<IpAddr> {
+        self.addr(&self.dst)
+    }
+
+    fn addr(&self, a: &[u8; 16]) -> Option<IpAddr> {
+        match self.family {
+            L3Family::None => None,
+            L3Family::Ipv4 => Some(IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))),
+            L3Family::Ipv6 => Some(IpAddr::V6(Ipv6Addr::from(*a))),
+        }
+    }
+}
+
+#[inline(always)]
+fn mapped_v4(a: [u8; 4]) -> [u8; 16] {
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]
+}
+
+/// Parse a frame. Never panics and never reads past `frame`.
+#[inline]
+pub fn parse(frame: &[u8]) -> PacketMeta {
+    let mut meta = PacketMeta { frame_len: u16::try_from(frame.len()).unwrap_or(u16::MAX), ..PacketMeta::default() };
+    meta.status = parse_into(frame, &mut meta);
+    meta.class = TrafficClass::of(&meta);
+    meta
+}
+
+#[inline(always)]
+fn parse_into(frame: &[u8], meta: &mut PacketMeta) -> ParseStatus {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else { return ParseStatus::EthernetTruncated };
+    let mut ethertype = eth.ethertype();
+    let mut offset = ETH_HEADER_LEN;
+    while ethertype::is_vlan(ethertype) {
+        if usize::from(meta.vlan_count) == MAX_VLAN_TAGS {
+            return ParseStatus::TooManyVlanTags;
+        }
+        let Ok(tag) = VlanTag::new_checked(&frame[offset..]) else { return ParseStatus::VlanTruncated };
+        if let Some(slot) = meta.vlan.get_mut(usize::from(meta.vlan_count)) {
+            *slot = tag.vlan_id();
+        }
+        meta.vlan_count += 1;
+        ethertype = tag.ethertype();
+        offset += VLAN_TAG_LEN;
+    }
+    match ethertype {
+        ethertype::IPV4 => parse_ipv4(frame, offset, meta),
+        ethertype::IPV6 => parse_ipv6(frame, offset, meta),
+        _ => ParseStatus::NotIp,
+    }
+}
+
+#[inline(always)]
+fn parse_ipv4(frame: &[u8], offset: usize, meta: &mut PacketMeta) -> ParseStatus {
+    let ip = match Ipv4Packet::new_checked(&frame[offset..]) {
+        Ok(ip) => ip,
+        Err(Error::Truncated) => return ParseStatus::Ipv4Truncated,
+        Err(Error::BadVersion) => return ParseStatus::Ipv4BadVersion,
+        Err(Error::BadHeaderLength) => return ParseStatus::Ipv4BadHeaderLength,
+        Err(Error::LengthTooSmall) => return ParseStatus::Ipv4LengthTooSmall,
+        Err(Error::LengthTooLarge) => return ParseStatus::Ipv4LengthTooLarge,
+    };
+    meta.family = L3Family::Ipv4;
+    meta.src = mapped_v4(ip.source());
+    meta.dst = mapped_v4(ip.destination());
+    meta.ip_len = ip.total_len();
+    meta.ttl = ip.ttl();
+    meta.protocol = ip.protocol();
+    let frag_offset = ip.fragment_offset();
+    if frag_offset != 0 {
+        meta.fragment = Fragment::NonFirst;
+        return ParseStatus::Ok;
+    }
+    if ip.more_fragments() {
+        meta.fragment = Fragment::First;
+    }
+    let l4_offset = offset + ip.header_len();
+    parse_l4(ip.protocol(), ip.payload(), l4_offset, meta)
+}
+
+#[inline(always)]
+fn parse_ipv6(frame: &[u8], offset: usize, meta: &mut PacketMeta) -> ParseStatus {
+    let ip = match Ipv6Packet::new_checked(&frame[offset..]) {
+        Ok(ip) => ip,
+        Err(Error::BadVersion) => return ParseStatus::Ipv6BadVersion,
+        Err(Error::LengthTooLarge) => return ParseStatus::Ipv6LengthTooLarge,
+        Err(_) => return ParseStatus::Ipv6Truncated,
+    };
+    meta.family = L3Family::Ipv6;
+    meta.src = ip.source();
+    meta.dst = ip.destination();
+    meta.ip_len = u16::try_from(ipv6::HEADER_LEN + usize::from(ip.payload_len())).unwrap_or(u16::MAX);
+    meta.ttl = ip.hop_limit();
+    let payload = ip.payload();
+    let mut next = ip.next_header();
+    let mut at = 0usize;
+    let mut walked = 0usize;
+    while ipv6::is_walkable_extension(next) {
+        if walked == MAX_IPV6_EXTENSIONS {
+            meta.protocol = next;
+            return ParseStatus::Ipv6ExtensionChainTooLong;
+        }
+        let Ok(ext) = ipv6::extension_header(next, &payload[at..]) else {
+            meta.protocol = next;
+            return ParseStatus::Ipv6ExtensionTruncated;
+        };
+        walked += 1;
+        at += ext.len;
+        next = ext.next_header;
+        if let Some((frag_offset, more)) = ext.fragment {
+            if frag_offset != 0 {
+                meta.fragment = Fragment::NonFirst;
+                meta.protocol = next;
+                return ParseStatus::Ok;
+            }
+            if more {
+                meta.fragment = Fragment::First;
+            }
+        }
+    }
+    meta.protocol = next;
+    let l4_offset = offset + ipv6::HEADER_LEN + at;
+    parse_l4(next, &payload[at..], l4_offset, meta)
+}
+
+#[inline(always)]
+fn parse_l4(protocol: u8, payload: &[u8], l4_offset: usize, meta: &mut PacketMeta) -> ParseStatus {
+    let l4_offset = u16::try_from(l4_offset).unwrap_or(u16::MAX);
+    match protocol {
+        ip_protocol::UDP => {
+            let Ok(udp) = UdpDatagram::new_checked(payload) else { return ParseStatus::L4Truncated };
+            meta.src_port = udp.src_port();
+            meta.dst_port = udp.dst_port();
+        }
+        ip_protocol::TCP => {
+            let tcp = match TcpSegment::new_checked(payload) {
+                Ok(tcp) => tcp,
+                Err(Error::BadHeaderLength) => return ParseStatus::TcpBadHeaderLength,
+                Err(_) => return ParseStatus::L4Truncated,
+            };
+            meta.src_port = tcp.src_port();
+            meta.dst_port = tcp.dst_port();
+            meta.tcp_flags = tcp.flags();
+        }
+        ip_protocol::ICMP | ip_protocol::ICMPV6 => {
+            let Ok(icmp) = IcmpMessage::new_checked(payload) else { return ParseStatus::L4Truncated };
+            meta.icmp_type = icmp.msg_type();
+            meta.icmp_code = icmp.code();
+        }
+        ip_protocol::GRE => {
+            let Ok(gre) = GrePacket::new_checked(payload) else { return ParseStatus::L4Truncated };
+            meta.gre_protocol = gre.protocol();
+        }
+        // ESP, SCTP, anything else: the protocol number is all levee needs.
+        _ => return ParseStatus::Ok,
+    }
+    meta.l4_offset = l4_offset;
+    ParseStatus::Ok
+}
