@@ -7,7 +7,7 @@ PACKAGES=(
   # DPDK 22.11 (libraries, PMD plugins, dpdk-testpmd) and what the bindings need
   dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev build-essential
   # capture files (net_pcap PMD) and inspecting them
-  libpcap-dev
+  libpcap-dev tshark
   # network-namespace tests and the lab
   iproute2 iputils-ping ethtool python3
 )

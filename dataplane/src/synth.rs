@@ -1,7 +1,7 @@
 //! Synthetic traffic: well-formed Ethernet/IPv4 frames with correct checksums, and
 //! a reproducible mix of small UDP and TCP frames for demos, tests and benchmarks.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// IPv4 protocol numbers used here.
 pub const PROTO_TCP: u8 = 6;
@@ -130,6 +130,134 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+}
+
+/// Insert VLAN tags `(tpid, vlan id)` after the MAC addresses of an Ethernet frame.
+pub fn with_vlan_tags(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    for (tpid, id) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+    }
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// An Ethernet/IPv4/ICMP frame (type, code, 4 bytes rest-of-header, payload).
+pub fn icmp_frame(e: &Endpoints, icmp_type: u8, code: u8, payload: &[u8]) -> Vec<u8> {
+    let mut l4 = vec![icmp_type, code, 0, 0, 0, 1, 0, 1];
+    l4.extend_from_slice(payload);
+    let sum = !ones_complement_sum(0, &l4);
+    l4[2..4].copy_from_slice(&sum.to_be_bytes());
+    ipv4_frame(e, 1, &l4)
+}
+
+/// A non-first IPv4 fragment at `offset_bytes` (a multiple of 8) of a datagram
+/// of `protocol`, carrying `data`.
+pub fn ipv4_later_fragment(e: &Endpoints, protocol: u8, offset_bytes: u16, more: bool, data: &[u8]) -> Vec<u8> {
+    let mut f = ipv4_frame(e, protocol, data);
+    let flags_frag = (offset_bytes / 8) | if more { 0x2000 } else { 0 };
+    f[20..22].copy_from_slice(&flags_frag.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum = !ones_complement_sum(0, &f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// An Ethernet/IPv6 frame: fixed header with `next_header`, then `payload`
+/// (extension headers and the upper layer, as given).
+pub fn ipv6_frame(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, next_header: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54 + payload.len());
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.push(next_header);
+    f.push(hop_limit);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A UDP datagram over IPv6 with a correct checksum.
+pub fn udp6_frame(src: Ipv6Addr, dst: Ipv6Addr, src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut l4 = Vec::with_capacity(8 + payload.len());
+    l4.extend_from_slice(&src_port.to_be_bytes());
+    l4.extend_from_slice(&dst_port.to_be_bytes());
+    l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.extend_from_slice(payload);
+    let mut pseudo = Vec::with_capacity(40);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(l4.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, PROTO_UDP]);
+    let partial = u32::from(ones_complement_sum(0, &pseudo));
+    let sum = !ones_complement_sum(partial, &l4);
+    l4[6..8].copy_from_slice(&(if sum == 0 { 0xffff } else { sum }).to_be_bytes());
+    ipv6_frame(src, dst, 64, PROTO_UDP, &l4)
+}
+
+/// A frame of every shape levee distinguishes, each with the name of the traffic
+/// class it must be counted under: IPv4 and IPv6, every TCP flag class, UDP from
+/// each reflector port, ICMP, fragments, GRE, other IP, VLAN and QinQ tags, ARP.
+pub fn labelled_mix(seed: u64) -> Vec<(Vec<u8>, &'static str)> {
+    use crate::wire::{TrafficClass, REFLECTORS};
+    let mut rng = Rng::new(seed);
+    let mut endpoints = |dst_port: u16| Endpoints {
+        src_mac: [0x02, 0, 0, 0, 0, 1],
+        dst_mac: [0x02, 0, 0, 0, 0, 2],
+        src: Ipv4Addr::from(0xcb00_7100u32 | (rng.below(256) as u32)),
+        dst: Ipv4Addr::new(10, 0, 0, 1 + (rng.below(200) as u8)),
+        src_port: 1024 + rng.below(50000) as u16,
+        dst_port,
+        ttl: 30 + rng.below(200) as u8,
+    };
+    let mut mix: Vec<(Vec<u8>, &'static str)> = Vec::new();
+    for (flags, class) in [
+        (tcp_flags::SYN, "tcp_syn"),
+        (tcp_flags::SYN | tcp_flags::ACK, "tcp_syn_ack"),
+        (tcp_flags::ACK, "tcp_ack"),
+        (tcp_flags::ACK | tcp_flags::PSH, "tcp_ack"),
+        (tcp_flags::RST, "tcp_rst"),
+        (tcp_flags::RST | tcp_flags::ACK, "tcp_rst"),
+        (tcp_flags::FIN | tcp_flags::ACK, "tcp_other"),
+        (0, "tcp_other"),
+    ] {
+        mix.push((tcp_frame(&endpoints(443), flags, 1, 0, b"data"), class));
+    }
+    mix.push((udp_frame(&endpoints(27015), &[7; 40]), "udp"));
+    for (port, reflector) in REFLECTORS {
+        let e = Endpoints { src_port: *port, ..endpoints(40000) };
+        let name = TrafficClass::Reflected(*reflector).name();
+        mix.push((udp_frame(&e, &[0x5a; 200]), name));
+    }
+    mix.push((icmp_frame(&endpoints(0), 8, 0, &[1; 56]), "icmp"));
+    mix.push((icmp_frame(&endpoints(0), 3, 3, &[2; 28]), "icmp"));
+    mix.push((ipv4_later_fragment(&endpoints(0), PROTO_UDP, 1480, true, &[3; 200]), "fragment"));
+    mix.push((ipv4_later_fragment(&endpoints(0), PROTO_UDP, 2960, false, &[4; 100]), "fragment"));
+    mix.push((ipv4_frame(&endpoints(0), 47, &[0, 0, 0x08, 0x00, 0x45, 0, 0, 20]), "gre"));
+    mix.push((ipv4_frame(&endpoints(0), 50, &[0; 32]), "other_ip"));
+    let vlan = udp_frame(&Endpoints { src_port: 123, ..endpoints(5000) }, &[9; 468]);
+    mix.push((with_vlan_tags(&vlan, &[(0x8100, 100)]), "udp_ntp"));
+    mix.push((with_vlan_tags(&vlan, &[(0x88a8, 300), (0x8100, 42)]), "udp_ntp"));
+    let syn = tcp_frame(&endpoints(80), tcp_flags::SYN, 9, 0, &[]);
+    mix.push((with_vlan_tags(&syn, &[(0x8100, 7)]), "tcp_syn"));
+    let v6src: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    let v6dst: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+    mix.push((udp6_frame(v6src, v6dst, 53, 33000, &[1; 300]), "udp_dns"));
+    mix.push((udp6_frame(v6src, v6dst, 33000, 53, &[1; 30]), "udp"));
+    mix.push((ipv6_frame(v6src, v6dst, 64, 58, &[128, 0, 0, 0, 0, 1, 0, 1]), "icmp"));
+    // IPv6 hop-by-hop (PadN) then a non-first fragment of UDP.
+    let mut ext = vec![44, 0, 1, 4, 0, 0, 0, 0];
+    ext.extend_from_slice(&[17, 0, 0x05, 0xa8, 0, 0, 0, 9]);
+    ext.extend_from_slice(&[0; 64]);
+    mix.push((ipv6_frame(v6src, v6dst, 64, 0, &ext), "fragment"));
+    let mut arp = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06];
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 9, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1]);
+    arp.resize(60, 0);
+    mix.push((arp, "non_ip"));
+    mix
 }
 
 /// The kinds of frame in [`mixed_small_traffic`].

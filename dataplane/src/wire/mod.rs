@@ -46,3 +46,6 @@ pub mod ip_protocol {
     pub const ESP: u8 = 50;
     pub const ICMPV6: u8 = 58;
 }
+
+#[cfg(test)]
+mod tests;
