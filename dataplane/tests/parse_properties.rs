@@ -1,0 +1,71 @@
+//! Property tests: no input makes the parser panic or claim more than the frame
+//! holds, and mutations of valid frames stay within the documented statuses.
+
+use levee_dataplane::synth;
+use levee_dataplane::wire::{parse, Fragment, L3Family, ParseStatus, TrafficClass};
+use proptest::prelude::*;
+
+/// Invariants every parse result must satisfy, whatever the input.
+fn check_invariants(frame: &[u8]) {
+    let m = parse(frame);
+    assert_eq!(usize::from(m.frame_len), frame.len().min(usize::from(u16::MAX)));
+    assert!(usize::from(m.l4_offset) <= frame.len(), "transport offset inside the frame");
+    if m.status == ParseStatus::Ok {
+        assert_ne!(m.family, L3Family::None);
+        assert!(usize::from(m.ip_len) + 14 <= frame.len(), "IP length within the frame");
+        assert_ne!(m.class, TrafficClass::Malformed);
+    }
+    if !m.status.is_well_formed() {
+        assert_eq!(m.class, TrafficClass::Malformed);
+    }
+    if m.fragment == Fragment::NonFirst {
+        assert_eq!((m.src_port, m.dst_port, m.l4_offset), (0, 0, 0));
+    }
+    assert!(usize::from(m.vlan_count) <= levee_dataplane::wire::MAX_VLAN_TAGS);
+    assert!(m.class.index() < TrafficClass::COUNT);
+}
+
+fn valid_frames() -> Vec<Vec<u8>> {
+    synth::labelled_mix(1).into_iter().map(|(f, _)| f).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..1600)) {
+        check_invariants(&frame);
+    }
+
+    /// Random bytes behind a plausible Ethernet + IP prefix, to get past the first
+    /// checks far more often than uniform bytes do.
+    #[test]
+    fn ip_shaped_garbage_never_panics(
+        ethertype in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100), Just(0x88a8)],
+        first in any::<u8>(),
+        rest in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.push(first);
+        f.extend(rest);
+        check_invariants(&f);
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(
+        which in 0usize..64,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        cut in any::<usize>(),
+    ) {
+        let frames = valid_frames();
+        let mut f = frames[which % frames.len()].clone();
+        for (at, byte) in flips {
+            let len = f.len();
+            f[at % len] = byte;
+        }
+        let cut = cut % (f.len() + 1);
+        check_invariants(&f[..cut]);
+        check_invariants(&f);
+    }
+}
