@@ -8,5 +8,6 @@
 pub mod dpdk;
 pub mod pcap;
 pub mod synth;
+pub mod tables;
 pub mod wire;
 pub mod worker;

@@ -86,7 +86,7 @@ impl MbufBurst {
             // bounds of its buffer; a prefetch never faults.
             unsafe {
                 let data = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
-                prefetch0(data);
+                super::prefetch_ptr(data);
             }
         }
     }
@@ -190,17 +190,3 @@ impl Drop for MbufBurst {
     }
 }
 
-/// rte_prefetch0, inlined (the C shim's version would cost a call per packet).
-#[inline(always)]
-fn prefetch0(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: as above, through DPDK's own rte_prefetch0.
-    unsafe {
-        dpdk_sys::levee_prefetch0(p.cast());
-    }
-}

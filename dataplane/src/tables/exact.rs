@@ -1,0 +1,318 @@
+//! A fixed-capacity open-addressing hash table (linear probing, backward-shift
+//! deletion) owned by one worker: no locks, no atomics, no allocation after
+//! creation. Keys are hashed with a per-table random multiplier so that spoofed
+//! sources cannot be chosen to collide.
+
+use super::TableError;
+
+/// A key of an [`ExactTable`]: an IPv4 address (u32), an IPv6 address (u128), or
+/// a packed prefix (u64 / u128 with the length folded in).
+pub trait TableKey: Copy + Eq + Default + std::fmt::Debug {
+    /// 64 well-mixed bits for a multiplier `m` (odd) and `seed`.
+    fn hash(&self, m: u64, seed: u64) -> u64;
+}
+
+#[inline(always)]
+fn mix(x: u64, m: u64, seed: u64) -> u64 {
+    // Multiply-xorshift: cheap, and with a random odd multiplier and seed the
+    // slot of a key cannot be predicted by whoever picks the key.
+    let h = (x ^ seed).wrapping_mul(m);
+    h ^ (h >> 29)
+}
+
+impl TableKey for u32 {
+    #[inline(always)]
+    fn hash(&self, m: u64, seed: u64) -> u64 {
+        mix(u64::from(*self), m, seed)
+    }
+}
+
+impl TableKey for u64 {
+    #[inline(always)]
+    fn hash(&self, m: u64, seed: u64) -> u64 {
+        mix(*self, m, seed)
+    }
+}
+
+impl TableKey for u128 {
+    #[inline(always)]
+    fn hash(&self, m: u64, seed: u64) -> u64 {
+        mix((*self as u64) ^ mix((*self >> 64) as u64, m, seed.rotate_left(17)), m, seed)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot<K, V> {
+    key: K,
+    value: V,
+    used: bool,
+}
+
+/// Random 64-bit values for hashing, from the OS.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS once per process and perturbed per instance.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x9e37_79b9_7f4a_7c15);
+    h.finish()
+}
+
+/// A preallocated hash table from `K` to `V`.
+#[derive(Debug, Clone)]
+pub struct ExactTable<K, V> {
+    slots: Box<[Slot<K, V>]>,
+    mask: usize,
+    len: usize,
+    capacity: usize,
+    multiplier: u64,
+    seed: u64,
+}
+
+impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
+    /// A table for up to `capacity` entries. Slots are twice that (rounded up to a
+    /// power of two), so probe sequences stay short at full capacity.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let slots = (capacity.max(1) * 2).next_power_of_two();
+        ExactTable {
+            slots: vec![Slot::default(); slots].into_boxed_slice(),
+            mask: slots - 1,
+            len: 0,
+            capacity: capacity.max(1),
+            multiplier: random_u64() | 1,
+            seed: random_u64(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Memory held by the slots, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+    }
+
+    #[inline(always)]
+    fn home(&self, key: &K) -> usize {
+        (key.hash(self.multiplier, self.seed) >> 20) as usize & self.mask
+    }
+
+    /// The slot index holding `key`, if any.
+    #[inline(always)]
+    fn find(&self, key: &K, mut i: usize) -> Option<usize> {
+        loop {
+            let slot = &self.slots[i];
+            if !slot.used {
+                return None;
+            }
+            if slot.key == *key {
+                return Some(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.find(key, self.home(key)).map(|i| &self.slots[i].value)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        match self.find(key, self.home(key)) {
+            Some(i) => Some(&mut self.slots[i].value),
+            None => None,
+        }
+    }
+
+    /// Look up a batch: hashes first, prefetching each home slot, then probes, so
+    /// the cache misses of a burst overlap. `out[i]` is the slot of `keys[i]`.
+    #[inline]
+    pub fn find_bulk(&self, keys: &[K], out: &mut [Option<SlotRef>]) {
+        let n = keys.len().min(out.len()).min(BULK_MAX);
+        let mut homes = [0usize; BULK_MAX];
+        for i in 0..n {
+            let h = self.home(&keys[i]);
+            homes[i] = h;
+            crate::dpdk::prefetch(&self.slots[h]);
+        }
+        for i in 0..n {
+            out[i] = self.find(&keys[i], homes[i]).map(SlotRef);
+        }
+    }
+
+    /// The value in a slot found by [`ExactTable::find_bulk`].
+    #[inline(always)]
+    pub fn slot_value(&self, slot: SlotRef) -> &V {
+        &self.slots[slot.0 & self.mask].value
+    }
+
+    #[inline(always)]
+    pub fn slot_value_mut(&mut self, slot: SlotRef) -> &mut V {
+        let mask = self.mask;
+        &mut self.slots[slot.0 & mask].value
+    }
+
+    /// Insert or replace. A new key beyond the capacity is refused.
+    pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>, TableError> {
+        let mut i = self.home(&key);
+        loop {
+            let slot = &mut self.slots[i];
+            if !slot.used {
+                if self.len >= self.capacity {
+                    return Err(TableError::Full { capacity: self.capacity });
+                }
+                *slot = Slot { key, value, used: true };
+                self.len += 1;
+                return Ok(None);
+            }
+            if slot.key == key {
+                return Ok(Some(std::mem::replace(&mut slot.value, value)));
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Remove a key; later entries of its probe run shift back so no tombstone is
+    /// left and lookups never slow down with churn.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let mut hole = self.find(key, self.home(key))?;
+        let removed = self.slots[hole].value;
+        let mut i = hole;
+        loop {
+            i = (i + 1) & self.mask;
+            if !self.slots[i].used {
+                break;
+            }
+            let home = self.home(&self.slots[i].key);
+            // Move slot i into the hole if its home is not in (hole, i] cyclically.
+            let distance_home = i.wrapping_sub(home) & self.mask;
+            let distance_hole = i.wrapping_sub(hole) & self.mask;
+            if distance_home >= distance_hole {
+                self.slots[hole] = self.slots[i];
+                hole = i;
+            }
+        }
+        self.slots[hole] = Slot::default();
+        self.len -= 1;
+        Some(removed)
+    }
+
+    /// Every (key, value), in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.slots.iter().filter(|s| s.used).map(|s| (&s.key, &s.value))
+    }
+
+    /// Remove every entry for which `keep` is false.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let doomed: Vec<K> = self.iter().filter(|(k, v)| !keep(k, v)).map(|(k, _)| *k).collect();
+        for k in doomed {
+            self.remove(&k);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.fill(Slot::default());
+        self.len = 0;
+    }
+}
+
+/// A slot found by a bulk lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotRef(usize);
+
+/// Keys per bulk lookup (a burst).
+pub const BULK_MAX: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn insert_get_remove() {
+        let mut t: ExactTable<u32, u32> = ExactTable::with_capacity(4);
+        assert_eq!(t.insert(0, 10), Ok(None), "key 0 is a valid key");
+        assert_eq!(t.insert(7, 70), Ok(None));
+        assert_eq!(t.insert(7, 71), Ok(Some(70)));
+        assert_eq!(t.get(&7), Some(&71));
+        assert_eq!(t.get(&0), Some(&10));
+        assert_eq!(t.get(&8), None);
+        assert_eq!(t.insert(1, 1), Ok(None));
+        assert_eq!(t.insert(2, 2), Ok(None));
+        assert_eq!(t.insert(3, 3), Err(TableError::Full { capacity: 4 }));
+        assert_eq!(t.insert(2, 22), Ok(Some(2)), "replacing works when full");
+        assert_eq!(t.remove(&7), Some(71));
+        assert_eq!(t.remove(&7), None);
+        assert_eq!(t.insert(3, 3), Ok(None), "room again after a removal");
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn bulk_matches_single() {
+        let mut t: ExactTable<u32, u32> = ExactTable::with_capacity(1000);
+        for k in (0..2000u32).step_by(2) {
+            t.insert(k, k * 3).expect("room");
+        }
+        let keys: Vec<u32> = (0..64).map(|i| i * 31).collect();
+        let mut out = [None; 64];
+        t.find_bulk(&keys, &mut out);
+        for (k, o) in keys.iter().zip(out) {
+            assert_eq!(o.map(|s| *t.slot_value(s)), t.get(k).copied(), "key {k}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_hashmap(ops in proptest::collection::vec((0u8..3, 0u32..64, any::<u32>()), 1..400)) {
+            let mut t: ExactTable<u32, u32> = ExactTable::with_capacity(40);
+            let mut model: HashMap<u32, u32> = HashMap::new();
+            for (op, k, v) in ops {
+                match op {
+                    0 => {
+                        let r = t.insert(k, v);
+                        if model.contains_key(&k) || model.len() < 40 {
+                            prop_assert_eq!(r, Ok(model.insert(k, v)));
+                        } else {
+                            prop_assert_eq!(r, Err(TableError::Full { capacity: 40 }));
+                        }
+                    }
+                    1 => prop_assert_eq!(t.remove(&k), model.remove(&k)),
+                    _ => prop_assert_eq!(t.get(&k), model.get(&k)),
+                }
+                prop_assert_eq!(t.len(), model.len());
+            }
+            for k in 0..64 {
+                prop_assert_eq!(t.get(&k), model.get(&k));
+            }
+        }
+
+        #[test]
+        fn wide_keys_agree_with_hashmap(ops in proptest::collection::vec((any::<bool>(), 0u128..32), 1..200)) {
+            let mut t: ExactTable<u128, ()> = ExactTable::with_capacity(32);
+            let mut model = std::collections::HashSet::new();
+            for (insert, k) in ops {
+                let k = k << 100 | k;
+                if insert {
+                    t.insert(k, ()).expect("capacity is the key space");
+                    model.insert(k);
+                } else {
+                    prop_assert_eq!(t.remove(&k).is_some(), model.remove(&k));
+                }
+            }
+            for (k, _) in t.iter() {
+                prop_assert!(model.contains(k));
+            }
+            prop_assert_eq!(t.len(), model.len());
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The writer's side of the tables: validates every change against a model of
+//! what the workers hold (capacity, allowlist), numbers it, and delivers it to
+//! every worker's mailbox without ever dropping one.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+use super::{Prefix, RuleTables, SignatureRule, SignatureSet, SourceLimit, TableCapacities, TableCommand, TableError};
+
+/// A worker's end: applies pending commands to its tables between bursts.
+#[derive(Debug)]
+pub struct TableMailbox {
+    rx: Receiver<(u64, TableCommand)>,
+    applied: Arc<AtomicU64>,
+}
+
+impl TableMailbox {
+    /// Apply up to `max` pending commands; returns how many were applied.
+    /// Never blocks.
+    #[inline]
+    pub fn drain(&mut self, tables: &mut RuleTables, now_ns: u64, max: usize) -> usize {
+        let mut n = 0;
+        let mut last = None;
+        while n < max {
+            let Ok((seq, command)) = self.rx.try_recv() else { break };
+            // The publisher validated the command against the same capacities;
+            // a refusal here is counted in the tables.
+            let _ = tables.apply(command, now_ns);
+            last = Some(seq);
+            n += 1;
+        }
+        if let Some(seq) = last {
+            self.applied.store(seq, Ordering::Release);
+        }
+        n
+    }
+}
+
+/// What the publisher knows of a blocklist entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockState {
+    pub rule_id: u32,
+    pub expires_at_ns: u64,
+}
+
+/// The control plane's end.
+#[derive(Debug)]
+pub struct TablePublisher {
+    senders: Vec<Sender<(u64, TableCommand)>>,
+    acks: Vec<Arc<AtomicU64>>,
+    backlog: Vec<VecDeque<(u64, TableCommand)>>,
+    next_seq: u64,
+    capacities: TableCapacities,
+    allow: BTreeSet<Prefix>,
+    blocked: BTreeMap<Prefix, BlockState>,
+    signatures: Arc<SignatureSet>,
+    /// Signature sets workers may still hold; freed here once they let go.
+    retired: Vec<Arc<SignatureSet>>,
+    /// Blocked entries by (host?, IPv4?), kept so capacity checks cost nothing.
+    blocked_counts: [[usize; 2]; 2],
+    /// Changes refused because a table was full.
+    pub refused_full: u64,
+}
+
+impl TablePublisher {
+    /// A publisher and one mailbox per worker, each holding up to `depth` commands.
+    pub fn new(workers: usize, capacities: TableCapacities, depth: usize) -> (TablePublisher, Vec<TableMailbox>) {
+        let mut senders = Vec::new();
+        let mut mailboxes = Vec::new();
+        let mut acks = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = bounded(depth.max(1));
+            let applied = Arc::new(AtomicU64::new(0));
+            senders.push(tx);
+            acks.push(Arc::clone(&applied));
+            mailboxes.push(TableMailbox { rx, applied });
+        }
+        let publisher = TablePublisher {
+            backlog: vec![VecDeque::new(); workers],
+            senders,
+            acks,
+            next_seq: 1,
+            capacities,
+            allow: BTreeSet::new(),
+            blocked: BTreeMap::new(),
+            signatures: Arc::new(SignatureSet::default()),
+            retired: Vec::new(),
+            blocked_counts: [[0; 2]; 2],
+            refused_full: 0,
+        };
+        (publisher, mailboxes)
+    }
+
+    fn send(&mut self, command: TableCommand) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        for w in 0..self.senders.len() {
+            self.backlog[w].push_back((seq, command.clone()));
+        }
+        self.flush();
+        seq
+    }
+
+    /// Push backlogged commands into mailboxes that have room; returns how many
+    /// commands are still waiting (for a stalled worker).
+    pub fn flush(&mut self) -> usize {
+        for (w, tx) in self.senders.iter().enumerate() {
+            while let Some(item) = self.backlog[w].pop_front() {
+                match tx.try_send(item) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(item)) => {
+                        self.backlog[w].push_front(item);
+                        break;
+                    }
+                    // A worker that is gone needs nothing more.
+                    Err(TrySendError::Disconnected(_)) => self.backlog[w].clear(),
+                }
+            }
+        }
+        self.retired.retain(|s| Arc::strong_count(s) > 1);
+        self.backlog.iter().map(VecDeque::len).sum()
+    }
+
+    /// Whether every worker has applied the change numbered `seq`.
+    pub fn visible_everywhere(&self, seq: u64) -> bool {
+        self.acks.iter().all(|a| a.load(Ordering::Acquire) >= seq)
+    }
+
+    /// The allowlisted prefix that contains all of `prefix`, if any.
+    fn covering_allow(&self, prefix: &Prefix) -> Option<Prefix> {
+        self.allow.iter().find(|a| a.len() <= prefix.len() && a.contains(prefix.addr())).copied()
+    }
+
+    fn count_mut(&mut self, prefix: &Prefix) -> &mut usize {
+        &mut self.blocked_counts[usize::from(prefix.is_host())][usize::from(prefix.addr().is_ipv4())]
+    }
+
+    /// Block a source address or prefix. Refused inside an allowlisted prefix or
+    /// when the table is full; replacing an entry updates its rule and expiry.
+    pub fn block(&mut self, prefix: Prefix, rule_id: u32, expires_at_ns: u64) -> Result<u64, TableError> {
+        if let Some(allowlisted) = self.covering_allow(&prefix) {
+            return Err(TableError::Allowlisted { prefix, allowlisted });
+        }
+        if !self.blocked.contains_key(&prefix) {
+            let (host, v4) = (prefix.is_host(), prefix.addr().is_ipv4());
+            let capacity = if host { self.capacities.blocked_hosts } else { self.capacities.blocked_prefixes };
+            let _ = v4;
+            if *self.count_mut(&prefix) >= capacity {
+                self.refused_full += 1;
+                return Err(TableError::Full { capacity });
+            }
+        }
+        if self.blocked.insert(prefix, BlockState { rule_id, expires_at_ns }).is_none() {
+            *self.count_mut(&prefix) += 1;
+        }
+        Ok(self.send(TableCommand::Block { prefix, rule_id, expires_at_ns }))
+    }
+
+    pub fn unblock(&mut self, prefix: Prefix) -> Result<u64, TableError> {
+        self.blocked.remove(&prefix).ok_or_else(|| TableError::NotFound(prefix.to_string()))?;
+        *self.count_mut(&prefix) -= 1;
+        Ok(self.send(TableCommand::Unblock { prefix }))
+    }
+
+    pub fn allow(&mut self, prefix: Prefix) -> Result<u64, TableError> {
+        if !self.allow.contains(&prefix) {
+            let v4 = prefix.addr().is_ipv4();
+            if self.allow.iter().filter(|p| p.addr().is_ipv4() == v4).count() >= self.capacities.allowlist {
+                self.refused_full += 1;
+                return Err(TableError::Full { capacity: self.capacities.allowlist });
+            }
+        }
+        self.allow.insert(prefix);
+        Ok(self.send(TableCommand::Allow { prefix }))
+    }
+
+    pub fn disallow(&mut self, prefix: Prefix) -> Result<u64, TableError> {
+        if !self.allow.remove(&prefix) {
+            return Err(TableError::NotFound(prefix.to_string()));
+        }
+        Ok(self.send(TableCommand::Disallow { prefix }))
+    }
+
+    /// Replace the signature rules (priority order).
+    pub fn set_signatures(&mut self, rules: Vec<SignatureRule>) -> Result<u64, TableError> {
+        let set = Arc::new(SignatureSet::new(rules)?);
+        let old = std::mem::replace(&mut self.signatures, Arc::clone(&set));
+        self.retired.push(old);
+        Ok(self.send(TableCommand::Signatures(set)))
+    }
+
+    pub fn set_source_limit(&mut self, limit: Option<SourceLimit>) -> u64 {
+        self.send(TableCommand::SourceLimit(limit))
+    }
+
+    /// Remove entries whose expiry has passed; returns them.
+    pub fn expire(&mut self, now_ns: u64) -> Vec<(Prefix, BlockState)> {
+        let expired: Vec<(Prefix, BlockState)> =
+            self.blocked.iter().filter(|(_, s)| s.expires_at_ns <= now_ns).map(|(p, s)| (*p, *s)).collect();
+        for (p, _) in &expired {
+            self.blocked.remove(p);
+            *self.count_mut(p) -= 1;
+            self.send(TableCommand::Unblock { prefix: *p });
+        }
+        expired
+    }
+
+    pub fn blocked(&self) -> &BTreeMap<Prefix, BlockState> {
+        &self.blocked
+    }
+
+    pub fn allowlist(&self) -> &BTreeSet<Prefix> {
+        &self.allow
+    }
+
+    pub fn signatures(&self) -> &SignatureSet {
+        &self.signatures
+    }
+}

@@ -1,0 +1,418 @@
+//! Signature rules (FlowSpec-like) for floods whose sources are spoofed, compiled
+//! into a bit-vector classifier: for each field, the values are cut into
+//! elementary intervals, each holding the set of rules it satisfies; a packet's
+//! matching rules are the AND of one set per field, and the first set bit is the
+//! highest-priority match. The cost is a few binary searches and word-wide ANDs,
+//! whatever the number of rules, instead of a scan of every rule.
+
+use super::prefix::{Addr, Prefix};
+use super::TableError;
+use crate::wire::{ip_protocol, Fragment, L3Family, PacketMeta};
+
+/// Most rules one set holds (the width of the rule bit vectors).
+pub const MAX_SIGNATURES: usize = 512;
+const WORDS: usize = MAX_SIGNATURES / 64;
+
+/// Which fragments a rule matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FragmentMatch {
+    #[default]
+    Any,
+    NotFragmented,
+    First,
+    NonFirst,
+    /// First or non-first.
+    AnyFragment,
+}
+
+/// What a matching rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureAction {
+    Drop,
+    /// Let through at most this many packets per second (per worker share).
+    RateLimit { pps: u32 },
+}
+
+/// One rule. Unset fields match everything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureRule {
+    pub id: u32,
+    pub destination: Option<Prefix>,
+    pub protocol: Option<u8>,
+    pub src_ports: Option<(u16, u16)>,
+    pub dst_ports: Option<(u16, u16)>,
+    /// (mask, value): matches when `flags & mask == value`. TCP only.
+    pub tcp_flags: Option<(u8, u8)>,
+    /// Inclusive range of the IP length (IPv4 total length, IPv6 40 + payload).
+    pub ip_length: Option<(u16, u16)>,
+    pub fragment: FragmentMatch,
+    pub action: SignatureAction,
+}
+
+impl SignatureRule {
+    /// A rule that matches everything and drops it (fill in the fields you need).
+    pub fn drop_all(id: u32) -> SignatureRule {
+        SignatureRule {
+            id,
+            destination: None,
+            protocol: None,
+            src_ports: None,
+            dst_ports: None,
+            tcp_flags: None,
+            ip_length: None,
+            fragment: FragmentMatch::Any,
+            action: SignatureAction::Drop,
+        }
+    }
+
+    /// Refuse rules that cannot mean what they say.
+    pub fn validate(&self) -> Result<(), TableError> {
+        let bad = |m: &str| Err(TableError::BadSignature { id: self.id, reason: m.to_owned() });
+        let ports = self.src_ports.is_some() || self.dst_ports.is_some();
+        if ports && !matches!(self.protocol, Some(ip_protocol::TCP | ip_protocol::UDP)) {
+            return bad("port ranges need protocol tcp (6) or udp (17)");
+        }
+        if self.tcp_flags.is_some() && self.protocol != Some(ip_protocol::TCP) {
+            return bad("tcp_flags need protocol tcp (6)");
+        }
+        if let Some((mask, value)) = self.tcp_flags {
+            if value & !mask != 0 {
+                return bad("tcp_flags value has bits outside the mask");
+            }
+        }
+        for (name, range) in [("src_ports", self.src_ports), ("dst_ports", self.dst_ports), ("ip_length", self.ip_length)] {
+            if let Some((lo, hi)) = range {
+                if lo > hi {
+                    return Err(TableError::BadSignature { id: self.id, reason: format!("{name}: {lo} > {hi}") });
+                }
+            }
+        }
+        if self.action == (SignatureAction::RateLimit { pps: 0 }) {
+            return bad("a rate limit of 0 pps is a drop; say drop");
+        }
+        Ok(())
+    }
+
+    /// The reference meaning of a rule, used by tests to check the compiled set.
+    pub fn matches(&self, m: &PacketMeta) -> bool {
+        if let Some(d) = &self.destination {
+            match m.dst_ip() {
+                Some(ip) if d.contains(ip) => {}
+                _ => return false,
+            }
+        }
+        let in_range = |r: Option<(u16, u16)>, v: u16| r.is_none_or(|(lo, hi)| (lo..=hi).contains(&v));
+        self.protocol.is_none_or(|p| p == m.protocol)
+            && in_range(self.src_ports, m.src_port)
+            && in_range(self.dst_ports, m.dst_port)
+            && self.tcp_flags.is_none_or(|(mask, value)| m.tcp_flags & mask == value)
+            && in_range(self.ip_length, m.ip_len)
+            && match self.fragment {
+                FragmentMatch::Any => true,
+                FragmentMatch::NotFragmented => m.fragment == Fragment::None,
+                FragmentMatch::First => m.fragment == Fragment::First,
+                FragmentMatch::NonFirst => m.fragment == Fragment::NonFirst,
+                FragmentMatch::AnyFragment => m.fragment != Fragment::None,
+            }
+            && m.family != L3Family::None
+    }
+}
+
+type Bits = [u64; WORDS];
+
+#[inline(always)]
+fn and_into(acc: &mut Bits, other: &Bits, words: usize) -> bool {
+    let mut any = 0;
+    for w in 0..words {
+        acc[w] &= other[w];
+        any |= acc[w];
+    }
+    any != 0
+}
+
+/// Sorted interval starts over a field's value space, each with its rule set.
+#[derive(Debug, Clone, Default)]
+struct IntervalIndex<T> {
+    starts: Vec<T>,
+    sets: Vec<Bits>,
+}
+
+impl<T: Copy + Ord + Default> IntervalIndex<T> {
+    /// `ranges[i]` is rule i's inclusive range, `None` for "any value".
+    fn build(ranges: &[Option<(T, T)>], next: impl Fn(T) -> Option<T>, min: T) -> Self {
+        let mut starts = vec![min];
+        for (lo, hi) in ranges.iter().flatten() {
+            starts.push(*lo);
+            if let Some(after) = next(*hi) {
+                starts.push(after);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        let sets = starts
+            .iter()
+            .map(|s| {
+                let mut bits = [0u64; WORDS];
+                for (i, r) in ranges.iter().enumerate() {
+                    if r.is_none_or(|(lo, hi)| lo <= *s && *s <= hi) {
+                        bits[i / 64] |= 1 << (i % 64);
+                    }
+                }
+                bits
+            })
+            .collect();
+        IntervalIndex { starts, sets }
+    }
+
+    #[inline(always)]
+    fn lookup(&self, v: T) -> &Bits {
+        // starts[0] is the minimum of the space, so the index is never negative.
+        let i = self.starts.partition_point(|s| *s <= v).saturating_sub(1);
+        &self.sets[i]
+    }
+}
+
+/// A compiled, immutable set of signature rules, shared by every worker.
+#[derive(Debug, Clone, Default)]
+pub struct SignatureSet {
+    rules: Vec<SignatureRule>,
+    words: usize,
+    by_protocol: Vec<Bits>,
+    v4_destination: IntervalIndex<u32>,
+    v6_destination: IntervalIndex<u128>,
+    src_port: IntervalIndex<u16>,
+    dst_port: IntervalIndex<u16>,
+    tcp_flags: Vec<Bits>,
+    ip_length: IntervalIndex<u16>,
+    fragment: [Bits; 3],
+}
+
+impl SignatureSet {
+    /// Compile rules, in priority order (the first matching rule wins).
+    pub fn new(rules: Vec<SignatureRule>) -> Result<SignatureSet, TableError> {
+        if rules.len() > MAX_SIGNATURES {
+            return Err(TableError::Full { capacity: MAX_SIGNATURES });
+        }
+        for r in &rules {
+            r.validate()?;
+        }
+        let n = rules.len();
+        let mut set = SignatureSet { words: n.div_ceil(64), ..SignatureSet::default() };
+        let bit = |i: usize, bits: &mut Bits| bits[i / 64] |= 1 << (i % 64);
+
+        set.by_protocol = (0..=255u8)
+            .map(|p| {
+                let mut b = [0; WORDS];
+                for (i, r) in rules.iter().enumerate() {
+                    if r.protocol.is_none_or(|rp| rp == p) {
+                        bit(i, &mut b);
+                    }
+                }
+                b
+            })
+            .collect();
+        set.tcp_flags = (0..=255u8)
+            .map(|f| {
+                let mut b = [0; WORDS];
+                for (i, r) in rules.iter().enumerate() {
+                    if r.tcp_flags.is_none_or(|(mask, value)| f & mask == value) {
+                        bit(i, &mut b);
+                    }
+                }
+                b
+            })
+            .collect();
+        let frag_kinds = [Fragment::None, Fragment::First, Fragment::NonFirst];
+        for (k, kind) in frag_kinds.iter().enumerate() {
+            for (i, r) in rules.iter().enumerate() {
+                let ok = match r.fragment {
+                    FragmentMatch::Any => true,
+                    FragmentMatch::NotFragmented => *kind == Fragment::None,
+                    FragmentMatch::First => *kind == Fragment::First,
+                    FragmentMatch::NonFirst => *kind == Fragment::NonFirst,
+                    FragmentMatch::AnyFragment => *kind != Fragment::None,
+                };
+                if ok {
+                    bit(i, &mut set.fragment[k]);
+                }
+            }
+        }
+        // Destinations: a rule with an IPv6 prefix matches no IPv4 packet and
+        // vice versa; an empty range (lo > hi) encodes "never".
+        let v4: Vec<Option<(u32, u32)>> = rules
+            .iter()
+            .map(|r| match r.destination {
+                None => None,
+                Some(p) if p.addr().is_ipv4() => {
+                    let (lo, hi) = p.range_u128();
+                    Some((lo as u32, hi as u32))
+                }
+                Some(_) => Some((1, 0)),
+            })
+            .collect();
+        let v6: Vec<Option<(u128, u128)>> = rules
+            .iter()
+            .map(|r| match r.destination {
+                None => None,
+                Some(p) if p.addr().is_ipv6() => Some(p.range_u128()),
+                Some(_) => Some((1, 0)),
+            })
+            .collect();
+        set.v4_destination = IntervalIndex::build(&v4, |x: u32| x.checked_add(1), 0);
+        set.v6_destination = IntervalIndex::build(&v6, |x: u128| x.checked_add(1), 0);
+        let ports = |f: fn(&SignatureRule) -> Option<(u16, u16)>| -> Vec<Option<(u16, u16)>> { rules.iter().map(f).collect() };
+        set.src_port = IntervalIndex::build(&ports(|r| r.src_ports), |x: u16| x.checked_add(1), 0);
+        set.dst_port = IntervalIndex::build(&ports(|r| r.dst_ports), |x: u16| x.checked_add(1), 0);
+        set.ip_length = IntervalIndex::build(&ports(|r| r.ip_length), |x: u16| x.checked_add(1), 0);
+        set.rules = rules;
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rules(&self) -> &[SignatureRule] {
+        &self.rules
+    }
+
+    /// The index (priority order) of the first rule matching `m`.
+    #[inline]
+    pub fn first_match(&self, m: &PacketMeta) -> Option<usize> {
+        if self.rules.is_empty() || m.family == L3Family::None {
+            return None;
+        }
+        let words = self.words;
+        let mut acc = self.by_protocol[usize::from(m.protocol)];
+        let mut any = acc[..words].iter().any(|w| *w != 0);
+        if !any {
+            return None;
+        }
+        let frag = match m.fragment {
+            Fragment::None => 0,
+            Fragment::First => 1,
+            Fragment::NonFirst => 2,
+        };
+        any = and_into(&mut acc, &self.fragment[frag], words)
+            && and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)], words)
+            && and_into(&mut acc, self.dst_port.lookup(m.dst_port), words)
+            && and_into(&mut acc, self.src_port.lookup(m.src_port), words)
+            && and_into(&mut acc, self.ip_length.lookup(m.ip_len), words)
+            && match Addr::from_meta(&m.dst, m.family) {
+                Some(Addr::V4(a)) => and_into(&mut acc, self.v4_destination.lookup(a), words),
+                Some(Addr::V6(a)) => and_into(&mut acc, self.v6_destination.lookup(a), words),
+                None => false,
+            };
+        if !any {
+            return None;
+        }
+        acc[..words].iter().enumerate().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
+    }
+
+    /// The rule at a priority index returned by [`SignatureSet::first_match`].
+    pub fn rule(&self, index: usize) -> Option<&SignatureRule> {
+        self.rules.get(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+    use crate::wire::parse;
+    use proptest::prelude::*;
+
+    fn metas() -> Vec<PacketMeta> {
+        let mut frames: Vec<Vec<u8>> = synth::labelled_mix(11).into_iter().map(|(f, _)| f).collect();
+        frames.extend(synth::mixed_small_traffic(200, 12, 0).into_iter().map(|(_, _, f)| f));
+        frames.iter().map(|f| parse(f)).collect()
+    }
+
+    #[test]
+    fn examples() {
+        let dns_to_10 = SignatureRule {
+            destination: Some("10.0.0.0/8".parse().expect("prefix")),
+            protocol: Some(17),
+            src_ports: Some((53, 53)),
+            ip_length: Some((400, 1500)),
+            ..SignatureRule::drop_all(7)
+        };
+        let syn = SignatureRule {
+            protocol: Some(6),
+            tcp_flags: Some((0x12, 0x02)),
+            action: SignatureAction::RateLimit { pps: 1000 },
+            ..SignatureRule::drop_all(9)
+        };
+        let frags = SignatureRule { fragment: FragmentMatch::NonFirst, ..SignatureRule::drop_all(11) };
+        let set = SignatureSet::new(vec![dns_to_10, syn, frags]).expect("valid");
+        for m in metas() {
+            let expected = set.rules().iter().position(|r| r.matches(&m));
+            assert_eq!(set.first_match(&m), expected, "{m:?}");
+        }
+        assert!(metas().iter().any(|m| set.first_match(m) == Some(1)), "some SYN matched");
+    }
+
+    #[test]
+    fn invalid_rules_are_refused() {
+        let ports_without_protocol = SignatureRule { dst_ports: Some((80, 80)), ..SignatureRule::drop_all(1) };
+        assert!(matches!(SignatureSet::new(vec![ports_without_protocol]), Err(TableError::BadSignature { id: 1, .. })));
+        let flags_on_udp = SignatureRule { protocol: Some(17), tcp_flags: Some((2, 2)), ..SignatureRule::drop_all(2) };
+        assert!(SignatureSet::new(vec![flags_on_udp]).is_err());
+        let backwards = SignatureRule { ip_length: Some((100, 50)), ..SignatureRule::drop_all(3) };
+        assert!(SignatureSet::new(vec![backwards]).is_err());
+        let too_many = (0..=MAX_SIGNATURES as u32).map(SignatureRule::drop_all).collect();
+        assert!(matches!(SignatureSet::new(too_many), Err(TableError::Full { .. })));
+    }
+
+    fn arb_rule() -> impl Strategy<Value = SignatureRule> {
+        let range = || proptest::option::of((0u16..2000, 0u16..2000).prop_map(|(a, b)| (a.min(b), a.max(b))));
+        (
+            proptest::option::of(prop_oneof![
+                (0u32..4, 0u8..=32).prop_map(|(a, l)| Prefix::new(std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | a << 6)), l).expect("v4")),
+                (0u8..=128).prop_map(|l| Prefix::new("2001:db8:1::".parse().expect("v6"), l).expect("v6")),
+            ]),
+            proptest::option::of(prop_oneof![Just(6u8), Just(17u8), Just(1u8)]),
+            range(),
+            range(),
+            proptest::option::of((any::<u8>(), any::<u8>())),
+            range(),
+            prop_oneof![
+                Just(FragmentMatch::Any),
+                Just(FragmentMatch::NotFragmented),
+                Just(FragmentMatch::First),
+                Just(FragmentMatch::NonFirst),
+                Just(FragmentMatch::AnyFragment)
+            ],
+        )
+            .prop_map(|(destination, protocol, sp, dp, flags, len, fragment)| {
+                let ports_ok = matches!(protocol, Some(6 | 17));
+                SignatureRule {
+                    id: 0,
+                    destination,
+                    protocol,
+                    src_ports: if ports_ok { sp } else { None },
+                    dst_ports: if ports_ok { dp } else { None },
+                    tcp_flags: if protocol == Some(6) { flags.map(|(m, v)| (m, v & m)) } else { None },
+                    ip_length: len,
+                    fragment,
+                    action: SignatureAction::Drop,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        #[test]
+        fn compiled_set_agrees_with_a_linear_scan(rules in proptest::collection::vec(arb_rule(), 0..80)) {
+            let rules: Vec<SignatureRule> = rules.into_iter().enumerate().map(|(i, r)| SignatureRule { id: i as u32, ..r }).collect();
+            let set = SignatureSet::new(rules.clone()).expect("valid");
+            for m in metas() {
+                prop_assert_eq!(set.first_match(&m), rules.iter().position(|r| r.matches(&m)));
+            }
+        }
+    }
+}
