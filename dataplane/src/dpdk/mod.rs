@@ -9,12 +9,14 @@
 #![allow(unsafe_code)]
 
 mod eal;
+mod hash;
 mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
 
 pub use eal::{tsc, tsc_hz, Eal};
+pub use hash::{RteHashU32, RTE_HASH_BULK_MAX};
 pub use lcore::{current_lcore, launch_on_lcore, worker_lcores, LcoreJoin};
 pub use mbuf::{MbufBurst, TxOutcome, BURST_SIZE};
 pub use mempool::Mempool;
@@ -37,6 +39,8 @@ pub enum DpdkError {
     PortNotFound(String),
     #[error("port {port}: {operation} failed: {reason}")]
     Port { port: String, operation: &'static str, reason: String },
+    #[error("rte_hash: {operation} failed: {reason}")]
+    Hash { operation: &'static str, reason: String },
     #[error("lcore {lcore} is not an enabled worker lcore, or it is busy")]
     LcoreUnavailable { lcore: u32 },
 }
