@@ -4,6 +4,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use levee_dataplane::pipeline::{FramePolicy, PipelineConfig};
+use levee_dataplane::stats::ReportCapacities;
+use levee_dataplane::tables::{
+    FragmentMatch, Prefix, PrefixTable, SignatureAction, SignatureRule, SignatureSet, TableCapacities,
+};
+use levee_dataplane::wire::TrafficClass;
 use serde::Deserialize;
 
 /// What levee does with the traffic it receives.
@@ -31,6 +37,165 @@ pub struct Config {
     pub pairs: Vec<PairConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub pipeline: PipelineSection,
+    #[serde(default)]
+    pub tables: TablesSection,
+    #[serde(default)]
+    pub rules: RulesSection,
+}
+
+/// `[pipeline]`: what workers count and how they treat frames rules cannot judge.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+    /// Networks levee protects: per-destination counters are kept for their hosts.
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Keep the head of 1 packet in N for forensic captures (0: off).
+    #[serde(default = "default_sample_one_in")]
+    pub sample_one_in: u32,
+    /// K of the per-class top-sources sketches.
+    #[serde(default = "default_top_sources")]
+    pub top_sources: usize,
+    /// Feed 1 packet in N to the top-sources sketches.
+    #[serde(default = "default_one")]
+    pub top_sources_one_in: u32,
+    /// Protected hosts tracked per window.
+    #[serde(default = "default_destinations")]
+    pub destinations: usize,
+    /// Sampled packets kept per window and worker.
+    #[serde(default = "default_samples")]
+    pub samples_per_window: usize,
+    /// "drop" or "forward" frames that do not parse.
+    #[serde(default = "default_drop")]
+    pub malformed: String,
+    /// "drop" or "forward" well-formed non-IP frames (ARP...).
+    #[serde(default = "default_forward")]
+    pub non_ip: String,
+    /// Window reports in flight to the control plane (all workers).
+    #[serde(default = "default_report_depth")]
+    pub report_channel_depth: usize,
+}
+
+fn default_window_ms() -> u64 {
+    100
+}
+fn default_sample_one_in() -> u32 {
+    64
+}
+fn default_top_sources() -> usize {
+    64
+}
+fn default_one() -> u32 {
+    1
+}
+fn default_destinations() -> usize {
+    1024
+}
+fn default_samples() -> usize {
+    256
+}
+fn default_drop() -> String {
+    "drop".into()
+}
+fn default_forward() -> String {
+    "forward".into()
+}
+fn default_report_depth() -> usize {
+    64
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+/// `[tables]`: capacities, reserved at start-up.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesSection {
+    #[serde(default = "default_blocked_hosts")]
+    pub blocked_hosts: usize,
+    #[serde(default = "default_blocked_prefixes")]
+    pub blocked_prefixes: usize,
+    #[serde(default = "default_allowlist")]
+    pub allowlist: usize,
+    #[serde(default = "default_limiter_slots")]
+    pub source_limiter_slots: usize,
+}
+
+fn default_blocked_hosts() -> usize {
+    65_536
+}
+fn default_blocked_prefixes() -> usize {
+    4096
+}
+fn default_allowlist() -> usize {
+    1024
+}
+fn default_limiter_slots() -> usize {
+    65_536
+}
+
+impl Default for TablesSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+/// `[rules]`: rules that hold from start-up (the API adds and removes others).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    /// Prefixes never dropped by any rule.
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+    /// Sources always dropped (addresses or prefixes), counted under rule 0.
+    #[serde(default)]
+    pub blocklist: Vec<String>,
+    /// A file with one blocked address or prefix per line ('#' comments).
+    pub blocklist_file: Option<PathBuf>,
+    #[serde(default, rename = "signature")]
+    pub signatures: Vec<SignatureSection>,
+    pub source_limit: Option<SourceLimitSection>,
+}
+
+/// `[[rules.signature]]`: a FlowSpec-like match; unset fields match everything.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSection {
+    pub id: u32,
+    pub destination: Option<String>,
+    /// "tcp", "udp", "icmp", "gre" or a number.
+    pub protocol: Option<toml::Value>,
+    /// "53" or "1000-2000".
+    pub src_ports: Option<toml::Value>,
+    pub dst_ports: Option<toml::Value>,
+    /// value/mask in tcpdump letters, e.g. "S/SA" (SYN without ACK).
+    pub tcp_flags: Option<String>,
+    /// IP length range, e.g. "1000-1500".
+    pub ip_length: Option<toml::Value>,
+    /// "any", "none", "first", "non-first", "any-fragment".
+    pub fragment: Option<String>,
+    /// "drop" or "rate-limit".
+    #[serde(default = "default_drop")]
+    pub action: String,
+    /// For rate-limit: packets per second.
+    pub pps: Option<u32>,
+}
+
+/// `[rules.source_limit]`: packets per second per source for one traffic class.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceLimitSection {
+    /// A traffic class name, e.g. "tcp_syn".
+    pub class: String,
+    pub pps: u32,
+    pub burst: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -123,6 +288,13 @@ impl Default for LogConfig {
     }
 }
 
+/// What a configuration is loaded for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Run,
+    Replay,
+}
+
 /// One problem with a configuration, and the key it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -213,15 +385,34 @@ const RESERVED_EAL_OPTIONS: &[(&str, &str)] = &[
 ];
 
 impl Config {
-    /// Read, parse and validate a configuration file.
+    /// Read, parse and validate a configuration file for `levee run`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_for(path, Purpose::Run)
+    }
+
+    /// The configuration `levee replay` uses without `--config`.
+    pub fn replay_default() -> Config {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every section has defaults"))
+    }
+
+    /// Read, parse and validate a configuration file for a purpose: replay needs
+    /// no ports.
+    pub fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         config.expand_config_dir(&dir);
-        let problems = config.problems();
+        if let Some(f) = &mut config.rules.blocklist_file {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+        let mut problems = config.problems();
+        if purpose == Purpose::Replay {
+            problems.retain(|p| !p.key.starts_with("pair"));
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -316,10 +507,89 @@ impl Config {
                 bad("node.id", format!("{id:?} must be 1-64 characters of [A-Za-z0-9_-]"));
             }
         }
+        self.pipeline_problems(&mut bad);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             bad("log.level", format!("{:?} is not a log filter (e.g. info, debug, levee=debug)", self.log.level));
         }
         problems
+    }
+
+    fn pipeline_problems(&self, bad: &mut impl FnMut(&str, String)) {
+        let p = &self.pipeline;
+        if !(10..=10_000).contains(&p.window_ms) {
+            bad("pipeline.window_ms", format!("{} is outside 10..=10000", p.window_ms));
+        }
+        for (i, s) in p.protected.iter().enumerate() {
+            if let Err(e) = s.parse::<Prefix>() {
+                bad(&format!("pipeline.protected[{i}]"), e.to_string());
+            }
+        }
+        for (key, v) in [("pipeline.malformed", &p.malformed), ("pipeline.non_ip", &p.non_ip)] {
+            if frame_policy(v).is_none() {
+                bad(key, format!("{v:?} is neither \"drop\" nor \"forward\""));
+            }
+        }
+        for (key, v, max) in [
+            ("pipeline.top_sources", p.top_sources, 4096),
+            ("pipeline.destinations", p.destinations, 1 << 20),
+            ("pipeline.samples_per_window", p.samples_per_window, 1 << 16),
+            ("pipeline.report_channel_depth", p.report_channel_depth, 1 << 16),
+        ] {
+            if v == 0 || v > max {
+                bad(key, format!("{v} is outside 1..={max}"));
+            }
+        }
+        if p.top_sources_one_in == 0 {
+            bad("pipeline.top_sources_one_in", "must be at least 1".into());
+        }
+        let t = &self.tables;
+        for (key, v) in [
+            ("tables.blocked_hosts", t.blocked_hosts),
+            ("tables.blocked_prefixes", t.blocked_prefixes),
+            ("tables.allowlist", t.allowlist),
+            ("tables.source_limiter_slots", t.source_limiter_slots),
+        ] {
+            if v == 0 || v > 1 << 26 {
+                bad(key, format!("{v} is outside 1..={}", 1 << 26));
+            }
+        }
+        let r = &self.rules;
+        for (i, s) in r.allowlist.iter().enumerate() {
+            if let Err(e) = s.parse::<Prefix>() {
+                bad(&format!("rules.allowlist[{i}]"), e.to_string());
+            }
+        }
+        for (i, s) in r.blocklist.iter().enumerate() {
+            if let Err(e) = s.parse::<Prefix>() {
+                bad(&format!("rules.blocklist[{i}]"), e.to_string());
+            }
+        }
+        if let Some(path) = &r.blocklist_file {
+            if let Err(e) = read_prefix_file(path) {
+                bad("rules.blocklist_file", e);
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, sig) in r.signatures.iter().enumerate() {
+            let key = format!("rules.signature[{i}]");
+            if !ids.insert(sig.id) {
+                bad(&format!("{key}.id"), format!("id {} is used twice", sig.id));
+            }
+            if let Err((field, e)) = signature_rule(sig) {
+                bad(&format!("{key}.{field}"), e);
+            }
+        }
+        if let Err(e) = SignatureSet::new(r.signatures.iter().filter_map(|s| signature_rule(s).ok()).collect()) {
+            bad("rules.signature", e.to_string());
+        }
+        if let Some(limit) = &r.source_limit {
+            if traffic_class(&limit.class).is_none() {
+                bad("rules.source_limit.class", format!("{:?} is not a traffic class (e.g. tcp_syn, udp, icmp)", limit.class));
+            }
+            if limit.pps == 0 {
+                bad("rules.source_limit.pps", "must be at least 1".into());
+            }
+        }
     }
 
     /// The EAL arguments: lcores, the configured extras, then one device option per port.
@@ -350,6 +620,169 @@ impl Config {
             .flat_map(|p| std::iter::once(&p.outside).chain(p.inside.as_ref()))
             .filter_map(|s| Device::parse(s).ok())
             .collect()
+    }
+}
+
+/// "drop" / "forward".
+pub fn frame_policy(s: &str) -> Option<FramePolicy> {
+    match s {
+        "drop" => Some(FramePolicy::Drop),
+        "forward" => Some(FramePolicy::Forward),
+        _ => None,
+    }
+}
+
+/// A traffic class by its stable name.
+pub fn traffic_class(name: &str) -> Option<TrafficClass> {
+    TrafficClass::all().find(|c| c.name() == name)
+}
+
+/// Read a file of addresses/prefixes, one per line, '#' starting a comment.
+pub fn read_prefix_file(path: &Path) -> Result<Vec<Prefix>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        out.push(line.parse::<Prefix>().map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?);
+    }
+    Ok(out)
+}
+
+fn range(field: &'static str, v: &Option<toml::Value>) -> Result<Option<(u16, u16)>, (&'static str, String)> {
+    let Some(v) = v else { return Ok(None) };
+    let bad = || (field, format!("{v} is not a number or a range like \"1000-2000\" (0-65535)"));
+    let text = match v {
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::String(s) => s.clone(),
+        _ => return Err(bad()),
+    };
+    let (lo, hi) = text.split_once('-').unwrap_or((&text, &text));
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err((field, format!("{lo} is above {hi}")));
+    }
+    Ok(Some((lo, hi)))
+}
+
+fn tcp_flag_bits(letters: &str) -> Option<u8> {
+    letters.chars().try_fold(0u8, |acc, c| {
+        let bit = match c.to_ascii_uppercase() {
+            'F' => 0x01,
+            'S' => 0x02,
+            'R' => 0x04,
+            'P' => 0x08,
+            'A' => 0x10,
+            'U' => 0x20,
+            'E' => 0x40,
+            'C' => 0x80,
+            _ => return None,
+        };
+        Some(acc | bit)
+    })
+}
+
+/// A `[[rules.signature]]` as a table rule; the error names the bad field.
+pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static str, String)> {
+    let destination = s
+        .destination
+        .as_deref()
+        .map(|d| d.parse::<Prefix>().map_err(|e| ("destination", e.to_string())))
+        .transpose()?;
+    let protocol = match &s.protocol {
+        None => None,
+        Some(toml::Value::Integer(n)) => Some(u8::try_from(*n).map_err(|_| ("protocol", format!("{n} is not 0-255")))?),
+        Some(toml::Value::String(name)) => Some(match name.to_ascii_lowercase().as_str() {
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            "icmpv6" => 58,
+            "gre" => 47,
+            "esp" => 50,
+            other => return Err(("protocol", format!("{other:?} is not tcp, udp, icmp, icmpv6, gre, esp or a number"))),
+        }),
+        Some(v) => return Err(("protocol", format!("{v} is not a protocol"))),
+    };
+    let tcp_flags = match &s.tcp_flags {
+        None => None,
+        Some(f) => {
+            let (value, mask) = f.split_once('/').unwrap_or((f, f));
+            match (tcp_flag_bits(value), tcp_flag_bits(mask)) {
+                (Some(v), Some(m)) => Some((m, v)),
+                _ => return Err(("tcp_flags", format!("{f:?}: use value/mask in letters FSRPAUEC, e.g. \"S/SA\""))),
+            }
+        }
+    };
+    let fragment = match s.fragment.as_deref() {
+        None | Some("any") => FragmentMatch::Any,
+        Some("none") => FragmentMatch::NotFragmented,
+        Some("first") => FragmentMatch::First,
+        Some("non-first") => FragmentMatch::NonFirst,
+        Some("any-fragment") => FragmentMatch::AnyFragment,
+        Some(other) => return Err(("fragment", format!("{other:?} is not any, none, first, non-first or any-fragment"))),
+    };
+    let action = match (s.action.as_str(), s.pps) {
+        ("drop", None) => SignatureAction::Drop,
+        ("drop", Some(_)) => return Err(("pps", "only a rate-limit action takes pps".into())),
+        ("rate-limit", Some(pps)) if pps > 0 => SignatureAction::RateLimit { pps },
+        ("rate-limit", _) => return Err(("pps", "a rate-limit action needs pps >= 1".into())),
+        (other, _) => return Err(("action", format!("{other:?} is neither drop nor rate-limit"))),
+    };
+    let rule = SignatureRule {
+        id: s.id,
+        destination,
+        protocol,
+        src_ports: range("src_ports", &s.src_ports)?,
+        dst_ports: range("dst_ports", &s.dst_ports)?,
+        tcp_flags,
+        ip_length: range("ip_length", &s.ip_length)?,
+        fragment,
+        action,
+    };
+    rule.validate().map_err(|e| ("id", e.to_string()))?;
+    Ok(rule)
+}
+
+impl Config {
+    /// The pipeline settings for the workers.
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        let p = &self.pipeline;
+        PipelineConfig {
+            window_ms: p.window_ms,
+            sample_one_in: p.sample_one_in,
+            top_sources_one_in: p.top_sources_one_in,
+            malformed: frame_policy(&p.malformed).unwrap_or(FramePolicy::Drop),
+            non_ip: frame_policy(&p.non_ip).unwrap_or(FramePolicy::Forward),
+            capacities: ReportCapacities {
+                destinations: p.destinations,
+                rules: 1024,
+                top_sources: p.top_sources,
+                samples: p.samples_per_window,
+            },
+        }
+    }
+
+    pub fn table_capacities(&self) -> TableCapacities {
+        let t = &self.tables;
+        TableCapacities {
+            blocked_hosts: t.blocked_hosts,
+            blocked_prefixes: t.blocked_prefixes,
+            allowlist: t.allowlist,
+            source_limiter_slots: t.source_limiter_slots,
+        }
+    }
+
+    /// The protected networks as a lookup table.
+    pub fn protected_networks(&self) -> PrefixTable<()> {
+        let prefixes: Vec<Prefix> = self.pipeline.protected.iter().filter_map(|s| s.parse().ok()).collect();
+        let mut t = PrefixTable::with_capacity(prefixes.len().max(1));
+        for p in prefixes {
+            let _ = t.insert(p, ());
+        }
+        t
     }
 }
 
@@ -437,6 +870,88 @@ mod tests {
         let c = parse("mode = \"monitor\"\n[[pair]]\noutside = \"0000:03:00.0\"\n").expect("valid");
         assert_eq!(c.devices(), vec![Device::Pci("0000:03:00.0".into())]);
         assert!(c.eal_args().ends_with(&["-a".to_owned(), "0000:03:00.0".to_owned()]));
+    }
+
+    #[test]
+    fn rules_and_pipeline_sections() {
+        let c = parse(
+            r#"
+            [pipeline]
+            protected = ["10.0.0.0/24", "2001:db8::/48"]
+            malformed = "forward"
+            [rules]
+            allowlist = ["192.0.2.0/24"]
+            blocklist = ["203.0.113.7", "198.51.100.0/24"]
+            [[rules.signature]]
+            id = 5
+            destination = "10.0.0.0/24"
+            protocol = "udp"
+            src_ports = 53
+            ip_length = "512-1500"
+            [[rules.signature]]
+            id = 6
+            protocol = "tcp"
+            tcp_flags = "S/SA"
+            action = "rate-limit"
+            pps = 1000
+            [rules.source_limit]
+            class = "tcp_syn"
+            pps = 50
+            [[pair]]
+            outside = "net_null0"
+            inside = "net_null1"
+            "#,
+        )
+        .expect("valid");
+        let rules: Vec<SignatureRule> = c.rules.signatures.iter().map(|s| signature_rule(s).expect("valid")).collect();
+        assert_eq!(rules[0].src_ports, Some((53, 53)));
+        assert_eq!(rules[0].ip_length, Some((512, 1500)));
+        assert_eq!(rules[1].tcp_flags, Some((0x12, 0x02)));
+        assert_eq!(rules[1].action, SignatureAction::RateLimit { pps: 1000 });
+        assert_eq!(c.pipeline_config().malformed, FramePolicy::Forward);
+        assert!(c.protected_networks().contains(levee_dataplane::tables::Addr::V4(0x0a00_0005)));
+    }
+
+    #[test]
+    fn bad_rules_name_their_field() {
+        let e = parse(
+            r#"
+            [pipeline]
+            protected = ["10.0.0.0/33"]
+            non_ip = "maybe"
+            [rules]
+            blocklist = ["not-an-ip"]
+            [[rules.signature]]
+            id = 1
+            protocol = "carrier-pigeon"
+            [[rules.signature]]
+            id = 1
+            dst_ports = "80"
+            [[rules.signature]]
+            id = 2
+            protocol = "tcp"
+            tcp_flags = "XYZ"
+            [rules.source_limit]
+            class = "tcp_sin"
+            pps = 0
+            [[pair]]
+            outside = "net_null0"
+            inside = "net_null1"
+            "#,
+        )
+        .expect_err("bad");
+        for key in [
+            "pipeline.protected[0]",
+            "pipeline.non_ip",
+            "rules.blocklist[0]",
+            "rules.signature[0].protocol",
+            "rules.signature[1].id",
+            "rules.signature[2].tcp_flags",
+            "rules.source_limit.class",
+            "rules.source_limit.pps",
+        ] {
+            assert!(e.contains(key), "{key} missing from:\n{e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
 mod config;
+mod replay;
 mod run;
+mod setup;
+mod windows;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +36,18 @@ enum Command {
         #[arg(long)]
         exit_when_idle: Option<f64>,
         /// Print the final summary as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the dataplane's parse/filter/count over a pcap or pcapng capture, with
+    /// the capture's timestamps as the clock; prints every window and the totals.
+    Replay {
+        /// The capture (pcap or pcapng, Ethernet).
+        file: PathBuf,
+        /// A configuration for the rules and the pipeline (ports are ignored).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
@@ -69,6 +84,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, duration, exit_when_idle, json } => cmd_run(&config, duration, exit_when_idle, json),
+        Command::Replay { file, config, json } => cmd_replay(&file, config.as_deref(), json),
         Command::CheckConfig { file } => cmd_check_config(&file),
         Command::GenerateCapture { out, packets, seed } => cmd_generate_capture(&out, packets, seed),
     };
@@ -114,6 +130,17 @@ fn cmd_run(path: &std::path::Path, duration: Option<f64>, idle: Option<f64>, jso
     } else {
         print!("{}", run::render(&summary));
     }
+    Ok(())
+}
+
+fn cmd_replay(file: &std::path::Path, config: Option<&std::path::Path>, json: bool) -> Result<(), Failure> {
+    let config = match config {
+        Some(path) => config::Config::load_for(path, config::Purpose::Replay).map_err(|e| Failure::Usage(e.into()))?,
+        None => config::Config::replay_default(),
+    };
+    init_logging(&config.log.level);
+    let totals = replay::replay(file, &config, json)?;
+    replay::print_totals(file, &totals, json);
     Ok(())
 }
 

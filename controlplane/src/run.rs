@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use levee_dataplane::dpdk::{self, Eal, Mempool, Port, PortConfig};
 use levee_dataplane::worker::{
-    Direction, DirectionCounters, DpdkPath, SharedWorkerStats, TscClock, WorkerContext, WorkerCounters,
+    Clock, Direction, DirectionCounters, DpdkPath, SharedWorkerStats, TscClock, WorkerContext, WorkerCounters,
     WorkerSettings,
 };
 use serde::Serialize;
@@ -32,6 +32,8 @@ pub struct RunSummary {
     pub workers: Vec<WorkerSummary>,
     pub ports: Vec<PortSummary>,
     pub totals: Totals,
+    /// The window reports of every worker, summed.
+    pub pipeline: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +142,25 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         pairs.push((outside, inside));
     }
 
-    // Stage 4: workers, each owning queue `w` of every port.
+    // Stage 4: rule tables restored from the configuration, pipelines, and the
+    // control plane's consumer of window reports.
+    let dataplane = crate::setup::build(config, worker_lcores.len(), TscClock::new(&eal).now_ns())?;
+    let crate::setup::Dataplane { publisher, pipelines, sink } = dataplane;
+    let consumer = std::thread::Builder::new()
+        .name("levee-windows".into())
+        .spawn(move || {
+            let mut totals = crate::windows::WindowTotals::default();
+            // Ends when every worker has dropped its end of the channel.
+            while let Ok(report) = sink.reports.recv() {
+                totals.add(&report);
+                sink.recycle(report);
+            }
+            totals
+        })
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the window consumer: {e}")))?;
+    let mut pipelines = pipelines.into_iter();
+
+    // Stage 5: workers, each owning queue `w` of every port.
     let settings = WorkerSettings { stats_interval_ms: config.dpdk.stats_interval_ms };
     let clock = TscClock::new(&eal);
     let mut shared: Vec<(u32, Arc<SharedWorkerStats>)> = Vec::new();
@@ -171,7 +191,8 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 }),
             }
         }
-        let context = Box::new(WorkerContext::new(paths, clock, settings, Arc::clone(&stop)));
+        let pipeline = pipelines.next().ok_or_else(|| Failure::Runtime(anyhow::anyhow!("one pipeline per worker")))?;
+        let context = Box::new(WorkerContext::new(paths, clock, settings, Arc::clone(&stop), pipeline));
         shared.push((*lcore, context.shared_stats()));
         contexts.push((*lcore, context));
     }
@@ -201,6 +222,8 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     let seconds = started.elapsed().as_secs_f64();
     let hz = dpdk::tsc_hz(&eal).max(1) as f64;
+    drop(publisher);
+    let window_totals = consumer.join().map_err(|_| Failure::Runtime(anyhow::anyhow!("the window consumer failed")))?;
 
     let mut ports = Vec::new();
     for (outside, inside) in &pairs {
@@ -236,7 +259,15 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         totals.rx_pps = totals.rx_packets as f64 / slowest;
         totals.tx_pps = totals.tx_packets as f64 / slowest;
     }
-    Ok(RunSummary { mode: config.mode, dpdk_version: version, seconds, workers: workers_out, ports, totals })
+    Ok(RunSummary {
+        mode: config.mode,
+        dpdk_version: version,
+        seconds,
+        workers: workers_out,
+        ports,
+        totals,
+        pipeline: window_totals.to_json(),
+    })
 }
 
 /// The main lcore's loop while workers poll: watch for stop conditions and log rates.
@@ -318,6 +349,13 @@ pub fn render(summary: &RunSummary) -> String {
             w.inbound.tx_failed_packets + w.outbound.tx_failed_packets
         );
     }
+    if let Some(dirs) = summary.pipeline.get("directions") {
+        for (name, d) in dirs.as_object().into_iter().flatten() {
+            if d["packets"].as_u64().unwrap_or(0) > 0 {
+                let _ = writeln!(out, "{name}: {}", compact_direction(d));
+            }
+        }
+    }
     let t = &summary.totals;
     let _ = writeln!(
         out,
@@ -325,4 +363,21 @@ pub fn render(summary: &RunSummary) -> String {
         t.rx_packets, t.tx_packets, t.dropped_packets, t.tx_failed_packets, t.rx_pps
     );
     out
+}
+
+/// "N pkts, classes..., dropped by reason..." from a direction's JSON.
+fn compact_direction(d: &serde_json::Value) -> String {
+    let mut parts = vec![format!("{} pkts", d["packets"])];
+    if let Some(classes) = d["classes"].as_object() {
+        let mut v: Vec<(u64, &String)> = classes.iter().map(|(k, c)| (c["packets"].as_u64().unwrap_or(0), k)).collect();
+        v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        parts.push(v.iter().take(5).map(|(n, k)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+    }
+    if let Some(dropped) = d["dropped"].as_object() {
+        if !dropped.is_empty() {
+            let v: Vec<String> = dropped.iter().map(|(k, x)| format!("{k} {}", x["packets"])).collect();
+            parts.push(format!("dropped: {}", v.join(", ")));
+        }
+    }
+    parts.join("; ")
 }

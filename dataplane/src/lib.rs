@@ -7,6 +7,9 @@
 
 pub mod dpdk;
 pub mod pcap;
+pub mod pipeline;
+pub mod replay;
+pub mod stats;
 pub mod synth;
 pub mod tables;
 pub mod wire;

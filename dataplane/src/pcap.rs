@@ -22,6 +22,8 @@ pub enum PcapError {
     RecordTooLarge { index: u64, len: u32 },
     #[error("corrupt capture: record {index} is cut short")]
     Truncated { index: u64 },
+    #[error("not a capture file: shorter than a pcap or pcapng header")]
+    TooShort,
     #[error("corrupt pcapng: {0}")]
     BadBlock(String),
 }
@@ -76,7 +78,9 @@ impl<W: Write> PcapWriter<W> {
 /// Reads every record of a pcap or pcapng capture, told apart by their magic.
 pub fn read_capture<R: Read>(mut input: R) -> Result<Vec<Record>, PcapError> {
     let mut magic = [0u8; 4];
-    input.read_exact(&mut magic)?;
+    if read_full(&mut input, &mut magic)? < 4 {
+        return Err(PcapError::TooShort);
+    }
     if magic == PCAPNG_SHB.to_le_bytes() {
         read_pcapng_after_magic(input)
     } else {
@@ -88,14 +92,18 @@ pub fn read_capture<R: Read>(mut input: R) -> Result<Vec<Record>, PcapError> {
 /// timestamps); returns the link type and the records.
 pub fn read_pcap<R: Read>(mut input: R) -> Result<(u32, Vec<Record>), PcapError> {
     let mut magic = [0u8; 4];
-    input.read_exact(&mut magic)?;
+    if read_full(&mut input, &mut magic)? < 4 {
+        return Err(PcapError::TooShort);
+    }
     read_pcap_after_magic(magic, input)
 }
 
 fn read_pcap_after_magic<R: Read>(magic: [u8; 4], mut input: R) -> Result<(u32, Vec<Record>), PcapError> {
     let mut header = [0u8; 24];
     header[..4].copy_from_slice(&magic);
-    input.read_exact(&mut header[4..])?;
+    if read_full(&mut input, &mut header[4..])? < 20 {
+        return Err(PcapError::TooShort);
+    }
     let magic_le = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let (big_endian, nanos) = match magic_le {
         MAGIC_MICROS => (false, false),

@@ -2,8 +2,9 @@
 //!
 //! One worker runs per lcore and owns everything it touches: its RX/TX queues, a
 //! burst buffer and its counters (a cache-aligned [`WorkerContext`]). The loop is
-//! DPDK l3fwd's: rx burst -> process every packet -> tx burst to the peer port ->
-//! publish counters on a clock tick. Nothing in the loop locks, allocates or makes a
+//! DPDK l3fwd's: rx burst -> the pipeline judges and counts every packet
+//! ([`Pipeline`]) -> tx burst to the peer port -> drain the table mailbox and
+//! close the window on a clock tick -> publish counters. Nothing in the loop locks, allocates or makes a
 //! syscall.
 //!
 //! The loop is generic over its packet paths ([`PacketPath`]: the DPDK queues in
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::dpdk::{self, MbufBurst, RxQueue, TxOutcome, TxQueue, BURST_SIZE};
+use crate::pipeline::Pipeline;
 
 /// Which way a packet travels through the bump in the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,17 +70,24 @@ pub trait PacketPath {
 pub trait Clock {
     fn now(&self) -> u64;
     fn hz(&self) -> u64;
+    /// The time in nanoseconds (the time base of rule expiry and windows).
+    fn now_ns(&self) -> u64 {
+        (u128::from(self.now()) * 1_000_000_000 / u128::from(self.hz().max(1))) as u64
+    }
 }
 
 /// The CPU's time-stamp counter, as calibrated by the EAL.
 #[derive(Clone, Copy, Debug)]
 pub struct TscClock {
     hz: u64,
+    /// Nanoseconds per tick in 32.32 fixed point.
+    ns_per_tick_q32: u128,
 }
 
 impl TscClock {
     pub fn new(eal: &dpdk::Eal) -> Self {
-        TscClock { hz: dpdk::tsc_hz(eal).max(1) }
+        let hz = dpdk::tsc_hz(eal).max(1);
+        TscClock { hz, ns_per_tick_q32: (1_000_000_000u128 << 32) / u128::from(hz) }
     }
 }
 
@@ -89,6 +98,10 @@ impl Clock for TscClock {
     }
     fn hz(&self) -> u64 {
         self.hz
+    }
+    #[inline(always)]
+    fn now_ns(&self) -> u64 {
+        ((u128::from(dpdk::tsc()) * self.ns_per_tick_q32) >> 32) as u64
     }
 }
 
@@ -137,13 +150,6 @@ impl PacketPath for DpdkPath {
     fn transmit(&mut self, burst: &mut MbufBurst) -> Option<TxOutcome> {
         self.tx.as_mut().map(|tx| burst.transmit(tx))
     }
-}
-
-/// What the worker does with one packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Forward,
-    Drop,
 }
 
 /// Counters of one direction.
@@ -261,11 +267,6 @@ impl Default for WorkerSettings {
     }
 }
 
-/// How far ahead of the packet being processed its data is prefetched. Zero while
-/// the per-packet stage reads no packet data: a prefetch nobody uses only costs
-/// (measured with scripts/bench-dataplane.sh). Parsing sets it to l3fwd's 3.
-const PREFETCH_AHEAD: usize = 0;
-
 /// The state one worker owns, aligned so no two workers share a cache line.
 #[repr(C, align(64))]
 #[derive(Debug)]
@@ -277,10 +278,11 @@ pub struct WorkerContext<P: PacketPath, C: Clock> {
     shared: Arc<SharedWorkerStats>,
     stop: Arc<AtomicBool>,
     settings: WorkerSettings,
+    pipeline: Pipeline,
 }
 
 impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
-    pub fn new(paths: Vec<P>, clock: C, settings: WorkerSettings, stop: Arc<AtomicBool>) -> Self {
+    pub fn new(paths: Vec<P>, clock: C, settings: WorkerSettings, stop: Arc<AtomicBool>, pipeline: Pipeline) -> Self {
         WorkerContext {
             counters: WorkerCounters::default(),
             burst: P::Burst::default(),
@@ -289,7 +291,24 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             shared: Arc::new(SharedWorkerStats::default()),
             stop,
             settings,
+            pipeline,
         }
+    }
+
+    /// The pipeline (tables, current window).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
+
+    /// Send the last window and publish the final counters.
+    pub fn finish(&mut self) {
+        let now_ns = self.clock.now_ns();
+        self.pipeline.finish(now_ns);
+        self.shared.publish(&self.counters);
     }
 
     /// The handle other threads read this worker's counters through.
@@ -318,10 +337,11 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             }
         }
         self.counters.busy_ticks = self.clock.now() - started;
-        self.shared.publish(&self.counters);
+        self.finish();
     }
 
-    /// One pass over every path: receive a burst, process it, forward what passes.
+    /// One pass over every path: receive a burst, judge and count it, forward
+    /// what passes; then apply table changes and close the window if it is due.
     /// Returns the number of packets received.
     #[inline]
     pub fn poll_once(&mut self) -> usize {
@@ -332,59 +352,47 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             if n == 0 {
                 continue;
             }
+            let cycles_start = dpdk::tsc();
             received += n;
-            let dir = path.direction() as usize;
-            let counters = &mut self.counters.directions[dir];
+            let dir = path.direction();
+            let now_ns = self.clock.now_ns();
+            let counters = &mut self.counters.directions[dir as usize];
             let burst = &mut self.burst;
 
-            if PREFETCH_AHEAD > 0 {
-                for i in 0..n.min(PREFETCH_AHEAD) {
-                    burst.prefetch(i);
-                }
-            }
-            let mut keep = 0u32;
+            let keep = self.pipeline.process_burst(&*burst, dir, now_ns);
+            let mut rx_bytes = 0u64;
             let mut forwarded_bytes = 0u64;
             for i in 0..n {
-                if PREFETCH_AHEAD > 0 {
-                    burst.prefetch(i + PREFETCH_AHEAD);
-                }
-                let frame = burst.frame(i);
-                let len = frame.len() as u64;
-                counters.rx_packets += 1;
-                counters.rx_bytes += len;
-                match process_packet(frame) {
-                    Verdict::Forward => {
-                        keep |= 1 << i;
-                        forwarded_bytes += len;
-                    }
-                    Verdict::Drop => {
-                        counters.dropped_packets += 1;
-                        counters.dropped_bytes += len;
-                    }
+                let len = burst.frame(i).len() as u64;
+                rx_bytes += len;
+                if keep & (1 << i) != 0 {
+                    forwarded_bytes += len;
                 }
             }
-            burst.retain(keep);
+            counters.rx_packets += n as u64;
+            counters.rx_bytes += rx_bytes;
+            let dropped = burst.retain(keep);
+            counters.dropped_packets += u64::from(dropped);
+            counters.dropped_bytes += rx_bytes - forwarded_bytes;
             match path.transmit(burst) {
                 Some(outcome) => {
                     counters.tx_packets += u64::from(outcome.sent);
                     counters.tx_bytes += forwarded_bytes - outcome.unsent_bytes;
                     counters.tx_failed_packets += u64::from(outcome.unsent);
                     counters.tx_failed_bytes += outcome.unsent_bytes;
+                    if outcome.unsent > 0 {
+                        self.pipeline.count_tx_full(dir, u64::from(outcome.unsent), outcome.unsent_bytes);
+                    }
                 }
                 // Monitor mode: the packet was seen and counted; nothing to forward.
                 None => burst.clear(),
             }
             self.counters.bursts += 1;
+            self.pipeline.record_burst_cycles(dpdk::tsc().wrapping_sub(cycles_start));
         }
+        self.pipeline.after_poll(self.clock.now_ns());
         received
     }
-}
-
-/// The per-packet stage. Today every packet is forwarded; parsing, the rule tables
-/// and the window counters plug in here.
-#[inline(always)]
-fn process_packet(_frame: &[u8]) -> Verdict {
-    Verdict::Forward
 }
 
 const _: () = assert!(BURST_SIZE <= 32, "the keep mask is a u32");

@@ -1,0 +1,283 @@
+//! The per-burst work of a worker: parse -> allowlist -> blocklist / signatures /
+//! rate limits -> verdict -> count; plus, between bursts, the table mailbox and
+//! the window roll-over that hands a [`WindowReport`] to the control plane.
+//!
+//! Nothing here blocks, allocates or makes a system call: reports are recycled
+//! through a pair of bounded channels and a full channel drops the report (and
+//! counts it) rather than wait.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+use crate::dpdk::BURST_SIZE;
+use crate::stats::{DropReason, ReportCapacities, WindowReport};
+use crate::tables::{Addr, Decision, PrefixTable, RuleTables, TableMailbox};
+use crate::wire::{self, PacketMeta, ParseStatus};
+use crate::worker::{Direction, PacketBurst};
+
+/// What to do with frames the rules cannot judge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramePolicy {
+    Forward,
+    Drop,
+}
+
+/// Settings of the pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub window_ms: u64,
+    /// Keep the head of 1 packet in N (0: no sampling).
+    pub sample_one_in: u32,
+    /// Feed 1 packet in N to the top-sources sketches (each counts N).
+    pub top_sources_one_in: u32,
+    /// Frames that do not parse (truncated, lying lengths...).
+    pub malformed: FramePolicy,
+    /// Well-formed frames that are not IP (ARP, LLDP...).
+    pub non_ip: FramePolicy,
+    pub capacities: ReportCapacities,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            window_ms: 100,
+            sample_one_in: 64,
+            top_sources_one_in: 1,
+            malformed: FramePolicy::Drop,
+            non_ip: FramePolicy::Forward,
+            capacities: ReportCapacities::default(),
+        }
+    }
+}
+
+/// A worker's end of the report channels.
+#[derive(Debug)]
+pub struct ReportLink {
+    to_control: Sender<Box<WindowReport>>,
+    free: Receiver<Box<WindowReport>>,
+}
+
+/// The control plane's end: receives reports, returns them once read.
+#[derive(Debug)]
+pub struct ReportSink {
+    pub reports: Receiver<Box<WindowReport>>,
+    free: Vec<Sender<Box<WindowReport>>>,
+}
+
+impl ReportSink {
+    /// Give a report back to the worker that sent it.
+    pub fn recycle(&self, mut report: Box<WindowReport>) {
+        report.reset();
+        if let Some(tx) = self.free.get(usize::from(report.worker)) {
+            // The free channel holds every report of its worker, so it has room.
+            let _ = tx.try_send(report);
+        }
+    }
+}
+
+/// Report channels for `workers` workers: `depth` reports in flight to the control
+/// plane in all, and `spare` preallocated reports per worker.
+pub fn report_channels(workers: usize, depth: usize, spare: usize, capacities: ReportCapacities) -> (Vec<ReportLink>, ReportSink) {
+    let (to_control, reports) = bounded(depth.max(1));
+    let mut links = Vec::new();
+    let mut free_senders = Vec::new();
+    for w in 0..workers {
+        let (free_tx, free_rx) = bounded(spare.max(1) + 1);
+        for _ in 0..spare.max(1) {
+            let mut r = WindowReport::new(capacities);
+            r.worker = w as u16;
+            let _ = free_tx.try_send(r);
+        }
+        links.push(ReportLink { to_control: to_control.clone(), free: free_rx });
+        free_senders.push(free_tx);
+    }
+    (links, ReportSink { reports, free: free_senders })
+}
+
+/// One worker's pipeline state.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub tables: RuleTables,
+    mailbox: Option<TableMailbox>,
+    protected: Arc<PrefixTable<()>>,
+    config: PipelineConfig,
+    report: Box<WindowReport>,
+    spare: Option<Box<WindowReport>>,
+    link: Option<ReportLink>,
+    worker: u16,
+    window_ns: u64,
+    window_end_ns: u64,
+    sequence: u64,
+    reports_dropped: u64,
+    sample_countdown: u32,
+    top_countdown: u32,
+    metas: [PacketMeta; BURST_SIZE],
+    decisions: [Decision; BURST_SIZE],
+}
+
+impl Pipeline {
+    pub fn new(
+        worker: u16,
+        tables: RuleTables,
+        mailbox: Option<TableMailbox>,
+        protected: Arc<PrefixTable<()>>,
+        config: PipelineConfig,
+        link: Option<ReportLink>,
+    ) -> Self {
+        let mut report = link
+            .as_ref()
+            .and_then(|l| l.free.try_recv().ok())
+            .unwrap_or_else(|| WindowReport::new(config.capacities));
+        report.worker = worker;
+        report.top_sources_weight = u64::from(config.top_sources_one_in.max(1));
+        Pipeline {
+            tables,
+            mailbox,
+            protected,
+            report,
+            spare: None,
+            link,
+            worker,
+            window_ns: config.window_ms.max(1) * 1_000_000,
+            window_end_ns: 0,
+            sequence: 0,
+            reports_dropped: 0,
+            sample_countdown: config.sample_one_in,
+            top_countdown: config.top_sources_one_in.max(1),
+            metas: [PacketMeta::default(); BURST_SIZE],
+            decisions: [Decision::Pass; BURST_SIZE],
+            config,
+        }
+    }
+
+    /// Reports that could not be delivered so far.
+    pub fn reports_dropped(&self) -> u64 {
+        self.reports_dropped
+    }
+
+    /// The window being counted (for tests and replay).
+    pub fn current_report(&self) -> &WindowReport {
+        &self.report
+    }
+
+    /// Judge and count a burst received in direction `d`; returns the mask of
+    /// packets to forward.
+    #[inline]
+    pub fn process_burst<B: PacketBurst>(&mut self, burst: &B, d: Direction, now_ns: u64) -> u32 {
+        if self.window_end_ns == 0 {
+            self.start_window(now_ns);
+        }
+        let n = burst.len().min(BURST_SIZE);
+        for i in 0..n {
+            burst.prefetch(i + 2);
+            self.metas[i] = wire::parse(burst.frame(i));
+        }
+        self.tables.decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
+        let mut keep = 0u32;
+        for i in 0..n {
+            let m = self.metas[i];
+            let decision = self.decisions[i];
+            let drop = match m.status {
+                ParseStatus::Ok => DropReason::of(decision),
+                ParseStatus::NotIp => (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp),
+                _ => (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed),
+            };
+            self.report.count(d, &m, drop, decision.rule_id(), decision == Decision::Allowlisted);
+            if drop.is_none() {
+                keep |= 1 << i;
+            }
+            if d == Direction::Inbound && m.status == ParseStatus::Ok {
+                if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
+                    if self.protected.contains(dst) {
+                        self.report.count_destination(&m);
+                    }
+                }
+                self.top_countdown -= 1;
+                if self.top_countdown == 0 {
+                    self.top_countdown = self.config.top_sources_one_in.max(1);
+                    let weight = u64::from(self.top_countdown);
+                    self.report.top_sources[m.class.index()].add(u128::from_be_bytes(m.src), weight);
+                }
+            }
+            if self.config.sample_one_in > 0 {
+                self.sample_countdown -= 1;
+                if self.sample_countdown == 0 {
+                    self.sample_countdown = self.config.sample_one_in;
+                    self.report.sample(d, now_ns, burst.frame(i));
+                }
+            }
+        }
+        keep
+    }
+
+    /// Packets the TX queue refused after the pipeline let them through.
+    #[inline]
+    pub fn count_tx_full(&mut self, d: Direction, packets: u64, bytes: u64) {
+        let w = &mut self.report.directions[d as usize];
+        w.dropped_packets[DropReason::TxFull as usize] += packets;
+        w.dropped_bytes[DropReason::TxFull as usize] += bytes;
+        w.forwarded_packets -= packets.min(w.forwarded_packets);
+        w.forwarded_bytes -= bytes.min(w.forwarded_bytes);
+    }
+
+    #[inline]
+    pub fn record_burst_cycles(&mut self, cycles: u64) {
+        let _ = self.report.burst_cycles.record(cycles.max(1));
+    }
+
+    /// Between bursts: apply table changes, and close the window if it is over.
+    #[inline]
+    pub fn after_poll(&mut self, now_ns: u64) {
+        if let Some(mailbox) = &mut self.mailbox {
+            mailbox.drain(&mut self.tables, now_ns, 64);
+        }
+        if self.window_end_ns != 0 && now_ns >= self.window_end_ns {
+            self.roll_window(now_ns);
+        }
+    }
+
+    /// Send the current window now (at the end of a run).
+    pub fn finish(&mut self, now_ns: u64) {
+        if self.window_end_ns != 0 {
+            self.roll_window(now_ns.max(self.report.start_ns));
+        }
+    }
+
+    fn start_window(&mut self, now_ns: u64) {
+        self.report.start_ns = now_ns;
+        self.window_end_ns = now_ns + self.window_ns;
+    }
+
+    fn roll_window(&mut self, now_ns: u64) {
+        self.report.end_ns = now_ns;
+        self.report.sequence = self.sequence;
+        self.report.reports_dropped = self.reports_dropped;
+        self.sequence += 1;
+        let next = self.spare.take().or_else(|| self.link.as_ref().and_then(|l| l.free.try_recv().ok()));
+        match (next, &self.link) {
+            (Some(next), Some(link)) => {
+                let full = std::mem::replace(&mut self.report, next);
+                if let Err(TrySendError::Full(mut back) | TrySendError::Disconnected(mut back)) = link.to_control.try_send(full) {
+                    // Nobody is taking reports: keep the memory, lose the window.
+                    self.reports_dropped += 1;
+                    back.reset();
+                    self.spare = Some(back);
+                }
+            }
+            (next, _) => {
+                // No free report to continue in (or no consumer at all): this
+                // window's report is lost; count it and reuse the memory.
+                self.spare = next;
+                self.reports_dropped += u64::from(self.link.is_some());
+                self.report.reset();
+            }
+        }
+        self.report.worker = self.worker;
+        self.report.top_sources_weight = u64::from(self.config.top_sources_one_in.max(1));
+        // Windows are contiguous: the next starts where this one was due to end,
+        // unless the worker was idle for longer than a window.
+        let start = if now_ns < self.window_end_ns + self.window_ns { self.window_end_ns } else { now_ns };
+        self.start_window(start);
+    }
+}

@@ -1,0 +1,401 @@
+//! What a worker counts in one window (default 100 ms) and hands to the control
+//! plane: packets and bytes per traffic class and direction, drops by reason and
+//! by rule, per-destination counters for the protected networks (with TTL and
+//! source-spread statistics for judging spoofing), the heaviest sources of each
+//! class, sampled packet heads and a histogram of cycles per burst.
+//!
+//! A [`WindowReport`] is allocated once, up front, and recycled: the worker fills
+//! it, sends it, and takes an emptied one back, so counting never allocates.
+
+mod topk;
+
+pub use topk::{HeavyHitter, SpaceSaving};
+
+use crate::tables::{Decision, ExactTable};
+use crate::wire::{PacketMeta, ParseStatus, TrafficClass};
+use crate::worker::Direction;
+
+/// Bytes kept from each sampled packet.
+pub const SAMPLE_BYTES: usize = 128;
+
+/// Sizes of the bounded parts of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportCapacities {
+    /// Protected destination hosts tracked per window.
+    pub destinations: usize,
+    /// Rules whose drops are counted per window.
+    pub rules: usize,
+    /// K of each class's top-sources sketch.
+    pub top_sources: usize,
+    /// Sampled packets kept per window.
+    pub samples: usize,
+}
+
+impl Default for ReportCapacities {
+    fn default() -> Self {
+        ReportCapacities { destinations: 1024, rules: 1024, top_sources: 64, samples: 256 }
+    }
+}
+
+/// Why a packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DropReason {
+    Blocklist = 0,
+    Signature,
+    SignatureRateLimit,
+    SourceRateLimit,
+    /// Did not parse, and the policy drops such frames.
+    Malformed,
+    /// Not IP, and the policy drops non-IP.
+    NonIp,
+    /// Forwarded by the pipeline, refused by a full TX queue.
+    TxFull,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 7;
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::Blocklist,
+        DropReason::Signature,
+        DropReason::SignatureRateLimit,
+        DropReason::SourceRateLimit,
+        DropReason::Malformed,
+        DropReason::NonIp,
+        DropReason::TxFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Blocklist => "blocklist",
+            DropReason::Signature => "signature",
+            DropReason::SignatureRateLimit => "signature_rate_limit",
+            DropReason::SourceRateLimit => "source_rate_limit",
+            DropReason::Malformed => "malformed",
+            DropReason::NonIp => "non_ip",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+
+    pub fn of(decision: Decision) -> Option<DropReason> {
+        match decision {
+            Decision::Pass | Decision::Allowlisted => None,
+            Decision::Blocked { .. } => Some(DropReason::Blocklist),
+            Decision::Signature { .. } => Some(DropReason::Signature),
+            Decision::SignatureRateLimited { .. } => Some(DropReason::SignatureRateLimit),
+            Decision::SourceRateLimited { .. } => Some(DropReason::SourceRateLimit),
+        }
+    }
+}
+
+/// Counters of one direction in one window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectionWindow {
+    pub class_packets: [u64; TrafficClass::COUNT],
+    pub class_bytes: [u64; TrafficClass::COUNT],
+    pub parse_status: [u64; ParseStatus::COUNT],
+    pub dropped_packets: [u64; DropReason::COUNT],
+    pub dropped_bytes: [u64; DropReason::COUNT],
+    /// Packets that passed because their source is allowlisted (even if a rule matched).
+    pub allowlisted: u64,
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+}
+
+impl Default for DirectionWindow {
+    fn default() -> Self {
+        DirectionWindow {
+            class_packets: [0; TrafficClass::COUNT],
+            class_bytes: [0; TrafficClass::COUNT],
+            parse_status: [0; ParseStatus::COUNT],
+            dropped_packets: [0; DropReason::COUNT],
+            dropped_bytes: [0; DropReason::COUNT],
+            allowlisted: 0,
+            forwarded_packets: 0,
+            forwarded_bytes: 0,
+        }
+    }
+}
+
+impl DirectionWindow {
+    pub fn packets(&self) -> u64 {
+        self.class_packets.iter().sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.class_bytes.iter().sum()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped_packets.iter().sum()
+    }
+
+    /// Add another window's counters.
+    pub fn add(&mut self, o: &DirectionWindow) {
+        let add = |a: &mut [u64], b: &[u64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        add(&mut self.class_packets, &o.class_packets);
+        add(&mut self.class_bytes, &o.class_bytes);
+        add(&mut self.parse_status, &o.parse_status);
+        add(&mut self.dropped_packets, &o.dropped_packets);
+        add(&mut self.dropped_bytes, &o.dropped_bytes);
+        self.allowlisted += o.allowlisted;
+        self.forwarded_packets += o.forwarded_packets;
+        self.forwarded_bytes += o.forwarded_bytes;
+    }
+}
+
+/// Counters for one protected destination host in one window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestinationStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub class_packets: [u32; TrafficClass::COUNT],
+    pub class_bytes: [u32; TrafficClass::COUNT],
+    /// TTL / hop limit histogram in 16 buckets of 16.
+    pub ttl_buckets: [u32; 16],
+    /// One bit per hashed source (linear counting): estimates distinct sources.
+    pub source_bits: [u64; 4],
+}
+
+impl Default for DestinationStats {
+    fn default() -> Self {
+        DestinationStats {
+            packets: 0,
+            bytes: 0,
+            class_packets: [0; TrafficClass::COUNT],
+            class_bytes: [0; TrafficClass::COUNT],
+            ttl_buckets: [0; 16],
+            source_bits: [0; 4],
+        }
+    }
+}
+
+impl DestinationStats {
+    /// Estimated distinct sources (linear counting over 256 bits; saturates near
+    /// 1500, which already says "many").
+    pub fn distinct_sources(&self) -> f64 {
+        let m: f64 = 256.0;
+        let zeros = f64::from(256 - self.source_bits.iter().map(|w| w.count_ones()).sum::<u32>());
+        if zeros == 0.0 { m * m.ln() } else { m * (m / zeros).ln() }
+    }
+
+    pub fn add(&mut self, o: &DestinationStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        for i in 0..TrafficClass::COUNT {
+            self.class_packets[i] = self.class_packets[i].saturating_add(o.class_packets[i]);
+            self.class_bytes[i] = self.class_bytes[i].saturating_add(o.class_bytes[i]);
+        }
+        for i in 0..16 {
+            self.ttl_buckets[i] += o.ttl_buckets[i];
+        }
+        for i in 0..4 {
+            self.source_bits[i] |= o.source_bits[i];
+        }
+    }
+}
+
+/// Drops attributed to one rule in one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleDrops {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The head of a sampled packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub timestamp_ns: u64,
+    pub original_len: u16,
+    pub captured_len: u8,
+    pub direction: Direction,
+    pub data: [u8; SAMPLE_BYTES],
+}
+
+/// Everything one worker counted in one window.
+#[derive(Debug)]
+pub struct WindowReport {
+    pub worker: u16,
+    /// The worker's window number.
+    pub sequence: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub directions: [DirectionWindow; 2],
+    /// Per protected destination host (IPv4-mapped key).
+    pub destinations: ExactTable<u128, DestinationStats>,
+    /// Packets to protected destinations that found the table full.
+    pub destinations_overflow: u64,
+    pub rule_drops: ExactTable<u32, RuleDrops>,
+    pub rule_drops_overflow: u64,
+    /// One sketch per traffic class (index = class index); inbound sources.
+    pub top_sources: Vec<SpaceSaving>,
+    /// Each sketch update counts this many packets (1-in-N sampling of updates).
+    pub top_sources_weight: u64,
+    pub samples: Vec<Sample>,
+    /// TSC cycles per non-empty burst.
+    pub burst_cycles: hdrhistogram::Histogram<u64>,
+    /// Reports this worker could not deliver before this one (channel full or
+    /// no free report), cumulative.
+    pub reports_dropped: u64,
+}
+
+impl WindowReport {
+    /// Allocate a report; the only allocation a report ever makes.
+    pub fn new(capacities: ReportCapacities) -> Box<WindowReport> {
+        Box::new(WindowReport {
+            worker: 0,
+            sequence: 0,
+            start_ns: 0,
+            end_ns: 0,
+            directions: [DirectionWindow::default(), DirectionWindow::default()],
+            destinations: ExactTable::with_capacity(capacities.destinations),
+            destinations_overflow: 0,
+            rule_drops: ExactTable::with_capacity(capacities.rules),
+            rule_drops_overflow: 0,
+            top_sources: (0..TrafficClass::COUNT).map(|_| SpaceSaving::new(capacities.top_sources)).collect(),
+            top_sources_weight: 1,
+            samples: Vec::with_capacity(capacities.samples),
+            // 1 cycle to 2^40 cycles at 2 significant digits: fixed size, and
+            // recording never allocates.
+            burst_cycles: hdrhistogram::Histogram::new_with_bounds(1, 1 << 40, 2).expect("valid histogram bounds"),
+            reports_dropped: 0,
+        })
+    }
+
+    /// Empty every counter for reuse, keeping the memory.
+    pub fn reset(&mut self) {
+        self.directions = [DirectionWindow::default(), DirectionWindow::default()];
+        self.destinations.clear();
+        self.destinations_overflow = 0;
+        self.rule_drops.clear();
+        self.rule_drops_overflow = 0;
+        for s in &mut self.top_sources {
+            s.clear();
+        }
+        self.samples.clear();
+        self.burst_cycles.reset();
+    }
+
+    pub fn direction(&self, d: Direction) -> &DirectionWindow {
+        &self.directions[d as usize]
+    }
+
+    /// Count one packet: its class, size, the decision and, for protected
+    /// destinations, the per-host statistics.
+    #[inline]
+    pub fn count(&mut self, d: Direction, m: &PacketMeta, drop: Option<DropReason>, rule_id: Option<u32>, allowlisted: bool) {
+        let len = u64::from(m.frame_len);
+        let w = &mut self.directions[d as usize];
+        let class = m.class.index();
+        w.class_packets[class] += 1;
+        w.class_bytes[class] += len;
+        w.parse_status[m.status as usize] += 1;
+        w.allowlisted += u64::from(allowlisted);
+        match drop {
+            Some(reason) => {
+                w.dropped_packets[reason as usize] += 1;
+                w.dropped_bytes[reason as usize] += len;
+                if let Some(id) = rule_id {
+                    match self.rule_drops.get_mut(&id) {
+                        Some(r) => {
+                            r.packets += 1;
+                            r.bytes += len;
+                        }
+                        None => {
+                            if self.rule_drops.insert(id, RuleDrops { packets: 1, bytes: len }).is_err() {
+                                self.rule_drops_overflow += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                w.forwarded_packets += 1;
+                w.forwarded_bytes += len;
+            }
+        }
+    }
+
+    /// Per-destination statistics of a packet to a protected host.
+    #[inline]
+    pub fn count_destination(&mut self, m: &PacketMeta) {
+        let key = u128::from_be_bytes(m.dst);
+        let stats = match self.destinations.get_mut(&key) {
+            Some(s) => s,
+            None => {
+                if self.destinations.insert(key, DestinationStats::default()).is_err() {
+                    self.destinations_overflow += 1;
+                    return;
+                }
+                match self.destinations.get_mut(&key) {
+                    Some(s) => s,
+                    None => return,
+                }
+            }
+        };
+        let len = u32::from(m.frame_len);
+        let class = m.class.index();
+        stats.packets += 1;
+        stats.bytes += u64::from(len);
+        stats.class_packets[class] = stats.class_packets[class].saturating_add(1);
+        stats.class_bytes[class] = stats.class_bytes[class].saturating_add(len);
+        stats.ttl_buckets[usize::from(m.ttl >> 4)] += 1;
+        let src = u128::from_be_bytes(m.src);
+        let h = ((src as u64) ^ ((src >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
+        stats.source_bits[(h >> 6) as usize] |= 1 << (h & 63);
+    }
+
+    /// Keep the head of a packet, if there is room this window.
+    #[inline]
+    pub fn sample(&mut self, d: Direction, timestamp_ns: u64, frame: &[u8]) {
+        if self.samples.len() < self.samples.capacity() {
+            let n = frame.len().min(SAMPLE_BYTES);
+            let mut data = [0u8; SAMPLE_BYTES];
+            data[..n].copy_from_slice(&frame[..n]);
+            self.samples.push(Sample {
+                timestamp_ns,
+                original_len: u16::try_from(frame.len()).unwrap_or(u16::MAX),
+                captured_len: n as u8,
+                direction: d,
+                data,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_source_estimate() {
+        let mut d = DestinationStats::default();
+        assert!(d.distinct_sources() < 0.5);
+        let m = crate::wire::parse(&crate::synth::udp_frame(
+            &crate::synth::Endpoints {
+                src_mac: [2; 6],
+                dst_mac: [4; 6],
+                src: std::net::Ipv4Addr::new(1, 2, 3, 4),
+                dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
+                src_port: 1,
+                dst_port: 2,
+                ttl: 64,
+            },
+            &[],
+        ));
+        let mut r = WindowReport::new(ReportCapacities::default());
+        for i in 0..100u32 {
+            let mut mi = m;
+            mi.src[12..16].copy_from_slice(&i.to_be_bytes());
+            r.count_destination(&mi);
+        }
+        let key = u128::from_be_bytes(m.dst);
+        let stats = r.destinations.get(&key).expect("tracked");
+        assert_eq!(stats.packets, 100);
+        let est = stats.distinct_sources();
+        assert!((70.0..140.0).contains(&est), "estimate {est} for 100 sources");
+        assert_eq!(stats.ttl_buckets[4], 100, "TTL 64 is in bucket 4");
+        d.add(stats);
+        assert_eq!(d.packets, 100);
+    }
+}
