@@ -77,14 +77,14 @@ impl ReportSink {
 }
 
 /// Report channels for `workers` workers: `depth` reports in flight to the control
-/// plane in all, and `spare` preallocated reports per worker.
+/// plane in all, and per worker one report to fill plus `spare` to swap in.
 pub fn report_channels(workers: usize, depth: usize, spare: usize, capacities: ReportCapacities) -> (Vec<ReportLink>, ReportSink) {
     let (to_control, reports) = bounded(depth.max(1));
     let mut links = Vec::new();
     let mut free_senders = Vec::new();
     for w in 0..workers {
         let (free_tx, free_rx) = bounded(spare.max(1) + 1);
-        for _ in 0..spare.max(1) {
+        for _ in 0..spare.max(1) + 1 {
             let mut r = WindowReport::new(capacities);
             r.worker = w as u16;
             let _ = free_tx.try_send(r);
