@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Forwarding rate of levee against dpdk-testpmd's io forwarding, measured in one
-# run on the same virtual devices (net_pcap infinite_rx -> net_null) and the same
-# single worker core. Prints both rates and their ratio.
+# levee's dataplane against dpdk-testpmd, measured in one run on the same virtual
+# devices (net_pcap infinite_rx -> net_null) and the same single worker core:
 #
-#   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per side)
+#   1. forwarding, no rules            vs testpmd --forward-mode=io
+#   2. full pipeline: 1M-entry blocklist, 200 signature rules, per-class counters,
+#      per-destination counters, top-sources sketches, sampling; nothing matches
+#                                      vs testpmd --forward-mode=io
+#   3. drop path: every source is in the blocklist
+#                                      vs testpmd --forward-mode=rxonly
+#
+#   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per measurement)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_SIDE="${1:-10}"
@@ -21,23 +27,23 @@ EAL_COMMON=(--no-huge -m 1024 --no-pci --no-shconf --log-level='*:error')
 RX_DEV="net_pcap0,rx_pcap=$capture,infinite_rx=1"
 TX_DEV="net_null0,no-rx=1"
 
-# --- reference: dpdk-testpmd io forwarding, per-second Tx-pps of the null port ---
-testpmd_log="$work/testpmd.log"
-dpdk-testpmd -l 0-1 "${EAL_COMMON[@]}" --vdev="$RX_DEV" --vdev="$TX_DEV" -- \
-  --total-num-mbufs=16384 --forward-mode=io --auto-start --stats-period 1 \
-  >"$testpmd_log" 2>&1 &
-testpmd_pid=$!
-sleep "$SECONDS_PER_SIDE"
-kill -INT "$testpmd_pid" 2>/dev/null || true
-wait "$testpmd_pid" 2>/dev/null || true
-# Median of port 1's per-second Tx-pps samples, ignoring the zero samples of start-up.
-testpmd_pps=$(awk '
-  /NIC statistics for port/ { port = $(NF-1) }
-  /Tx-pps:/ && port == 1 && $2 > 0 { print $2 }' "$testpmd_log" | sort -n |
-  awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }')
+testpmd() { # $1 = forward mode; prints the median per-second pps of the counted port
+  local mode="$1" log="$work/testpmd-$1.log" port=1 field="Tx-pps:"
+  if [ "$mode" = rxonly ]; then port=0; field="Rx-pps:"; fi
+  dpdk-testpmd -l 0-1 "${EAL_COMMON[@]}" --vdev="$RX_DEV" --vdev="$TX_DEV" -- \
+    --total-num-mbufs=16384 --forward-mode="$mode" --auto-start --stats-period 1 >"$log" 2>&1 &
+  local pid=$!
+  sleep "$SECONDS_PER_SIDE"
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  awk -v p="$port" -v f="$field" '
+    /NIC statistics for port/ { port = $(NF-1) }
+    $1 == f && port == p && $2 > 0 { print $2 }' "$log" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
+}
 
-# --- levee: the same devices, one worker on lcore 1 ---
-cat >"$work/levee.toml" <<TOML
+levee_run() { # $1 = extra TOML; $2 = JSON field (tx_pps or rx_pps)
+  cat >"$work/levee.toml" <<TOML
 mode = "inline"
 [dpdk]
 eal_args = ["--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "--log-level=*:error"]
@@ -49,15 +55,70 @@ outside = "$RX_DEV"
 inside = "$TX_DEV"
 [log]
 level = "warn"
+$1
 TOML
-levee_json=$($LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>/dev/null | tail -1)
-levee_pps=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["totals"]["tx_pps"]))' "$levee_json")
+  local json
+  json=$($LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>/dev/null | tail -1)
+  python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["totals"][sys.argv[2]]))' "$json" "$2"
+}
 
-python3 - "$testpmd_pps" "$levee_pps" "$SECONDS_PER_SIDE" <<'PY'
+# 1M blocked addresses: for the forwarding run none is a source of the capture
+# (198.18.0.0/15); for the drop run the whole /15 is in, as exact entries.
+python3 - "$work" <<'PY'
+import random, sys, ipaddress
+work = sys.argv[1]
+rng = random.Random(11)
+bench = ipaddress.ip_network("198.18.0.0/15")
+others = set()
+while len(others) < 1_000_000:
+    a = ipaddress.IPv4Address(rng.getrandbits(32))
+    if a not in bench:
+        others.add(str(a))
+others = sorted(others)
+with open(f"{work}/blocklist-miss.txt", "w") as f:
+    f.write("\n".join(others) + "\n")
+with open(f"{work}/blocklist-hit.txt", "w") as f:
+    f.write("\n".join(str(a) for a in bench) + "\n")
+    f.write("\n".join(others[: 1_000_000 - bench.num_addresses]) + "\n")
+# 200 signature rules over the protected /24 that the traffic never matches
+# (lengths 1400-1500), so every rule is evaluated and nothing is dropped.
+protos = [("udp", [53, 123, 27015, 443]), ("tcp", [80, 443, 22, 25])]
+with open(f"{work}/signatures.toml", "w") as f:
+    for i in range(200):
+        proto, ports = protos[i % 2]
+        port = ports[(i // 2) % 4]
+        f.write(f'[[rules.signature]]\nid = {1000 + i}\ndestination = "10.0.0.0/24"\nprotocol = "{proto}"\n'
+                f'dst_ports = "{port}-{port + i // 8}"\nip_length = "{1400 + i % 50}-1500"\n\n')
+PY
+
+PIPELINE_TOML="[pipeline]
+protected = [\"10.0.0.0/24\"]
+top_sources_one_in = 4
+[tables]
+blocked_hosts = 1048576
+[rules]"
+
+echo "running: testpmd io, levee forwarding, levee full pipeline, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
+io_pps=$(testpmd io)
+plain_pps=$(levee_run "" tx_pps)
+full_pps=$(levee_run "$PIPELINE_TOML
+blocklist_file = \"$work/blocklist-miss.txt\"
+$(cat "$work/signatures.toml")" tx_pps)
+rxonly_pps=$(testpmd rxonly)
+drop_pps=$(levee_run "$PIPELINE_TOML
+blocklist_file = \"$work/blocklist-hit.txt\"
+$(cat "$work/signatures.toml")" rx_pps)
+
+python3 - "$io_pps" "$plain_pps" "$full_pps" "$rxonly_pps" "$drop_pps" "$SECONDS_PER_SIDE" <<'PY'
 import sys
-ref, levee, secs = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-print(f"forwarding, net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each")
-print(f"  dpdk-testpmd --forward-mode=io : {ref/1e6:8.2f} Mpps")
-print(f"  levee run (inline)             : {levee/1e6:8.2f} Mpps")
-print(f"  ratio levee / testpmd          : {levee/ref if ref else float('nan'):8.3f}")
+io, plain, full, rxonly, drop = (float(x) for x in sys.argv[1:6])
+secs = sys.argv[6]
+r = lambda a, b: a / b if b else float("nan")
+print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each")
+print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7}")
+print(f"  {'dpdk-testpmd --forward-mode=io':<58} {io/1e6:8.2f}")
+print(f"  {'levee forwarding (no rules)':<58} {plain/1e6:8.2f} {r(plain, io):7.3f}")
+print(f"  {'levee full pipeline (1M blocklist, 200 signatures, stats)':<58} {full/1e6:8.2f} {r(full, io):7.3f}")
+print(f"  {'dpdk-testpmd --forward-mode=rxonly':<58} {rxonly/1e6:8.2f}")
+print(f"  {'levee drop path (every source blocked)':<58} {drop/1e6:8.2f} {r(drop, rxonly):7.3f}")
 PY

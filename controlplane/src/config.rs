@@ -60,8 +60,8 @@ pub struct PipelineSection {
     /// K of the per-class top-sources sketches.
     #[serde(default = "default_top_sources")]
     pub top_sources: usize,
-    /// Feed 1 packet in N to the top-sources sketches.
-    #[serde(default = "default_one")]
+    /// Feed 1 packet in N to the top-sources sketches (each counting N).
+    #[serde(default = "default_top_sources_one_in")]
     pub top_sources_one_in: u32,
     /// Protected hosts tracked per window.
     #[serde(default = "default_destinations")]
@@ -89,8 +89,8 @@ fn default_sample_one_in() -> u32 {
 fn default_top_sources() -> usize {
     64
 }
-fn default_one() -> u32 {
-    1
+fn default_top_sources_one_in() -> u32 {
+    4
 }
 fn default_destinations() -> usize {
     1024

@@ -43,7 +43,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             window_ms: 100,
             sample_one_in: 64,
-            top_sources_one_in: 1,
+            top_sources_one_in: 4,
             malformed: FramePolicy::Drop,
             non_ip: FramePolicy::Forward,
             capacities: ReportCapacities::default(),
@@ -171,26 +171,29 @@ impl Pipeline {
         let n = burst.len().min(BURST_SIZE);
         for i in 0..n {
             burst.prefetch(i + 2);
-            self.metas[i] = wire::parse(burst.frame(i));
+            wire::parse_to(burst.frame(i), &mut self.metas[i]);
         }
         self.tables.decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
+        let track_destinations = !self.protected.is_empty();
         for i in 0..n {
-            let m = self.metas[i];
+            let m = &self.metas[i];
             let decision = self.decisions[i];
             let drop = match m.status {
                 ParseStatus::Ok => DropReason::of(decision),
                 ParseStatus::NotIp => (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp),
                 _ => (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed),
             };
-            self.report.count(d, &m, drop, decision.rule_id(), decision == Decision::Allowlisted);
+            self.report.count(d, m, drop, decision.rule_id(), decision == Decision::Allowlisted);
             if drop.is_none() {
                 keep |= 1 << i;
             }
             if d == Direction::Inbound && m.status == ParseStatus::Ok {
-                if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
-                    if self.protected.contains(dst) {
-                        self.report.count_destination(&m);
+                if track_destinations {
+                    if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
+                        if self.protected.contains(dst) {
+                            self.report.count_destination(m);
+                        }
                     }
                 }
                 self.top_countdown -= 1;

@@ -282,7 +282,7 @@ impl WindowReport {
 
     /// Count one packet: its class, size, the decision and, for protected
     /// destinations, the per-host statistics.
-    #[inline]
+    #[inline(always)]
     pub fn count(&mut self, d: Direction, m: &PacketMeta, drop: Option<DropReason>, rule_id: Option<u32>, allowlisted: bool) {
         let len = u64::from(m.frame_len);
         let w = &mut self.directions[d as usize];
@@ -296,22 +296,29 @@ impl WindowReport {
                 w.dropped_packets[reason as usize] += 1;
                 w.dropped_bytes[reason as usize] += len;
                 if let Some(id) = rule_id {
-                    match self.rule_drops.get_mut(&id) {
-                        Some(r) => {
-                            r.packets += 1;
-                            r.bytes += len;
-                        }
-                        None => {
-                            if self.rule_drops.insert(id, RuleDrops { packets: 1, bytes: len }).is_err() {
-                                self.rule_drops_overflow += 1;
-                            }
-                        }
-                    }
+                    self.count_rule_drop(id, len);
                 }
             }
             None => {
                 w.forwarded_packets += 1;
                 w.forwarded_bytes += len;
+            }
+        }
+    }
+
+    /// Drops by rule live in a small table touched only on the drop path, kept
+    /// out of line so the forwarding path stays compact.
+    #[inline(never)]
+    fn count_rule_drop(&mut self, id: u32, len: u64) {
+        match self.rule_drops.get_mut(&id) {
+            Some(r) => {
+                r.packets += 1;
+                r.bytes += len;
+            }
+            None => {
+                if self.rule_drops.insert(id, RuleDrops { packets: 1, bytes: len }).is_err() {
+                    self.rule_drops_overflow += 1;
+                }
             }
         }
     }

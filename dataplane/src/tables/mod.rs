@@ -229,10 +229,25 @@ impl RuleTables {
         self.decide_rest(m, src, true, now_ns)
     }
 
+    /// Whether no table holds anything: every packet passes.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty()
+            && self.blocked_v4.is_empty()
+            && self.blocked_v6.is_empty()
+            && self.blocked_prefixes.is_empty()
+            && self.signatures.is_empty()
+            && self.source_limiter.limit().is_none()
+    }
+
     /// Decide for a burst, overlapping the IPv4 blocklist's cache misses.
     #[inline]
     pub fn decide_burst(&mut self, metas: &[PacketMeta], now_ns: u64, out: &mut [Decision]) {
         let n = metas.len().min(out.len()).min(BULK_MAX);
+        if self.is_empty() {
+            out[..n].fill(Decision::Pass);
+            return;
+        }
         let mut found = [None; BULK_MAX];
         if !self.blocked_v4.is_empty() {
             let mut keys = [0u32; BULK_MAX];
