@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 
+# Lints are part of the suite: warnings fail it.
+cargo clippy --workspace --all-targets -q -- -D warnings
+
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest runs every test in its own process: one DPDK EAL per process.
   cargo nextest run --workspace --no-fail-fast "$@"

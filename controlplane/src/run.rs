@@ -370,7 +370,7 @@ fn compact_direction(d: &serde_json::Value) -> String {
     let mut parts = vec![format!("{} pkts", d["packets"])];
     if let Some(classes) = d["classes"].as_object() {
         let mut v: Vec<(u64, &String)> = classes.iter().map(|(k, c)| (c["packets"].as_u64().unwrap_or(0), k)).collect();
-        v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         parts.push(v.iter().take(5).map(|(n, k)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
     }
     if let Some(dropped) = d["dropped"].as_object() {

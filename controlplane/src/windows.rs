@@ -108,7 +108,7 @@ pub fn direction_line(w: &DirectionWindow) -> String {
         .filter(|c| w.class_packets[c.index()] > 0)
         .map(|c| (w.class_packets[c.index()], c.name()))
         .collect();
-    classes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    classes.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
     let top: Vec<String> = classes.iter().take(4).map(|(n, c)| format!("{c} {n}")).collect();
     format!(
         "{} pkts {} B, forwarded {}, dropped {} [{}]",

@@ -62,7 +62,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // one lcore, so it is reclaimed exactly once here.
     let job: Box<Job> = unsafe { Box::from_raw(arg.cast::<Job>()) };
     // A panic must not unwind into C.
-    catch_unwind(AssertUnwindSafe(move || job())).unwrap_or(-1)
+    catch_unwind(AssertUnwindSafe(job)).unwrap_or(-1)
 }
 
 /// Run `job` on worker lcore `lcore` (pinned there by the EAL).

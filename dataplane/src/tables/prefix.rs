@@ -40,6 +40,7 @@ impl Prefix {
         self.addr
     }
 
+    #[allow(clippy::len_without_is_empty)] // a prefix length, not a container size
     pub fn len(&self) -> u8 {
         self.len
     }
