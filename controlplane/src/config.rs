@@ -1,6 +1,7 @@
 //! The configuration file (TOML): parsed strictly, validated as a whole, and every
 //! problem reported with the key it concerns.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,121 @@ pub struct Config {
     pub tables: TablesSection,
     #[serde(default)]
     pub rules: RulesSection,
+    #[serde(default)]
+    pub detection: DetectionSection,
+    #[serde(default)]
+    pub mitigation: MitigationSection,
+}
+
+/// `[detection]`: limits, baselines and the incident lifecycle.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSection {
+    /// No traffic class of a host is an attack below this many packets/s.
+    #[serde(default = "default_floor_pps")]
+    pub floor_pps: f64,
+    #[serde(default = "default_floor_bps")]
+    pub floor_bps: f64,
+    /// The same for a protected prefix as a whole (carpet bombing).
+    #[serde(default = "default_prefix_floor_pps")]
+    pub prefix_floor_pps: f64,
+    /// Dynamic limit = multiplier x learnt baseline.
+    #[serde(default = "default_multiplier")]
+    pub multiplier: f64,
+    #[serde(default = "default_half_life")]
+    pub baseline_half_life_seconds: f64,
+    /// Learning time before dynamic limits apply to a target.
+    #[serde(default = "default_warmup")]
+    pub warmup_seconds: f64,
+    /// Consecutive windows over a limit before an incident starts.
+    #[serde(default = "default_confirm")]
+    pub confirm_windows: u32,
+    /// Time under the limits before an incident resolves.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: f64,
+    #[serde(default = "default_max_attackers")]
+    pub max_attackers: usize,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupSection>,
+}
+
+fn default_floor_pps() -> f64 {
+    5_000.0
+}
+fn default_floor_bps() -> f64 {
+    50_000_000.0
+}
+fn default_prefix_floor_pps() -> f64 {
+    10_000.0
+}
+fn default_multiplier() -> f64 {
+    4.0
+}
+fn default_half_life() -> f64 {
+    300.0
+}
+fn default_warmup() -> f64 {
+    5.0
+}
+fn default_confirm() -> u32 {
+    2
+}
+fn default_cooldown() -> f64 {
+    10.0
+}
+fn default_max_attackers() -> usize {
+    20
+}
+
+impl Default for DetectionSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+/// `[[detection.group]]`: static limits for a group of protected prefixes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub name: String,
+    pub prefixes: Vec<String>,
+    pub pps: Option<f64>,
+    pub bps: Option<f64>,
+    /// Per traffic class, e.g. { udp_ntp = 2000, tcp_syn = 5000 }.
+    #[serde(default)]
+    pub class_pps: BTreeMap<String, f64>,
+}
+
+/// `[mitigation]`: what happens to the rules incidents call for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MitigationSection {
+    /// Apply rules at once (true) or stage them for approval (false).
+    #[serde(default = "default_true")]
+    pub auto_apply: bool,
+    #[serde(default = "default_rule_ttl")]
+    pub rule_ttl_seconds: u64,
+    /// Keep an incident's rules after it resolves, until they expire.
+    #[serde(default)]
+    pub keep_after_resolve: bool,
+    #[serde(default = "default_max_rules")]
+    pub max_rules: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_rule_ttl() -> u64 {
+    3600
+}
+fn default_max_rules() -> usize {
+    10_000
+}
+
+impl Default for MitigationSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
 }
 
 /// `[pipeline]`: what workers count and how they treat frames rules cannot judge.
@@ -553,6 +669,43 @@ impl Config {
                 bad(key, format!("{v} is outside 1..={}", 1 << 26));
             }
         }
+        let d = &self.detection;
+        for (key, v) in [
+            ("detection.floor_pps", d.floor_pps),
+            ("detection.floor_bps", d.floor_bps),
+            ("detection.prefix_floor_pps", d.prefix_floor_pps),
+            ("detection.baseline_half_life_seconds", d.baseline_half_life_seconds),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                bad(key, format!("{v} must be a positive number"));
+            }
+        }
+        if !(d.multiplier.is_finite() && d.multiplier >= 1.0) {
+            bad("detection.multiplier", format!("{} must be at least 1", d.multiplier));
+        }
+        for (key, v) in [("detection.warmup_seconds", d.warmup_seconds), ("detection.cooldown_seconds", d.cooldown_seconds)] {
+            if !(v.is_finite() && v >= 0.0) {
+                bad(key, format!("{v} must be zero or more"));
+            }
+        }
+        if d.confirm_windows == 0 {
+            bad("detection.confirm_windows", "must be at least 1".into());
+        }
+        for (g, group) in d.groups.iter().enumerate() {
+            for (i, s) in group.prefixes.iter().enumerate() {
+                if let Err(e) = s.parse::<Prefix>() {
+                    bad(&format!("detection.group[{g}].prefixes[{i}]"), e.to_string());
+                }
+            }
+            for class in group.class_pps.keys() {
+                if traffic_class(class).is_none() {
+                    bad(&format!("detection.group[{g}].class_pps.{class}"), "not a traffic class (e.g. udp_ntp, tcp_syn)".into());
+                }
+            }
+        }
+        if self.mitigation.max_rules == 0 {
+            bad("mitigation.max_rules", "must be at least 1".into());
+        }
         let r = &self.rules;
         for (i, s) in r.allowlist.iter().enumerate() {
             if let Err(e) = s.parse::<Prefix>() {
@@ -773,6 +926,56 @@ impl Config {
             allowlist: t.allowlist,
             source_limiter_slots: t.source_limiter_slots,
         }
+    }
+
+    pub fn detection_config(&self) -> crate::detect::DetectionConfig {
+        let d = &self.detection;
+        let window_ms = self.pipeline.window_ms;
+        crate::detect::DetectionConfig {
+            window_ms,
+            floor_pps: d.floor_pps,
+            floor_bps: d.floor_bps,
+            prefix_floor_pps: d.prefix_floor_pps,
+            multiplier: d.multiplier,
+            baseline_half_life_s: d.baseline_half_life_seconds,
+            warmup_windows: ((d.warmup_seconds * 1000.0) / window_ms as f64).ceil() as u32,
+            confirm_windows: d.confirm_windows,
+            cooldown_s: d.cooldown_seconds,
+            max_attackers: d.max_attackers,
+            groups: d
+                .groups
+                .iter()
+                .map(|g| crate::detect::HostGroup {
+                    name: g.name.clone(),
+                    prefixes: g.prefixes.iter().filter_map(|p| p.parse().ok()).collect(),
+                    pps: g.pps,
+                    bps: g.bps,
+                    class_pps: g.class_pps.iter().filter_map(|(c, v)| traffic_class(c).map(|c| (c.index(), *v))).collect(),
+                })
+                .collect(),
+            protected: self.pipeline.protected.iter().filter_map(|p| p.parse().ok()).collect(),
+            ..crate::detect::DetectionConfig::default()
+        }
+    }
+
+    pub fn mitigation_config(&self) -> crate::mitigate::MitigationConfig {
+        let m = &self.mitigation;
+        crate::mitigate::MitigationConfig {
+            auto_apply: m.auto_apply,
+            rule_ttl_s: m.rule_ttl_seconds,
+            keep_after_resolve: m.keep_after_resolve,
+            max_rules: m.max_rules,
+        }
+    }
+
+    /// This node's id: configured, or derived from the host name.
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.node.id {
+            return if id.starts_with("nd_") { id.clone() } else { format!("nd_{id}") };
+        }
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let h = host.trim().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        format!("nd_{:012x}", h & 0xffff_ffff_ffff)
     }
 
     /// The protected networks as a lookup table.

@@ -3,6 +3,8 @@
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
 mod config;
+mod detect;
+mod mitigate;
 mod replay;
 mod run;
 mod setup;
@@ -50,6 +52,9 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Also print every window's counters.
+        #[arg(long)]
+        windows: bool,
     },
     /// Validate a configuration file: exit 0 if valid, 2 naming each bad key.
     CheckConfig {
@@ -84,7 +89,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, duration, exit_when_idle, json } => cmd_run(&config, duration, exit_when_idle, json),
-        Command::Replay { file, config, json } => cmd_replay(&file, config.as_deref(), json),
+        Command::Replay { file, config, json, windows } => cmd_replay(&file, config.as_deref(), replay::Output { json, windows }),
         Command::CheckConfig { file } => cmd_check_config(&file),
         Command::GenerateCapture { out, packets, seed } => cmd_generate_capture(&out, packets, seed),
     };
@@ -133,14 +138,17 @@ fn cmd_run(path: &std::path::Path, duration: Option<f64>, idle: Option<f64>, jso
     Ok(())
 }
 
-fn cmd_replay(file: &std::path::Path, config: Option<&std::path::Path>, json: bool) -> Result<(), Failure> {
+fn cmd_replay(file: &std::path::Path, config: Option<&std::path::Path>, out: replay::Output) -> Result<(), Failure> {
     let config = match config {
         Some(path) => config::Config::load_for(path, config::Purpose::Replay).map_err(|e| Failure::Usage(e.into()))?,
         None => config::Config::replay_default(),
     };
     init_logging(&config.log.level);
-    let totals = replay::replay(file, &config, json)?;
-    replay::print_totals(file, &totals, json);
+    let result = replay::replay(file, &config, out)?;
+    replay::print_totals(file, &result.totals, out.json);
+    if !out.json {
+        println!("{}", result.summary());
+    }
     Ok(())
 }
 

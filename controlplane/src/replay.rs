@@ -1,5 +1,7 @@
-//! `levee replay FILE`: the dataplane's parse/filter/count over a capture, with the
-//! capture's timestamps as the clock, printing each window and the totals.
+//! `levee replay FILE`: the dataplane's parse/filter/count, the detector and the
+//! mitigation over a capture, with the capture's timestamps as the clock. Prints
+//! the incident events as they happen, then the rules (and optionally every
+//! window), as text or one JSON object per line.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -9,19 +11,98 @@ use std::time::{Duration, UNIX_EPOCH};
 use levee_dataplane::pcap;
 use levee_dataplane::replay::CaptureSource;
 use levee_dataplane::stats::WindowReport;
+use levee_dataplane::tables::TablePublisher;
 use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
 use serde_json::json;
 
 use crate::config::{Config, Mode};
+use crate::detect::{Aggregator, Detector, IncidentEvent, WindowView};
+use crate::mitigate::{Mitigator, Rule};
 use crate::windows::{direction_json, direction_line, WindowTotals};
 use crate::Failure;
 
-/// RFC 3339 UTC with milliseconds, from capture nanoseconds.
+/// RFC 3339 UTC with milliseconds, from nanoseconds since the epoch.
 pub fn rfc3339_ms(ns: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
-pub fn replay(file: &Path, config: &Config, json_output: bool) -> Result<WindowTotals, Failure> {
+/// What to print.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    pub json: bool,
+    pub windows: bool,
+}
+
+/// Everything a replay produced.
+#[derive(Debug, Default)]
+pub struct ReplayResult {
+    pub totals: WindowTotals,
+    pub events: Vec<IncidentEvent>,
+    pub rules: Vec<Rule>,
+}
+
+impl ReplayResult {
+    /// A one-line account for the end of the text output.
+    pub fn summary(&self) -> String {
+        let created = self.events.iter().filter(|e| e.event == "incident.created").count();
+        let resolved = self.events.iter().filter(|e| e.event == "incident.resolved").count();
+        format!("{created} incident(s) created, {resolved} resolved, {} rule(s)", self.rules.len())
+    }
+}
+
+/// The control plane's side of the pipeline, shared by replay and run: windows
+/// in, events and rule changes out.
+#[derive(Debug)]
+pub struct ControlLoop {
+    pub aggregator: Aggregator,
+    pub detector: Detector,
+    pub mitigator: Mitigator,
+    pub totals: WindowTotals,
+}
+
+impl ControlLoop {
+    pub fn new(config: &Config, workers: usize) -> Self {
+        ControlLoop {
+            aggregator: Aggregator::new(config.pipeline.window_ms, workers),
+            detector: Detector::new(config.detection_config(), config.node_id()),
+            mitigator: Mitigator::new(config.mitigation_config()),
+            totals: WindowTotals::default(),
+        }
+    }
+
+    /// Take one report; returns the windows it completed with the events each caused.
+    pub fn report(&mut self, r: &WindowReport, publisher: &mut TablePublisher) -> Vec<(WindowView, Vec<IncidentEvent>)> {
+        self.totals.add(r);
+        let views = self.aggregator.add(r);
+        views.into_iter().map(|v| {
+            let events = self.window(&v, publisher);
+            (v, events)
+        }).collect()
+    }
+
+    /// Judge a window and act on the events.
+    pub fn window(&mut self, v: &WindowView, publisher: &mut TablePublisher) -> Vec<IncidentEvent> {
+        let events = self.detector.observe(v);
+        for e in &events {
+            match e.event {
+                "incident.resolved" => {
+                    self.mitigator.on_resolved(&e.incident_id, publisher);
+                }
+                _ => {
+                    if let Some(incident) = self.detector.incident(&e.incident_id) {
+                        let incident = incident.clone();
+                        self.mitigator.on_incident(&incident, v.end_ns, publisher);
+                    }
+                }
+            }
+        }
+        self.mitigator.expire(v.end_ns, publisher);
+        publisher.flush();
+        events
+    }
+}
+
+pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult, Failure> {
     let input = std::fs::File::open(file)
         .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot open {}: {e}", file.display())))?;
     let records = pcap::read_capture(std::io::BufReader::new(input))
@@ -30,36 +111,29 @@ pub fn replay(file: &Path, config: &Config, json_output: bool) -> Result<WindowT
     let first_ns = records.first().map_or(0, |r| r.timestamp_ns);
 
     let dataplane = crate::setup::build(config, 1, first_ns)?;
-    let crate::setup::Dataplane { publisher: _publisher, mut pipelines, sink } = dataplane;
+    let crate::setup::Dataplane { mut publisher, mut pipelines, sink } = dataplane;
     let pipeline = pipelines.pop().ok_or_else(|| Failure::Runtime(anyhow::anyhow!("no pipeline")))?;
     let (source, clock) = CaptureSource::new(Arc::clone(&records), Direction::Inbound, config.mode == Mode::Inline);
     let stop = Arc::new(AtomicBool::new(false));
     let settings = WorkerSettings { stats_interval_ms: config.dpdk.stats_interval_ms };
     let mut worker = WorkerContext::new(vec![source], clock, settings, stop, pipeline);
+    let mut control = ControlLoop::new(config, 1);
+    let mut events = Vec::new();
 
-    let mut totals = WindowTotals::default();
-    let print = |r: &WindowReport, totals: &mut WindowTotals| {
-        totals.add(r);
-        let inbound = r.direction(Direction::Inbound);
-        if json_output {
-            let line = json!({
-                "type": "window",
-                "sequence": r.sequence,
-                "start": rfc3339_ms(r.start_ns),
-                "end": rfc3339_ms(r.end_ns),
-                "inbound": direction_json(inbound),
-                "destinations": r.destinations.len(),
-            });
-            println!("{line}");
-        } else if inbound.packets() > 0 {
-            println!("{} window {:>5}: {}", rfc3339_ms(r.start_ns), r.sequence, direction_line(inbound));
+    let handle = |report: Box<WindowReport>, control: &mut ControlLoop, publisher: &mut TablePublisher, events: &mut Vec<IncidentEvent>| {
+        for (view, evs) in control.report(&report, publisher) {
+            print_window(&view, out);
+            for e in evs {
+                print_event(&e, out);
+                events.push(e);
+            }
         }
+        sink.recycle(report);
     };
     loop {
         let got = worker.poll_once();
         while let Ok(report) = sink.reports.try_recv() {
-            print(&report, &mut totals);
-            sink.recycle(report);
+            handle(report, &mut control, &mut publisher, &mut events);
         }
         if got == 0 {
             break;
@@ -68,13 +142,72 @@ pub fn replay(file: &Path, config: &Config, json_output: bool) -> Result<WindowT
     worker.finish();
     drop(worker);
     while let Ok(report) = sink.reports.try_recv() {
-        print(&report, &mut totals);
-        sink.recycle(report);
+        handle(report, &mut control, &mut publisher, &mut events);
     }
-    Ok(totals)
+    for view in control.aggregator.flush() {
+        print_window(&view, out);
+        for e in control.window(&view, &mut publisher) {
+            print_event(&e, out);
+            events.push(e);
+        }
+    }
+    let rules: Vec<Rule> = control.mitigator.rules().cloned().collect();
+    for r in &rules {
+        if out.json {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["type"] = json!("rule");
+            println!("{v}");
+        } else {
+            println!("rule {} [{:?}] {}: {}", r.id, r.state, serde_json::to_string(&r.matches).unwrap_or_default(), r.reason);
+        }
+    }
+    for refusal in &control.mitigator.refusals {
+        tracing::warn!("{refusal}");
+    }
+    Ok(ReplayResult { totals: control.totals, events, rules })
 }
 
-/// Print the totals after the windows.
+fn print_window(view: &WindowView, out: Output) {
+    if !out.windows {
+        return;
+    }
+    if out.json {
+        let line = json!({
+            "type": "window",
+            "window": view.slot,
+            "start": rfc3339_ms(view.start_ns),
+            "end": rfc3339_ms(view.end_ns),
+            "inbound": direction_json(&view.inbound),
+            "destinations": view.destinations.len(),
+        });
+        println!("{line}");
+    } else if view.inbound.packets() > 0 {
+        println!("{} window: {}", rfc3339_ms(view.start_ns), direction_line(&view.inbound));
+    }
+}
+
+fn print_event(e: &IncidentEvent, out: Output) {
+    if out.json {
+        println!("{}", serde_json::to_string(e).unwrap_or_default());
+    } else {
+        println!(
+            "{} {} {} {} -> {} (peak {} pps, {} bps, severity {:?}, {} attackers{}{})",
+            e.at,
+            e.event,
+            e.incident_id,
+            e.attack_type.name(),
+            e.target,
+            e.peak_pps,
+            e.peak_bps,
+            e.severity,
+            e.attacker_ips.len(),
+            if e.spoofing_likely { ", spoofing likely" } else { "" },
+            if e.event == "incident.created" { format!(", {} ms after onset", e.detection_ms) } else { String::new() },
+        );
+    }
+}
+
+/// Print the totals after everything else.
 pub fn print_totals(file: &Path, totals: &WindowTotals, json_output: bool) {
     if json_output {
         let mut t = totals.to_json();

@@ -34,6 +34,10 @@ pub struct RunSummary {
     pub totals: Totals,
     /// The window reports of every worker, summed.
     pub pipeline: serde_json::Value,
+    /// Incident events, in order.
+    pub events: Vec<serde_json::Value>,
+    pub rules: Vec<serde_json::Value>,
+    pub open_incidents: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,19 +149,36 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     // Stage 4: rule tables restored from the configuration, pipelines, and the
     // control plane's consumer of window reports.
     let dataplane = crate::setup::build(config, worker_lcores.len(), TscClock::new(&eal).now_ns())?;
-    let crate::setup::Dataplane { publisher, pipelines, sink } = dataplane;
+    let crate::setup::Dataplane { mut publisher, pipelines, sink } = dataplane;
+    let mut control = crate::replay::ControlLoop::new(config, worker_lcores.len());
+    // The control plane: merges window reports, detects, mitigates through the
+    // publisher. Never on a worker lcore.
     let consumer = std::thread::Builder::new()
-        .name("levee-windows".into())
+        .name("levee-control".into())
         .spawn(move || {
-            let mut totals = crate::windows::WindowTotals::default();
+            let mut events = Vec::new();
             // Ends when every worker has dropped its end of the channel.
             while let Ok(report) = sink.reports.recv() {
-                totals.add(&report);
+                for (_, evs) in control.report(&report, &mut publisher) {
+                    for e in evs {
+                        tracing::warn!(
+                            event = e.event,
+                            incident = e.incident_id,
+                            attack = e.attack_type.name(),
+                            target = e.target,
+                            peak_pps = e.peak_pps,
+                            "incident"
+                        );
+                        events.push(serde_json::to_value(&e).unwrap_or_default());
+                    }
+                }
                 sink.recycle(report);
             }
-            totals
+            let open = control.detector.active().count();
+            let rules: Vec<serde_json::Value> = control.mitigator.rules().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+            (control.totals, events, rules, open)
         })
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the window consumer: {e}")))?;
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the control plane thread: {e}")))?;
     let mut pipelines = pipelines.into_iter();
 
     // Stage 5: workers, each owning queue `w` of every port.
@@ -222,8 +243,8 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     let seconds = started.elapsed().as_secs_f64();
     let hz = dpdk::tsc_hz(&eal).max(1) as f64;
-    drop(publisher);
-    let window_totals = consumer.join().map_err(|_| Failure::Runtime(anyhow::anyhow!("the window consumer failed")))?;
+    let (window_totals, events, rules, open_incidents) =
+        consumer.join().map_err(|_| Failure::Runtime(anyhow::anyhow!("the control plane thread failed")))?;
 
     let mut ports = Vec::new();
     for (outside, inside) in &pairs {
@@ -267,6 +288,9 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         ports,
         totals,
         pipeline: window_totals.to_json(),
+        events,
+        rules,
+        open_incidents,
     })
 }
 

@@ -9,7 +9,7 @@
 
 mod topk;
 
-pub use topk::{HeavyHitter, SpaceSaving};
+pub use topk::{HeavyHitter, SpaceSaving, ADMIT_ONE_IN};
 
 use crate::tables::{Decision, ExactTable};
 use crate::wire::{PacketMeta, ParseStatus, TrafficClass};

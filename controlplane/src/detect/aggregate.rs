@@ -1,0 +1,111 @@
+//! One view per window of everything the workers counted: reports of the same
+//! window slot (start time / window length) from every worker, merged.
+
+use std::collections::BTreeMap;
+
+use levee_dataplane::stats::{DestinationStats, DirectionWindow, HeavyHitter, Sample, WindowReport, ADMIT_ONE_IN};
+use levee_dataplane::wire::TrafficClass;
+use levee_dataplane::worker::Direction;
+
+/// The merged counters of one window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowView {
+    /// Window number: start time / window length.
+    pub slot: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The configured window length in seconds (rates divide by it).
+    pub seconds: f64,
+    pub inbound: DirectionWindow,
+    /// Per protected destination (IPv4-mapped address).
+    pub destinations: BTreeMap<u128, DestinationStats>,
+    /// Heaviest inbound sources per traffic class, counts scaled by sampling.
+    pub top_sources: Vec<Vec<HeavyHitter>>,
+    pub samples: Vec<Sample>,
+    pub workers: usize,
+    /// The count a source can get from one sketch admission alone (see
+    /// `SpaceSaving`): only counts beyond it show a source was seen again.
+    pub admission_quantum: u64,
+}
+
+impl WindowView {
+    fn new(slot: u64, seconds: f64) -> Self {
+        WindowView { slot, seconds, top_sources: vec![Vec::new(); TrafficClass::COUNT], ..WindowView::default() }
+    }
+
+    fn add(&mut self, r: &WindowReport) {
+        if self.workers == 0 || r.start_ns < self.start_ns {
+            self.start_ns = r.start_ns;
+        }
+        self.end_ns = self.end_ns.max(r.end_ns);
+        self.workers += 1;
+        self.inbound.add(r.direction(Direction::Inbound));
+        for (k, s) in r.destinations.iter() {
+            self.destinations.entry(*k).or_default().add(s);
+        }
+        for (class, sketch) in r.top_sources.iter().enumerate() {
+            // Sketch counts are already in packets (each update carries its weight).
+            for h in sketch.top() {
+                let merged = &mut self.top_sources[class];
+                match merged.iter_mut().find(|m| m.key == h.key) {
+                    Some(m) => {
+                        m.count += h.count;
+                        m.error += h.error;
+                    }
+                    None => merged.push(h),
+                }
+            }
+        }
+        self.samples.extend_from_slice(&r.samples);
+        self.admission_quantum = self.admission_quantum.max(r.top_sources_weight * u64::from(ADMIT_ONE_IN));
+    }
+}
+
+/// Merges reports into windows, emitting a window once every worker has moved
+/// past it (or it is three windows old: a stalled worker does not hold detection).
+#[derive(Debug)]
+pub struct Aggregator {
+    window_ns: u64,
+    workers: usize,
+    pending: BTreeMap<u64, WindowView>,
+    latest_slot: Vec<u64>,
+}
+
+impl Aggregator {
+    pub fn new(window_ms: u64, workers: usize) -> Self {
+        Aggregator {
+            window_ns: window_ms.max(1) * 1_000_000,
+            workers: workers.max(1),
+            pending: BTreeMap::new(),
+            latest_slot: vec![0; workers.max(1)],
+        }
+    }
+
+    pub fn add(&mut self, r: &WindowReport) -> Vec<WindowView> {
+        let slot = r.start_ns / self.window_ns;
+        let seconds = self.window_ns as f64 / 1e9;
+        self.pending.entry(slot).or_insert_with(|| WindowView::new(slot, seconds)).add(r);
+        if let Some(l) = self.latest_slot.get_mut(usize::from(r.worker)) {
+            *l = (*l).max(slot);
+        }
+        let everyone_past = self.latest_slot.iter().copied().min().unwrap_or(0);
+        let newest = self.latest_slot.iter().copied().max().unwrap_or(0);
+        let mut ready = Vec::new();
+        while let Some((&first, _)) = self.pending.iter().next() {
+            let complete = self.pending[&first].workers >= self.workers;
+            if complete || first < everyone_past || first + 3 <= newest {
+                if let Some(v) = self.pending.remove(&first) {
+                    ready.push(v);
+                }
+            } else {
+                break;
+            }
+        }
+        ready
+    }
+
+    /// Everything still pending (end of a replay or a run).
+    pub fn flush(&mut self) -> Vec<WindowView> {
+        std::mem::take(&mut self.pending).into_values().collect()
+    }
+}

@@ -1,0 +1,219 @@
+//! One incident: its target, vectors, peak, attackers, and the events it emits.
+
+use std::collections::BTreeMap;
+
+use levee_dataplane::wire::TrafficClass;
+use serde::Serialize;
+
+use super::{mapped_to_ip, AttackType, DetectionConfig, Over, Target, TargetRates, WindowView};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// From how far the peak is over the limit.
+    pub fn of_ratio(ratio: f64) -> Severity {
+        match ratio {
+            r if r < 2.0 => Severity::Low,
+            r if r < 5.0 => Severity::Medium,
+            r if r < 20.0 => Severity::High,
+            _ => Severity::Critical,
+        }
+    }
+}
+
+/// An attack in progress or over.
+#[derive(Clone, Debug)]
+pub struct Incident {
+    pub id: String,
+    pub node_id: String,
+    pub target: Target,
+    pub started_at_ns: u64,
+    pub created_at_ns: u64,
+    pub resolved_at_ns: Option<u64>,
+    pub quiet_since_ns: Option<u64>,
+    pub attack_type: AttackType,
+    /// Vectors seen so far, with their peak pps.
+    pub vectors: BTreeMap<AttackType, f64>,
+    pub peak_pps: f64,
+    pub peak_bps: f64,
+    pub peak_ratio: f64,
+    pub limit_pps: f64,
+    /// Attacker address -> packets attributed.
+    pub attackers: BTreeMap<String, u64>,
+    pub spoofing_likely: bool,
+    pub confidence: f64,
+    pub hosts_hit: usize,
+    pub windows_over: u64,
+    /// What the last created/updated event said, to judge "material" change.
+    reported: Option<(f64, Vec<AttackType>, usize, u64)>,
+}
+
+/// An event in the DESIGN.md payload.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentEvent {
+    pub event: &'static str,
+    pub incident_id: String,
+    pub node_id: String,
+    pub attack_type: AttackType,
+    pub severity: Severity,
+    pub target: String,
+    pub peak_pps: u64,
+    pub peak_bps: u64,
+    pub duration_seconds: u64,
+    pub attacker_ips: Vec<String>,
+    pub started_at: String,
+    pub resolved_at: Option<String>,
+    pub at: String,
+    pub confidence: f64,
+    pub spoofing_likely: bool,
+    pub vectors: Vec<VectorInfo>,
+    pub carpet_bombing: bool,
+    pub hosts_hit: usize,
+    /// Detection latency in the capture's time: from the first window over the
+    /// limits to this event.
+    pub detection_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VectorInfo {
+    pub attack_type: AttackType,
+    pub peak_pps: u64,
+}
+
+fn rfc3339(ns: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)).to_string()
+}
+
+impl Incident {
+    pub fn new(id: String, node_id: String, target: Target, started_at_ns: u64, now_ns: u64) -> Self {
+        Incident {
+            id,
+            node_id,
+            target,
+            started_at_ns,
+            created_at_ns: now_ns,
+            resolved_at_ns: None,
+            quiet_since_ns: None,
+            attack_type: AttackType::UdpFlood,
+            vectors: BTreeMap::new(),
+            peak_pps: 0.0,
+            peak_bps: 0.0,
+            peak_ratio: 0.0,
+            limit_pps: 0.0,
+            attackers: BTreeMap::new(),
+            spoofing_likely: false,
+            confidence: 0.0,
+            hosts_hit: 0,
+            windows_over: 0,
+            reported: None,
+        }
+    }
+
+    /// Take in one more window over the limits; an `incident.updated` event when
+    /// something changed materially (peak up 50%, a new vector, attackers up 50%),
+    /// at most once a second.
+    pub fn observe(&mut self, now_ns: u64, over: &Over, r: &TargetRates, view: &WindowView, c: &DetectionConfig) -> Option<IncidentEvent> {
+        self.windows_over += 1;
+        let pps: f64 = over.vectors.iter().map(|v| v.1).sum();
+        let bps: f64 = over.vectors.iter().map(|v| v.2).sum();
+        if pps > self.peak_pps {
+            self.peak_pps = pps;
+            self.limit_pps = over.limit_pps;
+        }
+        self.peak_bps = self.peak_bps.max(bps);
+        self.peak_ratio = self.peak_ratio.max(over.ratio);
+        self.hosts_hit = self.hosts_hit.max(r.hosts);
+        for (a, p, _) in &over.vectors {
+            let e = self.vectors.entry(*a).or_default();
+            *e = e.max(*p);
+        }
+        // Vectors that carry a real share of the attack at its peak.
+        let strong: Vec<AttackType> = {
+            let total: f64 = self.vectors.values().sum();
+            let mut v: Vec<(AttackType, f64)> =
+                self.vectors.iter().filter(|(_, p)| **p >= c.multi_vector_share * total).map(|(a, p)| (*a, *p)).collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            v.into_iter().map(|(a, _)| a).collect()
+        };
+        self.attack_type = if strong.len() > 1 { AttackType::MultiVector } else { strong.first().copied().unwrap_or(self.attack_type) };
+
+        // Attackers: heavy sources of the vector classes (a spoofed flood has none).
+        for class in TrafficClass::all() {
+            let Some(a) = AttackType::of_class(class) else { continue };
+            if !over.vectors.iter().any(|v| v.0 == a) {
+                continue;
+            }
+            let class_packets = view.inbound.class_packets[class.index()] as f64;
+            let min = (c.attacker_share * class_packets).max(c.attacker_min_pps * view.seconds);
+            for h in &view.top_sources[class.index()] {
+                // What the source surely sent beyond the one admission that let it
+                // in: a spoofed source, seen once, has nothing left.
+                let guaranteed = h.count.saturating_sub(h.error).saturating_sub(view.admission_quantum) as f64;
+                if guaranteed >= min && (self.attackers.len() < c.max_attackers || self.attackers.contains_key(&mapped_to_ip(h.key).to_string())) {
+                    *self.attackers.entry(mapped_to_ip(h.key).to_string()).or_default() += h.count;
+                }
+            }
+        }
+        // Spoofing: many sources with widely spread TTLs and no heavy source. The
+        // sources of a reflection attack are real reflectors.
+        let amplification = self.vectors.keys().all(|a| a.is_amplification());
+        self.spoofing_likely = !amplification && r.distinct_sources >= 200.0 && r.ttl_spread >= 4 && self.attackers.is_empty();
+        self.confidence = (0.5 + 0.1 * over.ratio.max(1.0).log2() + 0.05 * (self.windows_over as f64).min(6.0)).min(0.99);
+
+        let state = (self.peak_pps, strong.clone(), self.attackers.len(), now_ns);
+        let material = match &self.reported {
+            None => {
+                self.reported = Some(state);
+                return None;
+            }
+            Some((peak, vectors, attackers, at)) => {
+                now_ns.saturating_sub(*at) >= 1_000_000_000
+                    && (self.peak_pps >= 1.5 * peak || strong != *vectors || self.attackers.len() as f64 >= 1.5 * (*attackers as f64).max(1.0))
+            }
+        };
+        if material {
+            self.reported = Some(state);
+            Some(self.event("incident.updated", now_ns))
+        } else {
+            None
+        }
+    }
+
+    /// The payload of an event about this incident, emitted at `now_ns`.
+    pub fn event(&self, kind: &'static str, now_ns: u64) -> IncidentEvent {
+        let end = self.resolved_at_ns.unwrap_or(now_ns);
+        let mut attackers: Vec<(&String, &u64)> = self.attackers.iter().collect();
+        attackers.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut vectors: Vec<VectorInfo> =
+            self.vectors.iter().map(|(a, p)| VectorInfo { attack_type: *a, peak_pps: *p as u64 }).collect();
+        vectors.sort_by_key(|v| std::cmp::Reverse(v.peak_pps));
+        IncidentEvent {
+            event: kind,
+            incident_id: self.id.clone(),
+            node_id: self.node_id.clone(),
+            attack_type: self.attack_type,
+            severity: Severity::of_ratio(self.peak_ratio),
+            target: self.target.display(),
+            peak_pps: self.peak_pps as u64,
+            peak_bps: self.peak_bps as u64,
+            duration_seconds: end.saturating_sub(self.started_at_ns) / 1_000_000_000,
+            attacker_ips: attackers.into_iter().map(|(ip, _)| ip.clone()).collect(),
+            started_at: rfc3339(self.started_at_ns),
+            resolved_at: self.resolved_at_ns.map(rfc3339),
+            at: crate::replay::rfc3339_ms(now_ns),
+            confidence: (self.confidence * 100.0).round() / 100.0,
+            spoofing_likely: self.spoofing_likely,
+            vectors,
+            carpet_bombing: matches!(self.target, Target::Prefix(_)),
+            hosts_hit: self.hosts_hit,
+            detection_ms: self.created_at_ns.saturating_sub(self.started_at_ns) / 1_000_000,
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Detection: window views in, incident events out. No I/O; time comes from the
+//! windows (capture time in replay, the TSC in `levee run`), so tests drive it
+//! deterministically.
+//!
+//! For every protected host, and for every protected prefix as a whole, each
+//! window's rate per traffic class is compared with two limits:
+//! - static limits of the host group the address belongs to (pps, bps, per class);
+//! - a dynamic baseline per class learnt from that target's normal traffic: an
+//!   exponentially weighted average that only learns from windows that are not
+//!   over the limit and not inside an incident, each clipped to the current limit,
+//!   so an attack cannot teach it that the attack is normal while a slow ramp of
+//!   real traffic is followed. The limit is `max(floor, multiplier × baseline)`.
+//!
+//! A target over a limit for `confirm_windows` windows in a row becomes an
+//! incident; its vectors are the classes over their limits. Two checks keep
+//! legitimate surges (a flash crowd of complete sessions) from being named TCP
+//! floods: SYNs matched by as many ACKs are handshakes completing, and ACKs with
+//! at least one SYN per 20 are sessions opening.
+
+mod aggregate;
+mod classify;
+mod incident;
+
+pub use aggregate::{Aggregator, WindowView};
+pub use classify::AttackType;
+pub use incident::{Incident, IncidentEvent};
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use levee_dataplane::stats::DestinationStats;
+use levee_dataplane::tables::Prefix;
+use levee_dataplane::wire::TrafficClass;
+
+/// Static limits for a group of protected prefixes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostGroup {
+    pub name: String,
+    pub prefixes: Vec<Prefix>,
+    pub pps: Option<f64>,
+    pub bps: Option<f64>,
+    pub class_pps: BTreeMap<usize, f64>,
+}
+
+/// Detection settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionConfig {
+    pub window_ms: u64,
+    /// No class of a host is an attack below this rate, whatever its baseline.
+    pub floor_pps: f64,
+    pub floor_bps: f64,
+    /// Floor of a protected prefix as a whole (carpet bombing).
+    pub prefix_floor_pps: f64,
+    /// Dynamic limit = multiplier × baseline.
+    pub multiplier: f64,
+    /// Half-life of the baselines' memory.
+    pub baseline_half_life_s: f64,
+    /// Windows of learning before dynamic limits apply to a target.
+    pub warmup_windows: u32,
+    /// Consecutive windows over a limit before an incident is created.
+    pub confirm_windows: u32,
+    /// Time under the limits before an incident is resolved.
+    pub cooldown_s: f64,
+    /// A source is an attacker when it sends at least this share of a vector.
+    pub attacker_share: f64,
+    pub attacker_min_pps: f64,
+    pub max_attackers: usize,
+    /// Several vectors each at least this share of the attack: Multi-vector.
+    pub multi_vector_share: f64,
+    pub groups: Vec<HostGroup>,
+    /// Protected prefixes (carpet bombing is judged per prefix).
+    pub protected: Vec<Prefix>,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            window_ms: 100,
+            floor_pps: 5_000.0,
+            floor_bps: 50_000_000.0,
+            prefix_floor_pps: 10_000.0,
+            multiplier: 4.0,
+            baseline_half_life_s: 300.0,
+            warmup_windows: 50,
+            confirm_windows: 2,
+            cooldown_s: 10.0,
+            attacker_share: 0.02,
+            attacker_min_pps: 100.0,
+            max_attackers: 20,
+            multi_vector_share: 0.2,
+            groups: Vec::new(),
+            protected: Vec::new(),
+        }
+    }
+}
+
+/// Learnt normal rates of one target.
+#[derive(Clone, Debug)]
+struct Baseline {
+    class_pps: [f64; TrafficClass::COUNT],
+    pps: f64,
+    bps: f64,
+    windows: u32,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Baseline { class_pps: [0.0; TrafficClass::COUNT], pps: 0.0, bps: 0.0, windows: 0 }
+    }
+}
+
+/// What a target did in one window, as rates.
+#[derive(Clone, Debug)]
+pub struct TargetRates {
+    pub pps: f64,
+    pub bps: f64,
+    pub class_pps: [f64; TrafficClass::COUNT],
+    pub class_bps: [f64; TrafficClass::COUNT],
+    pub distinct_sources: f64,
+    /// TTL buckets holding at least 5% of the packets.
+    pub ttl_spread: u32,
+    pub hosts: usize,
+}
+
+impl TargetRates {
+    fn from_stats(s: &DestinationStats, seconds: f64, hosts: usize) -> Self {
+        let mut class_pps = [0.0; TrafficClass::COUNT];
+        let mut class_bps = [0.0; TrafficClass::COUNT];
+        for i in 0..TrafficClass::COUNT {
+            class_pps[i] = f64::from(s.class_packets[i]) / seconds;
+            class_bps[i] = f64::from(s.class_bytes[i]) * 8.0 / seconds;
+        }
+        let total: u32 = s.ttl_buckets.iter().sum();
+        let ttl_spread = s.ttl_buckets.iter().filter(|b| u64::from(**b) * 20 >= u64::from(total) && **b > 0).count() as u32;
+        TargetRates {
+            pps: s.packets as f64 / seconds,
+            bps: s.bytes as f64 * 8.0 / seconds,
+            class_pps,
+            class_bps,
+            distinct_sources: s.distinct_sources(),
+            ttl_spread,
+            hosts,
+        }
+    }
+}
+
+/// The verdict on one target in one window.
+#[derive(Clone, Debug)]
+pub struct Over {
+    /// Vectors over their limits, heaviest first, with their pps and bps.
+    pub vectors: Vec<(AttackType, f64, f64)>,
+    /// How far over the limit (rate / limit) the worst measure is.
+    pub ratio: f64,
+    /// The limit that was crossed, for severity.
+    pub limit_pps: f64,
+}
+
+/// Where an attack is aimed: a host, or a whole protected prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Host(u128),
+    Prefix(Prefix),
+}
+
+impl Target {
+    pub fn display(&self) -> String {
+        match self {
+            Target::Host(k) => mapped_to_ip(*k).to_string(),
+            Target::Prefix(p) => p.to_string(),
+        }
+    }
+}
+
+/// An IPv4-mapped 16-byte key back to an address.
+pub fn mapped_to_ip(k: u128) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// The detector: baselines, incidents, and the events they produce.
+#[derive(Debug)]
+pub struct Detector {
+    config: DetectionConfig,
+    node_id: String,
+    baselines: HashMap<Target, Baseline>,
+    incidents: BTreeMap<Target, Incident>,
+    /// Consecutive windows over the limits, per target not yet in an incident.
+    pending: HashMap<Target, (u32, u64)>,
+    next_incident: u64,
+    /// Resolved incidents, newest last.
+    pub resolved: Vec<Incident>,
+}
+
+impl Detector {
+    pub fn new(config: DetectionConfig, node_id: String) -> Self {
+        Detector {
+            config,
+            node_id,
+            baselines: HashMap::new(),
+            incidents: BTreeMap::new(),
+            pending: HashMap::new(),
+            next_incident: 1,
+            resolved: Vec::new(),
+        }
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.values()
+    }
+
+    /// An incident by id, open or resolved.
+    pub fn incident(&self, id: &str) -> Option<&Incident> {
+        self.incidents.values().chain(self.resolved.iter().rev()).find(|i| i.id == id)
+    }
+
+    /// Judge one window; returns the incident events it causes.
+    pub fn observe(&mut self, view: &WindowView) -> Vec<IncidentEvent> {
+        let now_ns = view.end_ns.max(view.start_ns + (view.seconds * 1e9) as u64);
+        let mut events = Vec::new();
+        let mut seen: Vec<(Target, TargetRates)> = Vec::new();
+        // Hosts.
+        for (key, stats) in &view.destinations {
+            seen.push((Target::Host(*key), TargetRates::from_stats(stats, view.seconds, 1)));
+        }
+        // Prefixes as a whole: the sum of their hosts.
+        for prefix in &self.config.protected {
+            let mut sum = DestinationStats::default();
+            let mut hosts = 0;
+            for (key, stats) in &view.destinations {
+                if prefix.contains(mapped_to_ip(*key)) {
+                    sum.add(stats);
+                    hosts += 1;
+                }
+            }
+            if hosts > 0 {
+                seen.push((Target::Prefix(*prefix), TargetRates::from_stats(&sum, view.seconds, hosts)));
+            }
+        }
+
+        let mut over_now: BTreeMap<Target, Over> = BTreeMap::new();
+        for (target, rates) in &seen {
+            let verdict = self.judge(target, rates);
+            match &verdict {
+                Some(o) => {
+                    over_now.insert(*target, o.clone());
+                }
+                None => {
+                    if !self.incidents.contains_key(target) {
+                        self.learn(target, rates);
+                    }
+                }
+            }
+        }
+        // A prefix is an incident of its own only when no host of it is: carpet
+        // bombing is many hosts each under their limit, together over the prefix's.
+        let host_over: Vec<IpAddr> = over_now
+            .keys()
+            .chain(self.incidents.keys())
+            .filter_map(|t| if let Target::Host(k) = t { Some(mapped_to_ip(*k)) } else { None })
+            .collect();
+        over_now.retain(|t, _| match t {
+            Target::Prefix(p) => !host_over.iter().any(|h| p.contains(*h)),
+            Target::Host(_) => true,
+        });
+
+        let rates: HashMap<Target, &TargetRates> = seen.iter().map(|(t, r)| (*t, r)).collect();
+        for (target, over) in &over_now {
+            let r = rates[target];
+            if let Some(incident) = self.incidents.get_mut(target) {
+                incident.quiet_since_ns = None;
+                if let Some(e) = incident.observe(now_ns, over, r, view, &self.config) {
+                    events.push(e);
+                }
+                continue;
+            }
+            let (count, since) = self.pending.entry(*target).or_insert((0, view.start_ns));
+            *count += 1;
+            if *count >= self.config.confirm_windows {
+                let since = *since;
+                self.pending.remove(target);
+                let id = format!("inc_{}_{:04}", self.node_id.trim_start_matches("nd_"), self.next_incident);
+                self.next_incident += 1;
+                let mut incident = Incident::new(id, self.node_id.clone(), *target, since, now_ns);
+                incident.observe(now_ns, over, r, view, &self.config);
+                events.push(incident.event("incident.created", now_ns));
+                self.incidents.insert(*target, incident);
+            }
+        }
+        self.pending.retain(|t, _| over_now.contains_key(t));
+
+        // Incidents whose target stayed under the limits for the cool-down resolve.
+        let cooldown_ns = (self.config.cooldown_s * 1e9) as u64;
+        let quiet: Vec<Target> = self.incidents.keys().filter(|t| !over_now.contains_key(t)).copied().collect();
+        for t in quiet {
+            let Some(incident) = self.incidents.get_mut(&t) else { continue };
+            let since = *incident.quiet_since_ns.get_or_insert(view.start_ns);
+            if now_ns.saturating_sub(since) >= cooldown_ns {
+                if let Some(mut incident) = self.incidents.remove(&t) {
+                    incident.resolved_at_ns = Some(now_ns);
+                    events.push(incident.event("incident.resolved", now_ns));
+                    self.resolved.push(incident);
+                }
+            }
+        }
+        events
+    }
+
+    fn group_of(&self, target: &Target) -> Option<&HostGroup> {
+        let ip = match target {
+            Target::Host(k) => mapped_to_ip(*k),
+            Target::Prefix(p) => p.addr(),
+        };
+        self.config.groups.iter().find(|g| g.prefixes.iter().any(|p| p.contains(ip)))
+    }
+
+    /// Is the target over a static or dynamic limit, and with which vectors?
+    fn judge(&self, target: &Target, r: &TargetRates) -> Option<Over> {
+        let c = &self.config;
+        let baseline = self.baselines.get(target);
+        let learnt = baseline.is_some_and(|b| b.windows >= c.warmup_windows);
+        let floor = match target {
+            Target::Host(_) => c.floor_pps,
+            Target::Prefix(_) => c.prefix_floor_pps,
+        };
+        let group = self.group_of(target);
+        let mut vectors: BTreeMap<AttackType, (f64, f64)> = BTreeMap::new();
+        let mut ratio: f64 = 0.0;
+        let mut limit_pps = f64::MAX;
+        for class in TrafficClass::all() {
+            let i = class.index();
+            let Some(attack) = AttackType::of_class(class) else { continue };
+            let pps = r.class_pps[i];
+            if pps <= 0.0 {
+                continue;
+            }
+            let dynamic = if learnt { baseline.map_or(0.0, |b| c.multiplier * b.class_pps[i]) } else { 0.0 };
+            let mut limit = floor.max(dynamic);
+            if let Some(static_limit) = group.and_then(|g| g.class_pps.get(&i)) {
+                limit = limit.min(*static_limit);
+            }
+            if pps <= limit {
+                continue;
+            }
+            // SYNs matched by as many ACKs are handshakes completing (a flash
+            // crowd), not a SYN flood.
+            if class == TrafficClass::TcpSyn && r.class_pps[TrafficClass::TcpAck.index()] >= pps {
+                continue;
+            }
+            // ACKs that handshakes explain (at least one SYN per 20 ACKs: sessions
+            // opening, as in a flash crowd) are traffic, not an ACK flood, whose
+            // ACKs come without handshakes.
+            if class == TrafficClass::TcpAck && r.class_pps[TrafficClass::TcpSyn.index()] * 20.0 >= pps {
+                continue;
+            }
+            let e = vectors.entry(attack).or_default();
+            e.0 += pps;
+            e.1 += r.class_bps[i];
+            ratio = ratio.max(pps / limit);
+            limit_pps = limit_pps.min(limit);
+        }
+        // Whole-target static limits: the dominant attack class names the vector.
+        if let Some(g) = group {
+            let over_pps = g.pps.map(|l| r.pps / l).filter(|x| *x > 1.0);
+            let over_bps = g.bps.map(|l| r.bps / l).filter(|x| *x > 1.0);
+            if let Some(x) = over_pps.into_iter().chain(over_bps).reduce(f64::max) {
+                if vectors.is_empty() {
+                    let dominant = TrafficClass::all()
+                        .filter(|cl| AttackType::of_class(*cl).is_some())
+                        .max_by(|a, b| r.class_pps[a.index()].total_cmp(&r.class_pps[b.index()]));
+                    if let Some(cl) = dominant {
+                        if let Some(a) = AttackType::of_class(cl) {
+                            vectors.insert(a, (r.class_pps[cl.index()], r.class_bps[cl.index()]));
+                        }
+                    }
+                }
+                ratio = ratio.max(x);
+                limit_pps = limit_pps.min(g.pps.unwrap_or(f64::MAX));
+            }
+        }
+        if vectors.is_empty() {
+            return None;
+        }
+        let mut v: Vec<(AttackType, f64, f64)> = vectors.into_iter().map(|(a, (p, b))| (a, p, b)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Some(Over { vectors: v, ratio, limit_pps: if limit_pps == f64::MAX { floor } else { limit_pps } })
+    }
+
+    /// Learn from a window judged normal, clipped to the current limits.
+    fn learn(&mut self, target: &Target, r: &TargetRates) {
+        let c = &self.config;
+        let alpha = 1.0 - 0.5f64.powf((c.window_ms as f64 / 1000.0) / c.baseline_half_life_s.max(0.001));
+        let b = self.baselines.entry(*target).or_default();
+        // Early windows learn fast (plain average) so the baseline starts sensible.
+        let a = if b.windows < c.warmup_windows { 1.0 / f64::from(b.windows + 1) } else { alpha };
+        for i in 0..TrafficClass::COUNT {
+            let limit = if b.windows >= c.warmup_windows { (c.multiplier * b.class_pps[i]).max(c.floor_pps) } else { f64::MAX };
+            let x = r.class_pps[i].min(limit);
+            b.class_pps[i] += a * (x - b.class_pps[i]);
+        }
+        b.pps += a * (r.pps - b.pps);
+        b.bps += a * (r.bps - b.bps);
+        b.windows = b.windows.saturating_add(1);
+    }
+
+}
