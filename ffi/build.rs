@@ -12,7 +12,10 @@ fn main() {
     println!("cargo:rerun-if-changed=shim/levee_shim.c");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let dpdk = match pkg_config::Config::new().atleast_version("22.11").probe("libdpdk") {
+    let dpdk = match pkg_config::Config::new()
+        .atleast_version("22.11")
+        .probe("libdpdk")
+    {
         Ok(lib) => lib,
         Err(_) => {
             // One clear line, no backtrace: the build cannot go on without DPDK.
@@ -26,7 +29,11 @@ fn main() {
     let cflags = pkg_config_cflags();
 
     let mut build = cc::Build::new();
-    build.file("shim/levee_shim.c").include("shim").opt_level(3).warnings(false);
+    build
+        .file("shim/levee_shim.c")
+        .include("shim")
+        .opt_level(3)
+        .warnings(false);
     for flag in &cflags {
         build.flag(flag);
     }
@@ -140,11 +147,15 @@ fn main() {
     }
 
     let bindings = builder.generate().unwrap_or_else(|e| {
-        eprintln!("error: bindgen could not read the DPDK headers ({e}); run scripts/install-deps.sh");
+        eprintln!(
+            "error: bindgen could not read the DPDK headers ({e}); run scripts/install-deps.sh"
+        );
         std::process::exit(1);
     });
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    bindings.write_to_file(out.join("bindings.rs")).expect("OUT_DIR is writable");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("OUT_DIR is writable");
 
     // Downstream build scripts can read these through DEP_DPDK_*.
     for path in &dpdk.include_paths {
@@ -161,5 +172,8 @@ fn pkg_config_cflags() -> Vec<String> {
             eprintln!("error: cannot run pkg-config ({e}); run scripts/install-deps.sh");
             std::process::exit(1);
         });
-    String::from_utf8_lossy(&output.stdout).split_whitespace().map(str::to_owned).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }

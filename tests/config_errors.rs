@@ -9,7 +9,10 @@ fn assert_usage_error(output: &std::process::Output, expected: &[&str]) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(!stderr.contains("RUST_BACKTRACE"), "backtrace hint: {stderr}");
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "backtrace hint: {stderr}"
+    );
     for e in expected {
         assert!(stderr.contains(e), "{e:?} missing from: {stderr}");
     }
@@ -22,12 +25,24 @@ fn check_config_accepts_the_shipped_configurations() {
     for entry in std::fs::read_dir(&root).expect("config/ exists") {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = levee().arg("check-config").arg(&path).output().expect("run levee");
-            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            let out = levee()
+                .arg("check-config")
+                .arg(&path)
+                .output()
+                .expect("run levee");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 2, "expected several example configurations, found {checked}");
+    assert!(
+        checked >= 2,
+        "expected several example configurations, found {checked}"
+    );
 }
 
 #[test]
@@ -45,10 +60,20 @@ fn check_config_names_every_bad_key() {
         outside = "wlan0"
         "#,
     );
-    let out = levee().arg("check-config").arg(&config).output().expect("run levee");
+    let out = levee()
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("run levee");
     assert_usage_error(
         &out,
-        &["dpdk.worker_lcores", "dpdk.mempool_size", "dpdk.rx_descriptors", "pair[0].outside", "pair[0].inside"],
+        &[
+            "dpdk.worker_lcores",
+            "dpdk.mempool_size",
+            "dpdk.rx_descriptors",
+            "pair[0].outside",
+            "pair[0].inside",
+        ],
     );
 }
 
@@ -56,18 +81,45 @@ fn check_config_names_every_bad_key() {
 fn unknown_key_and_wrong_type_are_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let typo = write_config(dir.path(), "typo.toml", "[dpdk]\nworker_lcore = [1]\n");
-    assert_usage_error(&levee().arg("check-config").arg(&typo).output().expect("run"), &["worker_lcore"]);
+    assert_usage_error(
+        &levee()
+            .arg("check-config")
+            .arg(&typo)
+            .output()
+            .expect("run"),
+        &["worker_lcore"],
+    );
     let wrong = write_config(dir.path(), "wrong.toml", "mode = 3\n");
-    assert_usage_error(&levee().arg("check-config").arg(&wrong).output().expect("run"), &["mode"]);
+    assert_usage_error(
+        &levee()
+            .arg("check-config")
+            .arg(&wrong)
+            .output()
+            .expect("run"),
+        &["mode"],
+    );
     let not_toml = write_config(dir.path(), "garbage.toml", "[[[ this is not toml\n");
-    assert_usage_error(&levee().arg("check-config").arg(&not_toml).output().expect("run"), &["garbage.toml"]);
+    assert_usage_error(
+        &levee()
+            .arg("check-config")
+            .arg(&not_toml)
+            .output()
+            .expect("run"),
+        &["garbage.toml"],
+    );
 }
 
 #[test]
 fn missing_file_is_a_usage_error() {
-    let out = levee().args(["check-config", "/nonexistent/levee.toml"]).output().expect("run");
+    let out = levee()
+        .args(["check-config", "/nonexistent/levee.toml"])
+        .output()
+        .expect("run");
     assert_usage_error(&out, &["cannot read", "/nonexistent/levee.toml"]);
-    let out = levee().args(["run", "--config", "/nonexistent/levee.toml"]).output().expect("run");
+    let out = levee()
+        .args(["run", "--config", "/nonexistent/levee.toml"])
+        .output()
+        .expect("run");
     assert_usage_error(&out, &["cannot read"]);
 }
 
@@ -85,8 +137,18 @@ fn bad_eal_argument_is_a_usage_error() {
         inside = "net_null1"
         "#,
     );
-    let out = levee().args(["run", "--config"]).arg(&config).output().expect("run");
-    assert_usage_error(&out, &["EAL initialisation failed", "--definitely-not-an-eal-option"]);
+    let out = levee()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_usage_error(
+        &out,
+        &[
+            "EAL initialisation failed",
+            "--definitely-not-an-eal-option",
+        ],
+    );
 }
 
 #[test]
@@ -105,13 +167,20 @@ fn a_device_that_cannot_be_probed_is_a_usage_error() {
             "#
         ),
     );
-    let out = levee().args(["run", "--config"]).arg(&config).output().expect("run");
+    let out = levee()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
     assert_usage_error(&out, &["DPDK has no port \"net_pcap0\"", "failed to probe"]);
 }
 
 #[test]
 fn bad_flags_are_usage_errors() {
-    let out = levee().args(["run", "--config", "x.toml", "--duration", "soon"]).output().expect("run");
+    let out = levee()
+        .args(["run", "--config", "x.toml", "--duration", "soon"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let out = levee().args(["frobnicate"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));

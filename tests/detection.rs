@@ -26,12 +26,33 @@ cooldown_seconds = 2
 fn scenario(dir: &Path, name: &str, args: &[&str], config: &str) -> Vec<Value> {
     let capture = dir.join(format!("{name}.pcap"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/attack-capture.py");
-    let gen = Command::new("python3").arg(&script).arg(&capture).args(args).output().expect("python3");
-    assert!(gen.status.success(), "generator: {}", String::from_utf8_lossy(&gen.stderr));
+    let gen = Command::new("python3")
+        .arg(&script)
+        .arg(&capture)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        gen.status.success(),
+        "generator: {}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
     let config_path = write_config(dir, &format!("{name}.toml"), config);
-    let out = levee().args(["replay", "--json", "--config"]).arg(&config_path).arg(&capture).output().expect("levee");
-    assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    let out = levee()
+        .args(["replay", "--json", "--config"])
+        .arg(&config_path)
+        .arg(&capture)
+        .output()
+        .expect("levee");
+    assert!(
+        out.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -40,7 +61,10 @@ fn events<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 fn seconds(at: &Value) -> f64 {
     let t = humantime::parse_rfc3339(at.as_str().expect("a time")).expect("RFC 3339");
-    t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64() - START
+    t.duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+        - START
 }
 
 /// One attack alone: named right, aimed right, detected fast, resolved after the
@@ -48,21 +72,41 @@ fn seconds(at: &Value) -> f64 {
 fn single(kind: &str, sources: &str, expected: &str) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = format!("{kind}:8:3:20000:10.0.0.3:{sources}");
-    let lines = scenario(dir.path(), kind, &["--duration", "15", "--normal-pps", "1000", "--attack", &spec], CONFIG);
+    let lines = scenario(
+        dir.path(),
+        kind,
+        &[
+            "--duration",
+            "15",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            &spec,
+        ],
+        CONFIG,
+    );
     let created = events(&lines, "incident.created");
     assert_eq!(created.len(), 1, "{kind}: one incident, got {created:#?}");
     let c = created[0];
     assert_eq!(c["attack_type"], expected, "{kind}: {c}");
     assert_eq!(c["target"], "10.0.0.3");
-    assert!(c["incident_id"].as_str().is_some_and(|s| s.starts_with("inc_")));
+    assert!(c["incident_id"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("inc_")));
     assert!(c["node_id"].as_str().is_some_and(|s| s.starts_with("nd_")));
     assert!(u(c, "/peak_pps") > 10_000, "{kind}: peak {}", c["peak_pps"]);
     let latency_ms = (seconds(&c["at"]) - 8.0) * 1000.0;
-    assert!((0.0..1000.0).contains(&latency_ms), "{kind}: created {latency_ms} ms after onset");
+    assert!(
+        (0.0..1000.0).contains(&latency_ms),
+        "{kind}: created {latency_ms} ms after onset"
+    );
     let resolved = events(&lines, "incident.resolved");
     assert_eq!(resolved.len(), 1, "{kind}: resolved once");
     let r = seconds(&resolved[0]["at"]);
-    assert!((13.0..13.6).contains(&r), "{kind}: resolved at {r} s, the attack ended at 11 s, cool-down 2 s");
+    assert!(
+        (13.0..13.6).contains(&r),
+        "{kind}: resolved at {r} s, the attack ended at 11 s, cool-down 2 s"
+    );
     assert!(resolved[0]["resolved_at"].is_string());
     assert!(u(resolved[0], "/duration_seconds") >= 2);
     latency_ms
@@ -114,25 +158,68 @@ fn every_amplification_type_is_detected_and_named() {
 #[test]
 fn spoofed_floods_get_signatures_and_real_attackers_get_blocked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lines = scenario(dir.path(), "spoofed", &["--duration", "12", "--normal-pps", "1000", "--attack", "syn:8:3:20000:10.0.0.4:spoofed"], CONFIG);
+    let lines = scenario(
+        dir.path(),
+        "spoofed",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "syn:8:3:20000:10.0.0.4:spoofed",
+        ],
+        CONFIG,
+    );
     let c = events(&lines, "incident.created")[0];
     assert_eq!(c["spoofing_likely"], true, "{c}");
-    assert!(c["attacker_ips"].as_array().is_some_and(|a| a.is_empty()), "no attackers named for a spoofed flood");
+    assert!(
+        c["attacker_ips"].as_array().is_some_and(|a| a.is_empty()),
+        "no attackers named for a spoofed flood"
+    );
     let rules: Vec<&Value> = lines.iter().filter(|l| l["type"] == "rule").collect();
-    assert!(rules.iter().all(|r| r["match"]["kind"] == "signature"), "{rules:#?}");
-    assert!(rules.iter().any(|r| r["match"]["tcp_flags"] == "S/SA" && r["match"]["destination"] == "10.0.0.4/32"));
+    assert!(
+        rules.iter().all(|r| r["match"]["kind"] == "signature"),
+        "{rules:#?}"
+    );
+    assert!(rules
+        .iter()
+        .any(|r| r["match"]["tcp_flags"] == "S/SA" && r["match"]["destination"] == "10.0.0.4/32"));
 
-    let lines = scenario(dir.path(), "real", &["--duration", "12", "--normal-pps", "1000", "--attack", "udp:8:3:20000:10.0.0.4:10"], CONFIG);
+    let lines = scenario(
+        dir.path(),
+        "real",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:8:3:20000:10.0.0.4:10",
+        ],
+        CONFIG,
+    );
     let c = events(&lines, "incident.created")[0];
     assert_eq!(c["spoofing_likely"], false, "{c}");
     let attackers = c["attacker_ips"].as_array().expect("attackers");
     assert_eq!(attackers.len(), 10, "the ten real sources: {c}");
-    assert!(attackers.iter().all(|a| a.as_str().is_some_and(|s| s.starts_with("198.51."))));
-    let blocks = lines.iter().filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block").count();
+    assert!(attackers
+        .iter()
+        .all(|a| a.as_str().is_some_and(|s| s.starts_with("198.51."))));
+    let blocks = lines
+        .iter()
+        .filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block")
+        .count();
     assert_eq!(blocks, 10);
     // Blocked at once: the rest of the attack is dropped in the replay's own dataplane.
-    let totals = lines.iter().find(|l| l["type"] == "totals").expect("totals");
-    assert!(u(totals, "/directions/inbound/dropped/blocklist/packets") > 40_000, "{totals}");
+    let totals = lines
+        .iter()
+        .find(|l| l["type"] == "totals")
+        .expect("totals");
+    assert!(
+        u(totals, "/directions/inbound/dropped/blocklist/packets") > 40_000,
+        "{totals}"
+    );
 }
 
 #[test]
@@ -141,15 +228,39 @@ fn multi_vector_is_named_with_its_vectors() {
     let lines = scenario(
         dir.path(),
         "multi",
-        &["--duration", "12", "--normal-pps", "1000", "--attack", "udp:8:3:15000:10.0.0.5", "--attack", "syn:8:3:15000:10.0.0.5", "--attack", "ntp:8:3:15000:10.0.0.5:100"],
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:8:3:15000:10.0.0.5",
+            "--attack",
+            "syn:8:3:15000:10.0.0.5",
+            "--attack",
+            "ntp:8:3:15000:10.0.0.5:100",
+        ],
         CONFIG,
     );
     let created = events(&lines, "incident.created");
     assert_eq!(created.len(), 1, "{created:#?}");
-    assert_eq!(created[0]["attack_type"], "Multi-vector", "named at creation: {}", created[0]);
-    let last = lines.iter().rev().find(|l| l["incident_id"] == created[0]["incident_id"] && l["event"].is_string()).expect("events");
+    assert_eq!(
+        created[0]["attack_type"], "Multi-vector",
+        "named at creation: {}",
+        created[0]
+    );
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| l["incident_id"] == created[0]["incident_id"] && l["event"].is_string())
+        .expect("events");
     assert_eq!(last["attack_type"], "Multi-vector", "{last}");
-    let vectors: Vec<&str> = last["vectors"].as_array().expect("vectors").iter().filter_map(|v| v["attack_type"].as_str()).collect();
+    let vectors: Vec<&str> = last["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .filter_map(|v| v["attack_type"].as_str())
+        .collect();
     for v in ["UDP Flood", "SYN Flood", "NTP Amplification"] {
         assert!(vectors.contains(&v), "{v} missing from {vectors:?}");
     }
@@ -159,7 +270,19 @@ fn multi_vector_is_named_with_its_vectors() {
 fn carpet_bombing_is_detected_at_prefix_level() {
     let dir = tempfile::tempdir().expect("tempdir");
     // 30 000 pps over 254 hosts: about 120 pps each, far under any host limit.
-    let lines = scenario(dir.path(), "carpet", &["--duration", "12", "--normal-pps", "1000", "--attack", "carpet-udp:8:3:30000:10.0.0.1"], CONFIG);
+    let lines = scenario(
+        dir.path(),
+        "carpet",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "carpet-udp:8:3:30000:10.0.0.1",
+        ],
+        CONFIG,
+    );
     let created = events(&lines, "incident.created");
     assert_eq!(created.len(), 1, "{created:#?}");
     assert_eq!(created[0]["target"], "10.0.0.0/24");
@@ -176,25 +299,118 @@ fn a_slow_ramp_of_normal_traffic_is_learnt_not_alarmed() {
     let ramp = ["--duration", "120", "--ramp", "500:12000"];
     let learning = "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[detection]\nfloor_pps = 300\nwarmup_seconds = 5\nbaseline_half_life_seconds = 10\n";
     let lines = scenario(dir.path(), "ramp", &ramp, learning);
-    assert!(events(&lines, "incident.created").is_empty(), "the baseline followed the ramp: {:#?}", events(&lines, "incident.created"));
+    assert!(
+        events(&lines, "incident.created").is_empty(),
+        "the baseline followed the ramp: {:#?}",
+        events(&lines, "incident.created")
+    );
     // The same traffic judged by the floor alone (baselines never warm up) alarms:
     // the test above can fail.
     let floor_only = learning.replace("warmup_seconds = 5", "warmup_seconds = 100000");
     let lines = scenario(dir.path(), "ramp-floor", &ramp, &floor_only);
-    assert!(!events(&lines, "incident.created").is_empty(), "without baselines the ramp crosses the floor");
+    assert!(
+        !events(&lines, "incident.created").is_empty(),
+        "without baselines the ramp crosses the floor"
+    );
 }
 
 #[test]
 fn a_flash_crowd_never_gets_its_clients_blocked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lines = scenario(dir.path(), "flash", &["--duration", "14", "--normal-pps", "1000", "--flash-crowd", "8:4:30000"], CONFIG);
+    let lines = scenario(
+        dir.path(),
+        "flash",
+        &[
+            "--duration",
+            "14",
+            "--normal-pps",
+            "1000",
+            "--flash-crowd",
+            "8:4:30000",
+        ],
+        CONFIG,
+    );
     let blocked: Vec<&Value> = lines
         .iter()
         .filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block")
-        .filter(|l| l["match"]["source"].as_str().is_some_and(|s| s.starts_with("100.65.") || s.starts_with("100.64.")))
+        .filter(|l| {
+            l["match"]["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("100.65.") || s.starts_with("100.64."))
+        })
         .collect();
     assert!(blocked.is_empty(), "clients blocked: {blocked:#?}");
     for e in events(&lines, "incident.created") {
-        assert_ne!(e["attack_type"], "SYN Flood", "completed handshakes are not a SYN flood: {e}");
+        assert_ne!(
+            e["attack_type"], "SYN Flood",
+            "completed handshakes are not a SYN flood: {e}"
+        );
     }
+}
+
+#[test]
+fn incidents_get_a_forensic_capture_with_the_seconds_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forensics = dir.path().join("forensics");
+    let config = format!(
+        "{CONFIG}[forensics]\ndir = \"{}\"\nlookback_seconds = 3\n",
+        forensics.display()
+    );
+    let lines = scenario(
+        dir.path(),
+        "forensic",
+        &[
+            "--duration",
+            "15",
+            "--normal-pps",
+            "2000",
+            "--attack",
+            "memcached:8:3:20000:10.0.0.2:50",
+        ],
+        &config,
+    );
+    let id = events(&lines, "incident.created")[0]["incident_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let capture = forensics.join(format!("{id}.pcapng"));
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&capture)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.srcport",
+        ])
+        .output()
+        .expect("tshark");
+    assert!(
+        out.status.success(),
+        "tshark reads the capture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert!(rows.len() > 100, "{} packets", rows.len());
+    assert!(
+        rows.iter().all(|r| r[1] == "10.0.0.2"),
+        "only the target's packets"
+    );
+    let times: Vec<f64> = rows
+        .iter()
+        .map(|r| r[0].parse::<f64>().expect("time") - START)
+        .collect();
+    assert!(
+        times.iter().any(|t| *t < 8.0 && *t > 4.9),
+        "packets from the seconds before the attack"
+    );
+    assert!(
+        rows.iter().filter(|r| r[2] == "11211").count() > 50,
+        "the attack itself"
+    );
 }

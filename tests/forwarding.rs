@@ -33,9 +33,20 @@ fn inline_forwards_every_frame_unchanged_pcap_to_pcap() {
     assert_eq!(u(&summary, "/totals/rx_packets"), 3000, "{summary}");
     assert_eq!(u(&summary, "/totals/tx_packets"), 3000, "{summary}");
     assert_eq!(u(&summary, "/totals/dropped_packets"), 0);
-    assert_eq!(u(&summary, "/workers/0/inbound/rx_bytes"), sent.iter().map(|f| f.len() as u64).sum::<u64>());
-    assert_eq!(u(&summary, "/ports/0/rx_packets"), 3000, "outside port counted every frame");
-    assert_eq!(u(&summary, "/ports/1/tx_packets"), 3000, "inside port sent every frame");
+    assert_eq!(
+        u(&summary, "/workers/0/inbound/rx_bytes"),
+        sent.iter().map(|f| f.len() as u64).sum::<u64>()
+    );
+    assert_eq!(
+        u(&summary, "/ports/0/rx_packets"),
+        3000,
+        "outside port counted every frame"
+    );
+    assert_eq!(
+        u(&summary, "/ports/1/tx_packets"),
+        3000,
+        "inside port sent every frame"
+    );
 
     let received = read_frames(&output);
     assert_eq!(received.len(), sent.len());
@@ -71,7 +82,10 @@ fn monitor_mode_counts_everything_and_forwards_nothing() {
     assert_eq!(u(&summary, "/totals/rx_packets"), 1500, "{summary}");
     assert_eq!(u(&summary, "/totals/tx_packets"), 0);
     assert_eq!(u(&summary, "/ports/1/tx_packets"), 0);
-    assert!(read_frames(&output).is_empty(), "monitor mode wrote frames to the peer port");
+    assert!(
+        read_frames(&output).is_empty(),
+        "monitor mode wrote frames to the peer port"
+    );
 }
 
 #[test]
@@ -100,7 +114,11 @@ fn both_directions_are_forwarded_and_counted_separately() {
         ),
     );
     let (_, summary) = run_json(&config, &["--exit-when-idle", "0.5"]);
-    assert_eq!(u(&summary, "/workers/0/inbound/rx_packets"), 700, "{summary}");
+    assert_eq!(
+        u(&summary, "/workers/0/inbound/rx_packets"),
+        700,
+        "{summary}"
+    );
     assert_eq!(u(&summary, "/workers/0/outbound/rx_packets"), 300);
     assert_eq!(read_frames(&b_out), from_outside, "outside -> inside");
     assert_eq!(read_frames(&a_out), from_inside, "inside -> outside");
@@ -128,12 +146,27 @@ fn a_time_limit_stops_an_endless_source() {
     );
     let started = std::time::Instant::now();
     let (_, summary) = run_json(&config, &["--duration", "1"]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "stopped on time");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "stopped on time"
+    );
     let rx = u(&summary, "/totals/rx_packets");
-    assert!(rx > 512, "an endless source delivers more than one pass: {rx}");
+    assert!(
+        rx > 512,
+        "an endless source delivers more than one pass: {rx}"
+    );
     // net_null's own packets (outbound) are empty frames the malformed policy drops.
-    assert_eq!(u(&summary, "/totals/tx_packets") + u(&summary, "/totals/tx_failed_packets") + u(&summary, "/totals/dropped_packets"), rx);
-    assert_eq!(u(&summary, "/workers/0/inbound/dropped_packets"), 0, "nothing from the capture is dropped");
+    assert_eq!(
+        u(&summary, "/totals/tx_packets")
+            + u(&summary, "/totals/tx_failed_packets")
+            + u(&summary, "/totals/dropped_packets"),
+        rx
+    );
+    assert_eq!(
+        u(&summary, "/workers/0/inbound/dropped_packets"),
+        0,
+        "nothing from the capture is dropped"
+    );
 }
 
 #[test]
@@ -165,11 +198,20 @@ fn sigterm_stops_cleanly_with_a_summary() {
         .expect("start levee");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let pid = child.id().to_string();
-    let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(kill.success());
     let output = child.wait_with_output().expect("levee exits");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "exit status {:?}; stderr: {}", output.status, String::from_utf8_lossy(&output.stderr));
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON summary after SIGTERM");
+    assert!(
+        output.status.success(),
+        "exit status {:?}; stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("JSON summary after SIGTERM");
     assert!(u(&summary, "/totals/rx_packets") > 0);
 }

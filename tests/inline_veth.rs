@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn sh(args: &[&str]) -> std::process::Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(
         out.status.success(),
         "{args:?} failed: {}{}",
@@ -41,13 +44,23 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         for ifname in [&self.client_root_if, &self.server_root_if] {
-            let _ = Command::new("ip").args(["link", "del", ifname]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["link", "del", ifname])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
 
 fn mac_of(ns: &str, ifname: &str) -> String {
-    let out = sh(&["ip", "netns", "exec", ns, "cat", &format!("/sys/class/net/{ifname}/address")]);
+    let out = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "cat",
+        &format!("/sys/class/net/{ifname}/address"),
+    ]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -75,21 +88,70 @@ fn ping_and_tcp_pass_through_levee_between_namespaces() {
         (&lab.server_ns, &server_if, &lab.server_root_if, server_ip),
     ] {
         sh(&["ip", "netns", "add", ns]);
-        sh(&["ip", "link", "add", inner, "type", "veth", "peer", "name", outer]);
+        sh(&[
+            "ip", "link", "add", inner, "type", "veth", "peer", "name", outer,
+        ]);
         sh(&["ip", "link", "set", inner, "netns", ns]);
-        sh(&["ip", "netns", "exec", ns, "ip", "addr", "add", &format!("{ip}/24"), "dev", inner]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ip",
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            inner,
+        ]);
         sh(&["ip", "netns", "exec", ns, "ip", "link", "set", inner, "up"]);
         sh(&["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
         // Frames cross levee as plain packets: no segmentation or checksum offload
         // that only a veth peer could finish.
-        sh(&["ip", "netns", "exec", ns, "ethtool", "-K", inner, "tx", "off", "tso", "off", "gso", "off"]);
+        sh(&[
+            "ip", "netns", "exec", ns, "ethtool", "-K", inner, "tx", "off", "tso", "off", "gso",
+            "off",
+        ]);
         sh(&["ip", "link", "set", outer, "up"]);
         sh(&["ethtool", "-K", outer, "gro", "off", "rx", "off"]);
     }
     // Static neighbour entries: the test is about forwarding, not ARP timing.
-    let (client_mac, server_mac) = (mac_of(&lab.client_ns, &client_if), mac_of(&lab.server_ns, &server_if));
-    sh(&["ip", "netns", "exec", &lab.client_ns, "ip", "neigh", "replace", server_ip, "lladdr", &server_mac, "dev", &client_if, "nud", "permanent"]);
-    sh(&["ip", "netns", "exec", &lab.server_ns, "ip", "neigh", "replace", client_ip, "lladdr", &client_mac, "dev", &server_if, "nud", "permanent"]);
+    let (client_mac, server_mac) = (
+        mac_of(&lab.client_ns, &client_if),
+        mac_of(&lab.server_ns, &server_if),
+    );
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.client_ns,
+        "ip",
+        "neigh",
+        "replace",
+        server_ip,
+        "lladdr",
+        &server_mac,
+        "dev",
+        &client_if,
+        "nud",
+        "permanent",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.server_ns,
+        "ip",
+        "neigh",
+        "replace",
+        client_ip,
+        "lladdr",
+        &client_mac,
+        "dev",
+        &server_if,
+        "nud",
+        "permanent",
+    ]);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(
@@ -121,15 +183,30 @@ fn ping_and_tcp_pass_through_levee_between_namespaces() {
     // Wait until levee forwards (its ports come up within a second or two).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ok = in_ns(&lab.client_ns, &["ping", "-c", "1", "-W", "1", server_ip]).output().expect("ping").status.success();
+        let ok = in_ns(&lab.client_ns, &["ping", "-c", "1", "-W", "1", server_ip])
+            .output()
+            .expect("ping")
+            .status
+            .success();
         if ok {
             break;
         }
-        assert!(Instant::now() < deadline, "no ping reply through levee within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "no ping reply through levee within 20 s"
+        );
     }
-    let ping = in_ns(&lab.client_ns, &["ping", "-c", "5", "-i", "0.2", "-W", "2", server_ip]).output().expect("ping");
+    let ping = in_ns(
+        &lab.client_ns,
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", server_ip],
+    )
+    .output()
+    .expect("ping");
     let ping_out = String::from_utf8_lossy(&ping.stdout);
-    assert!(ping.status.success() && ping_out.contains(" 0% packet loss"), "ping through levee: {ping_out}");
+    assert!(
+        ping.status.success() && ping_out.contains(" 0% packet loss"),
+        "ping through levee: {ping_out}"
+    );
 
     // A TCP transfer of 2 MiB, checked end to end by digest.
     let server_script = r#"
@@ -143,7 +220,10 @@ while True:
     h.update(b); n += len(b)
 print(n, h.hexdigest(), flush=True)
 "#;
-    let mut server = in_ns(&lab.server_ns, &["python3", "-c", server_script]).stdout(Stdio::piped()).spawn().expect("server");
+    let mut server = in_ns(&lab.server_ns, &["python3", "-c", server_script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
     std::thread::sleep(Duration::from_millis(500));
     let client_script = format!(
         r#"
@@ -154,14 +234,21 @@ s.sendall(data); s.close()
 print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 "#
     );
-    let client = in_ns(&lab.client_ns, &["python3", "-c", &client_script]).output().expect("client");
+    let client = in_ns(&lab.client_ns, &["python3", "-c", &client_script])
+        .output()
+        .expect("client");
     let server_out = {
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = server.try_wait().expect("server status") {
                 let mut s = String::new();
                 use std::io::Read;
-                server.stdout.take().expect("stdout").read_to_string(&mut s).expect("read");
+                server
+                    .stdout
+                    .take()
+                    .expect("stdout")
+                    .read_to_string(&mut s)
+                    .expect("read");
                 assert!(status.success(), "server failed: {s}");
                 break s;
             }
@@ -173,16 +260,34 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
         }
     };
     let client_out = String::from_utf8_lossy(&client.stdout);
-    assert!(client.status.success(), "client failed: {}", String::from_utf8_lossy(&client.stderr));
-    assert_eq!(server_out.trim(), client_out.trim(), "bytes received differ from bytes sent");
+    assert!(
+        client.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert_eq!(
+        server_out.trim(),
+        client_out.trim(),
+        "bytes received differ from bytes sent"
+    );
 
     // Stop levee and check it saw the traffic in both directions.
     let child = lab.levee.take().expect("levee running");
     sh(&["kill", "-INT", &child.id().to_string()]);
     let out = child.wait_with_output().expect("levee exits");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "levee: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "levee: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary");
-    assert!(u(&summary, "/workers/0/inbound/tx_packets") > 1000, "client->server packets: {summary}");
-    assert!(u(&summary, "/workers/0/outbound/tx_packets") > 100, "server->client packets: {summary}");
+    assert!(
+        u(&summary, "/workers/0/inbound/tx_packets") > 1000,
+        "client->server packets: {summary}"
+    );
+    assert!(
+        u(&summary, "/workers/0/outbound/tx_packets") > 100,
+        "server->client packets: {summary}"
+    );
 }

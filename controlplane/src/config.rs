@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use levee_dataplane::pipeline::{FramePolicy, PipelineConfig};
 use levee_dataplane::stats::ReportCapacities;
 use levee_dataplane::tables::{
-    FragmentMatch, Prefix, PrefixTable, SignatureAction, SignatureRule, SignatureSet, TableCapacities,
+    FragmentMatch, Prefix, PrefixTable, SignatureAction, SignatureRule, SignatureSet,
+    TableCapacities,
 };
 use levee_dataplane::wire::TrafficClass;
 use serde::Deserialize;
@@ -48,6 +49,34 @@ pub struct Config {
     pub detection: DetectionSection,
     #[serde(default)]
     pub mitigation: MitigationSection,
+    #[serde(default)]
+    pub forensics: ForensicsSection,
+}
+
+/// `[forensics]`: pcapng captures of each incident's sampled packets.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForensicsSection {
+    /// Where captures go (`<incident id>.pcapng`); unset: none are written.
+    pub dir: Option<PathBuf>,
+    /// Seconds of packets before the incident's start included.
+    #[serde(default = "default_lookback")]
+    pub lookback_seconds: u64,
+    #[serde(default = "default_forensic_packets")]
+    pub max_packets: usize,
+}
+
+fn default_lookback() -> u64 {
+    5
+}
+fn default_forensic_packets() -> usize {
+    100_000
+}
+
+impl Default for ForensicsSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
 }
 
 /// `[detection]`: limits, baselines and the incident lifecycle.
@@ -400,7 +429,9 @@ fn default_log_level() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: default_log_level() }
+        LogConfig {
+            level: default_log_level(),
+        }
     }
 }
 
@@ -428,11 +459,17 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid levee configuration: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 /// A device string split into what DPDK needs.
@@ -455,12 +492,19 @@ impl Device {
         }
         let name = spec.split(',').next().unwrap_or_default();
         let driver_like = name.starts_with("net_") || name.starts_with("eth_");
-        if !driver_like || name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if !driver_like
+            || name
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+        {
             return Err(format!(
                 "{spec:?} is neither a PCI address (0000:03:00.0) nor a virtual device (net_pcap0,..., net_af_packet0,iface=...)"
             ));
         }
-        Ok(Device::Virtual { name: name.to_owned(), spec: spec.to_owned() })
+        Ok(Device::Virtual {
+            name: name.to_owned(),
+            spec: spec.to_owned(),
+        })
     }
 
     /// The name DPDK gives the port.
@@ -473,7 +517,8 @@ impl Device {
 }
 
 fn is_pci_address(s: &str) -> bool {
-    let hex = |part: &str, len: usize| part.len() == len && part.chars().all(|c| c.is_ascii_hexdigit());
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.chars().all(|c| c.is_ascii_hexdigit());
     let (bdf, func) = match s.rsplit_once('.') {
         Some(x) => x,
         None => return false,
@@ -514,13 +559,26 @@ impl Config {
     /// Read, parse and validate a configuration file for a purpose: replay needs
     /// no ports.
     pub fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         config.expand_config_dir(&dir);
         if let Some(f) = &mut config.rules.blocklist_file {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+        if let Some(f) = &mut config.forensics.dir {
             if f.is_relative() {
                 *f = dir.join(&*f);
             }
@@ -532,7 +590,10 @@ impl Config {
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError::Invalid { path: path.into(), problems })
+            Err(ConfigError::Invalid {
+                path: path.into(),
+                problems,
+            })
         }
     }
 
@@ -551,48 +612,83 @@ impl Config {
     /// Every problem found, each naming its key.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let mut bad = |key: &str, message: String| problems.push(Problem { key: key.into(), message });
+        let mut bad = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.into(),
+                message,
+            })
+        };
         let d = &self.dpdk;
 
         if d.worker_lcores.is_empty() {
-            bad("dpdk.worker_lcores", "at least one worker lcore is needed".into());
+            bad(
+                "dpdk.worker_lcores",
+                "at least one worker lcore is needed".into(),
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, lcore) in d.worker_lcores.iter().enumerate() {
             if *lcore == d.main_lcore {
-                bad(&format!("dpdk.worker_lcores[{i}]"), format!("lcore {lcore} is the main lcore"));
+                bad(
+                    &format!("dpdk.worker_lcores[{i}]"),
+                    format!("lcore {lcore} is the main lcore"),
+                );
             }
             if !seen.insert(*lcore) {
-                bad(&format!("dpdk.worker_lcores[{i}]"), format!("lcore {lcore} is listed twice"));
+                bad(
+                    &format!("dpdk.worker_lcores[{i}]"),
+                    format!("lcore {lcore} is listed twice"),
+                );
             }
             if *lcore >= dpdk_max_lcore() {
-                bad(&format!("dpdk.worker_lcores[{i}]"), format!("lcore {lcore} is beyond {}", dpdk_max_lcore() - 1));
+                bad(
+                    &format!("dpdk.worker_lcores[{i}]"),
+                    format!("lcore {lcore} is beyond {}", dpdk_max_lcore() - 1),
+                );
             }
         }
         if d.main_lcore >= dpdk_max_lcore() {
-            bad("dpdk.main_lcore", format!("lcore {} is beyond {}", d.main_lcore, dpdk_max_lcore() - 1));
+            bad(
+                "dpdk.main_lcore",
+                format!("lcore {} is beyond {}", d.main_lcore, dpdk_max_lcore() - 1),
+            );
         }
         if d.worker_lcores.len() > usize::from(u16::MAX) {
             bad("dpdk.worker_lcores", "too many workers".into());
         }
         if d.mempool_size < 1024 {
-            bad("dpdk.mempool_size", format!("{} mbufs is too few (at least 1024)", d.mempool_size));
+            bad(
+                "dpdk.mempool_size",
+                format!("{} mbufs is too few (at least 1024)", d.mempool_size),
+            );
         }
         if d.mempool_cache > 512 || d.mempool_cache > d.mempool_size / 2 {
-            bad("dpdk.mempool_cache", format!("{} exceeds 512 or half the pool", d.mempool_cache));
+            bad(
+                "dpdk.mempool_cache",
+                format!("{} exceeds 512 or half the pool", d.mempool_cache),
+            );
         }
-        for (key, n) in [("dpdk.rx_descriptors", d.rx_descriptors), ("dpdk.tx_descriptors", d.tx_descriptors)] {
+        for (key, n) in [
+            ("dpdk.rx_descriptors", d.rx_descriptors),
+            ("dpdk.tx_descriptors", d.tx_descriptors),
+        ] {
             if !(32..=16384).contains(&n) {
                 bad(key, format!("{n} is outside 32..=16384"));
             }
         }
         if !(1..=10_000).contains(&d.stats_interval_ms) {
-            bad("dpdk.stats_interval_ms", format!("{} is outside 1..=10000", d.stats_interval_ms));
+            bad(
+                "dpdk.stats_interval_ms",
+                format!("{} is outside 1..=10000", d.stats_interval_ms),
+            );
         }
         for (i, arg) in d.eal_args.iter().enumerate() {
             let option = arg.split('=').next().unwrap_or_default();
             if let Some((_, instead)) = RESERVED_EAL_OPTIONS.iter().find(|(o, _)| *o == option) {
-                bad(&format!("dpdk.eal_args[{i}]"), format!("{option} is set by levee from {instead}"));
+                bad(
+                    &format!("dpdk.eal_args[{i}]"),
+                    format!("{option} is set by levee from {instead}"),
+                );
             }
         }
 
@@ -603,8 +699,13 @@ impl Config {
         for (i, pair) in self.pairs.iter().enumerate() {
             let mut check = |side: &str, spec: &str| match Device::parse(spec) {
                 Ok(dev) => {
-                    if let Some(other) = names.insert(dev.port_name().to_owned(), format!("pair[{i}].{side}")) {
-                        bad(&format!("pair[{i}].{side}"), format!("port {} is already used by {other}", dev.port_name()));
+                    if let Some(other) =
+                        names.insert(dev.port_name().to_owned(), format!("pair[{i}].{side}"))
+                    {
+                        bad(
+                            &format!("pair[{i}].{side}"),
+                            format!("port {} is already used by {other}", dev.port_name()),
+                        );
                     }
                 }
                 Err(message) => bad(&format!("pair[{i}].{side}"), message),
@@ -612,20 +713,35 @@ impl Config {
             check("outside", &pair.outside);
             match (&pair.inside, self.mode) {
                 (Some(inside), _) => check("inside", inside),
-                (None, Mode::Inline) => {
-                    bad(&format!("pair[{i}].inside"), "inline mode needs an inside port to forward to".into())
-                }
+                (None, Mode::Inline) => bad(
+                    &format!("pair[{i}].inside"),
+                    "inline mode needs an inside port to forward to".into(),
+                ),
                 (None, Mode::Monitor) => {}
             }
         }
         if let Some(id) = &self.node.id {
-            if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                bad("node.id", format!("{id:?} must be 1-64 characters of [A-Za-z0-9_-]"));
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bad(
+                    "node.id",
+                    format!("{id:?} must be 1-64 characters of [A-Za-z0-9_-]"),
+                );
             }
         }
         self.pipeline_problems(&mut bad);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            bad("log.level", format!("{:?} is not a log filter (e.g. info, debug, levee=debug)", self.log.level));
+            bad(
+                "log.level",
+                format!(
+                    "{:?} is not a log filter (e.g. info, debug, levee=debug)",
+                    self.log.level
+                ),
+            );
         }
         problems
     }
@@ -633,14 +749,20 @@ impl Config {
     fn pipeline_problems(&self, bad: &mut impl FnMut(&str, String)) {
         let p = &self.pipeline;
         if !(10..=10_000).contains(&p.window_ms) {
-            bad("pipeline.window_ms", format!("{} is outside 10..=10000", p.window_ms));
+            bad(
+                "pipeline.window_ms",
+                format!("{} is outside 10..=10000", p.window_ms),
+            );
         }
         for (i, s) in p.protected.iter().enumerate() {
             if let Err(e) = s.parse::<Prefix>() {
                 bad(&format!("pipeline.protected[{i}]"), e.to_string());
             }
         }
-        for (key, v) in [("pipeline.malformed", &p.malformed), ("pipeline.non_ip", &p.non_ip)] {
+        for (key, v) in [
+            ("pipeline.malformed", &p.malformed),
+            ("pipeline.non_ip", &p.non_ip),
+        ] {
             if frame_policy(v).is_none() {
                 bad(key, format!("{v:?} is neither \"drop\" nor \"forward\""));
             }
@@ -649,7 +771,11 @@ impl Config {
             ("pipeline.top_sources", p.top_sources, 4096),
             ("pipeline.destinations", p.destinations, 1 << 20),
             ("pipeline.samples_per_window", p.samples_per_window, 1 << 16),
-            ("pipeline.report_channel_depth", p.report_channel_depth, 1 << 16),
+            (
+                "pipeline.report_channel_depth",
+                p.report_channel_depth,
+                1 << 16,
+            ),
         ] {
             if v == 0 || v > max {
                 bad(key, format!("{v} is outside 1..={max}"));
@@ -674,16 +800,25 @@ impl Config {
             ("detection.floor_pps", d.floor_pps),
             ("detection.floor_bps", d.floor_bps),
             ("detection.prefix_floor_pps", d.prefix_floor_pps),
-            ("detection.baseline_half_life_seconds", d.baseline_half_life_seconds),
+            (
+                "detection.baseline_half_life_seconds",
+                d.baseline_half_life_seconds,
+            ),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 bad(key, format!("{v} must be a positive number"));
             }
         }
         if !(d.multiplier.is_finite() && d.multiplier >= 1.0) {
-            bad("detection.multiplier", format!("{} must be at least 1", d.multiplier));
+            bad(
+                "detection.multiplier",
+                format!("{} must be at least 1", d.multiplier),
+            );
         }
-        for (key, v) in [("detection.warmup_seconds", d.warmup_seconds), ("detection.cooldown_seconds", d.cooldown_seconds)] {
+        for (key, v) in [
+            ("detection.warmup_seconds", d.warmup_seconds),
+            ("detection.cooldown_seconds", d.cooldown_seconds),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 bad(key, format!("{v} must be zero or more"));
             }
@@ -694,12 +829,18 @@ impl Config {
         for (g, group) in d.groups.iter().enumerate() {
             for (i, s) in group.prefixes.iter().enumerate() {
                 if let Err(e) = s.parse::<Prefix>() {
-                    bad(&format!("detection.group[{g}].prefixes[{i}]"), e.to_string());
+                    bad(
+                        &format!("detection.group[{g}].prefixes[{i}]"),
+                        e.to_string(),
+                    );
                 }
             }
             for class in group.class_pps.keys() {
                 if traffic_class(class).is_none() {
-                    bad(&format!("detection.group[{g}].class_pps.{class}"), "not a traffic class (e.g. udp_ntp, tcp_syn)".into());
+                    bad(
+                        &format!("detection.group[{g}].class_pps.{class}"),
+                        "not a traffic class (e.g. udp_ntp, tcp_syn)".into(),
+                    );
                 }
             }
         }
@@ -732,12 +873,23 @@ impl Config {
                 bad(&format!("{key}.{field}"), e);
             }
         }
-        if let Err(e) = SignatureSet::new(r.signatures.iter().filter_map(|s| signature_rule(s).ok()).collect()) {
+        if let Err(e) = SignatureSet::new(
+            r.signatures
+                .iter()
+                .filter_map(|s| signature_rule(s).ok())
+                .collect(),
+        ) {
             bad("rules.signature", e.to_string());
         }
         if let Some(limit) = &r.source_limit {
             if traffic_class(&limit.class).is_none() {
-                bad("rules.source_limit.class", format!("{:?} is not a traffic class (e.g. tcp_syn, udp, icmp)", limit.class));
+                bad(
+                    "rules.source_limit.class",
+                    format!(
+                        "{:?} is not a traffic class (e.g. tcp_syn, udp, icmp)",
+                        limit.class
+                    ),
+                );
             }
             if limit.pps == 0 {
                 bad("rules.source_limit.pps", "must be at least 1".into());
@@ -752,7 +904,11 @@ impl Config {
         lcores.extend(&d.worker_lcores);
         let mut args = vec![
             "-l".to_owned(),
-            lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            lcores
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             "--main-lcore".to_owned(),
             d.main_lcore.to_string(),
         ];
@@ -792,21 +948,33 @@ pub fn traffic_class(name: &str) -> Option<TrafficClass> {
 
 /// Read a file of addresses/prefixes, one per line, '#' starting a comment.
 pub fn read_prefix_file(path: &Path) -> Result<Vec<Prefix>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
             continue;
         }
-        out.push(line.parse::<Prefix>().map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?);
+        out.push(
+            line.parse::<Prefix>()
+                .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?,
+        );
     }
     Ok(out)
 }
 
-fn range(field: &'static str, v: &Option<toml::Value>) -> Result<Option<(u16, u16)>, (&'static str, String)> {
+fn range(
+    field: &'static str,
+    v: &Option<toml::Value>,
+) -> Result<Option<(u16, u16)>, (&'static str, String)> {
     let Some(v) = v else { return Ok(None) };
-    let bad = || (field, format!("{v} is not a number or a range like \"1000-2000\" (0-65535)"));
+    let bad = || {
+        (
+            field,
+            format!("{v} is not a number or a range like \"1000-2000\" (0-65535)"),
+        )
+    };
     let text = match v {
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::String(s) => s.clone(),
@@ -843,11 +1011,16 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
     let destination = s
         .destination
         .as_deref()
-        .map(|d| d.parse::<Prefix>().map_err(|e| ("destination", e.to_string())))
+        .map(|d| {
+            d.parse::<Prefix>()
+                .map_err(|e| ("destination", e.to_string()))
+        })
         .transpose()?;
     let protocol = match &s.protocol {
         None => None,
-        Some(toml::Value::Integer(n)) => Some(u8::try_from(*n).map_err(|_| ("protocol", format!("{n} is not 0-255")))?),
+        Some(toml::Value::Integer(n)) => {
+            Some(u8::try_from(*n).map_err(|_| ("protocol", format!("{n} is not 0-255")))?)
+        }
         Some(toml::Value::String(name)) => Some(match name.to_ascii_lowercase().as_str() {
             "tcp" => 6,
             "udp" => 17,
@@ -855,7 +1028,12 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
             "icmpv6" => 58,
             "gre" => 47,
             "esp" => 50,
-            other => return Err(("protocol", format!("{other:?} is not tcp, udp, icmp, icmpv6, gre, esp or a number"))),
+            other => {
+                return Err((
+                    "protocol",
+                    format!("{other:?} is not tcp, udp, icmp, icmpv6, gre, esp or a number"),
+                ))
+            }
         }),
         Some(v) => return Err(("protocol", format!("{v} is not a protocol"))),
     };
@@ -865,7 +1043,12 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
             let (value, mask) = f.split_once('/').unwrap_or((f, f));
             match (tcp_flag_bits(value), tcp_flag_bits(mask)) {
                 (Some(v), Some(m)) => Some((m, v)),
-                _ => return Err(("tcp_flags", format!("{f:?}: use value/mask in letters FSRPAUEC, e.g. \"S/SA\""))),
+                _ => {
+                    return Err((
+                        "tcp_flags",
+                        format!("{f:?}: use value/mask in letters FSRPAUEC, e.g. \"S/SA\""),
+                    ))
+                }
             }
         }
     };
@@ -875,14 +1058,24 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
         Some("first") => FragmentMatch::First,
         Some("non-first") => FragmentMatch::NonFirst,
         Some("any-fragment") => FragmentMatch::AnyFragment,
-        Some(other) => return Err(("fragment", format!("{other:?} is not any, none, first, non-first or any-fragment"))),
+        Some(other) => {
+            return Err((
+                "fragment",
+                format!("{other:?} is not any, none, first, non-first or any-fragment"),
+            ))
+        }
     };
     let action = match (s.action.as_str(), s.pps) {
         ("drop", None) => SignatureAction::Drop,
         ("drop", Some(_)) => return Err(("pps", "only a rate-limit action takes pps".into())),
         ("rate-limit", Some(pps)) if pps > 0 => SignatureAction::RateLimit { pps },
         ("rate-limit", _) => return Err(("pps", "a rate-limit action needs pps >= 1".into())),
-        (other, _) => return Err(("action", format!("{other:?} is neither drop nor rate-limit"))),
+        (other, _) => {
+            return Err((
+                "action",
+                format!("{other:?} is neither drop nor rate-limit"),
+            ))
+        }
     };
     let rule = SignatureRule {
         id: s.id,
@@ -950,10 +1143,19 @@ impl Config {
                     prefixes: g.prefixes.iter().filter_map(|p| p.parse().ok()).collect(),
                     pps: g.pps,
                     bps: g.bps,
-                    class_pps: g.class_pps.iter().filter_map(|(c, v)| traffic_class(c).map(|c| (c.index(), *v))).collect(),
+                    class_pps: g
+                        .class_pps
+                        .iter()
+                        .filter_map(|(c, v)| traffic_class(c).map(|c| (c.index(), *v)))
+                        .collect(),
                 })
                 .collect(),
-            protected: self.pipeline.protected.iter().filter_map(|p| p.parse().ok()).collect(),
+            protected: self
+                .pipeline
+                .protected
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
             ..crate::detect::DetectionConfig::default()
         }
     }
@@ -968,19 +1170,38 @@ impl Config {
         }
     }
 
+    pub fn forensics_config(&self) -> crate::forensics::ForensicsConfig {
+        crate::forensics::ForensicsConfig {
+            dir: self.forensics.dir.clone(),
+            lookback_s: self.forensics.lookback_seconds,
+            max_packets: self.forensics.max_packets.max(1),
+        }
+    }
+
     /// This node's id: configured, or derived from the host name.
     pub fn node_id(&self) -> String {
         if let Some(id) = &self.node.id {
-            return if id.starts_with("nd_") { id.clone() } else { format!("nd_{id}") };
+            return if id.starts_with("nd_") {
+                id.clone()
+            } else {
+                format!("nd_{id}")
+            };
         }
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let h = host.trim().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let h = host.trim().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         format!("nd_{:012x}", h & 0xffff_ffff_ffff)
     }
 
     /// The protected networks as a lookup table.
     pub fn protected_networks(&self) -> PrefixTable<()> {
-        let prefixes: Vec<Prefix> = self.pipeline.protected.iter().filter_map(|s| s.parse().ok()).collect();
+        let prefixes: Vec<Prefix> = self
+            .pipeline
+            .protected
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
         let mut t = PrefixTable::with_capacity(prefixes.len().max(1));
         for p in prefixes {
             let _ = t.insert(p, ());
@@ -1001,7 +1222,15 @@ mod tests {
     fn parse(text: &str) -> Result<Config, String> {
         let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
         let p = c.problems();
-        if p.is_empty() { Ok(c) } else { Err(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")) }
+        if p.is_empty() {
+            Ok(c)
+        } else {
+            Err(p
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
     }
 
     const MINIMAL: &str = r#"
@@ -1017,7 +1246,14 @@ mod tests {
         assert_eq!(c.dpdk.worker_lcores, vec![1]);
         assert_eq!(
             c.eal_args(),
-            ["-l", "0,1", "--main-lcore", "0", "--vdev=net_pcap0,rx_pcap=a.pcap", "--vdev=net_null0"]
+            [
+                "-l",
+                "0,1",
+                "--main-lcore",
+                "0",
+                "--vdev=net_pcap0,rx_pcap=a.pcap",
+                "--vdev=net_null0"
+            ]
         );
     }
 
@@ -1072,7 +1308,9 @@ mod tests {
     fn monitor_mode_needs_no_inside_port() {
         let c = parse("mode = \"monitor\"\n[[pair]]\noutside = \"0000:03:00.0\"\n").expect("valid");
         assert_eq!(c.devices(), vec![Device::Pci("0000:03:00.0".into())]);
-        assert!(c.eal_args().ends_with(&["-a".to_owned(), "0000:03:00.0".to_owned()]));
+        assert!(c
+            .eal_args()
+            .ends_with(&["-a".to_owned(), "0000:03:00.0".to_owned()]));
     }
 
     #[test]
@@ -1106,13 +1344,20 @@ mod tests {
             "#,
         )
         .expect("valid");
-        let rules: Vec<SignatureRule> = c.rules.signatures.iter().map(|s| signature_rule(s).expect("valid")).collect();
+        let rules: Vec<SignatureRule> = c
+            .rules
+            .signatures
+            .iter()
+            .map(|s| signature_rule(s).expect("valid"))
+            .collect();
         assert_eq!(rules[0].src_ports, Some((53, 53)));
         assert_eq!(rules[0].ip_length, Some((512, 1500)));
         assert_eq!(rules[1].tcp_flags, Some((0x12, 0x02)));
         assert_eq!(rules[1].action, SignatureAction::RateLimit { pps: 1000 });
         assert_eq!(c.pipeline_config().malformed, FramePolicy::Forward);
-        assert!(c.protected_networks().contains(levee_dataplane::tables::Addr::V4(0x0a00_0005)));
+        assert!(c
+            .protected_networks()
+            .contains(levee_dataplane::tables::Addr::V4(0x0a00_0005)));
     }
 
     #[test]

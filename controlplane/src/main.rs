@@ -4,6 +4,7 @@
 
 mod config;
 mod detect;
+mod forensics;
 mod mitigate;
 mod replay;
 mod run;
@@ -88,10 +89,22 @@ pub enum Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, duration, exit_when_idle, json } => cmd_run(&config, duration, exit_when_idle, json),
-        Command::Replay { file, config, json, windows } => cmd_replay(&file, config.as_deref(), replay::Output { json, windows }),
+        Command::Run {
+            config,
+            duration,
+            exit_when_idle,
+            json,
+        } => cmd_run(&config, duration, exit_when_idle, json),
+        Command::Replay {
+            file,
+            config,
+            json,
+            windows,
+        } => cmd_replay(&file, config.as_deref(), replay::Output { json, windows }),
         Command::CheckConfig { file } => cmd_check_config(&file),
-        Command::GenerateCapture { out, packets, seed } => cmd_generate_capture(&out, packets, seed),
+        Command::GenerateCapture { out, packets, seed } => {
+            cmd_generate_capture(&out, packets, seed)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,7 +122,9 @@ fn main() -> ExitCode {
 fn init_logging(filter: &str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
@@ -118,16 +133,25 @@ fn init_logging(filter: &str) {
 fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, Failure> {
     value
         .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| Failure::Usage(anyhow::anyhow!("--{flag}: {s} is not a number of seconds")))
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                Failure::Usage(anyhow::anyhow!("--{flag}: {s} is not a number of seconds"))
+            })
         })
         .transpose()
 }
 
-fn cmd_run(path: &std::path::Path, duration: Option<f64>, idle: Option<f64>, json: bool) -> Result<(), Failure> {
+fn cmd_run(
+    path: &std::path::Path,
+    duration: Option<f64>,
+    idle: Option<f64>,
+    json: bool,
+) -> Result<(), Failure> {
     let config = config::Config::load(path).map_err(|e| Failure::Usage(e.into()))?;
     init_logging(&config.log.level);
-    let stop_when = run::StopWhen { duration: seconds("duration", duration)?, idle: seconds("exit-when-idle", idle)? };
+    let stop_when = run::StopWhen {
+        duration: seconds("duration", duration)?,
+        idle: seconds("exit-when-idle", idle)?,
+    };
     let summary = run::run(&config, stop_when)?;
     if json {
         let line = serde_json::to_string(&summary).map_err(|e| Failure::Runtime(e.into()))?;
@@ -138,9 +162,14 @@ fn cmd_run(path: &std::path::Path, duration: Option<f64>, idle: Option<f64>, jso
     Ok(())
 }
 
-fn cmd_replay(file: &std::path::Path, config: Option<&std::path::Path>, out: replay::Output) -> Result<(), Failure> {
+fn cmd_replay(
+    file: &std::path::Path,
+    config: Option<&std::path::Path>,
+    out: replay::Output,
+) -> Result<(), Failure> {
     let config = match config {
-        Some(path) => config::Config::load_for(path, config::Purpose::Replay).map_err(|e| Failure::Usage(e.into()))?,
+        Some(path) => config::Config::load_for(path, config::Purpose::Replay)
+            .map_err(|e| Failure::Usage(e.into()))?,
         None => config::Config::replay_default(),
     };
     init_logging(&config.log.level);
@@ -176,7 +205,8 @@ fn cmd_generate_capture(out: &std::path::Path, packets: usize, seed: u64) -> Res
         w.finish()?;
         Ok(())
     };
-    write().map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+    write()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
     println!("wrote {packets} frames to {}", out.display());
     Ok(())
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::config::{Config, Mode};
 use crate::detect::{Aggregator, Detector, IncidentEvent, WindowView};
+use crate::forensics::Forensics;
 use crate::mitigate::{Mitigator, Rule};
 use crate::windows::{direction_json, direction_line, WindowTotals};
 use crate::Failure;
@@ -44,9 +45,20 @@ pub struct ReplayResult {
 impl ReplayResult {
     /// A one-line account for the end of the text output.
     pub fn summary(&self) -> String {
-        let created = self.events.iter().filter(|e| e.event == "incident.created").count();
-        let resolved = self.events.iter().filter(|e| e.event == "incident.resolved").count();
-        format!("{created} incident(s) created, {resolved} resolved, {} rule(s)", self.rules.len())
+        let created = self
+            .events
+            .iter()
+            .filter(|e| e.event == "incident.created")
+            .count();
+        let resolved = self
+            .events
+            .iter()
+            .filter(|e| e.event == "incident.resolved")
+            .count();
+        format!(
+            "{created} incident(s) created, {resolved} resolved, {} rule(s)",
+            self.rules.len()
+        )
     }
 }
 
@@ -57,6 +69,7 @@ pub struct ControlLoop {
     pub aggregator: Aggregator,
     pub detector: Detector,
     pub mitigator: Mitigator,
+    pub forensics: Forensics,
     pub totals: WindowTotals,
 }
 
@@ -66,35 +79,53 @@ impl ControlLoop {
             aggregator: Aggregator::new(config.pipeline.window_ms, workers),
             detector: Detector::new(config.detection_config(), config.node_id()),
             mitigator: Mitigator::new(config.mitigation_config()),
+            forensics: Forensics::new(config.forensics_config()),
             totals: WindowTotals::default(),
         }
     }
 
     /// Take one report; returns the windows it completed with the events each caused.
-    pub fn report(&mut self, r: &WindowReport, publisher: &mut TablePublisher) -> Vec<(WindowView, Vec<IncidentEvent>)> {
+    pub fn report(
+        &mut self,
+        r: &WindowReport,
+        publisher: &mut TablePublisher,
+    ) -> Vec<(WindowView, Vec<IncidentEvent>)> {
         self.totals.add(r);
         let views = self.aggregator.add(r);
-        views.into_iter().map(|v| {
-            let events = self.window(&v, publisher);
-            (v, events)
-        }).collect()
+        views
+            .into_iter()
+            .map(|v| {
+                let events = self.window(&v, publisher);
+                (v, events)
+            })
+            .collect()
     }
 
     /// Judge a window and act on the events.
     pub fn window(&mut self, v: &WindowView, publisher: &mut TablePublisher) -> Vec<IncidentEvent> {
+        self.forensics.samples(&v.samples, v.end_ns);
         let events = self.detector.observe(v);
         for e in &events {
             match e.event {
                 "incident.resolved" => {
                     self.mitigator.on_resolved(&e.incident_id, publisher);
+                    self.forensics.resolved(&e.incident_id);
                 }
                 _ => {
                     if let Some(incident) = self.detector.incident(&e.incident_id) {
                         let incident = incident.clone();
                         self.mitigator.on_incident(&incident, v.end_ns, publisher);
+                        if e.event == "incident.created" {
+                            self.forensics.started(&incident);
+                        } else {
+                            self.forensics.write(&e.incident_id);
+                        }
                     }
                 }
             }
+        }
+        for err in self.forensics.errors.drain(..) {
+            tracing::warn!("forensic capture: {err}");
         }
         self.mitigator.expire(v.end_ns, publisher);
         publisher.flush();
@@ -111,16 +142,31 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
     let first_ns = records.first().map_or(0, |r| r.timestamp_ns);
 
     let dataplane = crate::setup::build(config, 1, first_ns)?;
-    let crate::setup::Dataplane { mut publisher, mut pipelines, sink } = dataplane;
-    let pipeline = pipelines.pop().ok_or_else(|| Failure::Runtime(anyhow::anyhow!("no pipeline")))?;
-    let (source, clock) = CaptureSource::new(Arc::clone(&records), Direction::Inbound, config.mode == Mode::Inline);
+    let crate::setup::Dataplane {
+        mut publisher,
+        mut pipelines,
+        sink,
+    } = dataplane;
+    let pipeline = pipelines
+        .pop()
+        .ok_or_else(|| Failure::Runtime(anyhow::anyhow!("no pipeline")))?;
+    let (source, clock) = CaptureSource::new(
+        Arc::clone(&records),
+        Direction::Inbound,
+        config.mode == Mode::Inline,
+    );
     let stop = Arc::new(AtomicBool::new(false));
-    let settings = WorkerSettings { stats_interval_ms: config.dpdk.stats_interval_ms };
+    let settings = WorkerSettings {
+        stats_interval_ms: config.dpdk.stats_interval_ms,
+    };
     let mut worker = WorkerContext::new(vec![source], clock, settings, stop, pipeline);
     let mut control = ControlLoop::new(config, 1);
     let mut events = Vec::new();
 
-    let handle = |report: Box<WindowReport>, control: &mut ControlLoop, publisher: &mut TablePublisher, events: &mut Vec<IncidentEvent>| {
+    let handle = |report: Box<WindowReport>,
+                  control: &mut ControlLoop,
+                  publisher: &mut TablePublisher,
+                  events: &mut Vec<IncidentEvent>| {
         for (view, evs) in control.report(&report, publisher) {
             print_window(&view, out);
             for e in evs {
@@ -158,13 +204,28 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
             v["type"] = json!("rule");
             println!("{v}");
         } else {
-            println!("rule {} [{:?}] {}: {}", r.id, r.state, serde_json::to_string(&r.matches).unwrap_or_default(), r.reason);
+            println!(
+                "rule {} [{:?}] {}: {}",
+                r.id,
+                r.state,
+                serde_json::to_string(&r.matches).unwrap_or_default(),
+                r.reason
+            );
         }
     }
     for refusal in &control.mitigator.refusals {
         tracing::warn!("{refusal}");
     }
-    Ok(ReplayResult { totals: control.totals, events, rules })
+    // Captures of incidents still open when the capture ends hold what was seen.
+    let open: Vec<String> = control.detector.active().map(|i| i.id.clone()).collect();
+    for id in open {
+        control.forensics.write(&id);
+    }
+    Ok(ReplayResult {
+        totals: control.totals,
+        events,
+        rules,
+    })
 }
 
 fn print_window(view: &WindowView, out: Output) {
@@ -182,7 +243,11 @@ fn print_window(view: &WindowView, out: Output) {
         });
         println!("{line}");
     } else if view.inbound.packets() > 0 {
-        println!("{} window: {}", rfc3339_ms(view.start_ns), direction_line(&view.inbound));
+        println!(
+            "{} window: {}",
+            rfc3339_ms(view.start_ns),
+            direction_line(&view.inbound)
+        );
     }
 }
 
@@ -201,8 +266,16 @@ fn print_event(e: &IncidentEvent, out: Output) {
             e.peak_bps,
             e.severity,
             e.attacker_ips.len(),
-            if e.spoofing_likely { ", spoofing likely" } else { "" },
-            if e.event == "incident.created" { format!(", {} ms after onset", e.detection_ms) } else { String::new() },
+            if e.spoofing_likely {
+                ", spoofing likely"
+            } else {
+                ""
+            },
+            if e.event == "incident.created" {
+                format!(", {} ms after onset", e.detection_ms)
+            } else {
+                String::new()
+            },
         );
     }
 }
@@ -215,6 +288,11 @@ pub fn print_totals(file: &Path, totals: &WindowTotals, json_output: bool) {
         t["file"] = json!(file.display().to_string());
         println!("{t}");
     } else {
-        println!("{}: {} windows; inbound {}", file.display(), totals.windows, direction_line(&totals.directions[0]));
+        println!(
+            "{}: {} windows; inbound {}",
+            file.display(),
+            totals.windows,
+            direction_line(&totals.directions[0])
+        );
     }
 }

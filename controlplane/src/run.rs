@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use levee_dataplane::dpdk::{self, Eal, Mempool, Port, PortConfig};
 use levee_dataplane::worker::{
-    Clock, Direction, DirectionCounters, DpdkPath, SharedWorkerStats, TscClock, WorkerContext, WorkerCounters,
-    WorkerSettings,
+    Clock, Direction, DirectionCounters, DpdkPath, SharedWorkerStats, TscClock, WorkerContext,
+    WorkerCounters, WorkerSettings,
 };
 use serde::Serialize;
 
@@ -103,8 +103,11 @@ pub struct Totals {
 pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot install a handler for signal {signal}: {e}")))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "cannot install a handler for signal {signal}: {e}"
+            ))
+        })?;
     }
 
     // Stage 1: EAL. Its arguments come from the configuration, so a refusal is a
@@ -119,12 +122,18 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             config.dpdk.worker_lcores
         )));
     }
-    let workers = u16::try_from(worker_lcores.len()).map_err(|_| Failure::Usage(anyhow::anyhow!("too many workers")))?;
+    let workers = u16::try_from(worker_lcores.len())
+        .map_err(|_| Failure::Usage(anyhow::anyhow!("too many workers")))?;
 
     // Stage 2: packet buffers.
     let pool = Arc::new(
-        Mempool::new(&eal, config.dpdk.mempool_size, config.dpdk.mempool_cache, -1)
-            .map_err(|e| Failure::Runtime(e.into()))?,
+        Mempool::new(
+            &eal,
+            config.dpdk.mempool_size,
+            config.dpdk.mempool_cache,
+            -1,
+        )
+        .map_err(|e| Failure::Runtime(e.into()))?,
     );
 
     // Stage 3: ports, one RX and one TX queue per worker on each.
@@ -136,8 +145,10 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         promiscuous: true,
     };
     let open = |spec: &str| -> Result<Port, Failure> {
-        let device = crate::config::Device::parse(spec).map_err(|m| Failure::Usage(anyhow::anyhow!(m)))?;
-        Port::open(&eal, device.port_name(), &port_config, Arc::clone(&pool)).map_err(|e| Failure::Usage(e.into()))
+        let device =
+            crate::config::Device::parse(spec).map_err(|m| Failure::Usage(anyhow::anyhow!(m)))?;
+        Port::open(&eal, device.port_name(), &port_config, Arc::clone(&pool))
+            .map_err(|e| Failure::Usage(e.into()))
     };
     let mut pairs = Vec::new();
     for pair in &config.pairs {
@@ -149,7 +160,11 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     // Stage 4: rule tables restored from the configuration, pipelines, and the
     // control plane's consumer of window reports.
     let dataplane = crate::setup::build(config, worker_lcores.len(), TscClock::new(&eal).now_ns())?;
-    let crate::setup::Dataplane { mut publisher, pipelines, sink } = dataplane;
+    let crate::setup::Dataplane {
+        mut publisher,
+        pipelines,
+        sink,
+    } = dataplane;
     let mut control = crate::replay::ControlLoop::new(config, worker_lcores.len());
     // The control plane: merges window reports, detects, mitigates through the
     // publisher. Never on a worker lcore.
@@ -175,14 +190,24 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 sink.recycle(report);
             }
             let open = control.detector.active().count();
-            let rules: Vec<serde_json::Value> = control.mitigator.rules().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+            let rules: Vec<serde_json::Value> = control
+                .mitigator
+                .rules()
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .collect();
             (control.totals, events, rules, open)
         })
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the control plane thread: {e}")))?;
+        .map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "cannot start the control plane thread: {e}"
+            ))
+        })?;
     let mut pipelines = pipelines.into_iter();
 
     // Stage 5: workers, each owning queue `w` of every port.
-    let settings = WorkerSettings { stats_interval_ms: config.dpdk.stats_interval_ms };
+    let settings = WorkerSettings {
+        stats_interval_ms: config.dpdk.stats_interval_ms,
+    };
     let clock = TscClock::new(&eal);
     let mut shared: Vec<(u32, Arc<SharedWorkerStats>)> = Vec::new();
     let mut contexts = Vec::new();
@@ -196,12 +221,20 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 Some(inside) => {
                     paths.push(DpdkPath {
                         rx: outside.rx_queue(queue).map_err(take_err)?,
-                        tx: if inline { Some(inside.tx_queue(queue).map_err(take_err)?) } else { None },
+                        tx: if inline {
+                            Some(inside.tx_queue(queue).map_err(take_err)?)
+                        } else {
+                            None
+                        },
                         direction: Direction::Inbound,
                     });
                     paths.push(DpdkPath {
                         rx: inside.rx_queue(queue).map_err(take_err)?,
-                        tx: if inline { Some(outside.tx_queue(queue).map_err(take_err)?) } else { None },
+                        tx: if inline {
+                            Some(outside.tx_queue(queue).map_err(take_err)?)
+                        } else {
+                            None
+                        },
                         direction: Direction::Outbound,
                     });
                 }
@@ -212,8 +245,16 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 }),
             }
         }
-        let pipeline = pipelines.next().ok_or_else(|| Failure::Runtime(anyhow::anyhow!("one pipeline per worker")))?;
-        let context = Box::new(WorkerContext::new(paths, clock, settings, Arc::clone(&stop), pipeline));
+        let pipeline = pipelines
+            .next()
+            .ok_or_else(|| Failure::Runtime(anyhow::anyhow!("one pipeline per worker")))?;
+        let context = Box::new(WorkerContext::new(
+            paths,
+            clock,
+            settings,
+            Arc::clone(&stop),
+            pipeline,
+        ));
         shared.push((*lcore, context.shared_stats()));
         contexts.push((*lcore, context));
     }
@@ -243,8 +284,9 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     let seconds = started.elapsed().as_secs_f64();
     let hz = dpdk::tsc_hz(&eal).max(1) as f64;
-    let (window_totals, events, rules, open_incidents) =
-        consumer.join().map_err(|_| Failure::Runtime(anyhow::anyhow!("the control plane thread failed")))?;
+    let (window_totals, events, rules, open_incidents) = consumer
+        .join()
+        .map_err(|_| Failure::Runtime(anyhow::anyhow!("the control plane thread failed")))?;
 
     let mut ports = Vec::new();
     for (outside, inside) in &pairs {
@@ -257,7 +299,14 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     drop(pairs);
 
     let mut workers_out = Vec::new();
-    let mut totals = Totals { rx_packets: 0, tx_packets: 0, dropped_packets: 0, tx_failed_packets: 0, rx_pps: 0.0, tx_pps: 0.0 };
+    let mut totals = Totals {
+        rx_packets: 0,
+        tx_packets: 0,
+        dropped_packets: 0,
+        tx_failed_packets: 0,
+        rx_pps: 0.0,
+        tx_pps: 0.0,
+    };
     let mut slowest = 0f64;
     for (lcore, stats) in &shared {
         let c: WorkerCounters = stats.snapshot();
@@ -295,8 +344,18 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
 }
 
 /// The main lcore's loop while workers poll: watch for stop conditions and log rates.
-fn supervise(stop: &AtomicBool, shared: &[(u32, Arc<SharedWorkerStats>)], started: Instant, stop_when: StopWhen) {
-    let total_rx = || shared.iter().map(|(_, s)| s.snapshot().total().rx_packets).sum::<u64>();
+fn supervise(
+    stop: &AtomicBool,
+    shared: &[(u32, Arc<SharedWorkerStats>)],
+    started: Instant,
+    stop_when: StopWhen,
+) {
+    let total_rx = || {
+        shared
+            .iter()
+            .map(|(_, s)| s.snapshot().total().rx_packets)
+            .sum::<u64>()
+    };
     let mut last_rx = total_rx();
     let mut last_change = Instant::now();
     let mut last_log = Instant::now();
@@ -309,12 +368,21 @@ fn supervise(stop: &AtomicBool, shared: &[(u32, Arc<SharedWorkerStats>)], starte
             last_rx = rx;
             last_change = now;
         }
-        if stop_when.duration.is_some_and(|d| now.duration_since(started) >= d) {
+        if stop_when
+            .duration
+            .is_some_and(|d| now.duration_since(started) >= d)
+        {
             tracing::info!("time limit reached");
             break;
         }
-        if stop_when.idle.is_some_and(|d| now.duration_since(last_change) >= d) {
-            tracing::info!("no packet received for {:?}; stopping", stop_when.idle.unwrap_or_default());
+        if stop_when
+            .idle
+            .is_some_and(|d| now.duration_since(last_change) >= d)
+        {
+            tracing::info!(
+                "no packet received for {:?}; stopping",
+                stop_when.idle.unwrap_or_default()
+            );
             break;
         }
         if now.duration_since(last_log) >= Duration::from_secs(5) {
@@ -350,13 +418,27 @@ fn port_summary(port: &Port, role: &'static str) -> PortSummary {
 pub fn render(summary: &RunSummary) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "levee run ({:?} mode, {}) stopped after {:.2} s", summary.mode, summary.dpdk_version, summary.seconds);
-    let _ = writeln!(out, "{:<10} {:<14} {:<16} {:>12} {:>12} {:>10} {:>10}", "role", "port", "driver", "rx pkts", "tx pkts", "missed", "errors");
+    let _ = writeln!(
+        out,
+        "levee run ({:?} mode, {}) stopped after {:.2} s",
+        summary.mode, summary.dpdk_version, summary.seconds
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:<14} {:<16} {:>12} {:>12} {:>10} {:>10}",
+        "role", "port", "driver", "rx pkts", "tx pkts", "missed", "errors"
+    );
     for p in &summary.ports {
         let _ = writeln!(
             out,
             "{:<10} {:<14} {:<16} {:>12} {:>12} {:>10} {:>10}",
-            p.role, p.name, p.driver, p.rx_packets, p.tx_packets, p.rx_missed, p.rx_errors + p.tx_errors
+            p.role,
+            p.name,
+            p.driver,
+            p.rx_packets,
+            p.tx_packets,
+            p.rx_missed,
+            p.rx_errors + p.tx_errors
         );
     }
     for w in &summary.workers {
@@ -393,13 +475,25 @@ pub fn render(summary: &RunSummary) -> String {
 fn compact_direction(d: &serde_json::Value) -> String {
     let mut parts = vec![format!("{} pkts", d["packets"])];
     if let Some(classes) = d["classes"].as_object() {
-        let mut v: Vec<(u64, &String)> = classes.iter().map(|(k, c)| (c["packets"].as_u64().unwrap_or(0), k)).collect();
+        let mut v: Vec<(u64, &String)> = classes
+            .iter()
+            .map(|(k, c)| (c["packets"].as_u64().unwrap_or(0), k))
+            .collect();
         v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-        parts.push(v.iter().take(5).map(|(n, k)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+        parts.push(
+            v.iter()
+                .take(5)
+                .map(|(n, k)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
     }
     if let Some(dropped) = d["dropped"].as_object() {
         if !dropped.is_empty() {
-            let v: Vec<String> = dropped.iter().map(|(k, x)| format!("{k} {}", x["packets"])).collect();
+            let v: Vec<String> = dropped
+                .iter()
+                .map(|(k, x)| format!("{k} {}", x["packets"]))
+                .collect();
             parts.push(format!("dropped: {}", v.join(", ")));
         }
     }

@@ -53,7 +53,10 @@ impl WindowTotals {
     pub fn to_json(&self) -> Value {
         let mut dirs = Map::new();
         for d in Direction::ALL {
-            dirs.insert(d.name().into(), direction_json(&self.directions[d as usize]));
+            dirs.insert(
+                d.name().into(),
+                direction_json(&self.directions[d as usize]),
+            );
         }
         json!({
             "windows": self.windows,
@@ -75,7 +78,10 @@ pub fn direction_json(w: &DirectionWindow) -> Value {
     for c in TrafficClass::all() {
         let i = c.index();
         if w.class_packets[i] > 0 {
-            classes.insert(c.name().into(), json!({"packets": w.class_packets[i], "bytes": w.class_bytes[i]}));
+            classes.insert(
+                c.name().into(),
+                json!({"packets": w.class_packets[i], "bytes": w.class_bytes[i]}),
+            );
         }
     }
     let mut statuses = Map::new();
@@ -109,7 +115,11 @@ pub fn direction_line(w: &DirectionWindow) -> String {
         .map(|c| (w.class_packets[c.index()], c.name()))
         .collect();
     classes.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-    let top: Vec<String> = classes.iter().take(4).map(|(n, c)| format!("{c} {n}")).collect();
+    let top: Vec<String> = classes
+        .iter()
+        .take(4)
+        .map(|(n, c)| format!("{c} {n}"))
+        .collect();
     format!(
         "{} pkts {} B, forwarded {}, dropped {} [{}]",
         w.packets(),

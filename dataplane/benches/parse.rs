@@ -16,7 +16,10 @@ fn bench(c: &mut Criterion) {
         .filter(|(_, k, _)| matches!(k, synth::MixKind::UdpSmall | synth::MixKind::UdpDns))
         .map(|(_, _, f)| f)
         .collect();
-    let mut mix: Vec<Vec<u8>> = synth::mixed_small_traffic(384, 6, 0).into_iter().map(|(_, _, f)| f).collect();
+    let mut mix: Vec<Vec<u8>> = synth::mixed_small_traffic(384, 6, 0)
+        .into_iter()
+        .map(|(_, _, f)| f)
+        .collect();
     for _ in 0..2 {
         mix.extend(synth::labelled_mix(7).into_iter().map(|(f, _)| f));
     }

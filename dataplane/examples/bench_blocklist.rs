@@ -15,11 +15,20 @@ const BATCH: usize = 32;
 const LOOKUPS: usize = 16 << 20;
 
 fn main() {
-    let eal = Eal::init(["-l", "0", "--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "--log-level=*:error"])
-        .unwrap_or_else(|e| {
-            eprintln!("{e}");
-            std::process::exit(2)
-        });
+    let eal = Eal::init([
+        "-l",
+        "0",
+        "--no-huge",
+        "-m",
+        "1024",
+        "--no-pci",
+        "--no-shconf",
+        "--log-level=*:error",
+    ])
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
     let mut rng = Rng::new(0x1e7e_e000);
     let mut keys: Vec<u32> = Vec::with_capacity(KEYS);
     let mut seen = std::collections::HashSet::with_capacity(KEYS * 2);
@@ -41,21 +50,37 @@ fn main() {
     // Both tables get twice the slots of the keys they hold (levee sizes its table so).
     let mut dpdk = RteHashU32::new(&eal, 2 * KEYS as u32).expect("rte_hash_create");
     for (i, k) in keys.iter().enumerate() {
-        levee.insert(*k, BlockEntry { rule_id: i as u32, expires_at_ns: u64::MAX, hits: 0 }).expect("room");
+        levee
+            .insert(
+                *k,
+                BlockEntry {
+                    rule_id: i as u32,
+                    expires_at_ns: u64::MAX,
+                    hits: 0,
+                },
+            )
+            .expect("room");
         dpdk.add(*k).expect("rte_hash_add_key");
     }
     println!(
         "blocklist lookup, {KEYS} random IPv4 keys, batches of {BATCH}, {LOOKUPS} lookups per workload; levee table {} MiB",
         levee.memory_bytes() >> 20
     );
-    println!("{:<10} {:>16} {:>16} {:>8}", "workload", "levee Mlookup/s", "rte_hash Mlookup/s", "ratio");
+    println!(
+        "{:<10} {:>16} {:>16} {:>8}",
+        "workload", "levee Mlookup/s", "rte_hash Mlookup/s", "ratio"
+    );
     for (name, hit_percent) in [("hit", 100u64), ("mixed", 50), ("miss", 0)] {
         // The same pseudo-random sequence of keys for both tables.
         let mut pick = Rng::new(7);
         let sequence: Vec<u32> = (0..LOOKUPS)
             .map(|_| {
                 let i = pick.below(KEYS as u64) as usize;
-                if pick.below(100) < hit_percent { keys[i] } else { misses[i] }
+                if pick.below(100) < hit_percent {
+                    keys[i]
+                } else {
+                    misses[i]
+                }
             })
             .collect();
         let be: Vec<[u8; 4]> = sequence.iter().map(|k| k.to_be_bytes()).collect();
@@ -78,6 +103,9 @@ fn main() {
         }
         let dpdk_rate = LOOKUPS as f64 / t.elapsed().as_secs_f64() / 1e6;
         assert_eq!(found, dpdk_found, "both tables must find the same keys");
-        println!("{name:<10} {levee_rate:>16.1} {dpdk_rate:>16.1} {:>8.2}", levee_rate / dpdk_rate);
+        println!(
+            "{name:<10} {levee_rate:>16.1} {dpdk_rate:>16.1} {:>8.2}",
+            levee_rate / dpdk_rate
+        );
     }
 }

@@ -8,13 +8,21 @@ use std::path::PathBuf;
 use levee_dataplane::{pcap, synth};
 
 fn main() -> std::io::Result<()> {
-    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
+    let root = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "fuzz/corpus".into()),
+    );
     let frames_dir = root.join("parse_frame");
     let captures_dir = root.join("read_capture");
     std::fs::create_dir_all(&frames_dir)?;
     std::fs::create_dir_all(&captures_dir)?;
     let mut frames: Vec<Vec<u8>> = synth::labelled_mix(1).into_iter().map(|(f, _)| f).collect();
-    frames.extend(synth::mixed_small_traffic(64, 2, 0).into_iter().map(|(_, _, f)| f));
+    frames.extend(
+        synth::mixed_small_traffic(64, 2, 0)
+            .into_iter()
+            .map(|(_, _, f)| f),
+    );
     for (i, f) in frames.iter().enumerate() {
         std::fs::write(frames_dir.join(format!("frame-{i:03}")), f)?;
     }
@@ -26,6 +34,10 @@ fn main() -> std::io::Result<()> {
     }
     std::fs::write(captures_dir.join("seed.pcap"), p.finish()?)?;
     std::fs::write(captures_dir.join("seed.pcapng"), n.finish()?)?;
-    println!("wrote {} frame seeds and 2 capture seeds under {}", frames.len(), root.display());
+    println!(
+        "wrote {} frame seeds and 2 capture seeds under {}",
+        frames.len(),
+        root.display()
+    );
     Ok(())
 }

@@ -98,7 +98,10 @@ pub fn read_pcap<R: Read>(mut input: R) -> Result<(u32, Vec<Record>), PcapError>
     read_pcap_after_magic(magic, input)
 }
 
-fn read_pcap_after_magic<R: Read>(magic: [u8; 4], mut input: R) -> Result<(u32, Vec<Record>), PcapError> {
+fn read_pcap_after_magic<R: Read>(
+    magic: [u8; 4],
+    mut input: R,
+) -> Result<(u32, Vec<Record>), PcapError> {
     let mut header = [0u8; 24];
     header[..4].copy_from_slice(&magic);
     if read_full(&mut input, &mut header[4..])? < 20 {
@@ -114,7 +117,11 @@ fn read_pcap_after_magic<R: Read>(magic: [u8; 4], mut input: R) -> Result<(u32, 
     };
     let u32_at = |b: &[u8], at: usize| {
         let bytes = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) }
+        if big_endian {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        }
     };
     let linktype = u32_at(&header, 20);
     let mut records = Vec::new();
@@ -126,7 +133,12 @@ fn read_pcap_after_magic<R: Read>(magic: [u8; 4], mut input: R) -> Result<(u32, 
             16 => {}
             _ => return Err(PcapError::Truncated { index }),
         }
-        let (secs, frac, caplen, origlen) = (u32_at(&rh, 0), u32_at(&rh, 4), u32_at(&rh, 8), u32_at(&rh, 12));
+        let (secs, frac, caplen, origlen) = (
+            u32_at(&rh, 0),
+            u32_at(&rh, 4),
+            u32_at(&rh, 8),
+            u32_at(&rh, 12),
+        );
         if caplen > MAX_RECORD {
             return Err(PcapError::RecordTooLarge { index, len: caplen });
         }
@@ -134,8 +146,17 @@ fn read_pcap_after_magic<R: Read>(magic: [u8; 4], mut input: R) -> Result<(u32, 
         if read_full(&mut input, &mut data)? != data.len() {
             return Err(PcapError::Truncated { index });
         }
-        let frac_ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
-        records.push(Record { linktype, timestamp_ns: u64::from(secs) * 1_000_000_000 + frac_ns, original_len: origlen, data });
+        let frac_ns = if nanos {
+            u64::from(frac)
+        } else {
+            u64::from(frac) * 1000
+        };
+        records.push(Record {
+            linktype,
+            timestamp_ns: u64::from(secs) * 1_000_000_000 + frac_ns,
+            original_len: origlen,
+            data,
+        });
         index += 1;
     }
     Ok((linktype, records))
@@ -186,15 +207,23 @@ fn read_pcapng_after_magic<R: Read>(mut input: R) -> Result<Vec<Record>, PcapErr
                 4 => {}
                 _ => return Err(bad("block header cut short".into())),
             }
-            block_type = if big_endian { u32::from_be_bytes(t) } else { u32::from_le_bytes(t) };
+            block_type = if big_endian {
+                u32::from_be_bytes(t)
+            } else {
+                u32::from_le_bytes(t)
+            };
         }
         first = false;
         let mut len_bytes = [0u8; 4];
-        input.read_exact(&mut len_bytes).map_err(|_| bad("block length cut short".into()))?;
+        input
+            .read_exact(&mut len_bytes)
+            .map_err(|_| bad("block length cut short".into()))?;
         if block_type == PCAPNG_SHB {
             // The byte-order magic decides how this section (and its length) is read.
             let mut bom = [0u8; 4];
-            input.read_exact(&mut bom).map_err(|_| bad("section header cut short".into()))?;
+            input
+                .read_exact(&mut bom)
+                .map_err(|_| bad("section header cut short".into()))?;
             big_endian = match u32::from_le_bytes(bom) {
                 PCAPNG_BYTE_ORDER_MAGIC => false,
                 m if m.swap_bytes() == PCAPNG_BYTE_ORDER_MAGIC => true,
@@ -202,22 +231,40 @@ fn read_pcapng_after_magic<R: Read>(mut input: R) -> Result<Vec<Record>, PcapErr
             };
             interfaces.clear();
         }
-        let u32_of = |b: [u8; 4]| if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+        let u32_of = |b: [u8; 4]| {
+            if big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
         let total = u32_of(len_bytes);
         let header = if block_type == PCAPNG_SHB { 12 } else { 8 };
         if total < header + 4 || total % 4 != 0 || total > MAX_BLOCK {
-            return Err(bad(format!("block of type {block_type:#x} has invalid length {total}")));
+            return Err(bad(format!(
+                "block of type {block_type:#x} has invalid length {total}"
+            )));
         }
         let mut body = vec![0u8; (total - header - 4) as usize];
-        input.read_exact(&mut body).map_err(|_| bad(format!("block of type {block_type:#x} cut short")))?;
+        input
+            .read_exact(&mut body)
+            .map_err(|_| bad(format!("block of type {block_type:#x} cut short")))?;
         let mut trailer = [0u8; 4];
-        input.read_exact(&mut trailer).map_err(|_| bad("block trailer cut short".into()))?;
+        input
+            .read_exact(&mut trailer)
+            .map_err(|_| bad("block trailer cut short".into()))?;
         if u32_of(trailer) != total {
-            return Err(bad(format!("block of type {block_type:#x}: trailing length differs from leading length")));
+            return Err(bad(format!(
+                "block of type {block_type:#x}: trailing length differs from leading length"
+            )));
         }
         let u16_at = |b: &[u8], at: usize| {
             let v = [b[at], b[at + 1]];
-            if big_endian { u16::from_be_bytes(v) } else { u16::from_le_bytes(v) }
+            if big_endian {
+                u16::from_be_bytes(v)
+            } else {
+                u16::from_le_bytes(v)
+            }
         };
         let u32_at = |b: &[u8], at: usize| u32_of([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         match block_type {
@@ -241,13 +288,18 @@ fn read_pcapng_after_magic<R: Read>(mut input: R) -> Result<Vec<Record>, PcapErr
                     if code == 9 && len >= 1 {
                         let r = body[at + 4];
                         let exp = u32::from(r & 0x7f);
-                        let units_per_sec: u128 = if r & 0x80 == 0 { 10u128.pow(exp.min(30)) } else { 1u128 << exp.min(100) };
+                        let units_per_sec: u128 = if r & 0x80 == 0 {
+                            10u128.pow(exp.min(30))
+                        } else {
+                            1u128 << exp.min(100)
+                        };
                         if units_per_sec <= 1_000_000_000 {
                             iface.ns_per_unit = (1_000_000_000 / units_per_sec) as u64;
                             iface.units_per_ns = 1;
                         } else {
                             iface.ns_per_unit = 1;
-                            iface.units_per_ns = u64::try_from(units_per_sec / 1_000_000_000).unwrap_or(u64::MAX);
+                            iface.units_per_ns =
+                                u64::try_from(units_per_sec / 1_000_000_000).unwrap_or(u64::MAX);
                         }
                     }
                     at += 4 + len.div_ceil(4) * 4;
@@ -266,7 +318,9 @@ fn read_pcapng_after_magic<R: Read>(mut input: R) -> Result<Vec<Record>, PcapErr
                 let caplen = u32_at(&body, 12);
                 let origlen = u32_at(&body, 16);
                 if caplen as usize > body.len() - 20 {
-                    return Err(PcapError::Truncated { index: records.len() as u64 });
+                    return Err(PcapError::Truncated {
+                        index: records.len() as u64,
+                    });
                 }
                 records.push(Record {
                     linktype: iface.linktype,
@@ -276,12 +330,20 @@ fn read_pcapng_after_magic<R: Read>(mut input: R) -> Result<Vec<Record>, PcapErr
                 });
             }
             PCAPNG_SPB => {
-                let iface = *interfaces.first().ok_or_else(|| bad("simple packet before any interface".into()))?;
+                let iface = *interfaces
+                    .first()
+                    .ok_or_else(|| bad("simple packet before any interface".into()))?;
                 if body.len() < 4 {
                     return Err(bad("simple packet block too short".into()));
                 }
                 let origlen = u32_at(&body, 0);
-                let caplen = (origlen as usize).min(body.len() - 4).min(if iface.snaplen == 0 { usize::MAX } else { iface.snaplen as usize });
+                let caplen = (origlen as usize)
+                    .min(body.len() - 4)
+                    .min(if iface.snaplen == 0 {
+                        usize::MAX
+                    } else {
+                        iface.snaplen as usize
+                    });
                 records.push(Record {
                     linktype: iface.linktype,
                     timestamp_ns: records.last().map_or(0, |r: &Record| r.timestamp_ns),
@@ -330,16 +392,29 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     pub fn write(&mut self, timestamp_ns: u64, frame: &[u8]) -> io::Result<()> {
+        self.write_head(timestamp_ns, frame, frame.len())
+    }
+
+    /// Write the first bytes of a longer frame (a sampled packet head).
+    pub fn write_head(
+        &mut self,
+        timestamp_ns: u64,
+        frame: &[u8],
+        original_len: usize,
+    ) -> io::Result<()> {
         let caplen = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too large"))?;
+        let origlen = u32::try_from(original_len.max(frame.len()))
+            .map_err(|_| io::Error::other("frame too large"))?;
         let padded = frame.len().div_ceil(4) * 4;
         let total = (32 + padded) as u32;
         self.out.write_all(&PCAPNG_EPB.to_le_bytes())?;
         self.out.write_all(&total.to_le_bytes())?;
         self.out.write_all(&0u32.to_le_bytes())?;
-        self.out.write_all(&((timestamp_ns >> 32) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((timestamp_ns >> 32) as u32).to_le_bytes())?;
         self.out.write_all(&(timestamp_ns as u32).to_le_bytes())?;
         self.out.write_all(&caplen.to_le_bytes())?;
-        self.out.write_all(&caplen.to_le_bytes())?;
+        self.out.write_all(&origlen.to_le_bytes())?;
         self.out.write_all(frame)?;
         self.out.write_all(&[0u8; 3][..padded - frame.len()])?;
         self.out.write_all(&total.to_le_bytes())
@@ -385,23 +460,37 @@ mod tests {
 
     #[test]
     fn corrupt_files_are_errors_not_panics() {
-        assert!(matches!(read_pcap(&b"not a pcap at all, really not"[..]), Err(PcapError::BadMagic(_))));
+        assert!(matches!(
+            read_pcap(&b"not a pcap at all, really not"[..]),
+            Err(PcapError::BadMagic(_))
+        ));
         let mut w = PcapWriter::new(Vec::new(), LINKTYPE_ETHERNET).expect("vec write");
         w.write(0, &[9; 100]).expect("vec write");
         let bytes = w.finish().expect("vec write");
         for cut in 25..bytes.len() {
-            assert!(matches!(read_pcap(&bytes[..cut]), Err(PcapError::Truncated { index: 0 })), "cut at {cut}");
+            assert!(
+                matches!(
+                    read_pcap(&bytes[..cut]),
+                    Err(PcapError::Truncated { index: 0 })
+                ),
+                "cut at {cut}"
+            );
         }
         let mut huge = bytes.clone();
         huge[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(read_pcap(&huge[..]), Err(PcapError::RecordTooLarge { .. })));
+        assert!(matches!(
+            read_pcap(&huge[..]),
+            Err(PcapError::RecordTooLarge { .. })
+        ));
     }
 
     #[test]
     fn pcapng_round_trips_with_nanosecond_timestamps() {
         let mut w = PcapngWriter::new(Vec::new()).expect("vec write");
-        w.write(1_700_000_000_123_456_789, &[1, 2, 3, 4, 5]).expect("vec write");
-        w.write(1_700_000_001_000_000_001, &[6; 64]).expect("vec write");
+        w.write(1_700_000_000_123_456_789, &[1, 2, 3, 4, 5])
+            .expect("vec write");
+        w.write(1_700_000_001_000_000_001, &[6; 64])
+            .expect("vec write");
         let bytes = w.finish().expect("vec write");
         let records = read_capture(&bytes[..]).expect("valid pcapng");
         assert_eq!(records.len(), 2);
@@ -425,9 +514,15 @@ mod tests {
         }
         let mut bad_len = bytes.clone();
         bad_len[4] = 27; // SHB length not a multiple of 4
-        assert!(matches!(read_capture(&bad_len[..]), Err(PcapError::BadBlock(_))));
+        assert!(matches!(
+            read_capture(&bad_len[..]),
+            Err(PcapError::BadBlock(_))
+        ));
         let mut undeclared = bytes;
         undeclared[68] = 3; // EPB on interface 3
-        assert!(matches!(read_capture(&undeclared[..]), Err(PcapError::BadBlock(_))));
+        assert!(matches!(
+            read_capture(&undeclared[..]),
+            Err(PcapError::BadBlock(_))
+        ));
     }
 }

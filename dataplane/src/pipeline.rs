@@ -78,7 +78,12 @@ impl ReportSink {
 
 /// Report channels for `workers` workers: `depth` reports in flight to the control
 /// plane in all, and per worker one report to fill plus `spare` to swap in.
-pub fn report_channels(workers: usize, depth: usize, spare: usize, capacities: ReportCapacities) -> (Vec<ReportLink>, ReportSink) {
+pub fn report_channels(
+    workers: usize,
+    depth: usize,
+    spare: usize,
+    capacities: ReportCapacities,
+) -> (Vec<ReportLink>, ReportSink) {
     let (to_control, reports) = bounded(depth.max(1));
     let mut links = Vec::new();
     let mut free_senders = Vec::new();
@@ -89,10 +94,19 @@ pub fn report_channels(workers: usize, depth: usize, spare: usize, capacities: R
             r.worker = w as u16;
             let _ = free_tx.try_send(r);
         }
-        links.push(ReportLink { to_control: to_control.clone(), free: free_rx });
+        links.push(ReportLink {
+            to_control: to_control.clone(),
+            free: free_rx,
+        });
         free_senders.push(free_tx);
     }
-    (links, ReportSink { reports, free: free_senders })
+    (
+        links,
+        ReportSink {
+            reports,
+            free: free_senders,
+        },
+    )
 }
 
 /// One worker's pipeline state.
@@ -173,7 +187,8 @@ impl Pipeline {
             burst.prefetch(i + 2);
             wire::parse_to(burst.frame(i), &mut self.metas[i]);
         }
-        self.tables.decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
+        self.tables
+            .decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
         let track_destinations = !self.protected.is_empty();
         for i in 0..n {
@@ -181,10 +196,18 @@ impl Pipeline {
             let decision = self.decisions[i];
             let drop = match m.status {
                 ParseStatus::Ok => DropReason::of(decision),
-                ParseStatus::NotIp => (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp),
+                ParseStatus::NotIp => {
+                    (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp)
+                }
                 _ => (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed),
             };
-            self.report.count(d, m, drop, decision.rule_id(), decision == Decision::Allowlisted);
+            self.report.count(
+                d,
+                m,
+                drop,
+                decision.rule_id(),
+                decision == Decision::Allowlisted,
+            );
             if drop.is_none() {
                 keep |= 1 << i;
             }
@@ -200,7 +223,8 @@ impl Pipeline {
                 if self.top_countdown == 0 {
                     self.top_countdown = self.config.top_sources_one_in.max(1);
                     let weight = u64::from(self.top_countdown);
-                    self.report.top_sources[m.class.index()].add(u128::from_be_bytes(m.src), weight);
+                    self.report.top_sources[m.class.index()]
+                        .add(u128::from_be_bytes(m.src), weight);
                 }
             }
             if self.config.sample_one_in > 0 {
@@ -257,11 +281,16 @@ impl Pipeline {
         self.report.sequence = self.sequence;
         self.report.reports_dropped = self.reports_dropped;
         self.sequence += 1;
-        let next = self.spare.take().or_else(|| self.link.as_ref().and_then(|l| l.free.try_recv().ok()));
+        let next = self
+            .spare
+            .take()
+            .or_else(|| self.link.as_ref().and_then(|l| l.free.try_recv().ok()));
         match (next, &self.link) {
             (Some(next), Some(link)) => {
                 let full = std::mem::replace(&mut self.report, next);
-                if let Err(TrySendError::Full(mut back) | TrySendError::Disconnected(mut back)) = link.to_control.try_send(full) {
+                if let Err(TrySendError::Full(mut back) | TrySendError::Disconnected(mut back)) =
+                    link.to_control.try_send(full)
+                {
                     // Nobody is taking reports: keep the memory, lose the window.
                     self.reports_dropped += 1;
                     back.reset();
@@ -280,7 +309,11 @@ impl Pipeline {
         self.report.top_sources_weight = u64::from(self.config.top_sources_one_in.max(1));
         // Windows are contiguous: the next starts where this one was due to end,
         // unless the worker was idle for longer than a window.
-        let start = if now_ns < self.window_end_ns + self.window_ns { self.window_end_ns } else { now_ns };
+        let start = if now_ns < self.window_end_ns + self.window_ns {
+            self.window_end_ns
+        } else {
+            now_ns
+        };
         self.start_window(start);
     }
 }

@@ -23,7 +23,9 @@ impl PacketBurst for RecordBurst {
     }
     fn frame(&self, i: usize) -> &[u8] {
         match &self.records {
-            Some(r) if i < self.len => r.get(self.index[i] as usize).map_or(&[], |rec| &rec.data[..]),
+            Some(r) if i < self.len => r
+                .get(self.index[i] as usize)
+                .map_or(&[], |rec| &rec.data[..]),
             _ => &[],
         }
     }
@@ -77,7 +79,11 @@ pub struct CaptureSource {
 impl CaptureSource {
     /// `forward`: whether passing packets count as transmitted (inline) or are
     /// only observed (monitor).
-    pub fn new(records: Arc<Vec<Record>>, direction: Direction, forward: bool) -> (CaptureSource, CaptureClock) {
+    pub fn new(
+        records: Arc<Vec<Record>>,
+        direction: Direction,
+        forward: bool,
+    ) -> (CaptureSource, CaptureClock) {
         let clock = CaptureClock::default();
         if let Some(first) = records.first() {
             clock.0.set(first.timestamp_ns);
@@ -136,6 +142,10 @@ impl PacketPath for CaptureSource {
     fn transmit(&mut self, burst: &mut RecordBurst) -> Option<TxOutcome> {
         let sent = burst.len as u32;
         burst.len = 0;
-        self.forward.then_some(TxOutcome { sent, unsent: 0, unsent_bytes: 0 })
+        self.forward.then_some(TxOutcome {
+            sent,
+            unsent: 0,
+            unsent_bytes: 0,
+        })
     }
 }

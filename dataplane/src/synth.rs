@@ -154,7 +154,13 @@ pub fn icmp_frame(e: &Endpoints, icmp_type: u8, code: u8, payload: &[u8]) -> Vec
 
 /// A non-first IPv4 fragment at `offset_bytes` (a multiple of 8) of a datagram
 /// of `protocol`, carrying `data`.
-pub fn ipv4_later_fragment(e: &Endpoints, protocol: u8, offset_bytes: u16, more: bool, data: &[u8]) -> Vec<u8> {
+pub fn ipv4_later_fragment(
+    e: &Endpoints,
+    protocol: u8,
+    offset_bytes: u16,
+    more: bool,
+    data: &[u8],
+) -> Vec<u8> {
     let mut f = ipv4_frame(e, protocol, data);
     let flags_frag = (offset_bytes / 8) | if more { 0x2000 } else { 0 };
     f[20..22].copy_from_slice(&flags_frag.to_be_bytes());
@@ -166,7 +172,13 @@ pub fn ipv4_later_fragment(e: &Endpoints, protocol: u8, offset_bytes: u16, more:
 
 /// An Ethernet/IPv6 frame: fixed header with `next_header`, then `payload`
 /// (extension headers and the upper layer, as given).
-pub fn ipv6_frame(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, next_header: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv6_frame(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    next_header: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(54 + payload.len());
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd]);
     f.extend_from_slice(&[0x60, 0, 0, 0]);
@@ -180,7 +192,13 @@ pub fn ipv6_frame(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, next_header: u8, 
 }
 
 /// A UDP datagram over IPv6 with a correct checksum.
-pub fn udp6_frame(src: Ipv6Addr, dst: Ipv6Addr, src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp6_frame(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    src_port: u16,
+    dst_port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut l4 = Vec::with_capacity(8 + payload.len());
     l4.extend_from_slice(&src_port.to_be_bytes());
     l4.extend_from_slice(&dst_port.to_be_bytes());
@@ -228,33 +246,61 @@ pub fn labelled_mix(seed: u64) -> Vec<(Vec<u8>, &'static str)> {
     }
     mix.push((udp_frame(&endpoints(27015), &[7; 40]), "udp"));
     for (port, reflector) in REFLECTORS {
-        let e = Endpoints { src_port: *port, ..endpoints(40000) };
+        let e = Endpoints {
+            src_port: *port,
+            ..endpoints(40000)
+        };
         let name = TrafficClass::Reflected(*reflector).name();
         mix.push((udp_frame(&e, &[0x5a; 200]), name));
     }
     mix.push((icmp_frame(&endpoints(0), 8, 0, &[1; 56]), "icmp"));
     mix.push((icmp_frame(&endpoints(0), 3, 3, &[2; 28]), "icmp"));
-    mix.push((ipv4_later_fragment(&endpoints(0), PROTO_UDP, 1480, true, &[3; 200]), "fragment"));
-    mix.push((ipv4_later_fragment(&endpoints(0), PROTO_UDP, 2960, false, &[4; 100]), "fragment"));
-    mix.push((ipv4_frame(&endpoints(0), 47, &[0, 0, 0x08, 0x00, 0x45, 0, 0, 20]), "gre"));
+    mix.push((
+        ipv4_later_fragment(&endpoints(0), PROTO_UDP, 1480, true, &[3; 200]),
+        "fragment",
+    ));
+    mix.push((
+        ipv4_later_fragment(&endpoints(0), PROTO_UDP, 2960, false, &[4; 100]),
+        "fragment",
+    ));
+    mix.push((
+        ipv4_frame(&endpoints(0), 47, &[0, 0, 0x08, 0x00, 0x45, 0, 0, 20]),
+        "gre",
+    ));
     mix.push((ipv4_frame(&endpoints(0), 50, &[0; 32]), "other_ip"));
-    let vlan = udp_frame(&Endpoints { src_port: 123, ..endpoints(5000) }, &[9; 468]);
+    let vlan = udp_frame(
+        &Endpoints {
+            src_port: 123,
+            ..endpoints(5000)
+        },
+        &[9; 468],
+    );
     mix.push((with_vlan_tags(&vlan, &[(0x8100, 100)]), "udp_ntp"));
-    mix.push((with_vlan_tags(&vlan, &[(0x88a8, 300), (0x8100, 42)]), "udp_ntp"));
+    mix.push((
+        with_vlan_tags(&vlan, &[(0x88a8, 300), (0x8100, 42)]),
+        "udp_ntp",
+    ));
     let syn = tcp_frame(&endpoints(80), tcp_flags::SYN, 9, 0, &[]);
     mix.push((with_vlan_tags(&syn, &[(0x8100, 7)]), "tcp_syn"));
     let v6src: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
     let v6dst: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
     mix.push((udp6_frame(v6src, v6dst, 53, 33000, &[1; 300]), "udp_dns"));
     mix.push((udp6_frame(v6src, v6dst, 33000, 53, &[1; 30]), "udp"));
-    mix.push((ipv6_frame(v6src, v6dst, 64, 58, &[128, 0, 0, 0, 0, 1, 0, 1]), "icmp"));
+    mix.push((
+        ipv6_frame(v6src, v6dst, 64, 58, &[128, 0, 0, 0, 0, 1, 0, 1]),
+        "icmp",
+    ));
     // IPv6 hop-by-hop (PadN) then a non-first fragment of UDP.
     let mut ext = vec![44, 0, 1, 4, 0, 0, 0, 0];
     ext.extend_from_slice(&[17, 0, 0x05, 0xa8, 0, 0, 0, 9]);
     ext.extend_from_slice(&[0; 64]);
     mix.push((ipv6_frame(v6src, v6dst, 64, 0, &ext), "fragment"));
-    let mut arp = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06];
-    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 9, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1]);
+    let mut arp = vec![
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06,
+    ];
+    arp.extend_from_slice(&[
+        0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 9, 0, 0, 0, 0, 0, 0, 10, 0, 0, 1,
+    ]);
     arp.resize(60, 0);
     mix.push((arp, "non_ip"));
     mix
@@ -291,9 +337,18 @@ pub fn mixed_small_traffic(count: usize, seed: u64, start_ns: u64) -> Vec<(u64, 
             let payload: Vec<u8> = (0..payload_len).map(|_| rng.next_u64() as u8).collect();
             let (kind, frame) = match rng.below(10) {
                 0..=3 => (MixKind::UdpSmall, udp_frame(&e, &payload)),
-                4..=5 => (MixKind::TcpSyn, tcp_frame(&e, tcp_flags::SYN, rng.next_u64() as u32, 0, &[])),
-                6..=8 => (MixKind::TcpAck, tcp_frame(&e, tcp_flags::ACK | tcp_flags::PSH, 1, 1, &payload)),
-                _ => (MixKind::UdpDns, udp_frame(&Endpoints { dst_port: 53, ..e }, &payload)),
+                4..=5 => (
+                    MixKind::TcpSyn,
+                    tcp_frame(&e, tcp_flags::SYN, rng.next_u64() as u32, 0, &[]),
+                ),
+                6..=8 => (
+                    MixKind::TcpAck,
+                    tcp_frame(&e, tcp_flags::ACK | tcp_flags::PSH, 1, 1, &payload),
+                ),
+                _ => (
+                    MixKind::UdpDns,
+                    udp_frame(&Endpoints { dst_port: 53, ..e }, &payload),
+                ),
             };
             (start_ns + i as u64 * 10_000, kind, frame)
         })
@@ -316,7 +371,11 @@ mod tests {
             ttl: 64,
         };
         let f = udp_frame(&e, b"hello");
-        assert_eq!(ones_complement_sum(0, &f[14..34]), 0xffff, "header sums to all ones");
+        assert_eq!(
+            ones_complement_sum(0, &f[14..34]),
+            0xffff,
+            "header sums to all ones"
+        );
         assert_eq!(f.len(), 60, "padded to the Ethernet minimum");
         assert_eq!(&f[12..14], &[0x08, 0x00]);
         assert_eq!(f[23], PROTO_UDP);
@@ -328,7 +387,12 @@ mod tests {
         let b = mixed_small_traffic(500, 7, 0);
         assert_eq!(a, b);
         assert!(a.iter().all(|(_, _, f)| (60..=128).contains(&f.len())));
-        for kind in [MixKind::UdpSmall, MixKind::TcpSyn, MixKind::TcpAck, MixKind::UdpDns] {
+        for kind in [
+            MixKind::UdpSmall,
+            MixKind::TcpSyn,
+            MixKind::TcpAck,
+            MixKind::UdpDns,
+        ] {
             assert!(a.iter().any(|(_, k, _)| *k == kind), "{kind:?} present");
         }
     }

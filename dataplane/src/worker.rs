@@ -87,7 +87,10 @@ pub struct TscClock {
 impl TscClock {
     pub fn new(eal: &dpdk::Eal) -> Self {
         let hz = dpdk::tsc_hz(eal).max(1);
-        TscClock { hz, ns_per_tick_q32: (1_000_000_000u128 << 32) / u128::from(hz) }
+        TscClock {
+            hz,
+            ns_per_tick_q32: (1_000_000_000u128 << 32) / u128::from(hz),
+        }
     }
 }
 
@@ -235,7 +238,11 @@ impl SharedWorkerStats {
 
     /// The counters as of the worker's last tick.
     pub fn snapshot(&self) -> WorkerCounters {
-        let v: Vec<u64> = self.fields.iter().map(|f| f.load(Ordering::Relaxed)).collect();
+        let v: Vec<u64> = self
+            .fields
+            .iter()
+            .map(|f| f.load(Ordering::Relaxed))
+            .collect();
         let dir = |base: usize| DirectionCounters {
             rx_packets: v[base],
             rx_bytes: v[base + 1],
@@ -263,7 +270,9 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { stats_interval_ms: 100 }
+        WorkerSettings {
+            stats_interval_ms: 100,
+        }
     }
 }
 
@@ -282,7 +291,13 @@ pub struct WorkerContext<P: PacketPath, C: Clock> {
 }
 
 impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
-    pub fn new(paths: Vec<P>, clock: C, settings: WorkerSettings, stop: Arc<AtomicBool>, pipeline: Pipeline) -> Self {
+    pub fn new(
+        paths: Vec<P>,
+        clock: C,
+        settings: WorkerSettings,
+        stop: Arc<AtomicBool>,
+        pipeline: Pipeline,
+    ) -> Self {
         WorkerContext {
             counters: WorkerCounters::default(),
             burst: P::Burst::default(),
@@ -381,14 +396,19 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
                     counters.tx_failed_packets += u64::from(outcome.unsent);
                     counters.tx_failed_bytes += outcome.unsent_bytes;
                     if outcome.unsent > 0 {
-                        self.pipeline.count_tx_full(dir, u64::from(outcome.unsent), outcome.unsent_bytes);
+                        self.pipeline.count_tx_full(
+                            dir,
+                            u64::from(outcome.unsent),
+                            outcome.unsent_bytes,
+                        );
                     }
                 }
                 // Monitor mode: the packet was seen and counted; nothing to forward.
                 None => burst.clear(),
             }
             self.counters.bursts += 1;
-            self.pipeline.record_burst_cycles(dpdk::tsc().wrapping_sub(cycles_start));
+            self.pipeline
+                .record_burst_cycles(dpdk::tsc().wrapping_sub(cycles_start));
         }
         self.pipeline.after_poll(self.clock.now_ns());
         received

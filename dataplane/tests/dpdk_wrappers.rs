@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use levee_dataplane::dpdk::{self, DpdkError, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE};
+use levee_dataplane::dpdk::{
+    self, DpdkError, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE,
+};
 use levee_dataplane::synth;
 
 fn frame(i: usize) -> Vec<u8> {
@@ -24,11 +26,25 @@ fn frame(i: usize) -> Vec<u8> {
 fn eal_mempool_ports_bursts_and_lcores() {
     // net_ring0 loops TX back to RX (one ring per queue), so what we send we receive.
     let eal = Eal::init([
-        "-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--log-level=*:warning",
-        "--vdev=net_ring0", "--vdev=net_null0",
+        "-l",
+        "0,1",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        "--log-level=*:warning",
+        "--vdev=net_ring0",
+        "--vdev=net_null0",
     ])
     .expect("EAL starts with virtual devices");
-    assert!(matches!(Eal::init(["--no-huge"]), Err(DpdkError::EalAlreadyInitialised)), "second init refused");
+    assert!(
+        matches!(
+            Eal::init(["--no-huge"]),
+            Err(DpdkError::EalAlreadyInitialised)
+        ),
+        "second init refused"
+    );
     assert!(Eal::version().starts_with("DPDK 2"), "{}", Eal::version());
     assert_eq!(dpdk::worker_lcores(&eal), vec![1]);
     assert!(dpdk::tsc_hz(&eal) > 1_000_000);
@@ -40,10 +56,18 @@ fn eal_mempool_ports_bursts_and_lcores() {
         Port::open(&eal, "net_pcap7", &PortConfig::default(), Arc::clone(&pool)),
         Err(DpdkError::PortNotFound(_))
     ));
-    let too_many = PortConfig { rx_queues: 5000, tx_queues: 5000, ..PortConfig::default() };
-    assert!(Port::open(&eal, "net_null0", &too_many, Arc::clone(&pool)).is_err(), "queue count beyond the device");
+    let too_many = PortConfig {
+        rx_queues: 5000,
+        tx_queues: 5000,
+        ..PortConfig::default()
+    };
+    assert!(
+        Port::open(&eal, "net_null0", &too_many, Arc::clone(&pool)).is_err(),
+        "queue count beyond the device"
+    );
 
-    let ring = Port::open(&eal, "net_ring0", &PortConfig::default(), Arc::clone(&pool)).expect("ring port");
+    let ring = Port::open(&eal, "net_ring0", &PortConfig::default(), Arc::clone(&pool))
+        .expect("ring port");
     assert_eq!(ring.driver(), "net_ring");
     assert!(ring.link().up);
     let mut tx = ring.tx_queue(0).expect("tx queue");
@@ -57,7 +81,10 @@ fn eal_mempool_ports_bursts_and_lcores() {
     for f in &frames {
         assert!(out.push_copy(&pool, f));
     }
-    assert!(!out.push_copy(&pool, &frames[0]), "a burst holds at most BURST_SIZE");
+    assert!(
+        !out.push_copy(&pool, &frames[0]),
+        "a burst holds at most BURST_SIZE"
+    );
     assert_eq!(pool.in_use(), BURST_SIZE as u32);
     let outcome = out.transmit(&mut tx);
     assert_eq!(outcome.sent, BURST_SIZE as u32);
@@ -68,7 +95,10 @@ fn eal_mempool_ports_bursts_and_lcores() {
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(inb.frame(i), &f[..], "frame {i} came back unchanged");
     }
-    assert!(inb.frame(BURST_SIZE).is_empty(), "out of range is empty, not a panic");
+    assert!(
+        inb.frame(BURST_SIZE).is_empty(),
+        "out of range is empty, not a panic"
+    );
 
     // retain keeps the marked packets in order and frees the others.
     let keep = 0b1010_1010u32;
@@ -82,9 +112,15 @@ fn eal_mempool_ports_bursts_and_lcores() {
     assert_eq!(pool.in_use(), 0, "dropping a burst returns its mbufs");
 
     let stats = ring.stats().expect("stats");
-    assert_eq!((stats.tx_packets, stats.rx_packets), (BURST_SIZE as u64, BURST_SIZE as u64));
+    assert_eq!(
+        (stats.tx_packets, stats.rx_packets),
+        (BURST_SIZE as u64, BURST_SIZE as u64)
+    );
     let xstats = ring.xstats().expect("xstats");
-    assert!(xstats.iter().any(|(name, _)| name == "rx_good_packets"), "{xstats:?}");
+    assert!(
+        xstats.iter().any(|(name, _)| name == "rx_good_packets"),
+        "{xstats:?}"
+    );
 
     // A job on the worker lcore runs there and its result comes back.
     let ran = Arc::new(AtomicBool::new(false));
@@ -96,9 +132,16 @@ fn eal_mempool_ports_bursts_and_lcores() {
     .expect("launch");
     assert_eq!(job.join(), 7);
     assert!(ran.load(Ordering::SeqCst), "the job ran on lcore 1");
-    assert!(matches!(dpdk::launch_on_lcore(&eal, 0, || 0), Err(DpdkError::LcoreUnavailable { lcore: 0 })));
+    assert!(matches!(
+        dpdk::launch_on_lcore(&eal, 0, || 0),
+        Err(DpdkError::LcoreUnavailable { lcore: 0 })
+    ));
     let panicking = dpdk::launch_on_lcore(&eal, 1, || panic!("worker bug")).expect("launch");
-    assert_eq!(panicking.join(), -1, "a panicking job reports failure instead of unwinding into C");
+    assert_eq!(
+        panicking.join(),
+        -1,
+        "a panicking job reports failure instead of unwinding into C"
+    );
 
     drop((tx, rx, ring));
     assert_eq!(pool.in_use(), 0);

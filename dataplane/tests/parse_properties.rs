@@ -8,11 +8,20 @@ use proptest::prelude::*;
 /// Invariants every parse result must satisfy, whatever the input.
 fn check_invariants(frame: &[u8]) {
     let m = parse(frame);
-    assert_eq!(usize::from(m.frame_len), frame.len().min(usize::from(u16::MAX)));
-    assert!(usize::from(m.l4_offset) <= frame.len(), "transport offset inside the frame");
+    assert_eq!(
+        usize::from(m.frame_len),
+        frame.len().min(usize::from(u16::MAX))
+    );
+    assert!(
+        usize::from(m.l4_offset) <= frame.len(),
+        "transport offset inside the frame"
+    );
     if m.status == ParseStatus::Ok {
         assert_ne!(m.family, L3Family::None);
-        assert!(usize::from(m.ip_len) + 14 <= frame.len(), "IP length within the frame");
+        assert!(
+            usize::from(m.ip_len) + 14 <= frame.len(),
+            "IP length within the frame"
+        );
         assert_ne!(m.class, TrafficClass::Malformed);
     }
     if !m.status.is_well_formed() {

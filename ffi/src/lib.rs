@@ -9,8 +9,18 @@
 //!
 //! Everything here is `unsafe` to call; `levee-dataplane`'s `dpdk` module is the only
 //! place that calls it and wraps it in safe types.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all, clippy::pedantic, clippy::undocumented_unsafe_blocks)]
-#![allow(rustdoc::all, improper_ctypes, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![allow(
+    rustdoc::all,
+    improper_ctypes,
+    missing_debug_implementations,
+    unsafe_op_in_unsafe_fn
+)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

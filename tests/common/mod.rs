@@ -9,7 +9,8 @@ use levee_dataplane::{pcap, synth};
 
 /// EAL arguments every test uses: no hugepages, no PCI scan, no shared runtime
 /// files, so test processes never collide or leave anything behind.
-pub const TEST_EAL_ARGS: &str = r#"["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--log-level=*:warning"]"#;
+pub const TEST_EAL_ARGS: &str =
+    r#"["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--log-level=*:warning"]"#;
 
 pub fn levee() -> Command {
     Command::new(env!("CARGO_BIN_EXE_levee"))
@@ -18,9 +19,13 @@ pub fn levee() -> Command {
 /// Write `count` generated frames to `path`; returns them.
 pub fn write_capture(path: &Path, count: usize, seed: u64) -> Vec<Vec<u8>> {
     let frames: Vec<(u64, Vec<u8>)> =
-        synth::mixed_small_traffic(count, seed, 1_700_000_000_000_000_000).into_iter().map(|(t, _, f)| (t, f)).collect();
+        synth::mixed_small_traffic(count, seed, 1_700_000_000_000_000_000)
+            .into_iter()
+            .map(|(t, _, f)| (t, f))
+            .collect();
     let file = std::fs::File::create(path).expect("create capture");
-    let mut w = pcap::PcapWriter::new(std::io::BufWriter::new(file), pcap::LINKTYPE_ETHERNET).expect("pcap header");
+    let mut w = pcap::PcapWriter::new(std::io::BufWriter::new(file), pcap::LINKTYPE_ETHERNET)
+        .expect("pcap header");
     for (t, f) in &frames {
         w.write(*t, f).expect("pcap record");
     }
@@ -51,12 +56,22 @@ pub fn run_json(config: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
         .expect("start levee");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "levee run failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON summary in:\n{stdout}"));
+    assert!(
+        output.status.success(),
+        "levee run failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary in:\n{stdout}"));
     let summary = serde_json::from_str(line).expect("summary is JSON");
     (output, summary)
 }
 
 pub fn u(v: &serde_json::Value, pointer: &str) -> u64 {
-    v.pointer(pointer).and_then(serde_json::Value::as_u64).unwrap_or_else(|| panic!("{pointer} missing in {v}"))
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("{pointer} missing in {v}"))
 }

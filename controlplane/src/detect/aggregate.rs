@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use levee_dataplane::stats::{DestinationStats, DirectionWindow, HeavyHitter, Sample, WindowReport, ADMIT_ONE_IN};
+use levee_dataplane::stats::{
+    DestinationStats, DirectionWindow, HeavyHitter, Sample, WindowReport, ADMIT_ONE_IN,
+};
 use levee_dataplane::wire::TrafficClass;
 use levee_dataplane::worker::Direction;
 
@@ -30,7 +32,12 @@ pub struct WindowView {
 
 impl WindowView {
     fn new(slot: u64, seconds: f64) -> Self {
-        WindowView { slot, seconds, top_sources: vec![Vec::new(); TrafficClass::COUNT], ..WindowView::default() }
+        WindowView {
+            slot,
+            seconds,
+            top_sources: vec![Vec::new(); TrafficClass::COUNT],
+            ..WindowView::default()
+        }
     }
 
     fn add(&mut self, r: &WindowReport) {
@@ -57,7 +64,9 @@ impl WindowView {
             }
         }
         self.samples.extend_from_slice(&r.samples);
-        self.admission_quantum = self.admission_quantum.max(r.top_sources_weight * u64::from(ADMIT_ONE_IN));
+        self.admission_quantum = self
+            .admission_quantum
+            .max(r.top_sources_weight * u64::from(ADMIT_ONE_IN));
     }
 }
 
@@ -84,7 +93,10 @@ impl Aggregator {
     pub fn add(&mut self, r: &WindowReport) -> Vec<WindowView> {
         let slot = r.start_ns / self.window_ns;
         let seconds = self.window_ns as f64 / 1e9;
-        self.pending.entry(slot).or_insert_with(|| WindowView::new(slot, seconds)).add(r);
+        self.pending
+            .entry(slot)
+            .or_insert_with(|| WindowView::new(slot, seconds))
+            .add(r);
         if let Some(l) = self.latest_slot.get_mut(usize::from(r.worker)) {
             *l = (*l).max(slot);
         }

@@ -124,11 +124,20 @@ mod tests {
         for class in TrafficClass::all() {
             let t = AttackType::of_class(class);
             if let Some(t) = t {
-                assert_eq!(serde_json::to_value(t).expect("json"), serde_json::json!(t.name()));
+                assert_eq!(
+                    serde_json::to_value(t).expect("json"),
+                    serde_json::json!(t.name())
+                );
             }
         }
-        assert_eq!(AttackType::of_class(TrafficClass::Reflected(Reflector::Memcached)), Some(AttackType::MemcachedAmplification));
-        assert_eq!(AttackType::of_class(TrafficClass::Reflected(Reflector::Ard)), Some(AttackType::UdpAmplification));
+        assert_eq!(
+            AttackType::of_class(TrafficClass::Reflected(Reflector::Memcached)),
+            Some(AttackType::MemcachedAmplification)
+        );
+        assert_eq!(
+            AttackType::of_class(TrafficClass::Reflected(Reflector::Ard)),
+            Some(AttackType::UdpAmplification)
+        );
         assert_eq!(AttackType::of_class(TrafficClass::Malformed), None);
     }
 }

@@ -88,11 +88,18 @@ pub struct VectorInfo {
 }
 
 fn rfc3339(ns: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)).to_string()
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+        .to_string()
 }
 
 impl Incident {
-    pub fn new(id: String, node_id: String, target: Target, started_at_ns: u64, now_ns: u64) -> Self {
+    pub fn new(
+        id: String,
+        node_id: String,
+        target: Target,
+        started_at_ns: u64,
+        now_ns: u64,
+    ) -> Self {
         Incident {
             id,
             node_id,
@@ -119,7 +126,14 @@ impl Incident {
     /// Take in one more window over the limits; an `incident.updated` event when
     /// something changed materially (peak up 50%, a new vector, attackers up 50%),
     /// at most once a second.
-    pub fn observe(&mut self, now_ns: u64, over: &Over, r: &TargetRates, view: &WindowView, c: &DetectionConfig) -> Option<IncidentEvent> {
+    pub fn observe(
+        &mut self,
+        now_ns: u64,
+        over: &Over,
+        r: &TargetRates,
+        view: &WindowView,
+        c: &DetectionConfig,
+    ) -> Option<IncidentEvent> {
         self.windows_over += 1;
         let pps: f64 = over.vectors.iter().map(|v| v.1).sum();
         let bps: f64 = over.vectors.iter().map(|v| v.2).sum();
@@ -137,16 +151,26 @@ impl Incident {
         // Vectors that carry a real share of the attack at its peak.
         let strong: Vec<AttackType> = {
             let total: f64 = self.vectors.values().sum();
-            let mut v: Vec<(AttackType, f64)> =
-                self.vectors.iter().filter(|(_, p)| **p >= c.multi_vector_share * total).map(|(a, p)| (*a, *p)).collect();
+            let mut v: Vec<(AttackType, f64)> = self
+                .vectors
+                .iter()
+                .filter(|(_, p)| **p >= c.multi_vector_share * total)
+                .map(|(a, p)| (*a, *p))
+                .collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1));
             v.into_iter().map(|(a, _)| a).collect()
         };
-        self.attack_type = if strong.len() > 1 { AttackType::MultiVector } else { strong.first().copied().unwrap_or(self.attack_type) };
+        self.attack_type = if strong.len() > 1 {
+            AttackType::MultiVector
+        } else {
+            strong.first().copied().unwrap_or(self.attack_type)
+        };
 
         // Attackers: heavy sources of the vector classes (a spoofed flood has none).
         for class in TrafficClass::all() {
-            let Some(a) = AttackType::of_class(class) else { continue };
+            let Some(a) = AttackType::of_class(class) else {
+                continue;
+            };
             if !over.vectors.iter().any(|v| v.0 == a) {
                 continue;
             }
@@ -155,17 +179,33 @@ impl Incident {
             for h in &view.top_sources[class.index()] {
                 // What the source surely sent beyond the one admission that let it
                 // in: a spoofed source, seen once, has nothing left.
-                let guaranteed = h.count.saturating_sub(h.error).saturating_sub(view.admission_quantum) as f64;
-                if guaranteed >= min && (self.attackers.len() < c.max_attackers || self.attackers.contains_key(&mapped_to_ip(h.key).to_string())) {
-                    *self.attackers.entry(mapped_to_ip(h.key).to_string()).or_default() += h.count;
+                let guaranteed = h
+                    .count
+                    .saturating_sub(h.error)
+                    .saturating_sub(view.admission_quantum) as f64;
+                if guaranteed >= min
+                    && (self.attackers.len() < c.max_attackers
+                        || self
+                            .attackers
+                            .contains_key(&mapped_to_ip(h.key).to_string()))
+                {
+                    *self
+                        .attackers
+                        .entry(mapped_to_ip(h.key).to_string())
+                        .or_default() += h.count;
                 }
             }
         }
         // Spoofing: many sources with widely spread TTLs and no heavy source. The
         // sources of a reflection attack are real reflectors.
         let amplification = self.vectors.keys().all(|a| a.is_amplification());
-        self.spoofing_likely = !amplification && r.distinct_sources >= 200.0 && r.ttl_spread >= 4 && self.attackers.is_empty();
-        self.confidence = (0.5 + 0.1 * over.ratio.max(1.0).log2() + 0.05 * (self.windows_over as f64).min(6.0)).min(0.99);
+        self.spoofing_likely = !amplification
+            && r.distinct_sources >= 200.0
+            && r.ttl_spread >= 4
+            && self.attackers.is_empty();
+        self.confidence =
+            (0.5 + 0.1 * over.ratio.max(1.0).log2() + 0.05 * (self.windows_over as f64).min(6.0))
+                .min(0.99);
 
         let state = (self.peak_pps, strong.clone(), self.attackers.len(), now_ns);
         let material = match &self.reported {
@@ -175,7 +215,9 @@ impl Incident {
             }
             Some((peak, vectors, attackers, at)) => {
                 now_ns.saturating_sub(*at) >= 1_000_000_000
-                    && (self.peak_pps >= 1.5 * peak || strong != *vectors || self.attackers.len() as f64 >= 1.5 * (*attackers as f64).max(1.0))
+                    && (self.peak_pps >= 1.5 * peak
+                        || strong != *vectors
+                        || self.attackers.len() as f64 >= 1.5 * (*attackers as f64).max(1.0))
             }
         };
         if material {
@@ -191,8 +233,14 @@ impl Incident {
         let end = self.resolved_at_ns.unwrap_or(now_ns);
         let mut attackers: Vec<(&String, &u64)> = self.attackers.iter().collect();
         attackers.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let mut vectors: Vec<VectorInfo> =
-            self.vectors.iter().map(|(a, p)| VectorInfo { attack_type: *a, peak_pps: *p as u64 }).collect();
+        let mut vectors: Vec<VectorInfo> = self
+            .vectors
+            .iter()
+            .map(|(a, p)| VectorInfo {
+                attack_type: *a,
+                peak_pps: *p as u64,
+            })
+            .collect();
         vectors.sort_by_key(|v| std::cmp::Reverse(v.peak_pps));
         IncidentEvent {
             event: kind,

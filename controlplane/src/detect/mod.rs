@@ -105,7 +105,12 @@ struct Baseline {
 
 impl Default for Baseline {
     fn default() -> Self {
-        Baseline { class_pps: [0.0; TrafficClass::COUNT], pps: 0.0, bps: 0.0, windows: 0 }
+        Baseline {
+            class_pps: [0.0; TrafficClass::COUNT],
+            pps: 0.0,
+            bps: 0.0,
+            windows: 0,
+        }
     }
 }
 
@@ -131,7 +136,11 @@ impl TargetRates {
             class_bps[i] = f64::from(s.class_bytes[i]) * 8.0 / seconds;
         }
         let total: u32 = s.ttl_buckets.iter().sum();
-        let ttl_spread = s.ttl_buckets.iter().filter(|b| u64::from(**b) * 20 >= u64::from(total) && **b > 0).count() as u32;
+        let ttl_spread = s
+            .ttl_buckets
+            .iter()
+            .filter(|b| u64::from(**b) * 20 >= u64::from(total) && **b > 0)
+            .count() as u32;
         TargetRates {
             pps: s.packets as f64 / seconds,
             bps: s.bytes as f64 * 8.0 / seconds,
@@ -213,7 +222,10 @@ impl Detector {
 
     /// An incident by id, open or resolved.
     pub fn incident(&self, id: &str) -> Option<&Incident> {
-        self.incidents.values().chain(self.resolved.iter().rev()).find(|i| i.id == id)
+        self.incidents
+            .values()
+            .chain(self.resolved.iter().rev())
+            .find(|i| i.id == id)
     }
 
     /// Judge one window; returns the incident events it causes.
@@ -223,7 +235,10 @@ impl Detector {
         let mut seen: Vec<(Target, TargetRates)> = Vec::new();
         // Hosts.
         for (key, stats) in &view.destinations {
-            seen.push((Target::Host(*key), TargetRates::from_stats(stats, view.seconds, 1)));
+            seen.push((
+                Target::Host(*key),
+                TargetRates::from_stats(stats, view.seconds, 1),
+            ));
         }
         // Prefixes as a whole: the sum of their hosts.
         for prefix in &self.config.protected {
@@ -236,7 +251,10 @@ impl Detector {
                 }
             }
             if hosts > 0 {
-                seen.push((Target::Prefix(*prefix), TargetRates::from_stats(&sum, view.seconds, hosts)));
+                seen.push((
+                    Target::Prefix(*prefix),
+                    TargetRates::from_stats(&sum, view.seconds, hosts),
+                ));
             }
         }
 
@@ -259,7 +277,13 @@ impl Detector {
         let host_over: Vec<IpAddr> = over_now
             .keys()
             .chain(self.incidents.keys())
-            .filter_map(|t| if let Target::Host(k) = t { Some(mapped_to_ip(*k)) } else { None })
+            .filter_map(|t| {
+                if let Target::Host(k) = t {
+                    Some(mapped_to_ip(*k))
+                } else {
+                    None
+                }
+            })
             .collect();
         over_now.retain(|t, _| match t {
             Target::Prefix(p) => !host_over.iter().any(|h| p.contains(*h)),
@@ -281,7 +305,11 @@ impl Detector {
             if *count >= self.config.confirm_windows {
                 let since = *since;
                 self.pending.remove(target);
-                let id = format!("inc_{}_{:04}", self.node_id.trim_start_matches("nd_"), self.next_incident);
+                let id = format!(
+                    "inc_{}_{:04}",
+                    self.node_id.trim_start_matches("nd_"),
+                    self.next_incident
+                );
                 self.next_incident += 1;
                 let mut incident = Incident::new(id, self.node_id.clone(), *target, since, now_ns);
                 incident.observe(now_ns, over, r, view, &self.config);
@@ -293,9 +321,16 @@ impl Detector {
 
         // Incidents whose target stayed under the limits for the cool-down resolve.
         let cooldown_ns = (self.config.cooldown_s * 1e9) as u64;
-        let quiet: Vec<Target> = self.incidents.keys().filter(|t| !over_now.contains_key(t)).copied().collect();
+        let quiet: Vec<Target> = self
+            .incidents
+            .keys()
+            .filter(|t| !over_now.contains_key(t))
+            .copied()
+            .collect();
         for t in quiet {
-            let Some(incident) = self.incidents.get_mut(&t) else { continue };
+            let Some(incident) = self.incidents.get_mut(&t) else {
+                continue;
+            };
             let since = *incident.quiet_since_ns.get_or_insert(view.start_ns);
             if now_ns.saturating_sub(since) >= cooldown_ns {
                 if let Some(mut incident) = self.incidents.remove(&t) {
@@ -313,7 +348,10 @@ impl Detector {
             Target::Host(k) => mapped_to_ip(*k),
             Target::Prefix(p) => p.addr(),
         };
-        self.config.groups.iter().find(|g| g.prefixes.iter().any(|p| p.contains(ip)))
+        self.config
+            .groups
+            .iter()
+            .find(|g| g.prefixes.iter().any(|p| p.contains(ip)))
     }
 
     /// Is the target over a static or dynamic limit, and with which vectors?
@@ -331,12 +369,18 @@ impl Detector {
         let mut limit_pps = f64::MAX;
         for class in TrafficClass::all() {
             let i = class.index();
-            let Some(attack) = AttackType::of_class(class) else { continue };
+            let Some(attack) = AttackType::of_class(class) else {
+                continue;
+            };
             let pps = r.class_pps[i];
             if pps <= 0.0 {
                 continue;
             }
-            let dynamic = if learnt { baseline.map_or(0.0, |b| c.multiplier * b.class_pps[i]) } else { 0.0 };
+            let dynamic = if learnt {
+                baseline.map_or(0.0, |b| c.multiplier * b.class_pps[i])
+            } else {
+                0.0
+            };
             let mut limit = floor.max(dynamic);
             if let Some(static_limit) = group.and_then(|g| g.class_pps.get(&i)) {
                 limit = limit.min(*static_limit);
@@ -352,7 +396,9 @@ impl Detector {
             // ACKs that handshakes explain (at least one SYN per 20 ACKs: sessions
             // opening, as in a flash crowd) are traffic, not an ACK flood, whose
             // ACKs come without handshakes.
-            if class == TrafficClass::TcpAck && r.class_pps[TrafficClass::TcpSyn.index()] * 20.0 >= pps {
+            if class == TrafficClass::TcpAck
+                && r.class_pps[TrafficClass::TcpSyn.index()] * 20.0 >= pps
+            {
                 continue;
             }
             let e = vectors.entry(attack).or_default();
@@ -383,20 +429,38 @@ impl Detector {
         if vectors.is_empty() {
             return None;
         }
-        let mut v: Vec<(AttackType, f64, f64)> = vectors.into_iter().map(|(a, (p, b))| (a, p, b)).collect();
+        let mut v: Vec<(AttackType, f64, f64)> =
+            vectors.into_iter().map(|(a, (p, b))| (a, p, b)).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1));
-        Some(Over { vectors: v, ratio, limit_pps: if limit_pps == f64::MAX { floor } else { limit_pps } })
+        Some(Over {
+            vectors: v,
+            ratio,
+            limit_pps: if limit_pps == f64::MAX {
+                floor
+            } else {
+                limit_pps
+            },
+        })
     }
 
     /// Learn from a window judged normal, clipped to the current limits.
     fn learn(&mut self, target: &Target, r: &TargetRates) {
         let c = &self.config;
-        let alpha = 1.0 - 0.5f64.powf((c.window_ms as f64 / 1000.0) / c.baseline_half_life_s.max(0.001));
+        let alpha =
+            1.0 - 0.5f64.powf((c.window_ms as f64 / 1000.0) / c.baseline_half_life_s.max(0.001));
         let b = self.baselines.entry(*target).or_default();
         // Early windows learn fast (plain average) so the baseline starts sensible.
-        let a = if b.windows < c.warmup_windows { 1.0 / f64::from(b.windows + 1) } else { alpha };
+        let a = if b.windows < c.warmup_windows {
+            1.0 / f64::from(b.windows + 1)
+        } else {
+            alpha
+        };
         for i in 0..TrafficClass::COUNT {
-            let limit = if b.windows >= c.warmup_windows { (c.multiplier * b.class_pps[i]).max(c.floor_pps) } else { f64::MAX };
+            let limit = if b.windows >= c.warmup_windows {
+                (c.multiplier * b.class_pps[i]).max(c.floor_pps)
+            } else {
+                f64::MAX
+            };
             let x = r.class_pps[i].min(limit);
             b.class_pps[i] += a * (x - b.class_pps[i]);
         }
@@ -404,5 +468,4 @@ impl Detector {
         b.bps += a * (r.bps - b.bps);
         b.windows = b.windows.saturating_add(1);
     }
-
 }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use levee_dataplane::tables::{FragmentMatch, Prefix, SignatureAction, SignatureRule, TablePublisher};
+use levee_dataplane::tables::{
+    FragmentMatch, Prefix, SignatureAction, SignatureRule, TablePublisher,
+};
 use levee_dataplane::wire::{Reflector, REFLECTORS};
 use serde::Serialize;
 
@@ -23,7 +25,12 @@ pub struct MitigationConfig {
 
 impl Default for MitigationConfig {
     fn default() -> Self {
-        MitigationConfig { auto_apply: true, rule_ttl_s: 3600, keep_after_resolve: false, max_rules: 10_000 }
+        MitigationConfig {
+            auto_apply: true,
+            rule_ttl_s: 3600,
+            keep_after_resolve: false,
+            max_rules: 10_000,
+        }
     }
 }
 
@@ -76,7 +83,15 @@ pub struct Rule {
 
 impl Rule {
     fn signature(&self) -> Option<SignatureRule> {
-        let RuleMatch::Signature { destination, protocol, src_port, tcp_flags, non_first_fragments, rate_limit_pps } = &self.matches else {
+        let RuleMatch::Signature {
+            destination,
+            protocol,
+            src_port,
+            tcp_flags,
+            non_first_fragments,
+            rate_limit_pps,
+        } = &self.matches
+        else {
             return None;
         };
         let flags = tcp_flags.as_deref().map(|f| match f {
@@ -93,8 +108,14 @@ impl Rule {
             dst_ports: None,
             tcp_flags: flags,
             ip_length: None,
-            fragment: if *non_first_fragments { FragmentMatch::NonFirst } else { FragmentMatch::Any },
-            action: rate_limit_pps.map_or(SignatureAction::Drop, |pps| SignatureAction::RateLimit { pps }),
+            fragment: if *non_first_fragments {
+                FragmentMatch::NonFirst
+            } else {
+                FragmentMatch::Any
+            },
+            action: rate_limit_pps.map_or(SignatureAction::Drop, |pps| {
+                SignatureAction::RateLimit { pps }
+            }),
         })
     }
 }
@@ -113,7 +134,12 @@ const FIRST_RULE_ID: u32 = 1000;
 
 impl Mitigator {
     pub fn new(config: MitigationConfig) -> Self {
-        Mitigator { config, rules: BTreeMap::new(), next_id: FIRST_RULE_ID, refusals: Vec::new() }
+        Mitigator {
+            config,
+            rules: BTreeMap::new(),
+            next_id: FIRST_RULE_ID,
+            refusals: Vec::new(),
+        }
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
@@ -121,12 +147,20 @@ impl Mitigator {
     }
 
     fn live(&self) -> usize {
-        self.rules.values().filter(|r| matches!(r.state, RuleState::Active | RuleState::Staged)).count()
+        self.rules
+            .values()
+            .filter(|r| matches!(r.state, RuleState::Active | RuleState::Staged))
+            .count()
     }
 
     /// The rules an incident calls for that it does not have yet; applied or
     /// staged. Returns the new rules.
-    pub fn on_incident(&mut self, incident: &Incident, now_ns: u64, publisher: &mut TablePublisher) -> Vec<Rule> {
+    pub fn on_incident(
+        &mut self,
+        incident: &Incident,
+        now_ns: u64,
+        publisher: &mut TablePublisher,
+    ) -> Vec<Rule> {
         let destination = match incident.target {
             Target::Host(_) => Prefix::host(crate::detect::mapped_to_ip(match incident.target {
                 Target::Host(k) => k,
@@ -139,12 +173,23 @@ impl Mitigator {
         let mut wanted: Vec<(RuleMatch, String)> = Vec::new();
         if !incident.spoofing_likely {
             for ip in incident.attackers.keys() {
-                wanted.push((RuleMatch::Block { source: ip.clone() }, format!("attacker of {} ({})", incident.id, incident.attack_type.name())));
+                wanted.push((
+                    RuleMatch::Block { source: ip.clone() },
+                    format!(
+                        "attacker of {} ({})",
+                        incident.id,
+                        incident.attack_type.name()
+                    ),
+                ));
             }
         }
         for vector in incident.vectors.keys() {
             let reason = format!("{} toward {destination} ({})", vector.name(), incident.id);
-            let sig = |protocol: u8, src_port: Option<u16>, tcp_flags: Option<&str>, frags: bool, rate: Option<u32>| RuleMatch::Signature {
+            let sig = |protocol: u8,
+                       src_port: Option<u16>,
+                       tcp_flags: Option<&str>,
+                       frags: bool,
+                       rate: Option<u32>| RuleMatch::Signature {
                 destination: destination.clone(),
                 protocol,
                 src_port,
@@ -181,7 +226,11 @@ impl Mitigator {
         let mut new_rules = Vec::new();
         let mut signatures_changed = false;
         for (m, reason) in wanted {
-            if self.rules.values().any(|r| r.incident_id == incident.id && r.matches == m) {
+            if self
+                .rules
+                .values()
+                .any(|r| r.incident_id == incident.id && r.matches == m)
+            {
                 continue;
             }
             let id = self.next_id;
@@ -198,11 +247,20 @@ impl Mitigator {
             };
             if self.live() >= self.config.max_rules {
                 rule.state = RuleState::Refused;
-                rule.note = Some(format!("the cap of {} rules is reached", self.config.max_rules));
-                self.refusals.push(format!("rule {id}: {}", rule.note.clone().unwrap_or_default()));
+                rule.note = Some(format!(
+                    "the cap of {} rules is reached",
+                    self.config.max_rules
+                ));
+                self.refusals.push(format!(
+                    "rule {id}: {}",
+                    rule.note.clone().unwrap_or_default()
+                ));
             } else if self.config.auto_apply {
                 match &rule.matches {
-                    RuleMatch::Block { source } => match source.parse::<Prefix>().map(|p| publisher.block(p, id, rule.expires_at_ns)) {
+                    RuleMatch::Block { source } => match source
+                        .parse::<Prefix>()
+                        .map(|p| publisher.block(p, id, rule.expires_at_ns))
+                    {
                         Ok(Ok(_)) => rule.state = RuleState::Active,
                         Ok(Err(e)) | Err(e) => {
                             rule.state = RuleState::Refused;
@@ -232,7 +290,11 @@ impl Mitigator {
         }
         let mut changed = Vec::new();
         let mut signatures_changed = false;
-        for rule in self.rules.values_mut().filter(|r| r.incident_id == incident_id) {
+        for rule in self
+            .rules
+            .values_mut()
+            .filter(|r| r.incident_id == incident_id)
+        {
             if !matches!(rule.state, RuleState::Active | RuleState::Staged) {
                 continue;
             }
@@ -260,7 +322,9 @@ impl Mitigator {
         let mut changed = Vec::new();
         let mut signatures_changed = false;
         for rule in self.rules.values_mut() {
-            if matches!(rule.state, RuleState::Active | RuleState::Staged) && rule.expires_at_ns <= now_ns {
+            if matches!(rule.state, RuleState::Active | RuleState::Staged)
+                && rule.expires_at_ns <= now_ns
+            {
                 if rule.state == RuleState::Active {
                     match &rule.matches {
                         RuleMatch::Block { source } => {
@@ -282,8 +346,12 @@ impl Mitigator {
     }
 
     fn publish_signatures(&mut self, publisher: &mut TablePublisher) {
-        let rules: Vec<SignatureRule> =
-            self.rules.values().filter(|r| r.state == RuleState::Active).filter_map(Rule::signature).collect();
+        let rules: Vec<SignatureRule> = self
+            .rules
+            .values()
+            .filter(|r| r.state == RuleState::Active)
+            .filter_map(Rule::signature)
+            .collect();
         if let Err(e) = publisher.set_signatures(rules) {
             self.refusals.push(format!("signature set refused: {e}"));
         }
@@ -291,5 +359,6 @@ impl Mitigator {
 }
 
 fn reflector_attack(r: Reflector) -> AttackType {
-    AttackType::of_class(levee_dataplane::wire::TrafficClass::Reflected(r)).unwrap_or(AttackType::UdpAmplification)
+    AttackType::of_class(levee_dataplane::wire::TrafficClass::Reflected(r))
+        .unwrap_or(AttackType::UdpAmplification)
 }

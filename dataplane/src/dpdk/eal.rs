@@ -34,7 +34,9 @@ impl Eal {
         let mut c_args = Vec::with_capacity(args.len() + 1);
         c_args.push(CString::new("levee").map_err(|_| DpdkError::NulInArgument("levee".into()))?);
         for arg in &args {
-            c_args.push(CString::new(arg.as_str()).map_err(|_| DpdkError::NulInArgument(arg.clone()))?);
+            c_args.push(
+                CString::new(arg.as_str()).map_err(|_| DpdkError::NulInArgument(arg.clone()))?,
+            );
         }
         if EAL_CLAIMED.swap(true, Ordering::SeqCst) {
             return Err(DpdkError::EalAlreadyInitialised);
@@ -42,8 +44,12 @@ impl Eal {
         // rte_eal_init may permute argv and keep pointers into it (e.g. the program
         // name for logs), so the strings live for the rest of the process.
         let c_args: &'static mut [CString] = Vec::leak(c_args);
-        let argv: &'static mut [*mut c_char] =
-            Vec::leak(c_args.iter_mut().map(|s| s.as_ptr().cast_mut()).collect::<Vec<_>>());
+        let argv: &'static mut [*mut c_char] = Vec::leak(
+            c_args
+                .iter_mut()
+                .map(|s| s.as_ptr().cast_mut())
+                .collect::<Vec<_>>(),
+        );
         let argc = c_int::try_from(argv.len()).map_err(|_| DpdkError::EalInit {
             args: args.clone(),
             reason: "too many arguments".into(),
@@ -53,9 +59,14 @@ impl Eal {
         // (leaked above); EAL_CLAIMED guarantees this is the only call in the process.
         let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
-            return Err(DpdkError::EalInit { args, reason: last_error() });
+            return Err(DpdkError::EalInit {
+                args,
+                reason: last_error(),
+            });
         }
-        Ok(Eal { inner: Arc::new(EalInner { args }) })
+        Ok(Eal {
+            inner: Arc::new(EalInner { args }),
+        })
     }
 
     /// The arguments the EAL was initialised with.

@@ -23,7 +23,8 @@ impl RteHashU32 {
     /// A table for `entries` keys with DPDK's default hash function.
     pub fn new(eal: &Eal, entries: u32) -> Result<RteHashU32, DpdkError> {
         let name = format!("levee_h{}", NEXT_HASH.fetch_add(1, Ordering::Relaxed));
-        let c_name = CString::new(name.clone()).map_err(|_| DpdkError::NulInArgument(name.clone()))?;
+        let c_name =
+            CString::new(name.clone()).map_err(|_| DpdkError::NulInArgument(name.clone()))?;
         let params = dpdk_sys::rte_hash_parameters {
             name: c_name.as_ptr(),
             entries,
@@ -34,9 +35,14 @@ impl RteHashU32 {
         // SAFETY: params and the name it points to are valid for the call; the EAL
         // is initialised (we hold an `Eal`). DPDK copies the name.
         let raw = unsafe { dpdk_sys::rte_hash_create(&params) };
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| DpdkError::Hash { operation: "rte_hash_create", reason: super::last_error() })?;
-        Ok(RteHashU32 { raw, _eal: eal.clone() })
+        let raw = NonNull::new(raw).ok_or_else(|| DpdkError::Hash {
+            operation: "rte_hash_create",
+            reason: super::last_error(),
+        })?;
+        Ok(RteHashU32 {
+            raw,
+            _eal: eal.clone(),
+        })
     }
 
     /// Add a key; returns its position.
@@ -45,7 +51,10 @@ impl RteHashU32 {
         // SAFETY: the table is valid; the key points to key_len (4) readable bytes.
         let ret = unsafe { dpdk_sys::rte_hash_add_key(self.raw.as_ptr(), k.as_ptr().cast()) };
         if ret < 0 {
-            return Err(DpdkError::Hash { operation: "rte_hash_add_key", reason: strerror(ret) });
+            return Err(DpdkError::Hash {
+                operation: "rte_hash_add_key",
+                reason: strerror(ret),
+            });
         }
         Ok(ret)
     }
@@ -61,7 +70,12 @@ impl RteHashU32 {
         // SAFETY: the table is valid; ptrs[..n] point to 4-byte keys borrowed for
         // the call; positions has room for n results.
         unsafe {
-            dpdk_sys::rte_hash_lookup_bulk(self.raw.as_ptr(), ptrs.as_mut_ptr(), n as u32, positions.as_mut_ptr());
+            dpdk_sys::rte_hash_lookup_bulk(
+                self.raw.as_ptr(),
+                ptrs.as_mut_ptr(),
+                n as u32,
+                positions.as_mut_ptr(),
+            );
         }
     }
 }

@@ -80,5 +80,8 @@ where
         drop(unsafe { Box::from_raw(arg) });
         return Err(DpdkError::LcoreUnavailable { lcore });
     }
-    Ok(LcoreJoin { lcore, joined: false })
+    Ok(LcoreJoin {
+        lcore,
+        joined: false,
+    })
 }

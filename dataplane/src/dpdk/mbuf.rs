@@ -20,7 +20,10 @@ unsafe impl Send for MbufBurst {}
 
 impl Default for MbufBurst {
     fn default() -> Self {
-        MbufBurst { mbufs: [std::ptr::null_mut(); BURST_SIZE], len: 0 }
+        MbufBurst {
+            mbufs: [std::ptr::null_mut(); BURST_SIZE],
+            len: 0,
+        }
     }
 }
 
@@ -55,7 +58,9 @@ impl MbufBurst {
         let (port, queue) = rx.ids();
         // SAFETY: `rx` is the exclusive handle on this queue (taken once), the port is
         // started and alive while `rx` lives, and `mbufs` has room for BURST_SIZE.
-        let n = unsafe { dpdk_sys::levee_rx_burst(port, queue, self.mbufs.as_mut_ptr(), BURST_SIZE as u16) };
+        let n = unsafe {
+            dpdk_sys::levee_rx_burst(port, queue, self.mbufs.as_mut_ptr(), BURST_SIZE as u16)
+        };
         self.len = usize::from(n).min(BURST_SIZE);
         self.len
     }
@@ -95,7 +100,11 @@ impl MbufBurst {
     /// free the others. Returns how many were freed.
     #[inline]
     pub fn retain(&mut self, keep: u32) -> u32 {
-        let all = if self.len == BURST_SIZE { u32::MAX } else { (1u32 << self.len) - 1 };
+        let all = if self.len == BURST_SIZE {
+            u32::MAX
+        } else {
+            (1u32 << self.len) - 1
+        };
         if keep & all == all {
             return 0;
         }
@@ -127,9 +136,14 @@ impl MbufBurst {
         let (port, queue) = tx.ids();
         // SAFETY: `tx` is the exclusive handle on this queue; slots below len hold
         // valid mbufs whose ownership passes to the driver for the first `sent`.
-        let sent = unsafe { dpdk_sys::levee_tx_burst(port, queue, self.mbufs.as_mut_ptr(), self.len as u16) };
+        let sent = unsafe {
+            dpdk_sys::levee_tx_burst(port, queue, self.mbufs.as_mut_ptr(), self.len as u16)
+        };
         let sent = usize::from(sent).min(self.len);
-        let mut outcome = TxOutcome { sent: sent as u32, ..TxOutcome::default() };
+        let mut outcome = TxOutcome {
+            sent: sent as u32,
+            ..TxOutcome::default()
+        };
         for i in sent..self.len {
             outcome.unsent += 1;
             outcome.unsent_bytes += self.frame(i).len() as u64;
@@ -138,7 +152,10 @@ impl MbufBurst {
             // SAFETY: the slots sent..len still hold mbufs we own (the driver took
             // only the first `sent`); they are freed once and the burst emptied.
             unsafe {
-                dpdk_sys::rte_pktmbuf_free_bulk(self.mbufs.as_mut_ptr().add(sent), (self.len - sent) as u32);
+                dpdk_sys::rte_pktmbuf_free_bulk(
+                    self.mbufs.as_mut_ptr().add(sent),
+                    (self.len - sent) as u32,
+                );
             }
         }
         self.len = 0;
@@ -149,7 +166,9 @@ impl MbufBurst {
     /// For tests and tools that inject packets; returns false if the burst is full,
     /// the pool is empty or the frame does not fit in one mbuf.
     pub fn push_copy(&mut self, pool: &Mempool, frame: &[u8]) -> bool {
-        let Ok(len) = u16::try_from(frame.len()) else { return false };
+        let Ok(len) = u16::try_from(frame.len()) else {
+            return false;
+        };
         if self.len == BURST_SIZE {
             return false;
         }
@@ -189,4 +208,3 @@ impl Drop for MbufBurst {
         self.free_all();
     }
 }
-

@@ -27,16 +27,24 @@ impl Mempool {
     /// a per-lcore cache of `cache` and memory on `socket` (-1: any).
     pub fn new(eal: &Eal, size: u32, cache: u32, socket: i32) -> Result<Mempool, DpdkError> {
         let name = format!("levee_mp{}", NEXT_POOL.fetch_add(1, Ordering::Relaxed));
-        let c_name = CString::new(name.clone()).map_err(|_| DpdkError::NulInArgument(name.clone()))?;
+        let c_name =
+            CString::new(name.clone()).map_err(|_| DpdkError::NulInArgument(name.clone()))?;
         let data_room = u16::try_from(dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE).unwrap_or(u16::MAX);
         // SAFETY: the EAL is initialised (we hold an `Eal`), the name is a valid
         // C string copied by DPDK, and the numeric arguments are plain values.
         let raw = unsafe {
             dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), size, cache, 0, data_room, socket)
         };
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| DpdkError::Mempool { name: name.clone(), size, reason: last_error() })?;
-        Ok(Mempool { raw, name, _eal: eal.clone() })
+        let raw = NonNull::new(raw).ok_or_else(|| DpdkError::Mempool {
+            name: name.clone(),
+            size,
+            reason: last_error(),
+        })?;
+        Ok(Mempool {
+            raw,
+            name,
+            _eal: eal.clone(),
+        })
     }
 
     /// The pool's DPDK name.

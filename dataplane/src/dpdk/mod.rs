@@ -34,13 +34,24 @@ pub enum DpdkError {
     #[error("an EAL argument contains a NUL byte: {0:?}")]
     NulInArgument(String),
     #[error("cannot create mempool {name} of {size} mbufs: {reason}")]
-    Mempool { name: String, size: u32, reason: String },
+    Mempool {
+        name: String,
+        size: u32,
+        reason: String,
+    },
     #[error("DPDK has no port {0:?}: its device failed to probe (see DPDK's message above) or is not bound to a DPDK driver")]
     PortNotFound(String),
     #[error("port {port}: {operation} failed: {reason}")]
-    Port { port: String, operation: &'static str, reason: String },
+    Port {
+        port: String,
+        operation: &'static str,
+        reason: String,
+    },
     #[error("rte_hash: {operation} failed: {reason}")]
-    Hash { operation: &'static str, reason: String },
+    Hash {
+        operation: &'static str,
+        reason: String,
+    },
     #[error("lcore {lcore} is not an enabled worker lcore, or it is busy")]
     LcoreUnavailable { lcore: u32 },
 }

@@ -23,7 +23,13 @@ pub struct PortConfig {
 
 impl Default for PortConfig {
     fn default() -> Self {
-        PortConfig { rx_queues: 1, tx_queues: 1, rx_descriptors: 1024, tx_descriptors: 1024, promiscuous: true }
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: true,
+        }
     }
 }
 
@@ -106,7 +112,12 @@ impl TxQueue {
 impl Port {
     /// Find the port DPDK probed under `name` (a vdev name such as `net_pcap0` or a
     /// PCI address), configure its queues on `pool` and start it.
-    pub fn open(eal: &Eal, name: &str, config: &PortConfig, pool: Arc<Mempool>) -> Result<Port, DpdkError> {
+    pub fn open(
+        eal: &Eal,
+        name: &str,
+        config: &PortConfig,
+        pool: Arc<Mempool>,
+    ) -> Result<Port, DpdkError> {
         let c_name = CString::new(name).map_err(|_| DpdkError::NulInArgument(name.to_owned()))?;
         let mut id = 0u16;
         // SAFETY: c_name is a valid C string; id is a valid out-pointer.
@@ -130,7 +141,9 @@ impl Port {
             String::from("unknown")
         } else {
             // SAFETY: driver_name points to the driver's static NUL-terminated name.
-            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
             return Err(DpdkError::Port {
@@ -154,17 +167,24 @@ impl Port {
                 conf.rx_adv_conf.rss_conf.rss_hf = offered;
                 rss = true;
             } else {
-                tracing::warn!(port = name, driver, "device offers no RSS; flows are spread by the driver's own policy");
+                tracing::warn!(
+                    port = name,
+                    driver,
+                    "device offers no RSS; flows are spread by the driver's own policy"
+                );
             }
         }
         // SAFETY: id is valid, the port is not started, conf is a valid configuration.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf) };
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
+        };
         if ret != 0 {
             return Err(fail("rte_eth_dev_configure", ret));
         }
         let (mut rx_desc, mut tx_desc) = (config.rx_descriptors, config.tx_descriptors);
         // SAFETY: id is valid; both pointers are valid in/out values.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
         if ret != 0 {
             return Err(fail("rte_eth_dev_adjust_nb_rx_tx_desc", ret));
         }
@@ -175,7 +195,14 @@ impl Port {
             // SAFETY: id and queue are valid for the configuration above; a null rxconf
             // asks for the driver's defaults; the pool outlives the port (we hold it).
             let ret = unsafe {
-                dpdk_sys::rte_eth_rx_queue_setup(id, queue, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    id,
+                    queue,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             };
             if ret != 0 {
                 return Err(fail("rte_eth_rx_queue_setup", ret));
@@ -184,7 +211,9 @@ impl Port {
         for queue in 0..config.tx_queues {
             // SAFETY: id and queue are valid for the configuration above; a null txconf
             // asks for the driver's defaults.
-            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, queue, tx_desc, socket, std::ptr::null()) };
+            let ret = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, queue, tx_desc, socket, std::ptr::null())
+            };
             if ret != 0 {
                 return Err(fail("rte_eth_tx_queue_setup", ret));
             }
@@ -201,7 +230,14 @@ impl Port {
         if ret != 0 {
             return Err(fail("rte_eth_dev_start", ret));
         }
-        tracing::info!(port = name, id, driver, rx_queues = config.rx_queues, rss, "port started");
+        tracing::info!(
+            port = name,
+            id,
+            driver,
+            rx_queues = config.rx_queues,
+            rss,
+            "port started"
+        );
         let flags = |n: u16| (0..n).map(|_| AtomicBool::new(false)).collect();
         Ok(Port {
             inner: Arc::new(PortInner {
@@ -220,13 +256,19 @@ impl Port {
     /// Take RX queue `queue`; fails if it does not exist or is already taken.
     pub fn rx_queue(&self, queue: u16) -> Result<RxQueue, DpdkError> {
         take(&self.inner.rx_taken, queue, &self.inner.name, "RX")?;
-        Ok(RxQueue { port: Arc::clone(&self.inner), queue })
+        Ok(RxQueue {
+            port: Arc::clone(&self.inner),
+            queue,
+        })
     }
 
     /// Take TX queue `queue`; fails if it does not exist or is already taken.
     pub fn tx_queue(&self, queue: u16) -> Result<TxQueue, DpdkError> {
         take(&self.inner.tx_taken, queue, &self.inner.name, "TX")?;
-        Ok(TxQueue { port: Arc::clone(&self.inner), queue })
+        Ok(TxQueue {
+            port: Arc::clone(&self.inner),
+            queue,
+        })
     }
 
     /// DPDK's port id.
@@ -255,7 +297,11 @@ impl Port {
         // SAFETY: the port id is valid while `self` lives; link is a valid out-pointer.
         let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.inner.id, &mut link) };
         if ret != 0 {
-            return LinkState { up: false, speed_mbps: 0, full_duplex: false };
+            return LinkState {
+                up: false,
+                speed_mbps: 0,
+                full_duplex: false,
+            };
         }
         LinkState {
             up: link.link_status() != 0,
@@ -270,7 +316,11 @@ impl Port {
         // SAFETY: the port id is valid while `self` lives; s is a valid out-pointer.
         let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
         if ret != 0 {
-            return Err(DpdkError::Port { port: self.inner.name.clone(), operation: "rte_eth_stats_get", reason: strerror(ret) });
+            return Err(DpdkError::Port {
+                port: self.inner.name.clone(),
+                operation: "rte_eth_stats_get",
+                reason: strerror(ret),
+            });
         }
         Ok(PortStats {
             rx_packets: s.ipackets,
@@ -286,16 +336,25 @@ impl Port {
 
     /// Driver-specific extended counters, by name.
     pub fn xstats(&self) -> Result<Vec<(String, u64)>, DpdkError> {
-        let fail = |ret: i32| DpdkError::Port { port: self.inner.name.clone(), operation: "rte_eth_xstats_get", reason: strerror(ret) };
+        let fail = |ret: i32| DpdkError::Port {
+            port: self.inner.name.clone(),
+            operation: "rte_eth_xstats_get",
+            reason: strerror(ret),
+        };
         // SAFETY: a null array with size 0 asks for the number of counters.
-        let count = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.inner.id, std::ptr::null_mut(), 0) };
-        let Ok(count) = u32::try_from(count) else { return Err(fail(count)) };
+        let count =
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(self.inner.id, std::ptr::null_mut(), 0) };
+        let Ok(count) = u32::try_from(count) else {
+            return Err(fail(count));
+        };
         let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); count as usize];
         let mut values = vec![dpdk_sys::rte_eth_xstat::default(); count as usize];
         // SAFETY: names has room for `count` entries.
-        let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.inner.id, names.as_mut_ptr(), count) };
+        let got_names =
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(self.inner.id, names.as_mut_ptr(), count) };
         // SAFETY: values has room for `count` entries.
-        let got_values = unsafe { dpdk_sys::rte_eth_xstats_get(self.inner.id, values.as_mut_ptr(), count) };
+        let got_values =
+            unsafe { dpdk_sys::rte_eth_xstats_get(self.inner.id, values.as_mut_ptr(), count) };
         if got_names < 0 || got_values < 0 {
             return Err(fail(got_names.min(got_values)));
         }
@@ -313,11 +372,16 @@ impl Port {
 }
 
 fn take(flags: &[AtomicBool], queue: u16, port: &str, kind: &str) -> Result<(), DpdkError> {
-    let flag = flags.get(usize::from(queue)).ok_or_else(|| DpdkError::Port {
-        port: port.to_owned(),
-        operation: "take queue",
-        reason: format!("{kind} queue {queue} does not exist ({} configured)", flags.len()),
-    })?;
+    let flag = flags
+        .get(usize::from(queue))
+        .ok_or_else(|| DpdkError::Port {
+            port: port.to_owned(),
+            operation: "take queue",
+            reason: format!(
+                "{kind} queue {queue} does not exist ({} configured)",
+                flags.len()
+            ),
+        })?;
     if flag.swap(true, Ordering::AcqRel) {
         return Err(DpdkError::Port {
             port: port.to_owned(),
@@ -335,11 +399,19 @@ impl Drop for PortInner {
         unsafe {
             let ret = dpdk_sys::rte_eth_dev_stop(self.id);
             if ret != 0 {
-                tracing::warn!(port = self.name, "rte_eth_dev_stop failed: {}", strerror(ret));
+                tracing::warn!(
+                    port = self.name,
+                    "rte_eth_dev_stop failed: {}",
+                    strerror(ret)
+                );
             }
             let ret = dpdk_sys::rte_eth_dev_close(self.id);
             if ret != 0 {
-                tracing::warn!(port = self.name, "rte_eth_dev_close failed: {}", strerror(ret));
+                tracing::warn!(
+                    port = self.name,
+                    "rte_eth_dev_close failed: {}",
+                    strerror(ret)
+                );
             }
         }
     }

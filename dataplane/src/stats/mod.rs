@@ -33,7 +33,12 @@ pub struct ReportCapacities {
 
 impl Default for ReportCapacities {
     fn default() -> Self {
-        ReportCapacities { destinations: 1024, rules: 1024, top_sources: 64, samples: 256 }
+        ReportCapacities {
+            destinations: 1024,
+            rules: 1024,
+            top_sources: 64,
+            samples: 256,
+        }
     }
 }
 
@@ -176,7 +181,11 @@ impl DestinationStats {
     pub fn distinct_sources(&self) -> f64 {
         let m: f64 = 256.0;
         let zeros = f64::from(256 - self.source_bits.iter().map(|w| w.count_ones()).sum::<u32>());
-        if zeros == 0.0 { m * m.ln() } else { m * (m / zeros).ln() }
+        if zeros == 0.0 {
+            m * m.ln()
+        } else {
+            m * (m / zeros).ln()
+        }
     }
 
     pub fn add(&mut self, o: &DestinationStats) {
@@ -252,12 +261,15 @@ impl WindowReport {
             destinations_overflow: 0,
             rule_drops: ExactTable::with_capacity(capacities.rules),
             rule_drops_overflow: 0,
-            top_sources: (0..TrafficClass::COUNT).map(|_| SpaceSaving::new(capacities.top_sources)).collect(),
+            top_sources: (0..TrafficClass::COUNT)
+                .map(|_| SpaceSaving::new(capacities.top_sources))
+                .collect(),
             top_sources_weight: 1,
             samples: Vec::with_capacity(capacities.samples),
             // 1 cycle to 2^40 cycles at 2 significant digits: fixed size, and
             // recording never allocates.
-            burst_cycles: hdrhistogram::Histogram::new_with_bounds(1, 1 << 40, 2).expect("valid histogram bounds"),
+            burst_cycles: hdrhistogram::Histogram::new_with_bounds(1, 1 << 40, 2)
+                .expect("valid histogram bounds"),
             reports_dropped: 0,
         })
     }
@@ -283,7 +295,14 @@ impl WindowReport {
     /// Count one packet: its class, size, the decision and, for protected
     /// destinations, the per-host statistics.
     #[inline(always)]
-    pub fn count(&mut self, d: Direction, m: &PacketMeta, drop: Option<DropReason>, rule_id: Option<u32>, allowlisted: bool) {
+    pub fn count(
+        &mut self,
+        d: Direction,
+        m: &PacketMeta,
+        drop: Option<DropReason>,
+        rule_id: Option<u32>,
+        allowlisted: bool,
+    ) {
         let len = u64::from(m.frame_len);
         let w = &mut self.directions[d as usize];
         let class = m.class.index();
@@ -316,7 +335,17 @@ impl WindowReport {
                 r.bytes += len;
             }
             None => {
-                if self.rule_drops.insert(id, RuleDrops { packets: 1, bytes: len }).is_err() {
+                if self
+                    .rule_drops
+                    .insert(
+                        id,
+                        RuleDrops {
+                            packets: 1,
+                            bytes: len,
+                        },
+                    )
+                    .is_err()
+                {
                     self.rule_drops_overflow += 1;
                 }
             }
@@ -330,7 +359,11 @@ impl WindowReport {
         let stats = match self.destinations.get_mut(&key) {
             Some(s) => s,
             None => {
-                if self.destinations.insert(key, DestinationStats::default()).is_err() {
+                if self
+                    .destinations
+                    .insert(key, DestinationStats::default())
+                    .is_err()
+                {
                     self.destinations_overflow += 1;
                     return;
                 }
@@ -400,7 +433,10 @@ mod tests {
         let stats = r.destinations.get(&key).expect("tracked");
         assert_eq!(stats.packets, 100);
         let est = stats.distinct_sources();
-        assert!((70.0..140.0).contains(&est), "estimate {est} for 100 sources");
+        assert!(
+            (70.0..140.0).contains(&est),
+            "estimate {est} for 100 sources"
+        );
         assert_eq!(stats.ttl_buckets[4], 100, "TTL 64 is in bucket 4");
         d.add(stats);
         assert_eq!(d.packets, 100);

@@ -83,7 +83,14 @@ impl SpaceSaving {
         self.admit_countdown = ADMIT_ONE_IN;
         let weight = weight * u64::from(ADMIT_ONE_IN);
         // Replace the minimum: the newcomer inherits its count as error bound.
-        let (i, min) = self.counts.iter().enumerate().fold((0, u64::MAX), |(bi, bm), (i, c)| if *c < bm { (i, *c) } else { (bi, bm) });
+        let (i, min) = self
+            .counts
+            .iter()
+            .enumerate()
+            .fold(
+                (0, u64::MAX),
+                |(bi, bm), (i, c)| if *c < bm { (i, *c) } else { (bi, bm) },
+            );
         self.index.remove(&self.keys[i]);
         self.keys[i] = key;
         self.counts[i] = min + weight;
@@ -94,7 +101,11 @@ impl SpaceSaving {
     /// The tracked keys, heaviest first (allocates: for the control plane).
     pub fn top(&self) -> Vec<HeavyHitter> {
         let mut v: Vec<HeavyHitter> = (0..self.len)
-            .map(|i| HeavyHitter { key: self.keys[i], count: self.counts[i], error: self.errors[i] })
+            .map(|i| HeavyHitter {
+                key: self.keys[i],
+                count: self.counts[i],
+                error: self.errors[i],
+            })
             .collect();
         v.sort_unstable_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
         v
@@ -121,20 +132,37 @@ mod tests {
         let n = 200_000u64;
         for _ in 0..n {
             // 5 heavy sources (40% of traffic) among 100 000 light ones.
-            let key = if rng.below(10) < 4 { u128::from(rng.below(5)) } else { 1000 + u128::from(rng.below(100_000)) };
+            let key = if rng.below(10) < 4 {
+                u128::from(rng.below(5))
+            } else {
+                1000 + u128::from(rng.below(100_000))
+            };
             *truth.entry(key).or_insert(0u64) += 1;
             s.add(key, 1);
         }
         let top = s.top();
         for heavy in 0..5u128 {
-            let hit = top.iter().find(|h| h.key == heavy).expect("every heavy source is tracked");
+            let hit = top
+                .iter()
+                .find(|h| h.key == heavy)
+                .expect("every heavy source is tracked");
             let real = truth[&heavy];
             // Admission may miss a few of a newcomer's first packets; once held,
             // it is counted exactly, and the error bound covers the inherited count.
-            assert!(hit.count + u64::from(ADMIT_ONE_IN) * 4 >= real, "{hit:?} vs {real}");
-            assert!(hit.count.saturating_sub(hit.error) <= real, "{hit:?} vs {real}");
+            assert!(
+                hit.count + u64::from(ADMIT_ONE_IN) * 4 >= real,
+                "{hit:?} vs {real}"
+            );
+            assert!(
+                hit.count.saturating_sub(hit.error) <= real,
+                "{hit:?} vs {real}"
+            );
         }
-        assert_eq!(top.iter().take(5).filter(|h| h.key < 5).count(), 5, "the heavy ones rank first");
+        assert_eq!(
+            top.iter().take(5).filter(|h| h.key < 5).count(),
+            5,
+            "the heavy ones rank first"
+        );
         s.clear();
         assert!(s.top().is_empty());
     }

@@ -37,7 +37,11 @@ impl TableKey for u64 {
 impl TableKey for u128 {
     #[inline(always)]
     fn hash(&self, m: u64, seed: u64) -> u64 {
-        mix((*self as u64) ^ mix((*self >> 64) as u64, m, seed.rotate_left(17)), m, seed)
+        mix(
+            (*self as u64) ^ mix((*self >> 64) as u64, m, seed.rotate_left(17)),
+            m,
+            seed,
+        )
     }
 }
 
@@ -107,7 +111,9 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
 
     /// Memory held by the slots, in bytes.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.tags) + std::mem::size_of_val(&*self.values) + self.free.capacity() * 4
+        std::mem::size_of_val(&*self.tags)
+            + std::mem::size_of_val(&*self.values)
+            + self.free.capacity() * 4
     }
 
     #[inline(always)]
@@ -132,7 +138,8 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
 
     #[inline]
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.find(key, self.home(key)).map(|i| &self.values[self.tags[i].used as usize - 1])
+        self.find(key, self.home(key))
+            .map(|i| &self.values[self.tags[i].used as usize - 1])
     }
 
     #[inline]
@@ -188,9 +195,14 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
             let tag = &mut self.tags[i];
             if tag.used == 0 {
                 let Some(index) = self.free.pop() else {
-                    return Err(TableError::Full { capacity: self.capacity });
+                    return Err(TableError::Full {
+                        capacity: self.capacity,
+                    });
                 };
-                *tag = Tag { key, used: index + 1 };
+                *tag = Tag {
+                    key,
+                    used: index + 1,
+                };
                 self.values[index as usize] = value;
                 self.len += 1;
                 return Ok(None);
@@ -233,12 +245,19 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
 
     /// Every (key, value), in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.tags.iter().filter(|t| t.used != 0).map(|t| (&t.key, &self.values[t.used as usize - 1]))
+        self.tags
+            .iter()
+            .filter(|t| t.used != 0)
+            .map(|t| (&t.key, &self.values[t.used as usize - 1]))
     }
 
     /// Remove every entry for which `keep` is false.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let doomed: Vec<K> = self.iter().filter(|(k, v)| !keep(k, v)).map(|(k, _)| *k).collect();
+        let doomed: Vec<K> = self
+            .iter()
+            .filter(|(k, v)| !keep(k, v))
+            .map(|(k, _)| *k)
+            .collect();
         for k in doomed {
             self.remove(&k);
         }

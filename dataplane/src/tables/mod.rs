@@ -56,7 +56,9 @@ pub enum TableError {
     BadPrefix(String),
     #[error("signature rule {id}: {reason}")]
     BadSignature { id: u32, reason: String },
-    #[error("{prefix} is inside the allowlisted {allowlisted}: allowlisted addresses are never blocked")]
+    #[error(
+        "{prefix} is inside the allowlisted {allowlisted}: allowlisted addresses are never blocked"
+    )]
     Allowlisted { prefix: Prefix, allowlisted: Prefix },
     #[error("no such entry: {0}")]
     NotFound(String),
@@ -77,7 +79,12 @@ pub struct TableCapacities {
 
 impl Default for TableCapacities {
     fn default() -> Self {
-        TableCapacities { blocked_hosts: 65_536, blocked_prefixes: 4096, allowlist: 1024, source_limiter_slots: 65_536 }
+        TableCapacities {
+            blocked_hosts: 65_536,
+            blocked_prefixes: 4096,
+            allowlist: 1024,
+            source_limiter_slots: 65_536,
+        }
     }
 }
 
@@ -100,10 +107,20 @@ impl BlockEntry {
 /// A change to the tables.
 #[derive(Clone, Debug)]
 pub enum TableCommand {
-    Block { prefix: Prefix, rule_id: u32, expires_at_ns: u64 },
-    Unblock { prefix: Prefix },
-    Allow { prefix: Prefix },
-    Disallow { prefix: Prefix },
+    Block {
+        prefix: Prefix,
+        rule_id: u32,
+        expires_at_ns: u64,
+    },
+    Unblock {
+        prefix: Prefix,
+    },
+    Allow {
+        prefix: Prefix,
+    },
+    Disallow {
+        prefix: Prefix,
+    },
     /// Replace the whole signature set (compiled by the control plane).
     Signatures(Arc<SignatureSet>),
     SourceLimit(Option<SourceLimit>),
@@ -115,10 +132,18 @@ pub enum Decision {
     Pass,
     /// The source is allowlisted: passes whatever else says.
     Allowlisted,
-    Blocked { rule_id: u32 },
-    Signature { rule_id: u32 },
-    SignatureRateLimited { rule_id: u32 },
-    SourceRateLimited { rule_id: u32 },
+    Blocked {
+        rule_id: u32,
+    },
+    Signature {
+        rule_id: u32,
+    },
+    SignatureRateLimited {
+        rule_id: u32,
+    },
+    SourceRateLimited {
+        rule_id: u32,
+    },
 }
 
 impl Decision {
@@ -174,8 +199,16 @@ impl RuleTables {
     /// Apply one change (on the worker, between bursts).
     pub fn apply(&mut self, command: TableCommand, now_ns: u64) -> Result<(), TableError> {
         let result = match command {
-            TableCommand::Block { prefix, rule_id, expires_at_ns } => {
-                let entry = BlockEntry { rule_id, expires_at_ns, hits: 0 };
+            TableCommand::Block {
+                prefix,
+                rule_id,
+                expires_at_ns,
+            } => {
+                let entry = BlockEntry {
+                    rule_id,
+                    expires_at_ns,
+                    hits: 0,
+                };
                 match (prefix.is_host(), Addr::from(prefix.addr())) {
                     (true, Addr::V4(a)) => self.blocked_v4.insert(a, entry).map(drop),
                     (true, Addr::V6(a)) => self.blocked_v6.insert(a, entry).map(drop),
@@ -188,12 +221,15 @@ impl RuleTables {
                     (true, Addr::V6(a)) => self.blocked_v6.remove(&a),
                     (false, _) => self.blocked_prefixes.remove(&prefix),
                 };
-                removed.map(drop).ok_or_else(|| TableError::NotFound(prefix.to_string()))
+                removed
+                    .map(drop)
+                    .ok_or_else(|| TableError::NotFound(prefix.to_string()))
             }
             TableCommand::Allow { prefix } => self.allow.insert(prefix, ()).map(drop),
-            TableCommand::Disallow { prefix } => {
-                self.allow.remove(&prefix).ok_or_else(|| TableError::NotFound(prefix.to_string()))
-            }
+            TableCommand::Disallow { prefix } => self
+                .allow
+                .remove(&prefix)
+                .ok_or_else(|| TableError::NotFound(prefix.to_string())),
             TableCommand::Signatures(set) => {
                 // Reusing the preallocated Vec: clear + push within capacity never
                 // allocates (MAX_SIGNATURES reserved at creation).
@@ -203,7 +239,8 @@ impl RuleTables {
                         SignatureAction::RateLimit { pps } => u64::from(pps.div_ceil(self.workers)),
                         SignatureAction::Drop => 0,
                     };
-                    self.signature_buckets.push(TokenBucket::new(pps, pps.max(1), now_ns));
+                    self.signature_buckets
+                        .push(TokenBucket::new(pps, pps.max(1), now_ns));
                 }
                 // The publisher keeps its own reference, so dropping ours only
                 // decrements a count: no deallocation on the worker.
@@ -211,7 +248,10 @@ impl RuleTables {
                 Ok(())
             }
             TableCommand::SourceLimit(limit) => {
-                let share = limit.map(|l| SourceLimit { pps: l.pps.div_ceil(self.workers), ..l });
+                let share = limit.map(|l| SourceLimit {
+                    pps: l.pps.div_ceil(self.workers),
+                    ..l
+                });
                 self.source_limiter.set_limit(share);
                 Ok(())
             }
@@ -225,7 +265,9 @@ impl RuleTables {
     /// Decide for one packet by its source, destination and class.
     #[inline]
     pub fn decide(&mut self, m: &PacketMeta, now_ns: u64) -> Decision {
-        let Some(src) = Addr::from_meta(&m.src, m.family) else { return Decision::Pass };
+        let Some(src) = Addr::from_meta(&m.src, m.family) else {
+            return Decision::Pass;
+        };
         self.decide_rest(m, src, true, now_ns)
     }
 
@@ -286,7 +328,13 @@ impl RuleTables {
     }
 
     #[inline]
-    fn decide_rest(&mut self, m: &PacketMeta, src: Addr, check_exact: bool, now_ns: u64) -> Decision {
+    fn decide_rest(
+        &mut self,
+        m: &PacketMeta,
+        src: Addr,
+        check_exact: bool,
+        now_ns: u64,
+    ) -> Decision {
         if self.allowlisted(src) {
             return Decision::Allowlisted;
         }
@@ -301,7 +349,11 @@ impl RuleTables {
             }
         }
         if !self.blocked_prefixes.is_empty() {
-            if let Some(e) = self.blocked_prefixes.longest_match_mut(src).filter(|e| e.live(now_ns)) {
+            if let Some(e) = self
+                .blocked_prefixes
+                .longest_match_mut(src)
+                .filter(|e| e.live(now_ns))
+            {
                 e.hits += 1;
                 return Decision::Blocked { rule_id: e.rule_id };
             }
@@ -312,7 +364,11 @@ impl RuleTables {
                 return match rule.action {
                     SignatureAction::Drop => Decision::Signature { rule_id },
                     SignatureAction::RateLimit { .. } => {
-                        if self.signature_buckets.get_mut(index).is_some_and(|b| b.allow(now_ns)) {
+                        if self
+                            .signature_buckets
+                            .get_mut(index)
+                            .is_some_and(|b| b.allow(now_ns))
+                        {
                             Decision::Pass
                         } else {
                             Decision::SignatureRateLimited { rule_id }

@@ -22,7 +22,9 @@ impl Prefix {
     pub fn new(addr: IpAddr, len: u8) -> Result<Prefix, TableError> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if len > max {
-            return Err(TableError::BadPrefix(format!("{addr}/{len}: length above {max}")));
+            return Err(TableError::BadPrefix(format!(
+                "{addr}/{len}: length above {max}"
+            )));
         }
         let addr = match addr {
             IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(mask_v4(u32::from(a), len))),
@@ -33,7 +35,10 @@ impl Prefix {
 
     /// A single address (/32 or /128).
     pub fn host(addr: IpAddr) -> Prefix {
-        Prefix { addr, len: if addr.is_ipv4() { 32 } else { 128 } }
+        Prefix {
+            addr,
+            len: if addr.is_ipv4() { 32 } else { 128 },
+        }
     }
 
     pub fn addr(&self) -> IpAddr {
@@ -70,12 +75,22 @@ impl Prefix {
         match self.addr {
             IpAddr::V4(a) => {
                 let lo = u32::from(a);
-                let hi = lo | if self.len == 0 { u32::MAX } else { (1u32 << (32 - u32::from(self.len))).wrapping_sub(1) };
+                let hi = lo
+                    | if self.len == 0 {
+                        u32::MAX
+                    } else {
+                        (1u32 << (32 - u32::from(self.len))).wrapping_sub(1)
+                    };
                 (u128::from(lo), u128::from(hi))
             }
             IpAddr::V6(a) => {
                 let lo = u128::from(a);
-                let hi = lo | if self.len == 0 { u128::MAX } else { (1u128 << (128 - u32::from(self.len))).wrapping_sub(1) };
+                let hi = lo
+                    | if self.len == 0 {
+                        u128::MAX
+                    } else {
+                        (1u128 << (128 - u32::from(self.len))).wrapping_sub(1)
+                    };
                 (lo, hi)
             }
         }
@@ -85,7 +100,10 @@ impl Prefix {
 impl Default for Prefix {
     /// 0.0.0.0/0.
     fn default() -> Self {
-        Prefix { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), len: 0 }
+        Prefix {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            len: 0,
+        }
     }
 }
 
@@ -114,12 +132,20 @@ impl FromStr for Prefix {
 
 #[inline(always)]
 pub(crate) fn mask_v4(a: u32, len: u8) -> u32 {
-    if len == 0 { 0 } else { a & (u32::MAX << (32 - u32::from(len.min(32)))) }
+    if len == 0 {
+        0
+    } else {
+        a & (u32::MAX << (32 - u32::from(len.min(32))))
+    }
 }
 
 #[inline(always)]
 pub(crate) fn mask_v6(a: u128, len: u8) -> u128 {
-    if len == 0 { 0 } else { a & (u128::MAX << (128 - u32::from(len.min(128)))) }
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - u32::from(len.min(128))))
+    }
 }
 
 /// An IPv6 prefix as a table key.
@@ -132,7 +158,10 @@ pub struct V6Key {
 impl TableKey for V6Key {
     #[inline(always)]
     fn hash(&self, m: u64, seed: u64) -> u64 {
-        self.addr.hash(m, seed ^ u64::from(self.len).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        self.addr.hash(
+            m,
+            seed ^ u64::from(self.len).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )
     }
 }
 
@@ -148,7 +177,9 @@ impl Addr {
     #[inline(always)]
     pub fn from_meta(bytes: &[u8; 16], family: crate::wire::L3Family) -> Option<Addr> {
         match family {
-            crate::wire::L3Family::Ipv4 => Some(Addr::V4(u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]))),
+            crate::wire::L3Family::Ipv4 => Some(Addr::V4(u32::from_be_bytes([
+                bytes[12], bytes[13], bytes[14], bytes[15],
+            ]))),
             crate::wire::L3Family::Ipv6 => Some(Addr::V6(u128::from_be_bytes(*bytes))),
             crate::wire::L3Family::None => None,
         }
@@ -212,7 +243,9 @@ impl<V: Copy + Default> PrefixTable<V> {
         let len = prefix.len;
         match prefix.addr {
             IpAddr::V4(a) => {
-                let old = self.v4.insert((u64::from(len) << 32) | u64::from(u32::from(a)), value)?;
+                let old = self
+                    .v4
+                    .insert((u64::from(len) << 32) | u64::from(u32::from(a)), value)?;
                 if old.is_none() {
                     self.v4_per_length[usize::from(len)] += 1;
                     self.v4_lengths |= 1 << len;
@@ -220,7 +253,13 @@ impl<V: Copy + Default> PrefixTable<V> {
                 Ok(old)
             }
             IpAddr::V6(a) => {
-                let old = self.v6.insert(V6Key { addr: u128::from(a), len }, value)?;
+                let old = self.v6.insert(
+                    V6Key {
+                        addr: u128::from(a),
+                        len,
+                    },
+                    value,
+                )?;
                 if old.is_none() {
                     self.v6_per_length[usize::from(len)] += 1;
                     self.v6_lengths[usize::from(len / 64)] |= 1 << (len % 64);
@@ -234,7 +273,9 @@ impl<V: Copy + Default> PrefixTable<V> {
         let len = prefix.len;
         match prefix.addr {
             IpAddr::V4(a) => {
-                let old = self.v4.remove(&((u64::from(len) << 32) | u64::from(u32::from(a))))?;
+                let old = self
+                    .v4
+                    .remove(&((u64::from(len) << 32) | u64::from(u32::from(a))))?;
                 self.v4_per_length[usize::from(len)] -= 1;
                 if self.v4_per_length[usize::from(len)] == 0 {
                     self.v4_lengths &= !(1 << len);
@@ -242,7 +283,10 @@ impl<V: Copy + Default> PrefixTable<V> {
                 Some(old)
             }
             IpAddr::V6(a) => {
-                let old = self.v6.remove(&V6Key { addr: u128::from(a), len })?;
+                let old = self.v6.remove(&V6Key {
+                    addr: u128::from(a),
+                    len,
+                })?;
                 self.v6_per_length[usize::from(len)] -= 1;
                 if self.v6_per_length[usize::from(len)] == 0 {
                     self.v6_lengths[usize::from(len / 64)] &= !(1 << (len % 64));
@@ -255,8 +299,13 @@ impl<V: Copy + Default> PrefixTable<V> {
     /// The value of exactly this prefix.
     pub fn get(&self, prefix: &Prefix) -> Option<&V> {
         match prefix.addr {
-            IpAddr::V4(a) => self.v4.get(&((u64::from(prefix.len) << 32) | u64::from(u32::from(a)))),
-            IpAddr::V6(a) => self.v6.get(&V6Key { addr: u128::from(a), len: prefix.len }),
+            IpAddr::V4(a) => self
+                .v4
+                .get(&((u64::from(prefix.len) << 32) | u64::from(u32::from(a)))),
+            IpAddr::V6(a) => self.v6.get(&V6Key {
+                addr: u128::from(a),
+                len: prefix.len,
+            }),
         }
     }
 
@@ -268,7 +317,10 @@ impl<V: Copy + Default> PrefixTable<V> {
                 let mut lengths = self.v4_lengths;
                 while lengths != 0 {
                     let len = 63 - lengths.leading_zeros() as u8;
-                    if let Some(v) = self.v4.get(&((u64::from(len) << 32) | u64::from(mask_v4(a, len)))) {
+                    if let Some(v) = self
+                        .v4
+                        .get(&((u64::from(len) << 32) | u64::from(mask_v4(a, len))))
+                    {
                         return Some((len, v));
                     }
                     lengths &= !(1 << len);
@@ -281,7 +333,10 @@ impl<V: Copy + Default> PrefixTable<V> {
                     while lengths != 0 {
                         let bit = 63 - lengths.leading_zeros() as u8;
                         let len = word as u8 * 64 + bit;
-                        if let Some(v) = self.v6.get(&V6Key { addr: mask_v6(a, len), len }) {
+                        if let Some(v) = self.v6.get(&V6Key {
+                            addr: mask_v6(a, len),
+                            len,
+                        }) {
                             return Some((len, v));
                         }
                         lengths &= !(1 << bit);
@@ -296,8 +351,13 @@ impl<V: Copy + Default> PrefixTable<V> {
     pub fn longest_match_mut(&mut self, addr: Addr) -> Option<&mut V> {
         let len = self.longest_match(addr)?.0;
         match addr {
-            Addr::V4(a) => self.v4.get_mut(&((u64::from(len) << 32) | u64::from(mask_v4(a, len)))),
-            Addr::V6(a) => self.v6.get_mut(&V6Key { addr: mask_v6(a, len), len }),
+            Addr::V4(a) => self
+                .v4
+                .get_mut(&((u64::from(len) << 32) | u64::from(mask_v4(a, len)))),
+            Addr::V6(a) => self.v6.get_mut(&V6Key {
+                addr: mask_v6(a, len),
+                len,
+            }),
         }
     }
 
@@ -310,9 +370,23 @@ impl<V: Copy + Default> PrefixTable<V> {
     /// Every prefix with its value.
     pub fn iter(&self) -> impl Iterator<Item = (Prefix, &V)> {
         let v4 = self.v4.iter().map(|(k, v)| {
-            (Prefix { addr: IpAddr::V4(Ipv4Addr::from(*k as u32)), len: (*k >> 32) as u8 }, v)
+            (
+                Prefix {
+                    addr: IpAddr::V4(Ipv4Addr::from(*k as u32)),
+                    len: (*k >> 32) as u8,
+                },
+                v,
+            )
         });
-        let v6 = self.v6.iter().map(|(k, v)| (Prefix { addr: IpAddr::V6(Ipv6Addr::from(k.addr)), len: k.len }, v));
+        let v6 = self.v6.iter().map(|(k, v)| {
+            (
+                Prefix {
+                    addr: IpAddr::V6(Ipv6Addr::from(k.addr)),
+                    len: k.len,
+                },
+                v,
+            )
+        });
         v4.chain(v6)
     }
 }
@@ -349,7 +423,8 @@ mod tests {
         t.insert(p("2001:db8::/32"), 32).expect("room");
         t.insert(p("2001:db8:1::/48"), 48).expect("room");
         fn lookup(t: &PrefixTable<u8>, s: &str) -> Option<(u8, u8)> {
-            t.longest_match(Addr::from(s.parse::<IpAddr>().expect("ip"))).map(|(l, v)| (l, *v))
+            t.longest_match(Addr::from(s.parse::<IpAddr>().expect("ip")))
+                .map(|(l, v)| (l, *v))
         }
         let at = |s: &str| lookup(&t, s);
         assert_eq!(at("10.1.2.3"), Some((16, 16)));

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
-use super::{Prefix, RuleTables, SignatureRule, SignatureSet, SourceLimit, TableCapacities, TableCommand, TableError};
+use super::{
+    Prefix, RuleTables, SignatureRule, SignatureSet, SourceLimit, TableCapacities, TableCommand,
+    TableError,
+};
 
 /// A worker's end: applies pending commands to its tables between bursts.
 #[derive(Debug)]
@@ -25,7 +28,9 @@ impl TableMailbox {
         let mut n = 0;
         let mut last = None;
         while n < max {
-            let Ok((seq, command)) = self.rx.try_recv() else { break };
+            let Ok((seq, command)) = self.rx.try_recv() else {
+                break;
+            };
             // The publisher validated the command against the same capacities;
             // a refusal here is counted in the tables.
             let _ = tables.apply(command, now_ns);
@@ -67,7 +72,11 @@ pub struct TablePublisher {
 
 impl TablePublisher {
     /// A publisher and one mailbox per worker, each holding up to `depth` commands.
-    pub fn new(workers: usize, capacities: TableCapacities, depth: usize) -> (TablePublisher, Vec<TableMailbox>) {
+    pub fn new(
+        workers: usize,
+        capacities: TableCapacities,
+        depth: usize,
+    ) -> (TablePublisher, Vec<TableMailbox>) {
         let mut senders = Vec::new();
         let mut mailboxes = Vec::new();
         let mut acks = Vec::new();
@@ -131,36 +140,68 @@ impl TablePublisher {
 
     /// The allowlisted prefix that contains all of `prefix`, if any.
     fn covering_allow(&self, prefix: &Prefix) -> Option<Prefix> {
-        self.allow.iter().find(|a| a.len() <= prefix.len() && a.contains(prefix.addr())).copied()
+        self.allow
+            .iter()
+            .find(|a| a.len() <= prefix.len() && a.contains(prefix.addr()))
+            .copied()
     }
 
     fn count_mut(&mut self, prefix: &Prefix) -> &mut usize {
-        &mut self.blocked_counts[usize::from(prefix.is_host())][usize::from(prefix.addr().is_ipv4())]
+        &mut self.blocked_counts[usize::from(prefix.is_host())]
+            [usize::from(prefix.addr().is_ipv4())]
     }
 
     /// Block a source address or prefix. Refused inside an allowlisted prefix or
     /// when the table is full; replacing an entry updates its rule and expiry.
-    pub fn block(&mut self, prefix: Prefix, rule_id: u32, expires_at_ns: u64) -> Result<u64, TableError> {
+    pub fn block(
+        &mut self,
+        prefix: Prefix,
+        rule_id: u32,
+        expires_at_ns: u64,
+    ) -> Result<u64, TableError> {
         if let Some(allowlisted) = self.covering_allow(&prefix) {
-            return Err(TableError::Allowlisted { prefix, allowlisted });
+            return Err(TableError::Allowlisted {
+                prefix,
+                allowlisted,
+            });
         }
         if !self.blocked.contains_key(&prefix) {
             let (host, v4) = (prefix.is_host(), prefix.addr().is_ipv4());
-            let capacity = if host { self.capacities.blocked_hosts } else { self.capacities.blocked_prefixes };
+            let capacity = if host {
+                self.capacities.blocked_hosts
+            } else {
+                self.capacities.blocked_prefixes
+            };
             let _ = v4;
             if *self.count_mut(&prefix) >= capacity {
                 self.refused_full += 1;
                 return Err(TableError::Full { capacity });
             }
         }
-        if self.blocked.insert(prefix, BlockState { rule_id, expires_at_ns }).is_none() {
+        if self
+            .blocked
+            .insert(
+                prefix,
+                BlockState {
+                    rule_id,
+                    expires_at_ns,
+                },
+            )
+            .is_none()
+        {
             *self.count_mut(&prefix) += 1;
         }
-        Ok(self.send(TableCommand::Block { prefix, rule_id, expires_at_ns }))
+        Ok(self.send(TableCommand::Block {
+            prefix,
+            rule_id,
+            expires_at_ns,
+        }))
     }
 
     pub fn unblock(&mut self, prefix: Prefix) -> Result<u64, TableError> {
-        self.blocked.remove(&prefix).ok_or_else(|| TableError::NotFound(prefix.to_string()))?;
+        self.blocked
+            .remove(&prefix)
+            .ok_or_else(|| TableError::NotFound(prefix.to_string()))?;
         *self.count_mut(&prefix) -= 1;
         Ok(self.send(TableCommand::Unblock { prefix }))
     }
@@ -168,9 +209,17 @@ impl TablePublisher {
     pub fn allow(&mut self, prefix: Prefix) -> Result<u64, TableError> {
         if !self.allow.contains(&prefix) {
             let v4 = prefix.addr().is_ipv4();
-            if self.allow.iter().filter(|p| p.addr().is_ipv4() == v4).count() >= self.capacities.allowlist {
+            if self
+                .allow
+                .iter()
+                .filter(|p| p.addr().is_ipv4() == v4)
+                .count()
+                >= self.capacities.allowlist
+            {
                 self.refused_full += 1;
-                return Err(TableError::Full { capacity: self.capacities.allowlist });
+                return Err(TableError::Full {
+                    capacity: self.capacities.allowlist,
+                });
             }
         }
         self.allow.insert(prefix);
@@ -198,8 +247,12 @@ impl TablePublisher {
 
     /// Remove entries whose expiry has passed; returns them.
     pub fn expire(&mut self, now_ns: u64) -> Vec<(Prefix, BlockState)> {
-        let expired: Vec<(Prefix, BlockState)> =
-            self.blocked.iter().filter(|(_, s)| s.expires_at_ns <= now_ns).map(|(p, s)| (*p, *s)).collect();
+        let expired: Vec<(Prefix, BlockState)> = self
+            .blocked
+            .iter()
+            .filter(|(_, s)| s.expires_at_ns <= now_ns)
+            .map(|(p, s)| (*p, *s))
+            .collect();
         for (p, _) in &expired {
             self.blocked.remove(p);
             *self.count_mut(p) -= 1;

@@ -23,7 +23,13 @@ impl TokenBucket {
     /// A full bucket.
     pub fn new(rate_per_sec: u64, burst: u64, now_ns: u64) -> Self {
         let burst = burst.max(1);
-        TokenBucket { tokens: burst * SCALE, last_ns: now_ns, carry: 0, rate_per_sec, burst }
+        TokenBucket {
+            tokens: burst * SCALE,
+            last_ns: now_ns,
+            carry: 0,
+            rate_per_sec,
+            burst,
+        }
     }
 
     /// Take one token if there is one.
@@ -33,7 +39,8 @@ impl TokenBucket {
         if elapsed > 0 {
             // rate * elapsed / 1e9 tokens in SCALE units, in 128 bits so no
             // realistic rate or gap overflows, carrying the remainder forward.
-            let numerator = u128::from(self.rate_per_sec) * u128::from(elapsed) * u128::from(SCALE) + u128::from(self.carry);
+            let numerator = u128::from(self.rate_per_sec) * u128::from(elapsed) * u128::from(SCALE)
+                + u128::from(self.carry);
             let added = u64::try_from(numerator / 1_000_000_000).unwrap_or(u64::MAX);
             self.carry = (numerator % 1_000_000_000) as u64;
             self.tokens = self.tokens.saturating_add(added).min(self.burst * SCALE);
@@ -117,7 +124,8 @@ impl SourceRateLimiter {
             Addr::V4(a) => (u128::from(a), false),
             Addr::V6(a) => (a, true),
         };
-        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(31) ^ u64::from(v6)).wrapping_mul(self.seed);
+        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(31) ^ u64::from(v6))
+            .wrapping_mul(self.seed);
         let slot = &mut self.slots[(h >> 32) as usize & self.mask];
         if !slot.used || slot.source != key || slot.family_v6 != v6 {
             if slot.used {
@@ -130,7 +138,11 @@ impl SourceRateLimiter {
                 bucket: TokenBucket::new(u64::from(limit.pps), u64::from(limit.burst), now_ns),
             };
         }
-        if slot.bucket.allow(now_ns) { None } else { Some(limit.rule_id) }
+        if slot.bucket.allow(now_ns) {
+            None
+        } else {
+            Some(limit.rule_id)
+        }
     }
 }
 
@@ -155,14 +167,29 @@ mod tests {
     #[test]
     fn per_source_limits_only_their_class() {
         let mut r = SourceRateLimiter::new(1024);
-        let limit = SourceLimit { class: TrafficClass::TcpSyn, pps: 10, burst: 5, rule_id: 77 };
+        let limit = SourceLimit {
+            class: TrafficClass::TcpSyn,
+            pps: 10,
+            burst: 5,
+            rule_id: 77,
+        };
         r.set_limit(Some(limit));
         let a = Addr::V4(0xc000_0201);
         let b = Addr::V4(0xc000_0202);
-        let drops_a = (0..100).filter(|_| r.check(TrafficClass::TcpSyn, a, 0).is_some()).count();
+        let drops_a = (0..100)
+            .filter(|_| r.check(TrafficClass::TcpSyn, a, 0).is_some())
+            .count();
         assert_eq!(drops_a, 95);
-        assert_eq!(r.check(TrafficClass::TcpSyn, b, 0), None, "another source has its own bucket");
-        assert_eq!(r.check(TrafficClass::Udp, a, 0), None, "other classes are not limited");
+        assert_eq!(
+            r.check(TrafficClass::TcpSyn, b, 0),
+            None,
+            "another source has its own bucket"
+        );
+        assert_eq!(
+            r.check(TrafficClass::Udp, a, 0),
+            None,
+            "other classes are not limited"
+        );
         assert_eq!(r.check(TrafficClass::TcpSyn, a, 0), Some(77));
         r.set_limit(None);
         assert_eq!(r.check(TrafficClass::TcpSyn, a, 0), None);

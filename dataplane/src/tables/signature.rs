@@ -30,7 +30,9 @@ pub enum FragmentMatch {
 pub enum SignatureAction {
     Drop,
     /// Let through at most this many packets per second (per worker share).
-    RateLimit { pps: u32 },
+    RateLimit {
+        pps: u32,
+    },
 }
 
 /// One rule. Unset fields match everything.
@@ -67,7 +69,12 @@ impl SignatureRule {
 
     /// Refuse rules that cannot mean what they say.
     pub fn validate(&self) -> Result<(), TableError> {
-        let bad = |m: &str| Err(TableError::BadSignature { id: self.id, reason: m.to_owned() });
+        let bad = |m: &str| {
+            Err(TableError::BadSignature {
+                id: self.id,
+                reason: m.to_owned(),
+            })
+        };
         let ports = self.src_ports.is_some() || self.dst_ports.is_some();
         if ports && !matches!(self.protocol, Some(ip_protocol::TCP | ip_protocol::UDP)) {
             return bad("port ranges need protocol tcp (6) or udp (17)");
@@ -80,10 +87,17 @@ impl SignatureRule {
                 return bad("tcp_flags value has bits outside the mask");
             }
         }
-        for (name, range) in [("src_ports", self.src_ports), ("dst_ports", self.dst_ports), ("ip_length", self.ip_length)] {
+        for (name, range) in [
+            ("src_ports", self.src_ports),
+            ("dst_ports", self.dst_ports),
+            ("ip_length", self.ip_length),
+        ] {
             if let Some((lo, hi)) = range {
                 if lo > hi {
-                    return Err(TableError::BadSignature { id: self.id, reason: format!("{name}: {lo} > {hi}") });
+                    return Err(TableError::BadSignature {
+                        id: self.id,
+                        reason: format!("{name}: {lo} > {hi}"),
+                    });
                 }
             }
         }
@@ -101,11 +115,14 @@ impl SignatureRule {
                 _ => return false,
             }
         }
-        let in_range = |r: Option<(u16, u16)>, v: u16| r.is_none_or(|(lo, hi)| (lo..=hi).contains(&v));
+        let in_range =
+            |r: Option<(u16, u16)>, v: u16| r.is_none_or(|(lo, hi)| (lo..=hi).contains(&v));
         self.protocol.is_none_or(|p| p == m.protocol)
             && in_range(self.src_ports, m.src_port)
             && in_range(self.dst_ports, m.dst_port)
-            && self.tcp_flags.is_none_or(|(mask, value)| m.tcp_flags & mask == value)
+            && self
+                .tcp_flags
+                .is_none_or(|(mask, value)| m.tcp_flags & mask == value)
             && in_range(self.ip_length, m.ip_len)
             && match self.fragment {
                 FragmentMatch::Any => true,
@@ -191,13 +208,18 @@ impl SignatureSet {
     /// Compile rules, in priority order (the first matching rule wins).
     pub fn new(rules: Vec<SignatureRule>) -> Result<SignatureSet, TableError> {
         if rules.len() > MAX_SIGNATURES {
-            return Err(TableError::Full { capacity: MAX_SIGNATURES });
+            return Err(TableError::Full {
+                capacity: MAX_SIGNATURES,
+            });
         }
         for r in &rules {
             r.validate()?;
         }
         let n = rules.len();
-        let mut set = SignatureSet { words: n.div_ceil(64), ..SignatureSet::default() };
+        let mut set = SignatureSet {
+            words: n.div_ceil(64),
+            ..SignatureSet::default()
+        };
         let bit = |i: usize, bits: &mut Bits| bits[i / 64] |= 1 << (i % 64);
 
         set.by_protocol = (0..=255u8)
@@ -260,7 +282,9 @@ impl SignatureSet {
             .collect();
         set.v4_destination = IntervalIndex::build(&v4, |x: u32| x.checked_add(1), 0);
         set.v6_destination = IntervalIndex::build(&v6, |x: u128| x.checked_add(1), 0);
-        let ports = |f: fn(&SignatureRule) -> Option<(u16, u16)>| -> Vec<Option<(u16, u16)>> { rules.iter().map(f).collect() };
+        let ports = |f: fn(&SignatureRule) -> Option<(u16, u16)>| -> Vec<Option<(u16, u16)>> {
+            rules.iter().map(f).collect()
+        };
         set.src_port = IntervalIndex::build(&ports(|r| r.src_ports), |x: u16| x.checked_add(1), 0);
         set.dst_port = IntervalIndex::build(&ports(|r| r.dst_ports), |x: u16| x.checked_add(1), 0);
         set.ip_length = IntervalIndex::build(&ports(|r| r.ip_length), |x: u16| x.checked_add(1), 0);
@@ -310,7 +334,11 @@ impl SignatureSet {
         if !any {
             return None;
         }
-        acc[..words].iter().enumerate().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
+        acc[..words]
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
     }
 
     /// The rule at a priority index returned by [`SignatureSet::first_match`].
@@ -327,8 +355,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn metas() -> Vec<PacketMeta> {
-        let mut frames: Vec<Vec<u8>> = synth::labelled_mix(11).into_iter().map(|(f, _)| f).collect();
-        frames.extend(synth::mixed_small_traffic(200, 12, 0).into_iter().map(|(_, _, f)| f));
+        let mut frames: Vec<Vec<u8>> = synth::labelled_mix(11)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        frames.extend(
+            synth::mixed_small_traffic(200, 12, 0)
+                .into_iter()
+                .map(|(_, _, f)| f),
+        );
         frames.iter().map(|f| parse(f)).collect()
     }
 
@@ -347,33 +382,64 @@ mod tests {
             action: SignatureAction::RateLimit { pps: 1000 },
             ..SignatureRule::drop_all(9)
         };
-        let frags = SignatureRule { fragment: FragmentMatch::NonFirst, ..SignatureRule::drop_all(11) };
+        let frags = SignatureRule {
+            fragment: FragmentMatch::NonFirst,
+            ..SignatureRule::drop_all(11)
+        };
         let set = SignatureSet::new(vec![dns_to_10, syn, frags]).expect("valid");
         for m in metas() {
             let expected = set.rules().iter().position(|r| r.matches(&m));
             assert_eq!(set.first_match(&m), expected, "{m:?}");
         }
-        assert!(metas().iter().any(|m| set.first_match(m) == Some(1)), "some SYN matched");
+        assert!(
+            metas().iter().any(|m| set.first_match(m) == Some(1)),
+            "some SYN matched"
+        );
     }
 
     #[test]
     fn invalid_rules_are_refused() {
-        let ports_without_protocol = SignatureRule { dst_ports: Some((80, 80)), ..SignatureRule::drop_all(1) };
-        assert!(matches!(SignatureSet::new(vec![ports_without_protocol]), Err(TableError::BadSignature { id: 1, .. })));
-        let flags_on_udp = SignatureRule { protocol: Some(17), tcp_flags: Some((2, 2)), ..SignatureRule::drop_all(2) };
+        let ports_without_protocol = SignatureRule {
+            dst_ports: Some((80, 80)),
+            ..SignatureRule::drop_all(1)
+        };
+        assert!(matches!(
+            SignatureSet::new(vec![ports_without_protocol]),
+            Err(TableError::BadSignature { id: 1, .. })
+        ));
+        let flags_on_udp = SignatureRule {
+            protocol: Some(17),
+            tcp_flags: Some((2, 2)),
+            ..SignatureRule::drop_all(2)
+        };
         assert!(SignatureSet::new(vec![flags_on_udp]).is_err());
-        let backwards = SignatureRule { ip_length: Some((100, 50)), ..SignatureRule::drop_all(3) };
+        let backwards = SignatureRule {
+            ip_length: Some((100, 50)),
+            ..SignatureRule::drop_all(3)
+        };
         assert!(SignatureSet::new(vec![backwards]).is_err());
-        let too_many = (0..=MAX_SIGNATURES as u32).map(SignatureRule::drop_all).collect();
-        assert!(matches!(SignatureSet::new(too_many), Err(TableError::Full { .. })));
+        let too_many = (0..=MAX_SIGNATURES as u32)
+            .map(SignatureRule::drop_all)
+            .collect();
+        assert!(matches!(
+            SignatureSet::new(too_many),
+            Err(TableError::Full { .. })
+        ));
     }
 
     fn arb_rule() -> impl Strategy<Value = SignatureRule> {
-        let range = || proptest::option::of((0u16..2000, 0u16..2000).prop_map(|(a, b)| (a.min(b), a.max(b))));
+        let range = || {
+            proptest::option::of((0u16..2000, 0u16..2000).prop_map(|(a, b)| (a.min(b), a.max(b))))
+        };
         (
             proptest::option::of(prop_oneof![
-                (0u32..4, 0u8..=32).prop_map(|(a, l)| Prefix::new(std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | a << 6)), l).expect("v4")),
-                (0u8..=128).prop_map(|l| Prefix::new("2001:db8:1::".parse().expect("v6"), l).expect("v6")),
+                (0u32..4, 0u8..=32).prop_map(|(a, l)| Prefix::new(
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | a << 6)),
+                    l
+                )
+                .expect("v4")),
+                (0u8..=128)
+                    .prop_map(|l| Prefix::new("2001:db8:1::".parse().expect("v6"), l).expect("v6")),
             ]),
             proptest::option::of(prop_oneof![Just(6u8), Just(17u8), Just(1u8)]),
             range(),
@@ -396,7 +462,11 @@ mod tests {
                     protocol,
                     src_ports: if ports_ok { sp } else { None },
                     dst_ports: if ports_ok { dp } else { None },
-                    tcp_flags: if protocol == Some(6) { flags.map(|(m, v)| (m, v & m)) } else { None },
+                    tcp_flags: if protocol == Some(6) {
+                        flags.map(|(m, v)| (m, v & m))
+                    } else {
+                        None
+                    },
                     ip_length: len,
                     fragment,
                     action: SignatureAction::Drop,

@@ -21,14 +21,24 @@ fn meta_from(src: IpAddr, dst_port: u16) -> PacketMeta {
             },
             &[0; 8],
         ),
-        IpAddr::V6(s) => synth::udp6_frame(s, "2001:db8::1".parse().expect("v6"), 4444, dst_port, &[0; 8]),
+        IpAddr::V6(s) => synth::udp6_frame(
+            s,
+            "2001:db8::1".parse().expect("v6"),
+            4444,
+            dst_port,
+            &[0; 8],
+        ),
     };
     parse(&frame)
 }
 
 fn tables_with(capacities: TableCapacities) -> (TablePublisher, TableMailbox, RuleTables) {
     let (publisher, mut mailboxes) = TablePublisher::new(1, capacities, 1024);
-    (publisher, mailboxes.pop().expect("one mailbox"), RuleTables::new(capacities, 1))
+    (
+        publisher,
+        mailboxes.pop().expect("one mailbox"),
+        RuleTables::new(capacities, 1),
+    )
 }
 
 fn sync(p: &mut TablePublisher, mb: &mut TableMailbox, t: &mut RuleTables, now: u64) {
@@ -44,23 +54,41 @@ fn allowlist_always_wins() {
     let (mut pb, mut mb, mut t) = tables_with(TableCapacities::default());
     pb.block(p("198.51.100.7"), 1, u64::MAX).expect("room");
     pb.block(p("198.51.0.0/16"), 2, u64::MAX).expect("room");
-    pb.set_signatures(vec![SignatureRule { protocol: Some(17), ..SignatureRule::drop_all(3) }]).expect("valid");
+    pb.set_signatures(vec![SignatureRule {
+        protocol: Some(17),
+        ..SignatureRule::drop_all(3)
+    }])
+    .expect("valid");
     sync(&mut pb, &mut mb, &mut t, 0);
     let blocked = meta_from("198.51.100.7".parse().expect("ip"), 53);
     assert_eq!(t.decide(&blocked, 0), Decision::Blocked { rule_id: 1 });
     pb.allow(p("198.51.100.0/24")).expect("room");
     sync(&mut pb, &mut mb, &mut t, 0);
-    assert_eq!(t.decide(&blocked, 0), Decision::Allowlisted, "exact block loses to the allowlist");
+    assert_eq!(
+        t.decide(&blocked, 0),
+        Decision::Allowlisted,
+        "exact block loses to the allowlist"
+    );
     let mut out = [Decision::Pass; 1];
     t.decide_burst(&[blocked], 0, &mut out);
     assert_eq!(out[0], Decision::Allowlisted, "the burst path agrees");
     let other = meta_from("198.51.7.7".parse().expect("ip"), 53);
-    assert_eq!(t.decide(&other, 0), Decision::Blocked { rule_id: 2 }, "outside the allowlist the prefix applies");
+    assert_eq!(
+        t.decide(&other, 0),
+        Decision::Blocked { rule_id: 2 },
+        "outside the allowlist the prefix applies"
+    );
     let elsewhere = meta_from("192.0.2.1".parse().expect("ip"), 53);
     assert_eq!(t.decide(&elsewhere, 0), Decision::Signature { rule_id: 3 });
     // Blocking inside an allowlisted prefix is refused outright.
-    assert!(matches!(pb.block(p("198.51.100.9"), 4, u64::MAX), Err(TableError::Allowlisted { .. })));
-    assert!(matches!(pb.block(p("198.51.100.128/25"), 4, u64::MAX), Err(TableError::Allowlisted { .. })));
+    assert!(matches!(
+        pb.block(p("198.51.100.9"), 4, u64::MAX),
+        Err(TableError::Allowlisted { .. })
+    ));
+    assert!(matches!(
+        pb.block(p("198.51.100.128/25"), 4, u64::MAX),
+        Err(TableError::Allowlisted { .. })
+    ));
 }
 
 #[test]
@@ -72,33 +100,69 @@ fn expiry_follows_the_injected_clock() {
     let v4 = meta_from("203.0.113.5".parse().expect("ip"), 80);
     let v6 = meta_from("2001:db8:bad::1".parse().expect("ip"), 80);
     assert_eq!(t.decide(&v4, 999), Decision::Blocked { rule_id: 9 });
-    assert_eq!(t.decide(&v4, 1_000), Decision::Pass, "expired at its deadline");
+    assert_eq!(
+        t.decide(&v4, 1_000),
+        Decision::Pass,
+        "expired at its deadline"
+    );
     assert_eq!(t.decide(&v6, 1_999), Decision::Blocked { rule_id: 10 });
     assert_eq!(t.decide(&v6, 2_000), Decision::Pass);
     assert_eq!(t.block_hits(&p("203.0.113.5")), Some(1));
     let expired = pb.expire(1_500);
     assert_eq!(expired.len(), 1);
     sync(&mut pb, &mut mb, &mut t, 1_500);
-    assert_eq!(t.blocked_len(), 1, "the expired entry was removed from the worker too");
+    assert_eq!(
+        t.blocked_len(),
+        1,
+        "the expired entry was removed from the worker too"
+    );
 }
 
 #[test]
 fn full_tables_refuse_with_an_error_and_count() {
-    let caps = TableCapacities { blocked_hosts: 3, blocked_prefixes: 1, allowlist: 1, source_limiter_slots: 16 };
+    let caps = TableCapacities {
+        blocked_hosts: 3,
+        blocked_prefixes: 1,
+        allowlist: 1,
+        source_limiter_slots: 16,
+    };
     let (mut pb, mut mb, mut t) = tables_with(caps);
     for i in 1..=3u8 {
-        pb.block(Prefix::host(IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))), 1, u64::MAX).expect("room");
+        pb.block(
+            Prefix::host(IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))),
+            1,
+            u64::MAX,
+        )
+        .expect("room");
     }
-    assert_eq!(pb.block(p("192.0.2.4"), 1, u64::MAX), Err(TableError::Full { capacity: 3 }));
-    assert!(pb.block(p("192.0.2.3"), 5, u64::MAX).is_ok(), "updating an entry needs no room");
-    assert!(pb.block(p("2001:db8::1"), 1, u64::MAX).is_ok(), "each family has its capacity");
+    assert_eq!(
+        pb.block(p("192.0.2.4"), 1, u64::MAX),
+        Err(TableError::Full { capacity: 3 })
+    );
+    assert!(
+        pb.block(p("192.0.2.3"), 5, u64::MAX).is_ok(),
+        "updating an entry needs no room"
+    );
+    assert!(
+        pb.block(p("2001:db8::1"), 1, u64::MAX).is_ok(),
+        "each family has its capacity"
+    );
     pb.block(p("10.0.0.0/8"), 1, u64::MAX).expect("room");
-    assert_eq!(pb.block(p("11.0.0.0/8"), 1, u64::MAX), Err(TableError::Full { capacity: 1 }));
+    assert_eq!(
+        pb.block(p("11.0.0.0/8"), 1, u64::MAX),
+        Err(TableError::Full { capacity: 1 })
+    );
     pb.allow(p("172.16.0.0/12")).expect("room");
-    assert_eq!(pb.allow(p("192.168.0.0/16")), Err(TableError::Full { capacity: 1 }));
+    assert_eq!(
+        pb.allow(p("192.168.0.0/16")),
+        Err(TableError::Full { capacity: 1 })
+    );
     assert_eq!(pb.refused_full, 3);
     sync(&mut pb, &mut mb, &mut t, 0);
-    assert_eq!(t.refused, 0, "the publisher refused before anything reached the worker");
+    assert_eq!(
+        t.refused, 0,
+        "the publisher refused before anything reached the worker"
+    );
     assert_eq!(t.blocked_len(), 5);
 }
 
@@ -112,13 +176,22 @@ fn signature_rate_limit_and_source_limit() {
         ..SignatureRule::drop_all(21)
     };
     pb.set_signatures(vec![ntp]).expect("valid");
-    pb.set_source_limit(Some(SourceLimit { class: TrafficClass::Udp, pps: 10, burst: 10, rule_id: 22 }));
+    pb.set_source_limit(Some(SourceLimit {
+        class: TrafficClass::Udp,
+        pps: 10,
+        burst: 10,
+        rule_id: 22,
+    }));
     sync(&mut pb, &mut mb, &mut t, 0);
     let m = meta_from("192.0.2.50".parse().expect("ip"), 123);
-    let limited = (0..1000).filter(|_| t.decide(&m, 0) == (Decision::SignatureRateLimited { rule_id: 21 })).count();
+    let limited = (0..1000)
+        .filter(|_| t.decide(&m, 0) == (Decision::SignatureRateLimited { rule_id: 21 }))
+        .count();
     assert_eq!(limited, 900, "the burst of 100 passes, the rest is limited");
     let other = meta_from("192.0.2.51".parse().expect("ip"), 9999);
-    let by_source = (0..100).filter(|_| t.decide(&other, 0) == (Decision::SourceRateLimited { rule_id: 22 })).count();
+    let by_source = (0..100)
+        .filter(|_| t.decide(&other, 0) == (Decision::SourceRateLimited { rule_id: 22 }))
+        .count();
     assert_eq!(by_source, 90);
 }
 
@@ -135,8 +208,14 @@ enum Op {
 fn arb_prefix() -> impl Strategy<Value = Prefix> {
     prop_oneof![
         (0u32..16).prop_map(|i| Prefix::host(IpAddr::V4(Ipv4Addr::new(192, 0, 2, i as u8)))),
-        (0u32..4, prop_oneof![Just(24u8), Just(28), Just(30)]).prop_map(|(i, l)| Prefix::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i * 4) as u8)), l).expect("v4")),
-        (0u16..8).prop_map(|i| Prefix::host(IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)))),
+        (0u32..4, prop_oneof![Just(24u8), Just(28), Just(30)]).prop_map(|(i, l)| Prefix::new(
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i * 4) as u8)),
+            l
+        )
+        .expect("v4")),
+        (0u16..8).prop_map(|i| Prefix::host(IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001, 0xdb8, 0, 0, 0, 0, 0, i
+        )))),
         Just(p("2001:db8::/120")),
     ]
 }
@@ -147,16 +226,26 @@ fn arb_op() -> impl Strategy<Value = Op> {
         arb_prefix().prop_map(Op::Unblock),
         arb_prefix().prop_map(Op::Allow),
         arb_prefix().prop_map(Op::Disallow),
-        (prop_oneof![
-            (0u8..20).prop_map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))),
-            (0u16..10).prop_map(|i| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))),
-        ], 0u64..200)
+        (
+            prop_oneof![
+                (0u8..20).prop_map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))),
+                (0u16..10).prop_map(|i| IpAddr::V6(std::net::Ipv6Addr::new(
+                    0x2001, 0xdb8, 0, 0, 0, 0, 0, i
+                ))),
+            ],
+            0u64..200
+        )
             .prop_map(|(a, t)| Op::Probe(a, t)),
     ]
 }
 
 /// The reference: a plain list scan with the documented precedence.
-fn model_decide(blocked: &[(Prefix, u32, u64)], allow: &[Prefix], src: IpAddr, now: u64) -> Decision {
+fn model_decide(
+    blocked: &[(Prefix, u32, u64)],
+    allow: &[Prefix],
+    src: IpAddr,
+    now: u64,
+) -> Decision {
     if allow.iter().any(|a| a.contains(src)) {
         return Decision::Allowlisted;
     }
@@ -167,7 +256,11 @@ fn model_decide(blocked: &[(Prefix, u32, u64)], allow: &[Prefix], src: IpAddr, n
     // Longest live prefix; a longer prefix that has expired does not hide a shorter one... in
     // the tables it does (LPM picks the longest, then checks expiry), so the model
     // follows the tables' documented rule: the longest prefix decides.
-    match blocked.iter().filter(|e| !e.0.is_host() && e.0.contains(src)).max_by_key(|e| e.0.len()) {
+    match blocked
+        .iter()
+        .filter(|e| !e.0.is_host() && e.0.contains(src))
+        .max_by_key(|e| e.0.len())
+    {
         Some(e) if now < e.2 => Decision::Blocked { rule_id: e.1 },
         _ => Decision::Pass,
     }
@@ -225,7 +318,12 @@ fn a_writer_racing_readers_never_shows_phantoms_and_every_commit_arrives() {
     use std::sync::Arc;
     const READERS: usize = 3;
     const KEYS: u32 = 4096;
-    let caps = TableCapacities { blocked_hosts: KEYS as usize, blocked_prefixes: 16, allowlist: 16, source_limiter_slots: 16 };
+    let caps = TableCapacities {
+        blocked_hosts: KEYS as usize,
+        blocked_prefixes: 16,
+        allowlist: 16,
+        source_limiter_slots: 16,
+    };
     let (mut publisher, mailboxes) = TablePublisher::new(READERS, caps, 256);
     let stop = Arc::new(AtomicBool::new(false));
     // Only even addresses are ever inserted: an odd one seen blocked is a phantom.
@@ -236,7 +334,9 @@ fn a_writer_racing_readers_never_shows_phantoms_and_every_commit_arrives() {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut t = RuleTables::new(caps, READERS as u32);
-                let metas: Vec<PacketMeta> = (0..KEYS * 2).map(|k| meta_from(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | k)), 80)).collect();
+                let metas: Vec<PacketMeta> = (0..KEYS * 2)
+                    .map(|k| meta_from(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | k)), 80))
+                    .collect();
                 let mut phantoms = 0u64;
                 let mut lookups = 0u64;
                 let mut out = [Decision::Pass; 32];
@@ -272,17 +372,24 @@ fn a_writer_racing_readers_never_shows_phantoms_and_every_commit_arrives() {
         let k = rng.below(u64::from(KEYS)) as u32;
         let seq = if live.contains(&k) && round % 3 == 0 {
             live.remove(&k);
-            publisher.unblock(Prefix::host(IpAddr::V4(addr(k)))).expect("present")
+            publisher
+                .unblock(Prefix::host(IpAddr::V4(addr(k))))
+                .expect("present")
         } else {
             live.insert(k);
-            publisher.block(Prefix::host(IpAddr::V4(addr(k))), k, u64::MAX).expect("room")
+            publisher
+                .block(Prefix::host(IpAddr::V4(addr(k))), k, u64::MAX)
+                .expect("room")
         };
         if round % 1000 == 0 {
             let t0 = std::time::Instant::now();
             while !publisher.visible_everywhere(seq) {
                 publisher.flush();
                 std::thread::yield_now();
-                assert!(t0.elapsed() < std::time::Duration::from_secs(10), "commit {seq} never became visible");
+                assert!(
+                    t0.elapsed() < std::time::Duration::from_secs(10),
+                    "commit {seq} never became visible"
+                );
             }
             worst = worst.max(t0.elapsed());
         }
@@ -298,7 +405,11 @@ fn a_writer_racing_readers_never_shows_phantoms_and_every_commit_arrives() {
         total_lookups += lookups;
         for k in 0..KEYS {
             let m = meta_from(IpAddr::V4(addr(k)), 80);
-            assert_eq!(tables.clone_decide(&m), live.contains(&k), "key {k} in the final state");
+            assert_eq!(
+                tables.clone_decide(&m),
+                live.contains(&k),
+                "key {k} in the final state"
+            );
         }
     }
     eprintln!(

@@ -79,7 +79,10 @@ reflectors! {
 const _: () = {
     let mut i = 1;
     while i < REFLECTORS.len() {
-        assert!(REFLECTORS[i - 1].0 < REFLECTORS[i].0, "REFLECTORS must be sorted by port");
+        assert!(
+            REFLECTORS[i - 1].0 < REFLECTORS[i].0,
+            "REFLECTORS must be sorted by port"
+        );
         i += 1;
     }
 };
@@ -105,7 +108,10 @@ pub fn reflector_for_port(port: u16) -> Option<Reflector> {
     if REFLECTOR_PORT_BITS[port_index / 64] & (1 << (port_index % 64)) == 0 {
         return None;
     }
-    REFLECTORS.binary_search_by_key(&port, |(p, _)| *p).ok().map(|i| REFLECTORS[i].1)
+    REFLECTORS
+        .binary_search_by_key(&port, |(p, _)| *p)
+        .ok()
+        .map(|i| REFLECTORS[i].1)
 }
 
 /// What kind of traffic a frame is, for counters and detection.
@@ -287,13 +293,29 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), TrafficClass::COUNT);
         for (_, r) in REFLECTORS {
-            assert_eq!(TrafficClass::Reflected(*r).name(), format!("udp_{}", r.name()));
+            assert_eq!(
+                TrafficClass::Reflected(*r).name(),
+                format!("udp_{}", r.name())
+            );
         }
     }
 
     #[test]
     fn reflector_ports() {
-        for (port, r) in [(53, Reflector::Dns), (123, Reflector::Ntp), (1900, Reflector::Ssdp), (11211, Reflector::Memcached), (389, Reflector::Cldap), (19, Reflector::Chargen), (161, Reflector::Snmp), (3702, Reflector::WsDiscovery), (500, Reflector::Isakmp), (137, Reflector::Netbios), (5353, Reflector::Mdns), (3283, Reflector::Ard)] {
+        for (port, r) in [
+            (53, Reflector::Dns),
+            (123, Reflector::Ntp),
+            (1900, Reflector::Ssdp),
+            (11211, Reflector::Memcached),
+            (389, Reflector::Cldap),
+            (19, Reflector::Chargen),
+            (161, Reflector::Snmp),
+            (3702, Reflector::WsDiscovery),
+            (500, Reflector::Isakmp),
+            (137, Reflector::Netbios),
+            (5353, Reflector::Mdns),
+            (3283, Reflector::Ard),
+        ] {
             assert_eq!(reflector_for_port(port), Some(r));
             assert_eq!(r.port(), port);
         }

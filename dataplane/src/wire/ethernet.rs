@@ -153,8 +153,14 @@ mod tests {
     #[test]
     fn short_buffers_are_refused() {
         for len in 0..HEADER_LEN {
-            assert_eq!(EthernetFrame::new_checked(&FRAME[..len]).err(), Some(Error::Truncated));
+            assert_eq!(
+                EthernetFrame::new_checked(&FRAME[..len]).err(),
+                Some(Error::Truncated)
+            );
         }
-        assert_eq!(VlanTag::new_checked(&FRAME[14..17]).err(), Some(Error::Truncated));
+        assert_eq!(
+            VlanTag::new_checked(&FRAME[14..17]).err(),
+            Some(Error::Truncated)
+        );
     }
 }

@@ -46,6 +46,9 @@ mod tests {
         assert_eq!((g.version(), g.protocol()), (0, 0x0800));
         let pptp = GrePacket::new_checked(&[0x30u8, 0x81, 0x88, 0x0b][..]).expect("valid");
         assert_eq!((pptp.version(), pptp.protocol()), (1, 0x880b));
-        assert_eq!(GrePacket::new_checked(&[0u8; 3][..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            GrePacket::new_checked(&[0u8; 3][..]).err(),
+            Some(Error::Truncated)
+        );
     }
 }

@@ -42,6 +42,9 @@ mod tests {
     fn deconstruct_echo_request() {
         let m = IcmpMessage::new_checked(&[8u8, 0, 0xf7, 0xff][..]).expect("valid");
         assert_eq!((m.msg_type(), m.code()), (8, 0));
-        assert_eq!(IcmpMessage::new_checked(&[8u8, 0, 0][..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            IcmpMessage::new_checked(&[8u8, 0, 0][..]).err(),
+            Some(Error::Truncated)
+        );
     }
 }

@@ -205,21 +205,39 @@ mod tests {
     fn lies_are_refused() {
         let mut b = PACKET;
         b[0] = 0x44; // IHL 4
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(Error::BadHeaderLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(Error::BadHeaderLength)
+        );
         let mut b = PACKET;
         b[0] = 0x65; // version 6
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(Error::BadVersion));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(Error::BadVersion)
+        );
         let mut b = PACKET;
         b[3] = 0x40; // total 64 > 32
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(Error::LengthTooLarge));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(Error::LengthTooLarge)
+        );
         let mut b = PACKET;
         b[3] = 0x10; // total 16 < header 24
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(Error::LengthTooSmall));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(Error::LengthTooSmall)
+        );
         let mut b = PACKET;
         b[0] = 0x4f; // IHL 15 = 60 bytes > buffer
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(Error::Truncated)
+        );
         for len in 0..MIN_HEADER_LEN {
-            assert_eq!(Ipv4Packet::new_checked(&PACKET[..len]).err(), Some(Error::Truncated));
+            assert_eq!(
+                Ipv4Packet::new_checked(&PACKET[..len]).err(),
+                Some(Error::Truncated)
+            );
         }
     }
 }

@@ -126,7 +126,10 @@ pub struct ExtensionHeader {
 #[inline(always)]
 pub fn is_walkable_extension(nh: u8) -> bool {
     use next_header::*;
-    matches!(nh, HOP_BY_HOP | ROUTING | FRAGMENT | AH | DESTINATION_OPTIONS)
+    matches!(
+        nh,
+        HOP_BY_HOP | ROUTING | FRAGMENT | AH | DESTINATION_OPTIONS
+    )
 }
 
 /// Read the extension header of kind `kind` at the start of `data`.
@@ -148,7 +151,11 @@ pub fn extension_header(kind: u8, data: &[u8]) -> Result<ExtensionHeader, Error>
     if len > data.len() {
         return Err(Error::Truncated);
     }
-    Ok(ExtensionHeader { next_header: next, len, fragment })
+    Ok(ExtensionHeader {
+        next_header: next,
+        len,
+        fragment,
+    })
 }
 
 #[cfg(test)]
@@ -176,8 +183,14 @@ mod tests {
         assert_eq!(p.payload_len(), 8);
         assert_eq!(p.next_header(), 17);
         assert_eq!(p.hop_limit(), 57);
-        assert_eq!(p.source_addr(), "2001:db8::1".parse::<Ipv6Addr>().expect("addr"));
-        assert_eq!(p.destination_addr(), "2001:db8::2".parse::<Ipv6Addr>().expect("addr"));
+        assert_eq!(
+            p.source_addr(),
+            "2001:db8::1".parse::<Ipv6Addr>().expect("addr")
+        );
+        assert_eq!(
+            p.destination_addr(),
+            "2001:db8::2".parse::<Ipv6Addr>().expect("addr")
+        );
         assert_eq!(p.payload().len(), 8);
     }
 
@@ -186,36 +199,65 @@ mod tests {
         // Hop-by-hop, 8 bytes, next = routing.
         assert_eq!(
             extension_header(next_header::HOP_BY_HOP, &[43, 0, 0, 0, 0, 0, 0, 0]),
-            Ok(ExtensionHeader { next_header: 43, len: 8, fragment: None })
+            Ok(ExtensionHeader {
+                next_header: 43,
+                len: 8,
+                fragment: None
+            })
         );
         // Routing, 24 bytes.
         let mut routing = vec![60, 2];
         routing.resize(24, 0);
-        assert_eq!(extension_header(next_header::ROUTING, &routing).map(|e| e.len), Ok(24));
-        assert_eq!(extension_header(next_header::ROUTING, &routing[..16]), Err(Error::Truncated));
+        assert_eq!(
+            extension_header(next_header::ROUTING, &routing).map(|e| e.len),
+            Ok(24)
+        );
+        assert_eq!(
+            extension_header(next_header::ROUTING, &routing[..16]),
+            Err(Error::Truncated)
+        );
         // Fragment, offset 1480, more fragments.
         let frag = [17, 0, 0x05, 0xc9, 0, 0, 0, 1];
         assert_eq!(
             extension_header(next_header::FRAGMENT, &frag),
-            Ok(ExtensionHeader { next_header: 17, len: 8, fragment: Some((1480, true)) })
+            Ok(ExtensionHeader {
+                next_header: 17,
+                len: 8,
+                fragment: Some((1480, true))
+            })
         );
         // AH with payload length 4: (4 + 2) * 4 = 24 bytes.
         let mut ah = vec![6, 4];
         ah.resize(24, 0);
-        assert_eq!(extension_header(next_header::AH, &ah).map(|e| e.len), Ok(24));
-        assert_eq!(extension_header(next_header::AH, &[6]), Err(Error::Truncated));
+        assert_eq!(
+            extension_header(next_header::AH, &ah).map(|e| e.len),
+            Ok(24)
+        );
+        assert_eq!(
+            extension_header(next_header::AH, &[6]),
+            Err(Error::Truncated)
+        );
     }
 
     #[test]
     fn payload_length_lies_are_refused() {
         let mut b = packet(17, &[0; 8]);
         b[5] = 9;
-        assert_eq!(Ipv6Packet::new_checked(&b[..]).err(), Some(Error::LengthTooLarge));
+        assert_eq!(
+            Ipv6Packet::new_checked(&b[..]).err(),
+            Some(Error::LengthTooLarge)
+        );
         let mut b = packet(17, &[0; 8]);
         b[0] = 0x40;
-        assert_eq!(Ipv6Packet::new_checked(&b[..]).err(), Some(Error::BadVersion));
+        assert_eq!(
+            Ipv6Packet::new_checked(&b[..]).err(),
+            Some(Error::BadVersion)
+        );
         for len in 0..HEADER_LEN {
-            assert_eq!(Ipv6Packet::new_checked(&b[..len]).err(), Some(Error::Truncated));
+            assert_eq!(
+                Ipv6Packet::new_checked(&b[..len]).err(),
+                Some(Error::Truncated)
+            );
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::ethernet::{ethertype, EthernetFrame, VlanTag, HEADER_LEN as ETH_HEADER_LEN, VLAN_TAG_LEN};
+use super::ethernet::{
+    ethertype, EthernetFrame, VlanTag, HEADER_LEN as ETH_HEADER_LEN, VLAN_TAG_LEN,
+};
 use super::gre::GrePacket;
 use super::icmp::IcmpMessage;
 use super::ip_protocol;
@@ -163,7 +165,10 @@ pub struct PacketMeta {
     pub class: TrafficClass,
 }
 
-const _: () = assert!(std::mem::size_of::<PacketMeta>() <= 64, "PacketMeta fits a cache line");
+const _: () = assert!(
+    std::mem::size_of::<PacketMeta>() <= 64,
+    "PacketMeta fits a cache line"
+);
 
 impl PacketMeta {
     /// Source address (`None` unless the frame is IP).
@@ -187,7 +192,9 @@ impl PacketMeta {
 
 #[inline(always)]
 fn mapped_v4(a: [u8; 4]) -> [u8; 16] {
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
 }
 
 /// Parse a frame. Never panics and never reads past `frame`.
@@ -202,21 +209,28 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
 /// result, which costs a store-forwarding stall per packet when returned by value.
 #[inline]
 pub fn parse_to(frame: &[u8], meta: &mut PacketMeta) {
-    *meta = PacketMeta { frame_len: u16::try_from(frame.len()).unwrap_or(u16::MAX), ..PacketMeta::default() };
+    *meta = PacketMeta {
+        frame_len: u16::try_from(frame.len()).unwrap_or(u16::MAX),
+        ..PacketMeta::default()
+    };
     meta.status = parse_into(frame, meta);
     meta.class = TrafficClass::of(meta);
 }
 
 #[inline(always)]
 fn parse_into(frame: &[u8], meta: &mut PacketMeta) -> ParseStatus {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else { return ParseStatus::EthernetTruncated };
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return ParseStatus::EthernetTruncated;
+    };
     let mut ethertype = eth.ethertype();
     let mut offset = ETH_HEADER_LEN;
     while ethertype::is_vlan(ethertype) {
         if usize::from(meta.vlan_count) == MAX_VLAN_TAGS {
             return ParseStatus::TooManyVlanTags;
         }
-        let Ok(tag) = VlanTag::new_checked(&frame[offset..]) else { return ParseStatus::VlanTruncated };
+        let Ok(tag) = VlanTag::new_checked(&frame[offset..]) else {
+            return ParseStatus::VlanTruncated;
+        };
         if let Some(slot) = meta.vlan.get_mut(usize::from(meta.vlan_count)) {
             *slot = tag.vlan_id();
         }
@@ -270,7 +284,8 @@ fn parse_ipv6(frame: &[u8], offset: usize, meta: &mut PacketMeta) -> ParseStatus
     meta.family = L3Family::Ipv6;
     meta.src = ip.source();
     meta.dst = ip.destination();
-    meta.ip_len = u16::try_from(ipv6::HEADER_LEN + usize::from(ip.payload_len())).unwrap_or(u16::MAX);
+    meta.ip_len =
+        u16::try_from(ipv6::HEADER_LEN + usize::from(ip.payload_len())).unwrap_or(u16::MAX);
     meta.ttl = ip.hop_limit();
     let payload = ip.payload();
     let mut next = ip.next_header();
@@ -309,7 +324,9 @@ fn parse_l4(protocol: u8, payload: &[u8], l4_offset: usize, meta: &mut PacketMet
     let l4_offset = u16::try_from(l4_offset).unwrap_or(u16::MAX);
     match protocol {
         ip_protocol::UDP => {
-            let Ok(udp) = UdpDatagram::new_checked(payload) else { return ParseStatus::L4Truncated };
+            let Ok(udp) = UdpDatagram::new_checked(payload) else {
+                return ParseStatus::L4Truncated;
+            };
             meta.src_port = udp.src_port();
             meta.dst_port = udp.dst_port();
         }
@@ -324,12 +341,16 @@ fn parse_l4(protocol: u8, payload: &[u8], l4_offset: usize, meta: &mut PacketMet
             meta.tcp_flags = tcp.flags();
         }
         ip_protocol::ICMP | ip_protocol::ICMPV6 => {
-            let Ok(icmp) = IcmpMessage::new_checked(payload) else { return ParseStatus::L4Truncated };
+            let Ok(icmp) = IcmpMessage::new_checked(payload) else {
+                return ParseStatus::L4Truncated;
+            };
             meta.icmp_type = icmp.msg_type();
             meta.icmp_code = icmp.code();
         }
         ip_protocol::GRE => {
-            let Ok(gre) = GrePacket::new_checked(payload) else { return ParseStatus::L4Truncated };
+            let Ok(gre) = GrePacket::new_checked(payload) else {
+                return ParseStatus::L4Truncated;
+            };
             meta.gre_protocol = gre.protocol();
         }
         // ESP, SCTP, anything else: the protocol number is all levee needs.
@@ -337,4 +358,31 @@ fn parse_l4(protocol: u8, payload: &[u8], l4_offset: usize, meta: &mut PacketMet
     }
     meta.l4_offset = l4_offset;
     ParseStatus::Ok
+}
+
+/// The destination address in the first bytes of a frame (a sampled head), whose
+/// lengths may point past what was kept: only the headers up to the address must
+/// be present.
+pub fn head_destination(head: &[u8]) -> Option<IpAddr> {
+    let eth = EthernetFrame::new_checked(head).ok()?;
+    let mut ethertype = eth.ethertype();
+    let mut offset = ETH_HEADER_LEN;
+    let mut tags = 0;
+    while ethertype::is_vlan(ethertype) && tags < MAX_VLAN_TAGS {
+        let tag = VlanTag::new_checked(head.get(offset..)?).ok()?;
+        ethertype = tag.ethertype();
+        offset += VLAN_TAG_LEN;
+        tags += 1;
+    }
+    match ethertype {
+        ethertype::IPV4 => {
+            let b = head.get(offset + 16..offset + 20)?;
+            Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+        }
+        ethertype::IPV6 => {
+            let b: [u8; 16] = head.get(offset + 24..offset + 40)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
 }

@@ -20,7 +20,10 @@ pub mod tcp;
 pub mod udp;
 
 pub use class::{reflector_for_port, Reflector, TrafficClass, REFLECTORS};
-pub use meta::{parse, parse_to, Fragment, L3Family, PacketMeta, ParseStatus, MAX_IPV6_EXTENSIONS, MAX_VLAN_TAGS};
+pub use meta::{
+    head_destination, parse, parse_to, Fragment, L3Family, PacketMeta, ParseStatus,
+    MAX_IPV6_EXTENSIONS, MAX_VLAN_TAGS,
+};
 
 /// Why a header view refused a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

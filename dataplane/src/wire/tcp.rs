@@ -124,10 +124,19 @@ mod tests {
     fn bad_data_offsets() {
         let mut b = SYN;
         b[12] = 0x40; // 16 bytes < 20
-        assert_eq!(TcpSegment::new_checked(&b[..]).err(), Some(Error::BadHeaderLength));
+        assert_eq!(
+            TcpSegment::new_checked(&b[..]).err(),
+            Some(Error::BadHeaderLength)
+        );
         let mut b = SYN;
         b[12] = 0xf0; // 60 bytes > 24
-        assert_eq!(TcpSegment::new_checked(&b[..]).err(), Some(Error::Truncated));
-        assert_eq!(TcpSegment::new_checked(&SYN[..19]).err(), Some(Error::Truncated));
+        assert_eq!(
+            TcpSegment::new_checked(&b[..]).err(),
+            Some(Error::Truncated)
+        );
+        assert_eq!(
+            TcpSegment::new_checked(&SYN[..19]).err(),
+            Some(Error::Truncated)
+        );
     }
 }

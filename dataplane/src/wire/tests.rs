@@ -46,8 +46,12 @@ fn ipv6(next: u8, payload: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
     p.push(next);
     p.push(61);
-    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]);
-    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01]);
+    p.extend_from_slice(&[
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ]);
+    p.extend_from_slice(&[
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+    ]);
     p.extend_from_slice(payload);
     p
 }
@@ -95,7 +99,13 @@ fn ipv4_udp_dns_response() {
     let m = parse(&f);
     assert_eq!(m.status, ParseStatus::Ok);
     assert_eq!(m.family, L3Family::Ipv4);
-    assert_eq!(v4_addr(&m), ("203.0.113.10".parse().expect("ip"), "10.0.0.1".parse().expect("ip")));
+    assert_eq!(
+        v4_addr(&m),
+        (
+            "203.0.113.10".parse().expect("ip"),
+            "10.0.0.1".parse().expect("ip")
+        )
+    );
     assert_eq!(m.src[10..12], [0xff, 0xff], "IPv4-mapped");
     assert_eq!((m.protocol, m.src_port, m.dst_port), (17, 53, 40000));
     assert_eq!(m.ttl, 57);
@@ -109,11 +119,17 @@ fn ipv4_udp_dns_response() {
 #[test]
 fn ipv4_options_move_the_transport_header() {
     let options = [0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x01, 0x00]; // router alert, NOPs, EOL
-    let f = eth(0x0800, &ipv4(6, 0, &options, &tcp(1234, 80, tcp::flags::SYN)));
+    let f = eth(
+        0x0800,
+        &ipv4(6, 0, &options, &tcp(1234, 80, tcp::flags::SYN)),
+    );
     let m = parse(&f);
     assert_eq!(m.status, ParseStatus::Ok);
     assert_eq!(m.l4_offset, 14 + 28);
-    assert_eq!((m.src_port, m.dst_port, m.tcp_flags), (1234, 80, tcp::flags::SYN));
+    assert_eq!(
+        (m.src_port, m.dst_port, m.tcp_flags),
+        (1234, 80, tcp::flags::SYN)
+    );
     assert_eq!(m.class, TrafficClass::TcpSyn);
 }
 
@@ -141,11 +157,17 @@ fn tcp_flag_classes() {
 #[test]
 fn icmp_gre_and_other_protocols() {
     let m = parse(&eth(0x0800, &ipv4(1, 0, &[], &icmp(8, 0))));
-    assert_eq!((m.class, m.icmp_type, m.icmp_code), (TrafficClass::Icmp, 8, 0));
+    assert_eq!(
+        (m.class, m.icmp_type, m.icmp_code),
+        (TrafficClass::Icmp, 8, 0)
+    );
     let m = parse(&eth(0x0800, &ipv4(47, 0, &[], &[0, 0, 0x08, 0x00, 0x45])));
     assert_eq!((m.class, m.gre_protocol), (TrafficClass::Gre, 0x0800));
     let m = parse(&eth(0x0800, &ipv4(50, 0, &[], &[0; 16])));
-    assert_eq!((m.status, m.class, m.protocol), (ParseStatus::Ok, TrafficClass::OtherIp, 50));
+    assert_eq!(
+        (m.status, m.class, m.protocol),
+        (ParseStatus::Ok, TrafficClass::OtherIp, 50)
+    );
     let m = parse(&eth(0x0800, &ipv4(132, 0, &[], &[0; 12])));
     assert_eq!(m.class, TrafficClass::OtherIp, "SCTP");
 }
@@ -153,55 +175,109 @@ fn icmp_gre_and_other_protocols() {
 #[test]
 fn reflector_classes_come_from_the_source_port() {
     for (port, r) in REFLECTORS {
-        let m = parse(&eth(0x0800, &ipv4(17, 0, &[], &udp(*port, 33333, &[1; 20]))));
+        let m = parse(&eth(
+            0x0800,
+            &ipv4(17, 0, &[], &udp(*port, 33333, &[1; 20])),
+        ));
         assert_eq!(m.class, TrafficClass::Reflected(*r));
     }
     let m = parse(&eth(0x0800, &ipv4(17, 0, &[], &udp(33333, 53, &[1; 20]))));
-    assert_eq!(m.class, TrafficClass::Udp, "a query *to* port 53 is not a reflection");
+    assert_eq!(
+        m.class,
+        TrafficClass::Udp,
+        "a query *to* port 53 is not a reflection"
+    );
 }
 
 #[test]
 fn ipv4_fragments_first_and_non_first() {
-    let first = parse(&eth(0x0800, &ipv4(17, 0x2000, &[], &udp(123, 9999, &[0; 64]))));
+    let first = parse(&eth(
+        0x0800,
+        &ipv4(17, 0x2000, &[], &udp(123, 9999, &[0; 64])),
+    ));
     assert_eq!(first.fragment, Fragment::First);
-    assert_eq!((first.src_port, first.class), (123, TrafficClass::Reflected(Reflector::Ntp)));
+    assert_eq!(
+        (first.src_port, first.class),
+        (123, TrafficClass::Reflected(Reflector::Ntp))
+    );
     let later = parse(&eth(0x0800, &ipv4(17, 185, &[], &[0xee; 64])));
     assert_eq!(later.status, ParseStatus::Ok);
     assert_eq!(later.fragment, Fragment::NonFirst);
-    assert_eq!((later.src_port, later.l4_offset), (0, 0), "no transport header in a later fragment");
+    assert_eq!(
+        (later.src_port, later.l4_offset),
+        (0, 0),
+        "no transport header in a later fragment"
+    );
     assert_eq!(later.class, TrafficClass::Fragment);
     let last = parse(&eth(0x0800, &ipv4(17, 0x2000 | 10, &[], &[0xee; 64])));
-    assert_eq!(last.fragment, Fragment::NonFirst, "MF with an offset is still non-first");
+    assert_eq!(
+        last.fragment,
+        Fragment::NonFirst,
+        "MF with an offset is still non-first"
+    );
 }
 
 #[test]
 fn vlan_and_qinq() {
     let inner = ipv4(17, 0, &[], &udp(1000, 2000, &[]));
     let m = parse(&eth_tagged(&[(0x8100, 0x0064)], 0x0800, &inner));
-    assert_eq!((m.status, m.vlan_count, m.vlan), (ParseStatus::Ok, 1, [100, 0]));
+    assert_eq!(
+        (m.status, m.vlan_count, m.vlan),
+        (ParseStatus::Ok, 1, [100, 0])
+    );
     assert_eq!(m.l4_offset, 14 + 4 + 20);
-    let m = parse(&eth_tagged(&[(0x88a8, 0x2c8), (0x8100, 0xa00a)], 0x0800, &inner));
-    assert_eq!((m.status, m.vlan_count, m.vlan), (ParseStatus::Ok, 2, [712, 10]), "PCP bits masked off");
+    let m = parse(&eth_tagged(
+        &[(0x88a8, 0x2c8), (0x8100, 0xa00a)],
+        0x0800,
+        &inner,
+    ));
+    assert_eq!(
+        (m.status, m.vlan_count, m.vlan),
+        (ParseStatus::Ok, 2, [712, 10]),
+        "PCP bits masked off"
+    );
     assert_eq!(m.src_port, 1000);
-    let m = parse(&eth_tagged(&[(0x9100, 5), (0x8100, 6)], 0x86dd, &ipv6(17, &udp(1, 2, &[]))));
-    assert_eq!((m.status, m.family, m.vlan), (ParseStatus::Ok, L3Family::Ipv6, [5, 6]));
+    let m = parse(&eth_tagged(
+        &[(0x9100, 5), (0x8100, 6)],
+        0x86dd,
+        &ipv6(17, &udp(1, 2, &[])),
+    ));
+    assert_eq!(
+        (m.status, m.family, m.vlan),
+        (ParseStatus::Ok, L3Family::Ipv6, [5, 6])
+    );
 }
 
 #[test]
 fn ten_stacked_vlan_tags_are_refused() {
     let tags: Vec<(u16, u16)> = (0..10).map(|i| (0x8100, i)).collect();
-    let m = parse(&eth_tagged(&tags, 0x0800, &ipv4(17, 0, &[], &udp(1, 2, &[]))));
+    let m = parse(&eth_tagged(
+        &tags,
+        0x0800,
+        &ipv4(17, 0, &[], &udp(1, 2, &[])),
+    ));
     assert_eq!(m.status, ParseStatus::TooManyVlanTags);
     assert_eq!(m.class, TrafficClass::Malformed);
     let ok: Vec<(u16, u16)> = (0..MAX_VLAN_TAGS as u16).map(|i| (0x8100, i)).collect();
-    assert_eq!(parse(&eth_tagged(&ok, 0x0800, &ipv4(17, 0, &[], &udp(1, 2, &[])))).status, ParseStatus::Ok);
+    assert_eq!(
+        parse(&eth_tagged(&ok, 0x0800, &ipv4(17, 0, &[], &udp(1, 2, &[])))).status,
+        ParseStatus::Ok
+    );
 }
 
 #[test]
 fn non_ip_is_well_formed_but_not_ip() {
-    let arp = eth(0x0806, &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    let arp = eth(
+        0x0806,
+        &[
+            0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2,
+        ],
+    );
     let m = parse(&arp);
-    assert_eq!((m.status, m.family, m.class), (ParseStatus::NotIp, L3Family::None, TrafficClass::NonIp));
+    assert_eq!(
+        (m.status, m.family, m.class),
+        (ParseStatus::NotIp, L3Family::None, TrafficClass::NonIp)
+    );
     assert!(m.status.is_well_formed());
     assert_eq!(m.src_ip(), None);
     let lldp = eth_tagged(&[(0x8100, 3)], 0x88cc, &[0; 20]);
@@ -240,21 +316,43 @@ fn ipv6_fragments_and_icmpv6() {
     let mut first = frag6(17, 0, true);
     first.extend(udp(11211, 4444, &[0; 32]));
     let m = parse(&eth(0x86dd, &ipv6(FRAGMENT, &first)));
-    assert_eq!((m.fragment, m.class), (Fragment::First, TrafficClass::Reflected(Reflector::Memcached)));
+    assert_eq!(
+        (m.fragment, m.class),
+        (
+            Fragment::First,
+            TrafficClass::Reflected(Reflector::Memcached)
+        )
+    );
     let mut later = frag6(17, 1448, false);
     later.extend([0u8; 40]);
     let m = parse(&eth(0x86dd, &ipv6(FRAGMENT, &later)));
-    assert_eq!((m.status, m.fragment, m.class, m.protocol), (ParseStatus::Ok, Fragment::NonFirst, TrafficClass::Fragment, 17));
+    assert_eq!(
+        (m.status, m.fragment, m.class, m.protocol),
+        (
+            ParseStatus::Ok,
+            Fragment::NonFirst,
+            TrafficClass::Fragment,
+            17
+        )
+    );
     let m = parse(&eth(0x86dd, &ipv6(58, &icmp(128, 0))));
     assert_eq!((m.class, m.icmp_type), (TrafficClass::Icmp, 128));
     let m = parse(&eth(0x86dd, &ipv6(ESP, &[0; 24])));
-    assert_eq!((m.status, m.protocol, m.class), (ParseStatus::Ok, 50, TrafficClass::OtherIp), "ESP stops the walk");
+    assert_eq!(
+        (m.status, m.protocol, m.class),
+        (ParseStatus::Ok, 50, TrafficClass::OtherIp),
+        "ESP stops the walk"
+    );
     let m = parse(&eth(0x86dd, &ipv6(NO_NEXT_HEADER, &[])));
     assert_eq!((m.status, m.protocol), (ParseStatus::Ok, 59));
     let mut unknown = ext(253);
     unknown.extend([0; 8]);
     let m = parse(&eth(0x86dd, &ipv6(DESTINATION_OPTIONS, &unknown)));
-    assert_eq!((m.status, m.protocol, m.class), (ParseStatus::Ok, 253, TrafficClass::OtherIp), "unknown header stops the walk");
+    assert_eq!(
+        (m.status, m.protocol, m.class),
+        (ParseStatus::Ok, 253, TrafficClass::OtherIp),
+        "unknown header stops the walk"
+    );
 }
 
 #[test]
@@ -282,7 +380,11 @@ fn ipv4_length_lies() {
     assert_eq!(parse(&f).status, ParseStatus::Ok);
     let mut f = good;
     f[16..18].copy_from_slice(&24u16.to_be_bytes());
-    assert_eq!(parse(&f).status, ParseStatus::L4Truncated, "UDP header beyond the total length");
+    assert_eq!(
+        parse(&f).status,
+        ParseStatus::L4Truncated,
+        "UDP header beyond the total length"
+    );
 }
 
 #[test]
@@ -302,7 +404,11 @@ fn ipv6_payload_length_lies() {
     assert_eq!(parse(&f).status, ParseStatus::Ipv6LengthTooLarge);
     let mut f = good.clone();
     f[18..20].copy_from_slice(&4u16.to_be_bytes());
-    assert_eq!(parse(&f).status, ParseStatus::L4Truncated, "payload too short for the UDP header");
+    assert_eq!(
+        parse(&f).status,
+        ParseStatus::L4Truncated,
+        "payload too short for the UDP header"
+    );
     let mut f = good;
     f[14] = 0x45;
     assert_eq!(parse(&f).status, ParseStatus::Ipv6BadVersion);
@@ -333,7 +439,10 @@ fn ipv6_extension_chains_that_loop_or_overrun() {
     }
     capped.extend(ext(17));
     capped.extend(udp(1, 2, &[]));
-    assert_eq!(parse(&eth(0x86dd, &ipv6(DESTINATION_OPTIONS, &capped))).status, ParseStatus::Ok);
+    assert_eq!(
+        parse(&eth(0x86dd, &ipv6(DESTINATION_OPTIONS, &capped))).status,
+        ParseStatus::Ok
+    );
 }
 
 /// Frames with no padding, so every cut removes meaningful bytes.
@@ -348,7 +457,11 @@ fn valid_frames() -> Vec<Vec<u8>> {
         eth(0x0800, &ipv4(6, 0, &[1, 1, 1, 0], &tcp(80, 1, 0x12))),
         eth(0x0800, &ipv4(1, 0, &[], &icmp(0, 0))),
         eth(0x0800, &ipv4(47, 0, &[], &[0, 0, 0x86, 0xdd])),
-        eth_tagged(&[(0x88a8, 1), (0x8100, 2)], 0x0800, &ipv4(17, 0, &[], &udp(1, 2, &[]))),
+        eth_tagged(
+            &[(0x88a8, 1), (0x8100, 2)],
+            0x0800,
+            &ipv4(17, 0, &[], &udp(1, 2, &[])),
+        ),
         eth(0x86dd, &ipv6(HOP_BY_HOP, &v6chain)),
         eth(0x86dd, &ipv6(58, &icmp(129, 0))),
     ]

@@ -77,7 +77,12 @@ mod tests {
         assert_eq!(d.checksum(), 0xabcd);
         assert!(d.length_consistent());
         assert_eq!(d.payload(), &[1, 2, 3, 4]);
-        assert!(!UdpDatagram::new_checked(&b[..10]).expect("header").length_consistent());
-        assert_eq!(UdpDatagram::new_checked(&b[..7]).err(), Some(Error::Truncated));
+        assert!(!UdpDatagram::new_checked(&b[..10])
+            .expect("header")
+            .length_consistent());
+        assert_eq!(
+            UdpDatagram::new_checked(&b[..7]).err(),
+            Some(Error::Truncated)
+        );
     }
 }
