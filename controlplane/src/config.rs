@@ -51,6 +51,30 @@ pub struct Config {
     pub mitigation: MitigationSection,
     #[serde(default)]
     pub forensics: ForensicsSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: the SQLite database of incidents, events, rules and the node id.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Relative paths are relative to the configuration file.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Without a store nothing survives a restart.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("levee.db")
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
 }
 
 /// `[forensics]`: pcapng captures of each incident's sampled packets.
@@ -577,6 +601,9 @@ impl Config {
             if f.is_relative() {
                 *f = dir.join(&*f);
             }
+        }
+        if config.store.path.is_relative() {
+            config.store.path = dir.join(&config.store.path);
         }
         if let Some(f) = &mut config.forensics.dir {
             if f.is_relative() {

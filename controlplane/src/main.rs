@@ -9,6 +9,7 @@ mod mitigate;
 mod replay;
 mod run;
 mod setup;
+mod store;
 mod windows;
 
 use std::path::PathBuf;

@@ -75,10 +75,13 @@ pub struct ControlLoop {
 
 impl ControlLoop {
     pub fn new(config: &Config, workers: usize) -> Self {
+        let mut mitigator = Mitigator::new(config.mitigation_config());
+        mitigator.static_signatures =
+            config.rules.signatures.iter().filter_map(|s| crate::config::signature_rule(s).ok()).collect();
         ControlLoop {
             aggregator: Aggregator::new(config.pipeline.window_ms, workers),
             detector: Detector::new(config.detection_config(), config.node_id()),
-            mitigator: Mitigator::new(config.mitigation_config()),
+            mitigator,
             forensics: Forensics::new(config.forensics_config()),
             totals: WindowTotals::default(),
         }
@@ -106,7 +109,7 @@ impl ControlLoop {
         self.forensics.samples(&v.samples, v.end_ns);
         let events = self.detector.observe(v);
         for e in &events {
-            match e.event {
+            match e.event.as_str() {
                 "incident.resolved" => {
                     self.mitigator.on_resolved(&e.incident_id, publisher);
                     self.forensics.resolved(&e.incident_id);
@@ -120,6 +123,15 @@ impl ControlLoop {
                         } else {
                             self.forensics.write(&e.incident_id);
                         }
+                    }
+                }
+            }
+        }
+        if let Some(store) = &self.mitigator.store {
+            for e in &events {
+                if let Some(incident) = self.detector.incident(&e.incident_id) {
+                    if let Err(err) = store.event(e, incident) {
+                        tracing::error!("{err}");
                     }
                 }
             }
@@ -141,7 +153,7 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
     let records = Arc::new(records);
     let first_ns = records.first().map_or(0, |r| r.timestamp_ns);
 
-    let dataplane = crate::setup::build(config, 1, first_ns)?;
+    let dataplane = crate::setup::build(config, 1, first_ns, &mut |_| {})?;
     let crate::setup::Dataplane {
         mut publisher,
         mut pipelines,

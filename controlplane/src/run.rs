@@ -15,6 +15,11 @@ use serde::Serialize;
 use crate::config::{Config, Mode};
 use crate::Failure;
 
+thread_local! {
+    /// Hands the dataplane built with restored rules out of the restore branch.
+    static DATAPLANE: std::cell::RefCell<Option<crate::setup::Dataplane>> = const { std::cell::RefCell::new(None) };
+}
+
 /// When `levee run` should stop besides a signal.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StopWhen {
@@ -159,13 +164,47 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
 
     // Stage 4: rule tables restored from the configuration, pipelines, and the
     // control plane's consumer of window reports.
-    let dataplane = crate::setup::build(config, worker_lcores.len(), TscClock::new(&eal).now_ns())?;
+    let now_ns = TscClock::new(&eal).now_ns();
+    let mut control = crate::replay::ControlLoop::new(config, worker_lcores.len());
+    let store = if config.store.enabled {
+        Some(crate::store::Store::open(&config.store.path).map_err(|e| Failure::Runtime(e.into()))?)
+    } else {
+        None
+    };
+    let mut restore_rules = Vec::new();
+    let mut next_rule_id = 0;
+    if let Some(store) = &store {
+        let runtime = |e: crate::store::StoreError| Failure::Runtime(e.into());
+        let node_id = match &config.node.id {
+            Some(_) => config.node_id(),
+            None => store.node_id().map_err(runtime)?,
+        };
+        control.detector = crate::detect::Detector::new(config.detection_config(), node_id);
+        control.detector.set_incident_count(store.incident_count().map_err(runtime)?);
+        let open = store.open_incidents().map_err(runtime)?;
+        for (event, started) in &open {
+            control.detector.restore(event, *started, now_ns);
+        }
+        restore_rules = store.live_rules().map_err(runtime)?;
+        next_rule_id = store.max_rule_id().map_err(runtime)? + 1;
+        if !open.is_empty() || !restore_rules.is_empty() {
+            tracing::info!(open_incidents = open.len(), rules = restore_rules.len(), "restored from the store before forwarding");
+        }
+    }
+    control.mitigator.store = store;
+    // Recorded rules go back into the tables inside `build`, before any worker starts.
+    let mitigator = &mut control.mitigator;
+    let mut pending = Some(restore_rules);
+    let dataplane = crate::setup::build(config, worker_lcores.len(), now_ns, &mut |publisher| {
+        if let Some(rules) = pending.take() {
+            mitigator.restore(rules, next_rule_id, now_ns, publisher);
+        }
+    })?;
     let crate::setup::Dataplane {
         mut publisher,
         pipelines,
         sink,
     } = dataplane;
-    let mut control = crate::replay::ControlLoop::new(config, worker_lcores.len());
     // The control plane: merges window reports, detects, mitigates through the
     // publisher. Never on a worker lcore.
     let consumer = std::thread::Builder::new()

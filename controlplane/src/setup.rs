@@ -25,7 +25,14 @@ pub struct Dataplane {
 
 /// Build `workers` pipelines with the configured rules already applied, so the
 /// first packet is judged by them.
-pub fn build(config: &Config, workers: usize, now_ns: u64) -> Result<Dataplane, Failure> {
+/// `restore` runs last, with the publisher, so rules recorded before a restart
+/// are in the tables before the first packet.
+pub fn build(
+    config: &Config,
+    workers: usize,
+    now_ns: u64,
+    restore: &mut dyn FnMut(&mut TablePublisher),
+) -> Result<Dataplane, Failure> {
     let capacities = config.table_capacities();
     let (mut publisher, mailboxes) = TablePublisher::new(workers, capacities, 4096);
     let rules = &config.rules;
@@ -106,6 +113,7 @@ pub fn build(config: &Config, workers: usize, now_ns: u64) -> Result<Dataplane, 
             rule_id: u32::MAX,
         }));
     }
+    restore(&mut publisher);
     drain(&mut publisher, &mut tables);
 
     let pipeline_config = config.pipeline_config();

@@ -76,21 +76,27 @@ pub trait Clock {
     }
 }
 
-/// The CPU's time-stamp counter, as calibrated by the EAL.
+/// The CPU's time-stamp counter, as calibrated by the EAL. Its nanoseconds are
+/// aligned on the wall clock at start-up, so times the control plane records
+/// (rule expiry, incident starts) mean the same after a restart.
 #[derive(Clone, Copy, Debug)]
 pub struct TscClock {
     hz: u64,
     /// Nanoseconds per tick in 32.32 fixed point.
     ns_per_tick_q32: u128,
+    /// Unix time in ns minus the TSC's ns at start-up.
+    offset_ns: u64,
 }
 
 impl TscClock {
     pub fn new(eal: &dpdk::Eal) -> Self {
         let hz = dpdk::tsc_hz(eal).max(1);
-        TscClock {
-            hz,
-            ns_per_tick_q32: (1_000_000_000u128 << 32) / u128::from(hz),
-        }
+        let ns_per_tick_q32 = (1_000_000_000u128 << 32) / u128::from(hz);
+        let tsc_ns = ((u128::from(dpdk::tsc()) * ns_per_tick_q32) >> 32) as u64;
+        let unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        TscClock { hz, ns_per_tick_q32, offset_ns: unix_ns.wrapping_sub(tsc_ns) }
     }
 }
 
@@ -104,7 +110,7 @@ impl Clock for TscClock {
     }
     #[inline(always)]
     fn now_ns(&self) -> u64 {
-        ((u128::from(dpdk::tsc()) * self.ns_per_tick_q32) >> 32) as u64
+        (((u128::from(dpdk::tsc()) * self.ns_per_tick_q32) >> 32) as u64).wrapping_add(self.offset_ns)
     }
 }
 

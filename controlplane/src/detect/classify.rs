@@ -1,10 +1,10 @@
 //! Attack types (the stable display names of DESIGN.md) from traffic classes.
 
 use levee_dataplane::wire::{Reflector, TrafficClass};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An attack vector; `Multi-vector` is several at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AttackType {
     #[serde(rename = "UDP Flood")]
     UdpFlood,

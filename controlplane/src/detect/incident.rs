@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use levee_dataplane::wire::TrafficClass;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{mapped_to_ip, AttackType, DetectionConfig, Over, Target, TargetRates, WindowView};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -55,10 +55,33 @@ pub struct Incident {
     reported: Option<(f64, Vec<AttackType>, usize, u64)>,
 }
 
+impl Incident {
+    /// An open incident as it was recorded before a restart.
+    pub fn restore(e: &IncidentEvent, target: Target, started_at_ns: u64, now_ns: u64) -> Incident {
+        let mut i = Incident::new(e.incident_id.clone(), e.node_id.clone(), target, started_at_ns, now_ns);
+        i.attack_type = e.attack_type;
+        i.vectors = e.vectors.iter().map(|v| (v.attack_type, v.peak_pps as f64)).collect();
+        i.peak_pps = e.peak_pps as f64;
+        i.peak_bps = e.peak_bps as f64;
+        i.attackers = e.attacker_ips.iter().map(|a| (a.clone(), 0)).collect();
+        i.spoofing_likely = e.spoofing_likely;
+        i.confidence = e.confidence;
+        i.hosts_hit = e.hosts_hit;
+        i.peak_ratio = match e.severity {
+            Severity::Low => 1.0,
+            Severity::Medium => 2.0,
+            Severity::High => 5.0,
+            Severity::Critical => 20.0,
+        };
+        i.reported = Some((i.peak_pps, i.vectors.keys().copied().collect(), i.attackers.len(), now_ns));
+        i
+    }
+}
+
 /// An event in the DESIGN.md payload.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IncidentEvent {
-    pub event: &'static str,
+    pub event: String,
     pub incident_id: String,
     pub node_id: String,
     pub attack_type: AttackType,
@@ -81,7 +104,7 @@ pub struct IncidentEvent {
     pub detection_ms: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VectorInfo {
     pub attack_type: AttackType,
     pub peak_pps: u64,
@@ -243,7 +266,7 @@ impl Incident {
             .collect();
         vectors.sort_by_key(|v| std::cmp::Reverse(v.peak_pps));
         IncidentEvent {
-            event: kind,
+            event: kind.to_owned(),
             incident_id: self.id.clone(),
             node_id: self.node_id.clone(),
             attack_type: self.attack_type,

@@ -220,6 +220,26 @@ impl Detector {
         self.incidents.values()
     }
 
+    /// Carry on an incident that was open before a restart.
+    pub fn restore(&mut self, e: &IncidentEvent, started_at_ns: u64, now_ns: u64) {
+        let target = match e.target.parse::<IpAddr>() {
+            Ok(ip) => Target::Host(match ip {
+                IpAddr::V4(a) => u128::from_be_bytes(a.to_ipv6_mapped().octets()),
+                IpAddr::V6(a) => u128::from(a),
+            }),
+            Err(_) => match e.target.parse::<Prefix>() {
+                Ok(p) => Target::Prefix(p),
+                Err(_) => return,
+            },
+        };
+        self.incidents.insert(target, Incident::restore(e, target, started_at_ns, now_ns));
+    }
+
+    /// Continue numbering incidents after `n` earlier ones.
+    pub fn set_incident_count(&mut self, n: u64) {
+        self.next_incident = self.next_incident.max(n + 1);
+    }
+
     /// An incident by id, open or resolved.
     pub fn incident(&self, id: &str) -> Option<&Incident> {
         self.incidents

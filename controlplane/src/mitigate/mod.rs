@@ -8,7 +8,9 @@ use levee_dataplane::tables::{
     FragmentMatch, Prefix, SignatureAction, SignatureRule, TablePublisher,
 };
 use levee_dataplane::wire::{Reflector, REFLECTORS};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
 
 use crate::detect::{AttackType, Incident, Target};
 
@@ -34,7 +36,7 @@ impl Default for MitigationConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleState {
     Staged,
@@ -46,7 +48,7 @@ pub enum RuleState {
 }
 
 /// What a rule matches.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RuleMatch {
     /// Drop everything from a source.
@@ -67,7 +69,7 @@ pub enum RuleMatch {
     },
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rule {
     pub id: u32,
     pub incident_id: String,
@@ -128,6 +130,10 @@ pub struct Mitigator {
     next_id: u32,
     /// Changes the tables refused, for the log.
     pub refusals: Vec<String>,
+    /// Where rules are written before they are applied (none in replay).
+    pub store: Option<Store>,
+    /// The configuration's signature rules, published ahead of the incidents'.
+    pub static_signatures: Vec<SignatureRule>,
 }
 
 const FIRST_RULE_ID: u32 = 1000;
@@ -139,6 +145,53 @@ impl Mitigator {
             rules: BTreeMap::new(),
             next_id: FIRST_RULE_ID,
             refusals: Vec::new(),
+            store: None,
+            static_signatures: Vec::new(),
+        }
+    }
+
+    /// Record a rule; a rule that cannot be recorded is not applied.
+    fn persist(&mut self, rule: &Rule) -> bool {
+        match &self.store {
+            None => true,
+            Some(store) => match store.rule(rule) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.refusals.push(format!("rule {}: not recorded, so not applied: {e}", rule.id));
+                    false
+                }
+            },
+        }
+    }
+
+    /// Put back the rules that were live before a restart (before forwarding).
+    pub fn restore(&mut self, rules: Vec<Rule>, next_id: u32, now_ns: u64, publisher: &mut TablePublisher) {
+        self.next_id = self.next_id.max(next_id);
+        let mut signatures = false;
+        for mut rule in rules {
+            if rule.expires_at_ns <= now_ns {
+                rule.state = RuleState::Expired;
+                self.persist(&rule);
+                continue;
+            }
+            if rule.state == RuleState::Active {
+                match &rule.matches {
+                    RuleMatch::Block { source } => {
+                        if let Ok(p) = source.parse::<Prefix>() {
+                            if let Err(e) = publisher.block(p, rule.id, rule.expires_at_ns) {
+                                rule.state = RuleState::Refused;
+                                rule.note = Some(e.to_string());
+                                self.persist(&rule);
+                            }
+                        }
+                    }
+                    RuleMatch::Signature { .. } => signatures = true,
+                }
+            }
+            self.rules.insert(rule.id, rule);
+        }
+        if signatures {
+            self.publish_signatures(publisher);
         }
     }
 
@@ -256,6 +309,15 @@ impl Mitigator {
                     rule.note.clone().unwrap_or_default()
                 ));
             } else if self.config.auto_apply {
+                // Written as active before it takes effect; a refusal rewrites it.
+                rule.state = RuleState::Active;
+                if !self.persist(&rule) {
+                    rule.state = RuleState::Refused;
+                    self.rules.insert(id, rule.clone());
+                    new_rules.push(rule);
+                    continue;
+                }
+                rule.state = RuleState::Staged;
                 match &rule.matches {
                     RuleMatch::Block { source } => match source
                         .parse::<Prefix>()
@@ -266,6 +328,7 @@ impl Mitigator {
                             rule.state = RuleState::Refused;
                             rule.note = Some(e.to_string());
                             self.refusals.push(format!("rule {id}: {e}"));
+                            self.persist(&rule);
                         }
                     },
                     RuleMatch::Signature { .. } => {
@@ -273,6 +336,9 @@ impl Mitigator {
                         signatures_changed = true;
                     }
                 }
+            }
+            if rule.state == RuleState::Staged || rule.state == RuleState::Refused && rule.note.as_deref().is_some_and(|n| n.contains("cap")) {
+                self.persist(&rule);
             }
             self.rules.insert(id, rule.clone());
             new_rules.push(rule);
@@ -311,6 +377,9 @@ impl Mitigator {
             rule.state = RuleState::Removed;
             changed.push(rule.clone());
         }
+        for r in &changed {
+            self.persist(r);
+        }
         if signatures_changed {
             self.publish_signatures(publisher);
         }
@@ -339,6 +408,9 @@ impl Mitigator {
                 changed.push(rule.clone());
             }
         }
+        for r in &changed {
+            self.persist(r);
+        }
         if signatures_changed {
             self.publish_signatures(publisher);
         }
@@ -347,10 +419,10 @@ impl Mitigator {
 
     fn publish_signatures(&mut self, publisher: &mut TablePublisher) {
         let rules: Vec<SignatureRule> = self
-            .rules
-            .values()
-            .filter(|r| r.state == RuleState::Active)
-            .filter_map(Rule::signature)
+            .static_signatures
+            .iter()
+            .cloned()
+            .chain(self.rules.values().filter(|r| r.state == RuleState::Active).filter_map(Rule::signature))
             .collect();
         if let Err(e) = publisher.set_signatures(rules) {
             self.refusals.push(format!("signature set refused: {e}"));

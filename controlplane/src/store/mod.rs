@@ -1,0 +1,159 @@
+//! SQLite (WAL mode) for the node id, incidents with their events, and rules.
+//! A rule is written here before it reaches the tables; after a restart, the
+//! active rules go back into the tables before forwarding starts and open
+//! incidents carry on.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::detect::{Incident, IncidentEvent};
+use crate::mitigate::Rule;
+
+/// Store errors; the text is the message shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("store: cannot encode a record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+#[derive(Debug)]
+pub struct Store {
+    db: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS node (id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    attack_type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    started_at_ns INTEGER NOT NULL,
+    resolved_at_ns INTEGER,
+    last_event TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incident_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rules (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL,
+    expires_at_ns INTEGER NOT NULL
+);
+";
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let p = path.display().to_string();
+        let err = |source| StoreError::Sqlite { path: p.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let db = Connection::open(path).map_err(err)?;
+        db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        db.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        db.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store { db, path: p })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// This node's id, made (`nd_` + 12 random hex digits) at first start.
+    pub fn node_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.db.query_row("SELECT id FROM node LIMIT 1", [], |r| r.get::<_, String>(0)).optional().map_err(self.err())? {
+            return Ok(id);
+        }
+        // RandomState is seeded from the operating system's randomness.
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let id = format!("nd_{:012x}", h.finish() & 0xffff_ffff_ffff);
+        self.db.execute("INSERT INTO node (id) VALUES (?1)", params![id]).map_err(self.err())?;
+        Ok(id)
+    }
+
+    /// Record an event and the incident's latest state.
+    pub fn event(&self, e: &IncidentEvent, incident: &Incident) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(e)?;
+        let state = if incident.resolved_at_ns.is_some() { "resolved" } else { "open" };
+        let tx = self.db.unchecked_transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO incidents (id, target, attack_type, severity, started_at_ns, resolved_at_ns, last_event, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET attack_type = ?3, severity = ?4, resolved_at_ns = ?6, last_event = ?7, state = ?8",
+            params![
+                e.incident_id,
+                e.target,
+                e.attack_type.name(),
+                serde_json::to_value(e.severity)?.as_str().unwrap_or_default(),
+                incident.started_at_ns as i64,
+                incident.resolved_at_ns.map(|n| n as i64),
+                payload,
+                state
+            ],
+        )
+        .map_err(self.err())?;
+        tx.execute("INSERT INTO incident_events (incident_id, event, payload) VALUES (?1, ?2, ?3)", params![e.incident_id, e.event, payload])
+            .map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+
+    /// Write a rule (before it is applied, and at every change of state).
+    pub fn rule(&self, r: &Rule) -> Result<(), StoreError> {
+        let record = serde_json::to_string(r)?;
+        let state = serde_json::to_value(r.state)?.as_str().unwrap_or_default().to_owned();
+        self.db
+            .execute(
+                "INSERT INTO rules (id, incident_id, state, record, expires_at_ns) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET state = ?3, record = ?4, expires_at_ns = ?5",
+                params![r.id, r.incident_id, state, record, r.expires_at_ns as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Rules that were active (or staged) when the node stopped.
+    pub fn live_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        let mut stmt = self.db.prepare("SELECT record FROM rules WHERE state IN ('active', 'staged') ORDER BY id").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(self.err())?)?);
+        }
+        Ok(out)
+    }
+
+    /// The highest rule id used so far.
+    pub fn max_rule_id(&self) -> Result<u32, StoreError> {
+        self.db.query_row("SELECT COALESCE(MAX(id), 0) FROM rules", [], |r| r.get::<_, u32>(0)).map_err(self.err())
+    }
+
+    /// The last event and start time of every incident still open.
+    pub fn open_incidents(&self) -> Result<Vec<(IncidentEvent, u64)>, StoreError> {
+        let mut stmt = self.db.prepare("SELECT last_event, started_at_ns FROM incidents WHERE state = 'open' ORDER BY started_at_ns").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (event, started) = row.map_err(self.err())?;
+            out.push((serde_json::from_str(&event)?, started as u64));
+        }
+        Ok(out)
+    }
+
+    /// Number of incidents ever recorded (for incident ids that stay unique).
+    pub fn incident_count(&self) -> Result<u64, StoreError> {
+        self.db.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(self.err())
+    }
+}
