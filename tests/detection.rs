@@ -414,3 +414,56 @@ fn incidents_get_a_forensic_capture_with_the_seconds_before() {
         "the attack itself"
     );
 }
+
+#[test]
+fn automatic_rules_respect_the_allowlist_and_staging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--duration",
+        "12",
+        "--normal-pps",
+        "1000",
+        "--attack",
+        "udp:8:3:20000:10.0.0.6:10",
+    ];
+    // The attackers (198.51.0.0/24) are allowlisted: their blocks are refused.
+    let config = format!("{CONFIG}[rules]\nallowlist = [\"198.51.0.0/24\"]\n");
+    let lines = scenario(dir.path(), "allow", &args, &config);
+    let blocks: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block")
+        .collect();
+    assert_eq!(blocks.len(), 10);
+    assert!(
+        blocks.iter().all(|r| r["state"] == "refused"
+            && r["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("allowlisted"))),
+        "{blocks:#?}"
+    );
+    let totals = lines
+        .iter()
+        .find(|l| l["type"] == "totals")
+        .expect("totals");
+    assert!(
+        totals["directions"]["inbound"]["dropped"]["blocklist"].is_null(),
+        "nothing dropped by a blocklist: {totals}"
+    );
+
+    // Without auto_apply, rules wait staged and nothing is dropped.
+    let staged = format!("{CONFIG}[mitigation]\nauto_apply = false\n");
+    let lines = scenario(dir.path(), "staged", &args, &staged);
+    let rules: Vec<&Value> = lines.iter().filter(|l| l["type"] == "rule").collect();
+    assert!(
+        !rules.is_empty()
+            && rules
+                .iter()
+                .all(|r| r["state"] == "staged" || r["state"] == "removed"),
+        "{rules:#?}"
+    );
+    let totals = lines
+        .iter()
+        .find(|l| l["type"] == "totals")
+        .expect("totals");
+    assert!(totals["directions"]["inbound"]["dropped"]["blocklist"].is_null());
+}

@@ -76,8 +76,12 @@ pub struct ControlLoop {
 impl ControlLoop {
     pub fn new(config: &Config, workers: usize) -> Self {
         let mut mitigator = Mitigator::new(config.mitigation_config());
-        mitigator.static_signatures =
-            config.rules.signatures.iter().filter_map(|s| crate::config::signature_rule(s).ok()).collect();
+        mitigator.static_signatures = config
+            .rules
+            .signatures
+            .iter()
+            .filter_map(|s| crate::config::signature_rule(s).ok())
+            .collect();
         ControlLoop {
             aggregator: Aggregator::new(config.pipeline.window_ms, workers),
             detector: Detector::new(config.detection_config(), config.node_id()),

@@ -167,7 +167,10 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     let now_ns = TscClock::new(&eal).now_ns();
     let mut control = crate::replay::ControlLoop::new(config, worker_lcores.len());
     let store = if config.store.enabled {
-        Some(crate::store::Store::open(&config.store.path).map_err(|e| Failure::Runtime(e.into()))?)
+        Some(
+            crate::store::Store::open(&config.store.path)
+                .map_err(|e| Failure::Runtime(e.into()))?,
+        )
     } else {
         None
     };
@@ -180,7 +183,9 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             None => store.node_id().map_err(runtime)?,
         };
         control.detector = crate::detect::Detector::new(config.detection_config(), node_id);
-        control.detector.set_incident_count(store.incident_count().map_err(runtime)?);
+        control
+            .detector
+            .set_incident_count(store.incident_count().map_err(runtime)?);
         let open = store.open_incidents().map_err(runtime)?;
         for (event, started) in &open {
             control.detector.restore(event, *started, now_ns);
@@ -188,7 +193,11 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         restore_rules = store.live_rules().map_err(runtime)?;
         next_rule_id = store.max_rule_id().map_err(runtime)? + 1;
         if !open.is_empty() || !restore_rules.is_empty() {
-            tracing::info!(open_incidents = open.len(), rules = restore_rules.len(), "restored from the store before forwarding");
+            tracing::info!(
+                open_incidents = open.len(),
+                rules = restore_rules.len(),
+                "restored from the store before forwarding"
+            );
         }
     }
     control.mitigator.store = store;

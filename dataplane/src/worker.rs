@@ -96,7 +96,11 @@ impl TscClock {
         let unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        TscClock { hz, ns_per_tick_q32, offset_ns: unix_ns.wrapping_sub(tsc_ns) }
+        TscClock {
+            hz,
+            ns_per_tick_q32,
+            offset_ns: unix_ns.wrapping_sub(tsc_ns),
+        }
     }
 }
 
@@ -110,7 +114,8 @@ impl Clock for TscClock {
     }
     #[inline(always)]
     fn now_ns(&self) -> u64 {
-        (((u128::from(dpdk::tsc()) * self.ns_per_tick_q32) >> 32) as u64).wrapping_add(self.offset_ns)
+        (((u128::from(dpdk::tsc()) * self.ns_per_tick_q32) >> 32) as u64)
+            .wrapping_add(self.offset_ns)
     }
 }
 

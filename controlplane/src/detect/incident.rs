@@ -58,9 +58,19 @@ pub struct Incident {
 impl Incident {
     /// An open incident as it was recorded before a restart.
     pub fn restore(e: &IncidentEvent, target: Target, started_at_ns: u64, now_ns: u64) -> Incident {
-        let mut i = Incident::new(e.incident_id.clone(), e.node_id.clone(), target, started_at_ns, now_ns);
+        let mut i = Incident::new(
+            e.incident_id.clone(),
+            e.node_id.clone(),
+            target,
+            started_at_ns,
+            now_ns,
+        );
         i.attack_type = e.attack_type;
-        i.vectors = e.vectors.iter().map(|v| (v.attack_type, v.peak_pps as f64)).collect();
+        i.vectors = e
+            .vectors
+            .iter()
+            .map(|v| (v.attack_type, v.peak_pps as f64))
+            .collect();
         i.peak_pps = e.peak_pps as f64;
         i.peak_bps = e.peak_bps as f64;
         i.attackers = e.attacker_ips.iter().map(|a| (a.clone(), 0)).collect();
@@ -73,7 +83,12 @@ impl Incident {
             Severity::High => 5.0,
             Severity::Critical => 20.0,
         };
-        i.reported = Some((i.peak_pps, i.vectors.keys().copied().collect(), i.attackers.len(), now_ns));
+        i.reported = Some((
+            i.peak_pps,
+            i.vectors.keys().copied().collect(),
+            i.attackers.len(),
+            now_ns,
+        ));
         i
     }
 }

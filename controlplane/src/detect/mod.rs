@@ -232,7 +232,8 @@ impl Detector {
                 Err(_) => return,
             },
         };
-        self.incidents.insert(target, Incident::restore(e, target, started_at_ns, now_ns));
+        self.incidents
+            .insert(target, Incident::restore(e, target, started_at_ns, now_ns));
     }
 
     /// Continue numbering incidents after `n` earlier ones.

@@ -157,7 +157,10 @@ impl Mitigator {
             Some(store) => match store.rule(rule) {
                 Ok(()) => true,
                 Err(e) => {
-                    self.refusals.push(format!("rule {}: not recorded, so not applied: {e}", rule.id));
+                    self.refusals.push(format!(
+                        "rule {}: not recorded, so not applied: {e}",
+                        rule.id
+                    ));
                     false
                 }
             },
@@ -165,7 +168,13 @@ impl Mitigator {
     }
 
     /// Put back the rules that were live before a restart (before forwarding).
-    pub fn restore(&mut self, rules: Vec<Rule>, next_id: u32, now_ns: u64, publisher: &mut TablePublisher) {
+    pub fn restore(
+        &mut self,
+        rules: Vec<Rule>,
+        next_id: u32,
+        now_ns: u64,
+        publisher: &mut TablePublisher,
+    ) {
         self.next_id = self.next_id.max(next_id);
         let mut signatures = false;
         for mut rule in rules {
@@ -337,7 +346,10 @@ impl Mitigator {
                     }
                 }
             }
-            if rule.state == RuleState::Staged || rule.state == RuleState::Refused && rule.note.as_deref().is_some_and(|n| n.contains("cap")) {
+            if rule.state == RuleState::Staged
+                || rule.state == RuleState::Refused
+                    && rule.note.as_deref().is_some_and(|n| n.contains("cap"))
+            {
                 self.persist(&rule);
             }
             self.rules.insert(id, rule.clone());
@@ -422,7 +434,12 @@ impl Mitigator {
             .static_signatures
             .iter()
             .cloned()
-            .chain(self.rules.values().filter(|r| r.state == RuleState::Active).filter_map(Rule::signature))
+            .chain(
+                self.rules
+                    .values()
+                    .filter(|r| r.state == RuleState::Active)
+                    .filter_map(Rule::signature),
+            )
             .collect();
         if let Err(e) = publisher.set_signatures(rules) {
             self.refusals.push(format!("signature set refused: {e}"));

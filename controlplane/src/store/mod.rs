@@ -14,7 +14,10 @@ use crate::mitigate::Rule;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("store: cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -55,24 +58,36 @@ CREATE TABLE IF NOT EXISTS rules (
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let p = path.display().to_string();
-        let err = |source| StoreError::Sqlite { path: p.clone(), source };
+        let err = |source| StoreError::Sqlite {
+            path: p.clone(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
         let db = Connection::open(path).map_err(err)?;
         db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        db.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        db.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         db.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store { db, path: p })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite { path: self.path.clone(), source }
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// This node's id, made (`nd_` + 12 random hex digits) at first start.
     pub fn node_id(&self) -> Result<String, StoreError> {
-        if let Some(id) = self.db.query_row("SELECT id FROM node LIMIT 1", [], |r| r.get::<_, String>(0)).optional().map_err(self.err())? {
+        if let Some(id) = self
+            .db
+            .query_row("SELECT id FROM node LIMIT 1", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(self.err())?
+        {
             return Ok(id);
         }
         // RandomState is seeded from the operating system's randomness.
@@ -80,14 +95,20 @@ impl Store {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         let id = format!("nd_{:012x}", h.finish() & 0xffff_ffff_ffff);
-        self.db.execute("INSERT INTO node (id) VALUES (?1)", params![id]).map_err(self.err())?;
+        self.db
+            .execute("INSERT INTO node (id) VALUES (?1)", params![id])
+            .map_err(self.err())?;
         Ok(id)
     }
 
     /// Record an event and the incident's latest state.
     pub fn event(&self, e: &IncidentEvent, incident: &Incident) -> Result<(), StoreError> {
         let payload = serde_json::to_string(e)?;
-        let state = if incident.resolved_at_ns.is_some() { "resolved" } else { "open" };
+        let state = if incident.resolved_at_ns.is_some() {
+            "resolved"
+        } else {
+            "open"
+        };
         let tx = self.db.unchecked_transaction().map_err(self.err())?;
         tx.execute(
             "INSERT INTO incidents (id, target, attack_type, severity, started_at_ns, resolved_at_ns, last_event, state)
@@ -105,15 +126,21 @@ impl Store {
             ],
         )
         .map_err(self.err())?;
-        tx.execute("INSERT INTO incident_events (incident_id, event, payload) VALUES (?1, ?2, ?3)", params![e.incident_id, e.event, payload])
-            .map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO incident_events (incident_id, event, payload) VALUES (?1, ?2, ?3)",
+            params![e.incident_id, e.event, payload],
+        )
+        .map_err(self.err())?;
         tx.commit().map_err(self.err())
     }
 
     /// Write a rule (before it is applied, and at every change of state).
     pub fn rule(&self, r: &Rule) -> Result<(), StoreError> {
         let record = serde_json::to_string(r)?;
-        let state = serde_json::to_value(r.state)?.as_str().unwrap_or_default().to_owned();
+        let state = serde_json::to_value(r.state)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         self.db
             .execute(
                 "INSERT INTO rules (id, incident_id, state, record, expires_at_ns) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -126,8 +153,13 @@ impl Store {
 
     /// Rules that were active (or staged) when the node stopped.
     pub fn live_rules(&self) -> Result<Vec<Rule>, StoreError> {
-        let mut stmt = self.db.prepare("SELECT record FROM rules WHERE state IN ('active', 'staged') ORDER BY id").map_err(self.err())?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT record FROM rules WHERE state IN ('active', 'staged') ORDER BY id")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
             out.push(serde_json::from_str(&row.map_err(self.err())?)?);
@@ -137,13 +169,19 @@ impl Store {
 
     /// The highest rule id used so far.
     pub fn max_rule_id(&self) -> Result<u32, StoreError> {
-        self.db.query_row("SELECT COALESCE(MAX(id), 0) FROM rules", [], |r| r.get::<_, u32>(0)).map_err(self.err())
+        self.db
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM rules", [], |r| {
+                r.get::<_, u32>(0)
+            })
+            .map_err(self.err())
     }
 
     /// The last event and start time of every incident still open.
     pub fn open_incidents(&self) -> Result<Vec<(IncidentEvent, u64)>, StoreError> {
         let mut stmt = self.db.prepare("SELECT last_event, started_at_ns FROM incidents WHERE state = 'open' ORDER BY started_at_ns").map_err(self.err())?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
             let (event, started) = row.map_err(self.err())?;
@@ -154,6 +192,9 @@ impl Store {
 
     /// Number of incidents ever recorded (for incident ids that stay unique).
     pub fn incident_count(&self) -> Result<u64, StoreError> {
-        self.db.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(self.err())
+        self.db
+            .query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(self.err())
     }
 }
