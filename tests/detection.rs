@@ -24,6 +24,12 @@ cooldown_seconds = 2
 
 /// Generate a capture and replay it; returns the JSON lines.
 fn scenario(dir: &Path, name: &str, args: &[&str], config: &str) -> Vec<Value> {
+    let capture = generate(dir, name, args);
+    replay(dir, name, &capture, config)
+}
+
+/// Generate a capture with scripts/attack-capture.py; returns its path.
+fn generate(dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
     let capture = dir.join(format!("{name}.pcap"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/attack-capture.py");
     let gen = Command::new("python3")
@@ -37,11 +43,16 @@ fn scenario(dir: &Path, name: &str, args: &[&str], config: &str) -> Vec<Value> {
         "generator: {}",
         String::from_utf8_lossy(&gen.stderr)
     );
+    capture
+}
+
+/// Replay a capture with a configuration; returns the JSON lines.
+fn replay(dir: &Path, name: &str, capture: &Path, config: &str) -> Vec<Value> {
     let config_path = write_config(dir, &format!("{name}.toml"), config);
     let out = levee()
         .args(["replay", "--json", "--config"])
         .arg(&config_path)
-        .arg(&capture)
+        .arg(capture)
         .output()
         .expect("levee");
     assert!(
@@ -294,11 +305,15 @@ fn carpet_bombing_is_detected_at_prefix_level() {
 #[test]
 fn a_slow_ramp_of_normal_traffic_is_learnt_not_alarmed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Hours of growth compressed into two minutes: 500 -> 12 000 pps, with a floor
+    // Hours of growth compressed into a minute: 500 -> 8000 pps, with a floor
     // low enough that the end of the ramp is far over it.
-    let ramp = ["--duration", "120", "--ramp", "500:12000"];
-    let learning = "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[detection]\nfloor_pps = 300\nwarmup_seconds = 5\nbaseline_half_life_seconds = 10\n";
-    let lines = scenario(dir.path(), "ramp", &ramp, learning);
+    let capture = generate(
+        dir.path(),
+        "ramp",
+        &["--duration", "60", "--ramp", "500:8000"],
+    );
+    let learning = "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[detection]\nfloor_pps = 300\nwarmup_seconds = 5\nbaseline_half_life_seconds = 5\n";
+    let lines = replay(dir.path(), "ramp", &capture, learning);
     assert!(
         events(&lines, "incident.created").is_empty(),
         "the baseline followed the ramp: {:#?}",
@@ -307,7 +322,7 @@ fn a_slow_ramp_of_normal_traffic_is_learnt_not_alarmed() {
     // The same traffic judged by the floor alone (baselines never warm up) alarms:
     // the test above can fail.
     let floor_only = learning.replace("warmup_seconds = 5", "warmup_seconds = 100000");
-    let lines = scenario(dir.path(), "ramp-floor", &ramp, &floor_only);
+    let lines = replay(dir.path(), "ramp-floor", &capture, &floor_only);
     assert!(
         !events(&lines, "incident.created").is_empty(),
         "without baselines the ramp crosses the floor"
@@ -466,4 +481,54 @@ fn automatic_rules_respect_the_allowlist_and_staging() {
         .find(|l| l["type"] == "totals")
         .expect("totals");
     assert!(totals["directions"]["inbound"]["dropped"]["blocklist"].is_null());
+}
+
+#[test]
+fn a_syn_flood_from_many_real_sources_gets_a_per_source_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 2000 real sources, each far too light to be called an attacker.
+    let lines = scenario(
+        dir.path(),
+        "botnet",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "syn:8:3:20000:10.0.0.7:2000",
+        ],
+        CONFIG,
+    );
+    let c = events(&lines, "incident.created")[0];
+    assert_eq!(c["attack_type"], "SYN Flood");
+    // Two windows of samples cannot tell 2000 sources from spoofing; once enough
+    // sampled sources have come back, an update says so and the mitigation follows.
+    let updated = events(&lines, "incident.updated");
+    assert!(
+        updated.iter().any(|u| u["spoofing_likely"] == false),
+        "{c}\n{updated:#?}"
+    );
+    let rules: Vec<&Value> = lines.iter().filter(|l| l["type"] == "rule").collect();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["match"]["kind"] == "source_limit" && r["match"]["class"] == "tcp_syn"),
+        "{rules:#?}"
+    );
+    assert!(
+        !rules.iter().any(|r| r["match"]["kind"] == "block"),
+        "no source is heavy enough to block"
+    );
+    let totals = lines
+        .iter()
+        .find(|l| l["type"] == "totals")
+        .expect("totals");
+    assert!(
+        u(
+            totals,
+            "/directions/inbound/dropped/source_rate_limit/packets"
+        ) > 5_000,
+        "{totals}"
+    );
 }

@@ -76,6 +76,16 @@ pub struct ControlLoop {
 impl ControlLoop {
     pub fn new(config: &Config, workers: usize) -> Self {
         let mut mitigator = Mitigator::new(config.mitigation_config());
+        mitigator.static_source_limit = config.rules.source_limit.as_ref().and_then(|l| {
+            crate::config::traffic_class(&l.class).map(|class| {
+                levee_dataplane::tables::SourceLimit {
+                    class,
+                    pps: l.pps,
+                    burst: l.burst.unwrap_or(l.pps),
+                    rule_id: u32::MAX,
+                }
+            })
+        });
         mitigator.static_signatures = config
             .rules
             .signatures

@@ -1,6 +1,9 @@
 //! One incident: its target, vectors, peak, attackers, and the events it emits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use levee_dataplane::wire::head_addresses;
 
 use levee_dataplane::wire::TrafficClass;
 use serde::{Deserialize, Serialize};
@@ -52,8 +55,15 @@ pub struct Incident {
     pub hosts_hit: usize,
     pub windows_over: u64,
     /// What the last created/updated event said, to judge "material" change.
-    reported: Option<(f64, Vec<AttackType>, usize, u64)>,
+    reported: Option<(f64, Vec<AttackType>, usize, u64, bool)>,
+    /// Sources of the target's sampled packets, to see whether they come back.
+    sampled_sources: HashSet<IpAddr>,
+    samples: u64,
+    repeats: u64,
 }
+
+/// Sampled sources remembered per incident.
+const MAX_SAMPLED_SOURCES: usize = 65_536;
 
 impl Incident {
     /// An open incident as it was recorded before a restart.
@@ -88,6 +98,7 @@ impl Incident {
             i.vectors.keys().copied().collect(),
             i.attackers.len(),
             now_ns,
+            i.spoofing_likely,
         ));
         i
     }
@@ -158,6 +169,9 @@ impl Incident {
             hosts_hit: 0,
             windows_over: 0,
             reported: None,
+            sampled_sources: HashSet::new(),
+            samples: 0,
+            repeats: 0,
         }
     }
 
@@ -234,28 +248,57 @@ impl Incident {
                 }
             }
         }
-        // Spoofing: many sources with widely spread TTLs and no heavy source. The
+        // Do the target's sampled sources come back? Spoofed sources, drawn from
+        // the whole address space, almost never do; a botnet's do.
+        for s in &view.samples {
+            if let Some((src, dst)) = head_addresses(&s.data[..usize::from(s.captured_len)]) {
+                let ours = match self.target {
+                    Target::Host(k) => mapped_to_ip(k) == dst,
+                    Target::Prefix(p) => p.contains(dst),
+                };
+                if ours {
+                    self.samples += 1;
+                    if self.sampled_sources.contains(&src) {
+                        self.repeats += 1;
+                    } else if self.sampled_sources.len() < MAX_SAMPLED_SOURCES {
+                        self.sampled_sources.insert(src);
+                    }
+                }
+            }
+        }
+        // Spoofing: no heavy source, many distinct sources with widely spread TTLs,
+        // and (once enough packets were sampled) sources that do not come back. The
         // sources of a reflection attack are real reflectors.
         let amplification = self.vectors.keys().all(|a| a.is_amplification());
+        let sources_return = self.samples >= 50 && self.repeats * 20 >= self.samples;
         self.spoofing_likely = !amplification
+            && self.attackers.is_empty()
             && r.distinct_sources >= 200.0
             && r.ttl_spread >= 4
-            && self.attackers.is_empty();
+            && !sources_return;
         self.confidence =
             (0.5 + 0.1 * over.ratio.max(1.0).log2() + 0.05 * (self.windows_over as f64).min(6.0))
                 .min(0.99);
 
-        let state = (self.peak_pps, strong.clone(), self.attackers.len(), now_ns);
+        let state = (
+            self.peak_pps,
+            strong.clone(),
+            self.attackers.len(),
+            now_ns,
+            self.spoofing_likely,
+        );
         let material = match &self.reported {
             None => {
                 self.reported = Some(state);
                 return None;
             }
-            Some((peak, vectors, attackers, at)) => {
+            Some((peak, vectors, attackers, at, spoofed)) => {
                 now_ns.saturating_sub(*at) >= 1_000_000_000
                     && (self.peak_pps >= 1.5 * peak
                         || strong != *vectors
-                        || self.attackers.len() as f64 >= 1.5 * (*attackers as f64).max(1.0))
+                        || self.attackers.len() as f64 >= 1.5 * (*attackers as f64).max(1.0)
+                        // The spoofing judgement decides the mitigation.
+                        || self.spoofing_likely != *spoofed)
             }
         };
         if material {

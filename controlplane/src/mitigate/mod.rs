@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use levee_dataplane::tables::{
-    FragmentMatch, Prefix, SignatureAction, SignatureRule, TablePublisher,
+    FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit, TablePublisher,
 };
 use levee_dataplane::wire::{Reflector, REFLECTORS};
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,9 @@ pub enum RuleMatch {
         #[serde(skip_serializing_if = "Option::is_none")]
         rate_limit_pps: Option<u32>,
     },
+    /// A per-source token bucket for one traffic class (e.g. SYNs per source).
+    #[serde(rename = "source_limit")]
+    SourceLimit { class: String, pps: u32 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -134,9 +137,16 @@ pub struct Mitigator {
     pub store: Option<Store>,
     /// The configuration's signature rules, published ahead of the incidents'.
     pub static_signatures: Vec<SignatureRule>,
+    /// The configuration's per-source limit, when no incident sets one.
+    pub static_source_limit: Option<SourceLimit>,
 }
 
 const FIRST_RULE_ID: u32 = 1000;
+
+/// SYNs per second a source may send while a SYN flood from real sources lasts
+/// (and as a burst). Browsers open a handful of connections at a
+/// time; a large NAT can need more, which `[rules.source_limit]` can raise.
+const SYN_PER_SOURCE_PPS: u32 = 5;
 
 impl Mitigator {
     pub fn new(config: MitigationConfig) -> Self {
@@ -147,6 +157,7 @@ impl Mitigator {
             refusals: Vec::new(),
             store: None,
             static_signatures: Vec::new(),
+            static_source_limit: None,
         }
     }
 
@@ -194,7 +205,9 @@ impl Mitigator {
                             }
                         }
                     }
-                    RuleMatch::Signature { .. } => signatures = true,
+                    RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
+                        signatures = true
+                    }
                 }
             }
             self.rules.insert(rule.id, rule);
@@ -273,6 +286,12 @@ impl Mitigator {
                 // would also hit legitimate users: only spoofed floods get one.
                 _ if !incident.spoofing_likely && !incident.attackers.is_empty() => continue,
                 AttackType::UdpFlood => sig(17, None, None, false, Some(limit)),
+                // Many real sources, none heavy (a botnet): each gets a SYN budget no
+                // legitimate client needs, instead of a limit on everyone's SYNs.
+                AttackType::SynFlood if !incident.spoofing_likely => RuleMatch::SourceLimit {
+                    class: "tcp_syn".into(),
+                    pps: SYN_PER_SOURCE_PPS,
+                },
                 AttackType::SynFlood => sig(6, None, Some("S/SA"), false, Some(limit)),
                 AttackType::SynAckFlood => sig(6, None, Some("SA/SA"), false, Some(limit)),
                 AttackType::AckFlood => sig(6, None, Some("A/SAR"), false, Some(limit)),
@@ -285,8 +304,39 @@ impl Mitigator {
             wanted.push((m, reason));
         }
 
-        let mut new_rules = Vec::new();
+        // A class-wide limit or a per-source limit the incident no longer calls for
+        // (its spoofing judgement changed) comes out; blocks stay until the end.
         let mut signatures_changed = false;
+        for rule in self
+            .rules
+            .values_mut()
+            .filter(|r| r.incident_id == incident.id)
+        {
+            let class_wide = !matches!(rule.matches, RuleMatch::Block { .. });
+            if class_wide
+                && matches!(rule.state, RuleState::Active | RuleState::Staged)
+                && !wanted.iter().any(|(m, _)| *m == rule.matches)
+            {
+                signatures_changed |= rule.state == RuleState::Active;
+                rule.state = RuleState::Removed;
+                rule.note = Some("superseded: the incident's spoofing judgement changed".into());
+            }
+        }
+        let superseded: Vec<Rule> = self
+            .rules
+            .values()
+            .filter(|r| {
+                r.incident_id == incident.id
+                    && r.note
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("superseded"))
+            })
+            .cloned()
+            .collect();
+        for r in &superseded {
+            self.persist(r);
+        }
+        let mut new_rules = Vec::new();
         for (m, reason) in wanted {
             if self
                 .rules
@@ -340,7 +390,7 @@ impl Mitigator {
                             self.persist(&rule);
                         }
                     },
-                    RuleMatch::Signature { .. } => {
+                    RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
                         rule.state = RuleState::Active;
                         signatures_changed = true;
                     }
@@ -383,7 +433,9 @@ impl Mitigator {
                             let _ = publisher.unblock(p);
                         }
                     }
-                    RuleMatch::Signature { .. } => signatures_changed = true,
+                    RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
+                        signatures_changed = true
+                    }
                 }
             }
             rule.state = RuleState::Removed;
@@ -413,7 +465,9 @@ impl Mitigator {
                                 let _ = publisher.unblock(p);
                             }
                         }
-                        RuleMatch::Signature { .. } => signatures_changed = true,
+                        RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
+                            signatures_changed = true
+                        }
                     }
                 }
                 rule.state = RuleState::Expired;
@@ -429,6 +483,8 @@ impl Mitigator {
         changed
     }
 
+    /// Publish the signature set (configured rules first, then the incidents')
+    /// and the per-source limit from the active rules.
     fn publish_signatures(&mut self, publisher: &mut TablePublisher) {
         let rules: Vec<SignatureRule> = self
             .static_signatures
@@ -444,6 +500,21 @@ impl Mitigator {
         if let Err(e) = publisher.set_signatures(rules) {
             self.refusals.push(format!("signature set refused: {e}"));
         }
+        let limit =
+            self.rules
+                .values()
+                .filter(|r| r.state == RuleState::Active)
+                .find_map(|r| match &r.matches {
+                    RuleMatch::SourceLimit { class, pps } => crate::config::traffic_class(class)
+                        .map(|class| SourceLimit {
+                            class,
+                            pps: *pps,
+                            burst: *pps,
+                            rule_id: r.id,
+                        }),
+                    _ => None,
+                });
+        publisher.set_source_limit(limit.or(self.static_source_limit));
     }
 }
 

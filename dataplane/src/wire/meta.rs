@@ -364,6 +364,11 @@ fn parse_l4(protocol: u8, payload: &[u8], l4_offset: usize, meta: &mut PacketMet
 /// lengths may point past what was kept: only the headers up to the address must
 /// be present.
 pub fn head_destination(head: &[u8]) -> Option<IpAddr> {
+    head_addresses(head).map(|(_, d)| d)
+}
+
+/// Source and destination addresses of a sampled head (see [`head_destination`]).
+pub fn head_addresses(head: &[u8]) -> Option<(IpAddr, IpAddr)> {
     let eth = EthernetFrame::new_checked(head).ok()?;
     let mut ethertype = eth.ethertype();
     let mut offset = ETH_HEADER_LEN;
@@ -376,12 +381,16 @@ pub fn head_destination(head: &[u8]) -> Option<IpAddr> {
     }
     match ethertype {
         ethertype::IPV4 => {
-            let b = head.get(offset + 16..offset + 20)?;
-            Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+            let b = head.get(offset + 12..offset + 20)?;
+            Some((
+                IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+                IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7])),
+            ))
         }
         ethertype::IPV6 => {
-            let b: [u8; 16] = head.get(offset + 24..offset + 40)?.try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(b)))
+            let s: [u8; 16] = head.get(offset + 8..offset + 24)?.try_into().ok()?;
+            let d: [u8; 16] = head.get(offset + 24..offset + 40)?.try_into().ok()?;
+            Some((IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d))))
         }
         _ => None,
     }
