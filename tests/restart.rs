@@ -36,6 +36,16 @@ fn config(dir: &Path, name: &str, ports: &str) -> std::path::PathBuf {
 }
 
 /// Rows as debug strings; empty while the store is still being created.
+/// Kills the first levee if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
     let c = rusqlite::Connection::open(db).expect("open store");
     let Ok(mut stmt) = c.prepare(sql) else {
@@ -85,13 +95,15 @@ fn rules_survive_kill_9_and_apply_before_the_first_packet() {
             capture.display()
         ),
     );
-    let mut child = levee()
-        .args(["run", "--config"])
-        .arg(&first)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("levee");
+    let mut child = KillOnDrop(
+        levee()
+            .args(["run", "--config"])
+            .arg(&first)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("levee"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let blocked = loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -106,7 +118,7 @@ fn rules_survive_kill_9_and_apply_before_the_first_packet() {
         }
         assert!(Instant::now() < deadline, "no block rules within 30 s");
         assert!(
-            child.try_wait().expect("status").is_none(),
+            child.0.try_wait().expect("status").is_none(),
             "levee exited early"
         );
     };
@@ -118,11 +130,11 @@ fn rules_survive_kill_9_and_apply_before_the_first_packet() {
     assert!(incident_rows[0][1].contains("open"));
     // kill -9: no chance to clean up.
     assert!(Command::new("kill")
-        .args(["-9", &child.id().to_string()])
+        .args(["-9", &child.0.id().to_string()])
         .status()
         .expect("kill")
         .success());
-    let _ = child.wait();
+    let _ = child.0.wait();
     assert!(
         blocked.iter().all(|r| r[0].contains("198.51.")),
         "{blocked:?}"

@@ -202,6 +202,34 @@ pub struct SignatureSet {
     tcp_flags: Vec<Bits>,
     ip_length: IntervalIndex<u16>,
     fragment: [Bits; 3],
+    /// The interval stages, most selective first.
+    order: [Stage; 4],
+}
+
+/// A stage of the classifier that needs a search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Stage {
+    #[default]
+    DstPort,
+    SrcPort,
+    IpLength,
+    Destination,
+}
+
+impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
+    /// The share of the field's value space (of `bits` bits) where some rule
+    /// can still match: the chance a value taken at random passes this stage.
+    fn pass_fraction(&self, bits: u32) -> f64 {
+        let space = 2f64.powi(bits as i32);
+        let mut covered = 0.0;
+        for (i, start) in self.starts.iter().enumerate() {
+            let end = self.starts.get(i + 1).map_or(space, |n| (*n).into() as f64);
+            if self.sets[i].iter().any(|w| *w != 0) {
+                covered += end - (*start).into() as f64;
+            }
+        }
+        covered / space
+    }
 }
 
 impl SignatureSet {
@@ -288,6 +316,16 @@ impl SignatureSet {
         set.src_port = IntervalIndex::build(&ports(|r| r.src_ports), |x: u16| x.checked_add(1), 0);
         set.dst_port = IntervalIndex::build(&ports(|r| r.dst_ports), |x: u16| x.checked_add(1), 0);
         set.ip_length = IntervalIndex::build(&ports(|r| r.ip_length), |x: u16| x.checked_add(1), 0);
+        // Run the stages that reject most of the value space first: with values
+        // taken at random, the AND of the rule sets empties soonest that way.
+        let mut stages = [
+            (Stage::DstPort, set.dst_port.pass_fraction(16)),
+            (Stage::SrcPort, set.src_port.pass_fraction(16)),
+            (Stage::IpLength, set.ip_length.pass_fraction(16)),
+            (Stage::Destination, set.v4_destination.pass_fraction(32).min(set.v6_destination.pass_fraction(128))),
+        ];
+        stages.sort_by(|a, b| a.1.total_cmp(&b.1));
+        set.order = stages.map(|(s, _)| s);
         set.rules = rules;
         Ok(set)
     }
@@ -322,15 +360,22 @@ impl SignatureSet {
             Fragment::NonFirst => 2,
         };
         any = and_into(&mut acc, &self.fragment[frag], words)
-            && and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)], words)
-            && and_into(&mut acc, self.dst_port.lookup(m.dst_port), words)
-            && and_into(&mut acc, self.src_port.lookup(m.src_port), words)
-            && and_into(&mut acc, self.ip_length.lookup(m.ip_len), words)
-            && match Addr::from_meta(&m.dst, m.family) {
-                Some(Addr::V4(a)) => and_into(&mut acc, self.v4_destination.lookup(a), words),
-                Some(Addr::V6(a)) => and_into(&mut acc, self.v6_destination.lookup(a), words),
-                None => false,
+            && and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)], words);
+        for stage in self.order {
+            if !any {
+                return None;
+            }
+            any = match stage {
+                Stage::DstPort => and_into(&mut acc, self.dst_port.lookup(m.dst_port), words),
+                Stage::SrcPort => and_into(&mut acc, self.src_port.lookup(m.src_port), words),
+                Stage::IpLength => and_into(&mut acc, self.ip_length.lookup(m.ip_len), words),
+                Stage::Destination => match Addr::from_meta(&m.dst, m.family) {
+                    Some(Addr::V4(a)) => and_into(&mut acc, self.v4_destination.lookup(a), words),
+                    Some(Addr::V6(a)) => and_into(&mut acc, self.v6_destination.lookup(a), words),
+                    None => false,
+                },
             };
+        }
         if !any {
             return None;
         }
