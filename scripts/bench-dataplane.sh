@@ -55,11 +55,16 @@ outside = "$RX_DEV"
 inside = "$TX_DEV"
 [log]
 level = "warn"
+[store]
+enabled = false
 $1
+[mitigation]
+# The bench measures the dataplane with the rules it is given: detection runs,
+# but its rules stay staged.
+auto_apply = false
 TOML
-  local json
-  json=$($LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>/dev/null | tail -1)
-  python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["totals"][sys.argv[2]]))' "$json" "$2"
+  $LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>/dev/null | tail -1 |
+    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["totals"][sys.argv[1]]))' "$2"
 }
 
 # 1M blocked addresses: for the forwarding run none is a source of the capture

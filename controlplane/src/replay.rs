@@ -150,6 +150,11 @@ impl ControlLoop {
                 }
             }
         }
+        // Refused rules (allowlist, caps) are logged here and stay visible in
+        // the rule list with their note.
+        for refusal in self.mitigator.refusals.drain(..) {
+            tracing::warn!("mitigation: {refusal}");
+        }
         for err in self.forensics.errors.drain(..) {
             tracing::warn!("forensic capture: {err}");
         }
@@ -238,9 +243,6 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
                 r.reason
             );
         }
-    }
-    for refusal in &control.mitigator.refusals {
-        tracing::warn!("{refusal}");
     }
     // Captures of incidents still open when the capture ends hold what was seen.
     let open: Vec<String> = control.detector.active().map(|i| i.id.clone()).collect();

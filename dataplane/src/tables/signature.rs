@@ -322,7 +322,12 @@ impl SignatureSet {
             (Stage::DstPort, set.dst_port.pass_fraction(16)),
             (Stage::SrcPort, set.src_port.pass_fraction(16)),
             (Stage::IpLength, set.ip_length.pass_fraction(16)),
-            (Stage::Destination, set.v4_destination.pass_fraction(32).min(set.v6_destination.pass_fraction(128))),
+            (
+                Stage::Destination,
+                set.v4_destination
+                    .pass_fraction(32)
+                    .min(set.v6_destination.pass_fraction(128)),
+            ),
         ];
         stages.sort_by(|a, b| a.1.total_cmp(&b.1));
         set.order = stages.map(|(s, _)| s);
