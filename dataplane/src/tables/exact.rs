@@ -14,10 +14,13 @@ pub trait TableKey: Copy + Eq + Default + std::fmt::Debug {
 
 #[inline(always)]
 fn mix(x: u64, m: u64, seed: u64) -> u64 {
-    // Multiply-xorshift: cheap, and with a random odd multiplier and seed the
-    // slot of a key cannot be predicted by whoever picks the key.
-    let h = (x ^ seed).wrapping_mul(m);
-    h ^ (h >> 29)
+    // A keyed splitmix64 finaliser: every output bit depends on every input bit
+    // (neighbouring addresses land far apart, whatever the multiplier), and with a
+    // random key the slot of an address cannot be predicted by whoever picks it.
+    let mut h = (x ^ seed).wrapping_mul(m);
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 impl TableKey for u32 {
