@@ -229,18 +229,25 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
         }
     }
     let rules: Vec<Rule> = control.mitigator.rules().cloned().collect();
-    for r in &rules {
+    /// Rules listed one by one in the text output; the rest are counted.
+    const TEXT_RULES: usize = 8;
+    for (i, r) in rules.iter().enumerate() {
         if out.json {
             let mut v = serde_json::to_value(r).unwrap_or_default();
             v["type"] = json!("rule");
             println!("{v}");
-        } else {
+        } else if i < TEXT_RULES {
             println!(
                 "rule {} [{:?}] {}: {}",
                 r.id,
                 r.state,
                 serde_json::to_string(&r.matches).unwrap_or_default(),
                 r.reason
+            );
+        } else if i == TEXT_RULES {
+            println!(
+                "... and {} more rule(s) (--json lists them all)",
+                rules.len() - TEXT_RULES
             );
         }
     }
