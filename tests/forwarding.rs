@@ -11,22 +11,12 @@ fn inline_forwards_every_frame_unchanged_pcap_to_pcap() {
     let input = dir.path().join("in.pcap");
     let output = dir.path().join("out.pcap");
     let sent = write_capture(&input, 3000, 11);
-    let config = write_config(
+    let config = pair_config(
         dir.path(),
-        "levee.toml",
-        &format!(
-            r#"
-            mode = "inline"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_pcap0,rx_pcap={}"
-            inside = "net_pcap1,tx_pcap={}"
-            "#,
-            input.display(),
-            output.display()
-        ),
+        "inline",
+        &format!("net_pcap0,rx_pcap={}", input.display()),
+        &format!("net_pcap1,tx_pcap={}", output.display()),
+        "",
     );
     let (_, summary) = run_json(&config, &["--exit-when-idle", "0.5"]);
 
@@ -61,22 +51,12 @@ fn monitor_mode_counts_everything_and_forwards_nothing() {
     let input = dir.path().join("in.pcap");
     let output = dir.path().join("out.pcap");
     write_capture(&input, 1500, 12);
-    let config = write_config(
+    let config = pair_config(
         dir.path(),
-        "levee.toml",
-        &format!(
-            r#"
-            mode = "monitor"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_pcap0,rx_pcap={}"
-            inside = "net_pcap1,tx_pcap={}"
-            "#,
-            input.display(),
-            output.display()
-        ),
+        "monitor",
+        &format!("net_pcap0,rx_pcap={}", input.display()),
+        &format!("net_pcap1,tx_pcap={}", output.display()),
+        "",
     );
     let (_, summary) = run_json(&config, &["--exit-when-idle", "0.5"]);
     assert_eq!(u(&summary, "/totals/rx_packets"), 1500, "{summary}");
@@ -95,23 +75,20 @@ fn both_directions_are_forwarded_and_counted_separately() {
     let (a_out, b_out) = (dir.path().join("a_out.pcap"), dir.path().join("b_out.pcap"));
     let from_outside = write_capture(&a_in, 700, 21);
     let from_inside = write_capture(&b_in, 300, 22);
-    let config = write_config(
+    let config = pair_config(
         dir.path(),
-        "levee.toml",
+        "inline",
         &format!(
-            r#"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_pcap0,rx_pcap={},tx_pcap={}"
-            inside = "net_pcap1,rx_pcap={},tx_pcap={}"
-            "#,
+            "net_pcap0,rx_pcap={},tx_pcap={}",
             a_in.display(),
-            a_out.display(),
+            a_out.display()
+        ),
+        &format!(
+            "net_pcap1,rx_pcap={},tx_pcap={}",
             b_in.display(),
             b_out.display()
         ),
+        "",
     );
     let (_, summary) = run_json(&config, &["--exit-when-idle", "0.5"]);
     assert_eq!(
@@ -129,20 +106,12 @@ fn a_time_limit_stops_an_endless_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.pcap");
     write_capture(&input, 512, 13);
-    let config = write_config(
+    let config = pair_config(
         dir.path(),
-        "levee.toml",
-        &format!(
-            r#"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_pcap0,rx_pcap={},infinite_rx=1"
-            inside = "net_null0"
-            "#,
-            input.display()
-        ),
+        "inline",
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        "net_null0",
+        "",
     );
     let started = std::time::Instant::now();
     let (_, summary) = run_json(&config, &["--duration", "1"]);
@@ -174,20 +143,12 @@ fn sigterm_stops_cleanly_with_a_summary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.pcap");
     write_capture(&input, 512, 14);
-    let config = write_config(
+    let config = pair_config(
         dir.path(),
-        "levee.toml",
-        &format!(
-            r#"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_pcap0,rx_pcap={},infinite_rx=1"
-            inside = "net_null0"
-            "#,
-            input.display()
-        ),
+        "inline",
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+        "net_null0",
+        "",
     );
     let child = levee()
         .args(["run", "--json", "--config"])

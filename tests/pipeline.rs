@@ -146,22 +146,12 @@ fn rules_drop_what_they_match_and_everything_else_arrives_unchanged() {
         }
         w.finish().expect("flush");
     }
-    let config = write_config(
+    let config = pair_config(
         dir.path(),
-        "levee.toml",
-        &format!(
-            r#"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_pcap0,rx_pcap={}"
-            inside = "net_pcap1,tx_pcap={}"
-            {RULES}
-            "#,
-            input.display(),
-            output.display()
-        ),
+        "inline",
+        &format!("net_pcap0,rx_pcap={}", input.display()),
+        &format!("net_pcap1,tx_pcap={}", output.display()),
+        RULES,
     );
     let (_, summary) = run_json(&config, &["--exit-when-idle", "0.5"]);
 

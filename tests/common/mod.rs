@@ -75,3 +75,16 @@ pub fn u(v: &serde_json::Value, pointer: &str) -> u64 {
         .and_then(serde_json::Value::as_u64)
         .unwrap_or_else(|| panic!("{pointer} missing in {v}"))
 }
+
+/// A configuration for one pair of virtual ports with the test EAL arguments,
+/// written as `levee.toml` in `dir`; `extra` is appended (rules, pipeline...).
+pub fn pair_config(dir: &Path, mode: &str, outside: &str, inside: &str, extra: &str) -> PathBuf {
+    write_config(
+        dir,
+        "levee.toml",
+        &format!(
+            "mode = \"{mode}\"\n[dpdk]\neal_args = {TEST_EAL_ARGS}\nmempool_size = 4096\n\
+             [[pair]]\noutside = \"{outside}\"\ninside = \"{inside}\"\n{extra}\n"
+        ),
+    )
+}

@@ -416,14 +416,30 @@ impl Mitigator {
         if self.config.keep_after_resolve {
             return Vec::new();
         }
+        self.end_rules(
+            |r| r.incident_id == incident_id,
+            RuleState::Removed,
+            publisher,
+        )
+    }
+
+    /// Expire rules past their time.
+    pub fn expire(&mut self, now_ns: u64, publisher: &mut TablePublisher) -> Vec<Rule> {
+        self.end_rules(|r| r.expires_at_ns <= now_ns, RuleState::Expired, publisher)
+    }
+
+    /// Take the live rules `which` selects out of the tables and record them in
+    /// their final `state`; returns them.
+    fn end_rules(
+        &mut self,
+        which: impl Fn(&Rule) -> bool,
+        state: RuleState,
+        publisher: &mut TablePublisher,
+    ) -> Vec<Rule> {
         let mut changed = Vec::new();
         let mut signatures_changed = false;
-        for rule in self
-            .rules
-            .values_mut()
-            .filter(|r| r.incident_id == incident_id)
-        {
-            if !matches!(rule.state, RuleState::Active | RuleState::Staged) {
+        for rule in self.rules.values_mut() {
+            if !matches!(rule.state, RuleState::Active | RuleState::Staged) || !which(rule) {
                 continue;
             }
             if rule.state == RuleState::Active {
@@ -438,41 +454,8 @@ impl Mitigator {
                     }
                 }
             }
-            rule.state = RuleState::Removed;
+            rule.state = state;
             changed.push(rule.clone());
-        }
-        for r in &changed {
-            self.persist(r);
-        }
-        if signatures_changed {
-            self.publish_signatures(publisher);
-        }
-        changed
-    }
-
-    /// Expire rules past their time.
-    pub fn expire(&mut self, now_ns: u64, publisher: &mut TablePublisher) -> Vec<Rule> {
-        let mut changed = Vec::new();
-        let mut signatures_changed = false;
-        for rule in self.rules.values_mut() {
-            if matches!(rule.state, RuleState::Active | RuleState::Staged)
-                && rule.expires_at_ns <= now_ns
-            {
-                if rule.state == RuleState::Active {
-                    match &rule.matches {
-                        RuleMatch::Block { source } => {
-                            if let Ok(p) = source.parse::<Prefix>() {
-                                let _ = publisher.unblock(p);
-                            }
-                        }
-                        RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
-                            signatures_changed = true
-                        }
-                    }
-                }
-                rule.state = RuleState::Expired;
-                changed.push(rule.clone());
-            }
         }
         for r in &changed {
             self.persist(r);
