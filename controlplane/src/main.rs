@@ -2,9 +2,11 @@
 //!
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
+mod api;
 mod config;
 mod detect;
 mod forensics;
+mod live;
 mod mitigate;
 mod replay;
 mod run;

@@ -122,7 +122,16 @@ impl ControlLoop {
     pub fn window(&mut self, v: &WindowView, publisher: &mut TablePublisher) -> Vec<IncidentEvent> {
         self.forensics.samples(&v.samples, v.end_ns);
         let events = self.detector.observe(v);
-        for e in &events {
+        self.act(&events, v.end_ns, publisher);
+        self.mitigator.expire(v.end_ns, publisher);
+        publisher.flush();
+        events
+    }
+
+    /// Act on incident events, the detector's or an operator's: rules, forensic
+    /// captures, the store.
+    pub fn act(&mut self, events: &[IncidentEvent], now_ns: u64, publisher: &mut TablePublisher) {
+        for e in events {
             match e.event.as_str() {
                 "incident.resolved" => {
                     self.mitigator.on_resolved(&e.incident_id, publisher);
@@ -131,7 +140,7 @@ impl ControlLoop {
                 _ => {
                     if let Some(incident) = self.detector.incident(&e.incident_id) {
                         let incident = incident.clone();
-                        self.mitigator.on_incident(&incident, v.end_ns, publisher);
+                        self.mitigator.on_incident(&incident, now_ns, publisher);
                         if e.event == "incident.created" {
                             self.forensics.started(&incident);
                         } else {
@@ -142,7 +151,7 @@ impl ControlLoop {
             }
         }
         if let Some(store) = &self.mitigator.store {
-            for e in &events {
+            for e in events {
                 if let Some(incident) = self.detector.incident(&e.incident_id) {
                     if let Err(err) = store.event(e, incident) {
                         tracing::error!("{err}");
@@ -158,9 +167,6 @@ impl ControlLoop {
         for err in self.forensics.errors.drain(..) {
             tracing::warn!("forensic capture: {err}");
         }
-        self.mitigator.expire(v.end_ns, publisher);
-        publisher.flush();
-        events
     }
 }
 

@@ -12,7 +12,10 @@ use levee_dataplane::worker::{
 };
 use serde::Serialize;
 
+use std::sync::Mutex;
+
 use crate::config::{Config, Mode};
+use crate::live::{ControlPlane, Live, PortStatus, RatePoint, WorkerStatus};
 use crate::Failure;
 
 thread_local! {
@@ -176,13 +179,19 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     };
     let mut restore_rules = Vec::new();
     let mut next_rule_id = 0;
+    let runtime = |e: crate::store::StoreError| Failure::Runtime(e.into());
+    // Without a configured store, one in memory: the API reads the same way,
+    // nothing survives a restart.
+    let store = match &store {
+        Some(_) => store,
+        None => Some(crate::store::Store::in_memory().map_err(runtime)?),
+    };
+    let mut node_id = config.node_id();
     if let Some(store) = &store {
-        let runtime = |e: crate::store::StoreError| Failure::Runtime(e.into());
-        let node_id = match &config.node.id {
-            Some(_) => config.node_id(),
-            None => store.node_id().map_err(runtime)?,
-        };
-        control.detector = crate::detect::Detector::new(config.detection_config(), node_id);
+        if config.store.enabled && config.node.id.is_none() {
+            node_id = store.node_id().map_err(runtime)?;
+        }
+        control.detector = crate::detect::Detector::new(config.detection_config(), node_id.clone());
         control
             .detector
             .set_incident_count(store.incident_count().map_err(runtime)?);
@@ -210,19 +219,35 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         }
     })?;
     let crate::setup::Dataplane {
-        mut publisher,
+        publisher,
         pipelines,
         sink,
     } = dataplane;
+    let live = Arc::new(Live {
+        node_id,
+        mode: config.mode,
+        dpdk_version: version.clone(),
+        started_at_ms: crate::live::wall_ms(),
+        forensics_dir: config.forensics.dir.clone(),
+        control: Mutex::new(ControlPlane { control, publisher }),
+        snapshot: Default::default(),
+        clock: TscClock::new(&eal),
+    });
     // The control plane: merges window reports, detects, mitigates through the
     // publisher. Never on a worker lcore.
+    let control_live = Arc::clone(&live);
     let consumer = std::thread::Builder::new()
         .name("levee-control".into())
         .spawn(move || {
             let mut events = Vec::new();
             // Ends when every worker has dropped its end of the channel.
             while let Ok(report) = sink.reports.recv() {
-                for (_, evs) in control.report(&report, &mut publisher) {
+                let done = {
+                    let mut guard = control_live.control();
+                    let plane = &mut *guard;
+                    plane.control.report(&report, &mut plane.publisher)
+                };
+                for (_, evs) in done {
                     for e in evs {
                         tracing::warn!(
                             event = e.event,
@@ -237,19 +262,21 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 }
                 sink.recycle(report);
             }
-            let open = control.detector.active().count();
-            let rules: Vec<serde_json::Value> = control
-                .mitigator
-                .rules()
-                .map(|r| serde_json::to_value(r).unwrap_or_default())
-                .collect();
-            (control.totals, events, rules, open)
+            events
         })
         .map_err(|e| {
             Failure::Runtime(anyhow::anyhow!(
                 "cannot start the control plane thread: {e}"
             ))
         })?;
+    // The admin API, on threads of its own, before forwarding starts.
+    let api = match &config.api {
+        Some(section) => Some(
+            crate::api::ApiServer::start(section, Arc::clone(&live))
+                .map_err(|e| Failure::Runtime(e.into()))?,
+        ),
+        None => None,
+    };
     let mut pipelines = pipelines.into_iter();
 
     // Stage 5: workers, each owning queue `w` of every port.
@@ -321,7 +348,8 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     tracing::info!(workers = joins.len(), mode = ?config.mode, "forwarding started");
 
-    supervise(&stop, &shared, started, stop_when);
+    supervise(&stop, &shared, started, stop_when, &live, &pairs, hz_of(&eal));
+    drop(api);
 
     stop.store(true, Ordering::Relaxed);
     for join in joins {
@@ -332,9 +360,23 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     let seconds = started.elapsed().as_secs_f64();
     let hz = dpdk::tsc_hz(&eal).max(1) as f64;
-    let (window_totals, events, rules, open_incidents) = consumer
+    let events = consumer
         .join()
         .map_err(|_| Failure::Runtime(anyhow::anyhow!("the control plane thread failed")))?;
+    let (window_totals, rules, open_incidents) = {
+        let plane = live.control();
+        let rules: Vec<serde_json::Value> = plane
+            .control
+            .mitigator
+            .rules()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        (
+            plane.control.totals.clone(),
+            rules,
+            plane.control.detector.active().count(),
+        )
+    };
 
     let mut ports = Vec::new();
     for (outside, inside) in &pairs {
@@ -391,12 +433,16 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     })
 }
 
-/// The main lcore's loop while workers poll: watch for stop conditions and log rates.
+/// The main lcore's loop while workers poll: watch for stop conditions, log
+/// rates, and refresh the API's snapshot of ports, workers and rates every second.
 fn supervise(
     stop: &AtomicBool,
     shared: &[(u32, Arc<SharedWorkerStats>)],
     started: Instant,
     stop_when: StopWhen,
+    live: &Live,
+    pairs: &[(Port, Option<Port>)],
+    hz: f64,
 ) {
     let total_rx = || {
         shared
@@ -408,6 +454,8 @@ fn supervise(
     let mut last_change = Instant::now();
     let mut last_log = Instant::now();
     let mut rx_at_last_log = last_rx;
+    let mut sampler = Sampler::default();
+    sampler.sample(live, shared, pairs, hz);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
         let now = Instant::now();
@@ -433,6 +481,12 @@ fn supervise(
             );
             break;
         }
+        if sampler
+            .at
+            .is_some_and(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            sampler.sample(live, shared, pairs, hz);
+        }
         if now.duration_since(last_log) >= Duration::from_secs(5) {
             let pps = (rx - rx_at_last_log) as f64 / now.duration_since(last_log).as_secs_f64();
             tracing::info!(rx_packets = rx, rx_pps = pps as u64, "forwarding");
@@ -442,6 +496,121 @@ fn supervise(
     }
     if stop.load(Ordering::Relaxed) {
         tracing::info!("stop signal received");
+    }
+}
+
+fn hz_of(eal: &Eal) -> f64 {
+    dpdk::tsc_hz(eal).max(1) as f64
+}
+
+/// The previous look, for rates.
+#[derive(Default)]
+struct Sampler {
+    at: Option<Instant>,
+    ports: Vec<PortStatus>,
+    busy_ticks: Vec<u64>,
+    directions: Option<[levee_dataplane::stats::DirectionWindow; 2]>,
+}
+
+impl Sampler {
+    fn sample(
+        &mut self,
+        live: &Live,
+        shared: &[(u32, Arc<SharedWorkerStats>)],
+        pairs: &[(Port, Option<Port>)],
+        hz: f64,
+    ) {
+        let now = Instant::now();
+        let seconds = self
+            .at
+            .map_or(0.0, |at| now.duration_since(at).as_secs_f64());
+        let rate = |old: u64, new: u64| {
+            if seconds > 0.0 {
+                new.saturating_sub(old) as f64 / seconds
+            } else {
+                0.0
+            }
+        };
+        let mut ports = Vec::new();
+        for (outside, inside) in pairs {
+            for (port, role) in [(Some(outside), "outside"), (inside.as_ref(), "inside")] {
+                let Some(port) = port else { continue };
+                let stats = port.stats().unwrap_or_default();
+                let link = port.link();
+                let old = self.ports.iter().find(|p| p.name == port.name());
+                let prev = |f: fn(&PortStatus) -> u64| old.map_or(0, f);
+                ports.push(PortStatus {
+                    name: port.name().to_owned(),
+                    role,
+                    driver: port.driver().to_owned(),
+                    link_up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    rx_packets: stats.rx_packets,
+                    tx_packets: stats.tx_packets,
+                    rx_bytes: stats.rx_bytes,
+                    tx_bytes: stats.tx_bytes,
+                    rx_missed: stats.rx_missed,
+                    rx_errors: stats.rx_errors,
+                    tx_errors: stats.tx_errors,
+                    rx_pps: rate(prev(|p| p.rx_packets), stats.rx_packets),
+                    tx_pps: rate(prev(|p| p.tx_packets), stats.tx_packets),
+                    rx_bps: rate(prev(|p| p.rx_bytes), stats.rx_bytes) * 8.0,
+                    tx_bps: rate(prev(|p| p.tx_bytes), stats.tx_bytes) * 8.0,
+                });
+            }
+        }
+        let (directions, cycles, reports_dropped) = {
+            let plane = live.control();
+            (
+                crate::live::direction_totals(&plane),
+                plane.control.totals.worker_cycles.clone(),
+                plane.control.totals.reports_dropped.clone(),
+            )
+        };
+        let mut workers = Vec::new();
+        let mut busy_ticks = Vec::new();
+        for (i, (lcore, stats)) in shared.iter().enumerate() {
+            let c = stats.snapshot();
+            let t = c.total();
+            let busy = self.busy_ticks.get(i).copied().unwrap_or(c.busy_ticks);
+            busy_ticks.push(c.busy_ticks);
+            let w = i as u16;
+            workers.push(WorkerStatus {
+                lcore: *lcore,
+                rx_packets: t.rx_packets,
+                tx_packets: t.tx_packets,
+                dropped_packets: t.dropped_packets,
+                tx_failed_packets: t.tx_failed_packets,
+                bursts: c.bursts,
+                busy_ratio: if seconds > 0.0 {
+                    (c.busy_ticks.saturating_sub(busy) as f64 / hz / seconds).min(1.0)
+                } else {
+                    0.0
+                },
+                cycles_per_burst: cycles.get(&w).copied().unwrap_or_default(),
+                reports_dropped: reports_dropped.get(&w).copied().unwrap_or(0),
+            });
+        }
+        let point = self.directions.as_ref().filter(|_| seconds > 0.0).map(|old| RatePoint {
+            at_ms: crate::live::wall_ms(),
+            inbound: crate::live::DirectionRates::between(&old[0], &directions[0], seconds),
+            outbound: crate::live::DirectionRates::between(&old[1], &directions[1], seconds),
+        });
+        live.update_snapshot(|s| {
+            s.at_ms = crate::live::wall_ms();
+            s.ports = ports.clone();
+            s.workers = workers;
+            if let Some(p) = point {
+                if s.history.len() >= crate::live::HISTORY_SECONDS {
+                    s.history.pop_front();
+                }
+                s.history.push_back(p);
+            }
+        });
+        self.at = Some(now);
+        self.ports = ports;
+        self.busy_ticks = busy_ticks;
+        self.directions = Some(directions);
     }
 }
 

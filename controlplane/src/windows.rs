@@ -22,6 +22,19 @@ pub struct WindowTotals {
     pub bursts: u64,
     pub burst_cycles_p50: u64,
     pub burst_cycles_p99: u64,
+    /// Each worker's cycles per burst in its latest window.
+    pub worker_cycles: BTreeMap<u16, BurstCycles>,
+}
+
+/// Cycles per burst of one worker's window, from its HdrHistogram.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct BurstCycles {
+    pub bursts: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
 }
 
 impl WindowTotals {
@@ -43,6 +56,18 @@ impl WindowTotals {
             self.bursts += r.burst_cycles.len();
             self.burst_cycles_p50 = r.burst_cycles.value_at_quantile(0.5);
             self.burst_cycles_p99 = r.burst_cycles.value_at_quantile(0.99);
+            let h = &r.burst_cycles;
+            self.worker_cycles.insert(
+                r.worker,
+                BurstCycles {
+                    bursts: h.len(),
+                    mean: h.mean(),
+                    p50: h.value_at_quantile(0.5),
+                    p90: h.value_at_quantile(0.9),
+                    p99: h.value_at_quantile(0.99),
+                    max: h.max(),
+                },
+            );
         }
     }
 

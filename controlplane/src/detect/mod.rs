@@ -114,6 +114,29 @@ impl Default for Baseline {
     }
 }
 
+/// A target's baseline as the API shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BaselineView {
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Windows learnt from; the dynamic limits apply from `warmup_windows` on.
+    pub windows: u32,
+    pub learnt: bool,
+    pub pps: f64,
+    pub bps: f64,
+    pub classes: Vec<ClassBaseline>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClassBaseline {
+    pub class: &'static str,
+    /// Learnt normal rate.
+    pub pps: f64,
+    /// The limit above which this class of traffic is an attack.
+    pub limit_pps: f64,
+}
+
 /// What a target did in one window, as rates.
 #[derive(Clone, Debug)]
 pub struct TargetRates {
@@ -247,6 +270,61 @@ impl Detector {
             .values()
             .chain(self.resolved.iter().rev())
             .find(|i| i.id == id)
+    }
+
+    /// Resolve an open incident by hand (an operator's call); `None` if no open
+    /// incident has this id. Traffic that is still over the limits opens a new one.
+    pub fn resolve(&mut self, id: &str, now_ns: u64) -> Option<IncidentEvent> {
+        let target = *self.incidents.iter().find(|(_, i)| i.id == id)?.0;
+        let mut incident = self.incidents.remove(&target)?;
+        incident.resolved_at_ns = Some(now_ns);
+        let event = incident.event("incident.resolved", now_ns);
+        self.resolved.push(incident);
+        Some(event)
+    }
+
+    /// What has been learnt of each target, with the limits now in force.
+    pub fn baselines(&self) -> Vec<BaselineView> {
+        let c = &self.config;
+        let mut out: Vec<BaselineView> = self
+            .baselines
+            .iter()
+            .map(|(target, b)| {
+                let learnt = b.windows >= c.warmup_windows;
+                let floor = match target {
+                    Target::Host(_) => c.floor_pps,
+                    Target::Prefix(_) => c.prefix_floor_pps,
+                };
+                let group = self.group_of(target);
+                let classes = TrafficClass::all()
+                    .filter(|cl| AttackType::of_class(*cl).is_some())
+                    .map(|cl| {
+                        let i = cl.index();
+                        let dynamic = if learnt { c.multiplier * b.class_pps[i] } else { 0.0 };
+                        let mut limit = floor.max(dynamic);
+                        if let Some(l) = group.and_then(|g| g.class_pps.get(&i)) {
+                            limit = limit.min(*l);
+                        }
+                        ClassBaseline {
+                            class: cl.name(),
+                            pps: b.class_pps[i],
+                            limit_pps: limit,
+                        }
+                    })
+                    .collect();
+                BaselineView {
+                    target: target.display(),
+                    group: group.map(|g| g.name.clone()),
+                    windows: b.windows,
+                    learnt,
+                    pps: b.pps,
+                    bps: b.bps,
+                    classes,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.target.cmp(&b.target));
+        out
     }
 
     /// Judge one window; returns the incident events it causes.

@@ -10,6 +10,8 @@ use levee_dataplane::tables::{
 use levee_dataplane::wire::{Reflector, REFLECTORS};
 use serde::{Deserialize, Serialize};
 
+pub mod export;
+
 use crate::store::Store;
 
 use crate::detect::{AttackType, Incident, Target};
@@ -47,6 +49,30 @@ pub enum RuleState {
     Refused,
 }
 
+impl RuleState {
+    pub const ALL: [RuleState; 5] = [
+        RuleState::Staged,
+        RuleState::Active,
+        RuleState::Expired,
+        RuleState::Removed,
+        RuleState::Refused,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleState::Staged => "staged",
+            RuleState::Active => "active",
+            RuleState::Expired => "expired",
+            RuleState::Removed => "removed",
+            RuleState::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RuleState> {
+        RuleState::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
 /// What a rule matches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -57,14 +83,17 @@ pub enum RuleMatch {
     Signature {
         destination: String,
         protocol: u8,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         src_port: Option<u16>,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst_port: Option<u16>,
+        /// `FLAGS/MASK` in letters F S R P A U E C: `S/SA` is a SYN without ACK.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tcp_flags: Option<String>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         non_first_fragments: bool,
         /// None: drop; Some: rate limit in packets per second.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         rate_limit_pps: Option<u32>,
     },
     /// A per-source token bucket for one traffic class (e.g. SYNs per source).
@@ -92,6 +121,7 @@ impl Rule {
             destination,
             protocol,
             src_port,
+            dst_port,
             tcp_flags,
             non_first_fragments,
             rate_limit_pps,
@@ -99,18 +129,13 @@ impl Rule {
         else {
             return None;
         };
-        let flags = tcp_flags.as_deref().map(|f| match f {
-            "S/SA" => (0x12, 0x02),
-            "A/SAR" => (0x16, 0x10),
-            "SA/SA" => (0x12, 0x12),
-            _ => (0x04, 0x04),
-        });
+        let flags = tcp_flags.as_deref().and_then(parse_tcp_flags);
         Some(SignatureRule {
             id: self.id,
             destination: destination.parse().ok(),
             protocol: Some(*protocol),
             src_ports: src_port.map(|p| (p, p)),
-            dst_ports: None,
+            dst_ports: dst_port.map(|p| (p, p)),
             tcp_flags: flags,
             ip_length: None,
             fragment: if *non_first_fragments {
@@ -142,6 +167,25 @@ pub struct Mitigator {
 }
 
 const FIRST_RULE_ID: u32 = 1000;
+
+/// The incident id of rules added by hand.
+pub const MANUAL: &str = "manual";
+
+/// Why an operator's change to the rules was not made; the text is the message.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("no rule {0}")]
+    NotFound(u32),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The allowlist, a cap or a table refused it.
+    #[error("{0}")]
+    Refused(String),
+    /// The rule is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
+}
 
 /// SYNs per second a source may send while a SYN flood from real sources lasts
 /// (and as a burst). Browsers open a handful of connections at a
@@ -268,6 +312,7 @@ impl Mitigator {
                 destination: destination.clone(),
                 protocol,
                 src_port,
+                dst_port: None,
                 tcp_flags: tcp_flags.map(str::to_owned),
                 non_first_fragments: frags,
                 rate_limit_pps: rate,
@@ -367,39 +412,10 @@ impl Mitigator {
                     "rule {id}: {}",
                     rule.note.clone().unwrap_or_default()
                 ));
+                self.persist(&rule);
             } else if self.config.auto_apply {
-                // Written as active before it takes effect; a refusal rewrites it.
-                rule.state = RuleState::Active;
-                if !self.persist(&rule) {
-                    rule.state = RuleState::Refused;
-                    self.rules.insert(id, rule.clone());
-                    new_rules.push(rule);
-                    continue;
-                }
-                rule.state = RuleState::Staged;
-                match &rule.matches {
-                    RuleMatch::Block { source } => match source
-                        .parse::<Prefix>()
-                        .map(|p| publisher.block(p, id, rule.expires_at_ns))
-                    {
-                        Ok(Ok(_)) => rule.state = RuleState::Active,
-                        Ok(Err(e)) | Err(e) => {
-                            rule.state = RuleState::Refused;
-                            rule.note = Some(e.to_string());
-                            self.refusals.push(format!("rule {id}: {e}"));
-                            self.persist(&rule);
-                        }
-                    },
-                    RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
-                        rule.state = RuleState::Active;
-                        signatures_changed = true;
-                    }
-                }
-            }
-            if rule.state == RuleState::Staged
-                || rule.state == RuleState::Refused
-                    && rule.note.as_deref().is_some_and(|n| n.contains("cap"))
-            {
+                signatures_changed |= self.apply(&mut rule, publisher);
+            } else {
                 self.persist(&rule);
             }
             self.rules.insert(id, rule.clone());
@@ -409,6 +425,176 @@ impl Mitigator {
             self.publish_signatures(publisher);
         }
         new_rules
+    }
+
+    /// Make a rule active: recorded first, then into the tables; a refusal (the
+    /// allowlist, a full table) leaves it refused with a note, recorded too.
+    /// Returns whether the signature set needs publishing.
+    fn apply(&mut self, rule: &mut Rule, publisher: &mut TablePublisher) -> bool {
+        rule.state = RuleState::Active;
+        rule.note = None;
+        if !self.persist(rule) {
+            rule.state = RuleState::Refused;
+            rule.note = Some("the store cannot record it".into());
+            return false;
+        }
+        match &rule.matches {
+            RuleMatch::Block { source } => match source
+                .parse::<Prefix>()
+                .map(|p| publisher.block(p, rule.id, rule.expires_at_ns))
+            {
+                Ok(Ok(_)) => false,
+                Ok(Err(e)) | Err(e) => {
+                    rule.state = RuleState::Refused;
+                    rule.note = Some(e.to_string());
+                    self.refusals.push(format!("rule {}: {e}", rule.id));
+                    self.persist(rule);
+                    false
+                }
+            },
+            RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => true,
+        }
+    }
+
+    /// A rule an operator adds by hand: checked against the allowlist and the caps
+    /// like automatic ones, recorded, then applied at once. A refusal changes nothing.
+    pub fn add_manual(
+        &mut self,
+        matches: RuleMatch,
+        ttl_s: u64,
+        reason: String,
+        now_ns: u64,
+        publisher: &mut TablePublisher,
+    ) -> Result<Rule, RuleError> {
+        if self.live() >= self.config.max_rules {
+            return Err(RuleError::Refused(format!(
+                "the cap of {} rules is reached",
+                self.config.max_rules
+            )));
+        }
+        match &matches {
+            RuleMatch::Block { source } => {
+                let prefix = source
+                    .parse::<Prefix>()
+                    .map_err(|e| RuleError::Invalid(e.to_string()))?;
+                publisher
+                    .check_block(&prefix)
+                    .map_err(|e| RuleError::Refused(e.to_string()))?;
+                if let Some(other) = self.rules.values().find(|r| {
+                    r.state == RuleState::Active
+                        && matches!(&r.matches, RuleMatch::Block { source: s } if s.parse::<Prefix>().ok() == Some(prefix))
+                }) {
+                    return Err(RuleError::Conflict(format!(
+                        "{prefix} is already blocked by rule {}",
+                        other.id
+                    )));
+                }
+            }
+            RuleMatch::Signature { .. } => {
+                let probe = Rule {
+                    id: self.next_id,
+                    incident_id: MANUAL.into(),
+                    state: RuleState::Active,
+                    matches: matches.clone(),
+                    reason: String::new(),
+                    created_at_ns: now_ns,
+                    expires_at_ns: now_ns,
+                    note: None,
+                };
+                let active = self.rules.values().filter(|r| {
+                    r.state == RuleState::Active && matches!(r.matches, RuleMatch::Signature { .. })
+                });
+                let all: Vec<SignatureRule> = self
+                    .static_signatures
+                    .iter()
+                    .cloned()
+                    .chain(active.filter_map(Rule::signature))
+                    .chain(probe.signature())
+                    .collect();
+                levee_dataplane::tables::SignatureSet::new(all)
+                    .map_err(|e| RuleError::Refused(e.to_string()))?;
+            }
+            RuleMatch::SourceLimit { .. } => {
+                return Err(RuleError::Invalid(
+                    "per-source limits are set in the configuration ([rules.source_limit])".into(),
+                ))
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut rule = Rule {
+            id,
+            incident_id: MANUAL.into(),
+            state: RuleState::Staged,
+            matches,
+            reason,
+            created_at_ns: now_ns,
+            expires_at_ns: now_ns.saturating_add(ttl_s.saturating_mul(1_000_000_000)),
+            note: None,
+        };
+        let signatures = self.apply(&mut rule, publisher);
+        self.rules.insert(id, rule.clone());
+        if signatures {
+            self.publish_signatures(publisher);
+        }
+        match rule.state {
+            RuleState::Refused => Err(RuleError::Refused(rule.note.unwrap_or_default())),
+            _ => Ok(rule),
+        }
+    }
+
+    /// Apply a staged rule (the review flow).
+    pub fn approve(&mut self, id: u32, publisher: &mut TablePublisher) -> Result<Rule, RuleError> {
+        let mut rule = self.rules.get(&id).cloned().ok_or(RuleError::NotFound(id))?;
+        if rule.state != RuleState::Staged {
+            return Err(RuleError::Conflict(format!(
+                "rule {id} is {}, only staged rules can be approved",
+                rule.state.name()
+            )));
+        }
+        if self.live_active() >= self.config.max_rules {
+            return Err(RuleError::Refused(format!(
+                "the cap of {} active rules is reached",
+                self.config.max_rules
+            )));
+        }
+        let signatures = self.apply(&mut rule, publisher);
+        self.rules.insert(id, rule.clone());
+        if signatures {
+            self.publish_signatures(publisher);
+        }
+        for refusal in self.refusals.drain(..) {
+            tracing::warn!("mitigation: {refusal}");
+        }
+        match rule.state {
+            RuleState::Refused => Err(RuleError::Refused(rule.note.unwrap_or_default())),
+            _ => Ok(rule),
+        }
+    }
+
+    /// Take a staged or active rule out (by hand).
+    pub fn delete(&mut self, id: u32, publisher: &mut TablePublisher) -> Result<Rule, RuleError> {
+        let rule = self.rules.get(&id).ok_or(RuleError::NotFound(id))?;
+        if !matches!(rule.state, RuleState::Active | RuleState::Staged) {
+            return Err(RuleError::Conflict(format!(
+                "rule {id} is already {}",
+                rule.state.name()
+            )));
+        }
+        let mut ended = self.end_rules(|r| r.id == id, RuleState::Removed, publisher);
+        ended.pop().ok_or(RuleError::NotFound(id))
+    }
+
+    /// The TTL of rules when none is given.
+    pub fn default_ttl_s(&self) -> u64 {
+        self.config.rule_ttl_s
+    }
+
+    fn live_active(&self) -> usize {
+        self.rules
+            .values()
+            .filter(|r| r.state == RuleState::Active)
+            .count()
     }
 
     /// Rules of a resolved incident come out of the tables (unless configured to stay).
@@ -499,6 +685,42 @@ impl Mitigator {
                 });
         publisher.set_source_limit(limit.or(self.static_source_limit));
     }
+}
+
+/// TCP flag letters, in the order of their bits.
+pub const TCP_FLAG_LETTERS: [(char, u8); 8] = [
+    ('F', 0x01),
+    ('S', 0x02),
+    ('R', 0x04),
+    ('P', 0x08),
+    ('A', 0x10),
+    ('U', 0x20),
+    ('E', 0x40),
+    ('C', 0x80),
+];
+
+/// `FLAGS/MASK` (`S/SA`: SYN set, ACK clear) as (mask, value); `FLAGS` alone
+/// means those flags set, others ignored. `None` if it is not that notation.
+pub fn parse_tcp_flags(s: &str) -> Option<(u8, u8)> {
+    let bits = |part: &str| -> Option<u8> {
+        if part.is_empty() {
+            return None;
+        }
+        part.chars().try_fold(0u8, |acc, c| {
+            TCP_FLAG_LETTERS
+                .iter()
+                .find(|(l, _)| *l == c.to_ascii_uppercase())
+                .map(|(_, b)| acc | b)
+        })
+    };
+    let (value, mask) = match s.split_once('/') {
+        Some((v, m)) => (bits(v)?, bits(m)?),
+        None => {
+            let v = bits(s)?;
+            (v, v)
+        }
+    };
+    (value & !mask == 0).then_some((mask, value))
 }
 
 fn reflector_attack(r: Reflector) -> AttackType {

@@ -197,4 +197,151 @@ impl Store {
             .map(|n| n as u64)
             .map_err(self.err())
     }
+
+    /// Incidents, newest first, with their last event's payload.
+    pub fn incidents(&self, q: &IncidentQuery) -> Result<(Vec<IncidentRecord>, u64), StoreError> {
+        let mut sql = String::from(" FROM incidents WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(status) = &q.status {
+            sql.push_str(" AND state = ?");
+            args.push(status.clone().into());
+        }
+        if let Some(since) = q.since_ns {
+            sql.push_str(" AND (started_at_ns >= ? OR resolved_at_ns IS NULL OR resolved_at_ns >= ?)");
+            args.push((since as i64).into());
+            args.push((since as i64).into());
+        }
+        if let Some(target) = &q.target {
+            sql.push_str(" AND target = ?");
+            args.push(target.clone().into());
+        }
+        let total: i64 = self
+            .db
+            .query_row(
+                &format!("SELECT COUNT(*){sql}"),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        let mut stmt = self
+            .db
+            .prepare(&format!(
+                "SELECT last_event, state{sql} ORDER BY started_at_ns DESC, id DESC LIMIT ? OFFSET ?"
+            ))
+            .map_err(self.err())?;
+        args.push((q.limit as i64).into());
+        args.push((q.offset as i64).into());
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (event, state) = row.map_err(self.err())?;
+            out.push(IncidentRecord {
+                last_event: serde_json::from_str(&event)?,
+                status: state,
+            });
+        }
+        Ok((out, total as u64))
+    }
+
+    /// One incident and all its events, oldest first.
+    pub fn incident(
+        &self,
+        id: &str,
+    ) -> Result<Option<(IncidentRecord, Vec<serde_json::Value>)>, StoreError> {
+        let row = self
+            .db
+            .query_row(
+                "SELECT last_event, state FROM incidents WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        let Some((event, status)) = row else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .db
+            .prepare("SELECT payload FROM incident_events WHERE incident_id = ?1 ORDER BY seq")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![id], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        let mut events = Vec::new();
+        for row in rows {
+            events.push(serde_json::from_str(&row.map_err(self.err())?)?);
+        }
+        Ok(Some((
+            IncidentRecord {
+                last_event: serde_json::from_str(&event)?,
+                status,
+            },
+            events,
+        )))
+    }
+
+    /// Incidents per state (open, resolved).
+    pub fn incident_states(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT state, COUNT(*) FROM incidents GROUP BY state ORDER BY state")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Every recorded rule in a state (or all), by id.
+    pub fn rules(&self, state: Option<&str>) -> Result<Vec<Rule>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT record FROM rules WHERE ?1 IS NULL OR state = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![state], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(self.err())?)?);
+        }
+        Ok(out)
+    }
+
+    /// A store that lives in memory only (nothing survives a restart).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: ":memory:".into(),
+            source,
+        };
+        let db = Connection::open_in_memory().map_err(err)?;
+        db.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store {
+            db,
+            path: ":memory:".into(),
+        })
+    }
+}
+
+/// Which incidents to list.
+#[derive(Clone, Debug, Default)]
+pub struct IncidentQuery {
+    /// `open` or `resolved`.
+    pub status: Option<String>,
+    /// Started, or still open, at or after this time.
+    pub since_ns: Option<u64>,
+    pub target: Option<String>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// An incident as recorded: its latest event payload and its state.
+#[derive(Clone, Debug)]
+pub struct IncidentRecord {
+    pub last_event: serde_json::Value,
+    pub status: String,
 }

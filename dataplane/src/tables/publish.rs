@@ -151,6 +151,30 @@ impl TablePublisher {
             [usize::from(prefix.addr().is_ipv4())]
     }
 
+    /// Whether `block(prefix, ..)` would be accepted: not inside an allowlisted
+    /// prefix, and room in its table unless it is already there.
+    pub fn check_block(&self, prefix: &Prefix) -> Result<(), TableError> {
+        if let Some(allowlisted) = self.covering_allow(prefix) {
+            return Err(TableError::Allowlisted {
+                prefix: *prefix,
+                allowlisted,
+            });
+        }
+        if !self.blocked.contains_key(prefix) {
+            let capacity = if prefix.is_host() {
+                self.capacities.blocked_hosts
+            } else {
+                self.capacities.blocked_prefixes
+            };
+            if self.blocked_counts[usize::from(prefix.is_host())][usize::from(prefix.addr().is_ipv4())]
+                >= capacity
+            {
+                return Err(TableError::Full { capacity });
+            }
+        }
+        Ok(())
+    }
+
     /// Block a source address or prefix. Refused inside an allowlisted prefix or
     /// when the table is full; replacing an entry updates its rule and expiry.
     pub fn block(
@@ -159,24 +183,11 @@ impl TablePublisher {
         rule_id: u32,
         expires_at_ns: u64,
     ) -> Result<u64, TableError> {
-        if let Some(allowlisted) = self.covering_allow(&prefix) {
-            return Err(TableError::Allowlisted {
-                prefix,
-                allowlisted,
-            });
-        }
-        if !self.blocked.contains_key(&prefix) {
-            let (host, v4) = (prefix.is_host(), prefix.addr().is_ipv4());
-            let capacity = if host {
-                self.capacities.blocked_hosts
-            } else {
-                self.capacities.blocked_prefixes
-            };
-            let _ = v4;
-            if *self.count_mut(&prefix) >= capacity {
+        if let Err(e) = self.check_block(&prefix) {
+            if matches!(e, TableError::Full { .. }) {
                 self.refused_full += 1;
-                return Err(TableError::Full { capacity });
             }
+            return Err(e);
         }
         if self
             .blocked
@@ -259,6 +270,18 @@ impl TablePublisher {
             self.send(TableCommand::Unblock { prefix: *p });
         }
         expired
+    }
+
+    /// Entries and capacity of each table, for metrics.
+    pub fn fill(&self) -> [(&'static str, usize, usize); 4] {
+        let c = &self.capacities;
+        let count = |host: bool| self.blocked_counts[usize::from(host)].iter().sum::<usize>();
+        [
+            ("blocked_hosts", count(true), c.blocked_hosts * 2),
+            ("blocked_prefixes", count(false), c.blocked_prefixes * 2),
+            ("allowlist", self.allow.len(), c.allowlist * 2),
+            ("signatures", self.signatures.len(), crate::tables::MAX_SIGNATURES),
+        ]
     }
 
     pub fn blocked(&self) -> &BTreeMap<Prefix, BlockState> {

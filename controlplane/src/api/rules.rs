@@ -1,0 +1,302 @@
+//! Rules: list by state, one by id, add a manual block or signature, approve a
+//! staged rule, delete, export as iptables-restore or nftables text. Writes take
+//! the mitigator's path: the allowlist and the caps apply, a refusal is a 409.
+
+use actix_web::{web, HttpResponse};
+use levee_dataplane::tables::Prefix;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::live::Live;
+use crate::mitigate::export::{export as export_rules, ExportFormat};
+use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState};
+use crate::replay::rfc3339_ms;
+
+/// Longest TTL a manual rule may have: 30 days.
+pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
+const MAX_LIMIT: usize = 10_000;
+
+/// A rule as the API shows it: the record plus readable times.
+pub fn rule_json(r: &Rule) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("created_at".into(), json!(rfc3339_ms(r.created_at_ns)));
+        o.insert("expires_at".into(), json!(rfc3339_ms(r.expires_at_ns)));
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+pub async fn list(live: web::Data<Live>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let state = q
+        .state
+        .as_deref()
+        .map(|s| {
+            RuleState::parse(s).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "state: {s:?} is not one of {}",
+                    RuleState::ALL.map(RuleState::name).join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is outside 1..={MAX_LIMIT}"
+        )));
+    }
+    let rules = all_rules(&live, state)?;
+    let total = rules.len();
+    let page: Vec<Value> = rules
+        .iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .map(rule_json)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"rules": page, "total": total})))
+}
+
+/// Every rule in a state: recorded ones from the store (also those of earlier
+/// runs), live ones from the mitigator.
+fn all_rules(live: &Live, state: Option<RuleState>) -> Result<Vec<Rule>, ApiError> {
+    let control = live.control();
+    let mut rules = match &control.control.mitigator.store {
+        Some(store) => store.rules(state.map(RuleState::name))?,
+        None => Vec::new(),
+    };
+    let mut by_id: std::collections::BTreeMap<u32, Rule> =
+        rules.drain(..).map(|r| (r.id, r)).collect();
+    for r in control.control.mitigator.rules() {
+        if state.is_none_or(|s| s == r.state) {
+            by_id.insert(r.id, r.clone());
+        } else {
+            by_id.remove(&r.id);
+        }
+    }
+    Ok(by_id.into_values().collect())
+}
+
+fn rule_id(id: &str) -> Result<u32, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("no rule {id} (rule ids are numbers)")))
+}
+
+pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let n = rule_id(&id)?;
+    let rule = all_rules(&live, None)?
+        .into_iter()
+        .find(|r| r.id == n)
+        .ok_or_else(|| ApiError::NotFound(format!("no rule {n}")))?;
+    Ok(HttpResponse::Ok().json(rule_json(&rule)))
+}
+
+/// A protocol by number or name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Protocol {
+    Number(i64),
+    Name(String),
+}
+
+/// The body of `POST /api/v1/rules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    /// `block` or `signature`.
+    kind: String,
+    source: Option<String>,
+    destination: Option<String>,
+    protocol: Option<Protocol>,
+    src_port: Option<i64>,
+    dst_port: Option<i64>,
+    tcp_flags: Option<String>,
+    #[serde(default)]
+    non_first_fragments: bool,
+    rate_limit_pps: Option<i64>,
+    ttl_seconds: Option<i64>,
+    reason: Option<String>,
+}
+
+fn prefix(field: &str, value: Option<&str>) -> Result<Prefix, ApiError> {
+    let v = value.ok_or_else(|| ApiError::BadRequest(format!("{field} is required")))?;
+    v.trim().parse::<Prefix>().map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{field}: {v:?} is not an IP address or prefix ({e})"
+        ))
+    })
+}
+
+fn port(field: &str, value: Option<i64>) -> Result<Option<u16>, ApiError> {
+    value
+        .map(|p| {
+            u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| ApiError::BadRequest(format!("{field}: {p} is outside 1..=65535")))
+        })
+        .transpose()
+}
+
+impl NewRule {
+    /// What the rule matches, its TTL and reason, or what is wrong with the request.
+    pub fn validate(self, default_ttl_s: u64) -> Result<(RuleMatch, u64, String), ApiError> {
+        let ttl = self.ttl_seconds.unwrap_or(default_ttl_s as i64);
+        if !(1..=MAX_TTL_S as i64).contains(&ttl) {
+            return Err(ApiError::BadRequest(format!(
+                "ttl_seconds: {ttl} is outside 1..={MAX_TTL_S} (30 days)"
+            )));
+        }
+        let reason = self.reason.unwrap_or_else(|| "added by an operator".into());
+        if reason.len() > 500 {
+            return Err(ApiError::BadRequest(
+                "reason: longer than 500 characters".into(),
+            ));
+        }
+        let matches = match self.kind.as_str() {
+            "block" => {
+                for (field, set) in [
+                    ("destination", self.destination.is_some()),
+                    ("protocol", self.protocol.is_some()),
+                    ("src_port", self.src_port.is_some()),
+                    ("dst_port", self.dst_port.is_some()),
+                    ("tcp_flags", self.tcp_flags.is_some()),
+                    ("rate_limit_pps", self.rate_limit_pps.is_some()),
+                    ("non_first_fragments", self.non_first_fragments),
+                ] {
+                    if set {
+                        return Err(ApiError::BadRequest(format!(
+                            "{field} belongs to signature rules; a block rule takes source, ttl_seconds and reason"
+                        )));
+                    }
+                }
+                RuleMatch::Block {
+                    source: prefix("source", self.source.as_deref())?.to_string(),
+                }
+            }
+            "signature" => {
+                if self.source.is_some() {
+                    return Err(ApiError::BadRequest(
+                        "source belongs to block rules; a signature matches a destination".into(),
+                    ));
+                }
+                let destination = prefix("destination", self.destination.as_deref())?;
+                let protocol = match self.protocol {
+                    None => return Err(ApiError::BadRequest("protocol is required".into())),
+                    Some(Protocol::Number(n)) => u8::try_from(n).map_err(|_| {
+                        ApiError::BadRequest(format!("protocol: {n} is outside 0..=255"))
+                    })?,
+                    Some(Protocol::Name(name)) => match name.to_ascii_lowercase().as_str() {
+                        "icmp" => 1,
+                        "tcp" => 6,
+                        "udp" => 17,
+                        "gre" => 47,
+                        "icmpv6" | "ipv6-icmp" => 58,
+                        _ => {
+                            return Err(ApiError::BadRequest(format!(
+                                "protocol: {name:?} is not tcp, udp, icmp, icmpv6, gre or a number"
+                            )))
+                        }
+                    },
+                };
+                let src_port = port("src_port", self.src_port)?;
+                let dst_port = port("dst_port", self.dst_port)?;
+                if (src_port.is_some() || dst_port.is_some()) && !matches!(protocol, 6 | 17) {
+                    return Err(ApiError::BadRequest(
+                        "src_port and dst_port need protocol tcp or udp".into(),
+                    ));
+                }
+                if let Some(f) = &self.tcp_flags {
+                    if protocol != 6 {
+                        return Err(ApiError::BadRequest("tcp_flags needs protocol tcp".into()));
+                    }
+                    if parse_tcp_flags(f).is_none() {
+                        return Err(ApiError::BadRequest(format!(
+                            "tcp_flags: {f:?} is not FLAGS/MASK in the letters FSRPAUEC (e.g. S/SA: SYN without ACK)"
+                        )));
+                    }
+                }
+                let rate_limit_pps = self
+                    .rate_limit_pps
+                    .map(|r| {
+                        u32::try_from(r).ok().filter(|r| *r > 0).ok_or_else(|| {
+                            ApiError::BadRequest(format!(
+                                "rate_limit_pps: {r} is outside 1..={}",
+                                u32::MAX
+                            ))
+                        })
+                    })
+                    .transpose()?;
+                RuleMatch::Signature {
+                    destination: destination.to_string(),
+                    protocol,
+                    src_port,
+                    dst_port,
+                    tcp_flags: self.tcp_flags.map(|f| f.to_ascii_uppercase()),
+                    non_first_fragments: self.non_first_fragments,
+                    rate_limit_pps,
+                }
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "kind: {other:?} is neither \"block\" nor \"signature\""
+                )))
+            }
+        };
+        Ok((matches, ttl as u64, reason))
+    }
+}
+
+pub async fn add(live: web::Data<Live>, body: web::Json<NewRule>) -> Result<HttpResponse, ApiError> {
+    let default_ttl = live.control().control.mitigator.default_ttl_s();
+    let (matches, ttl, reason) = body.into_inner().validate(default_ttl)?;
+    let now = live.now_ns();
+    let rule = live.control().add_rule(matches, ttl, reason, now)?;
+    tracing::warn!(rule = rule.id, "rule added by the operator");
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/rules/{}", rule.id)))
+        .json(rule_json(&rule)))
+}
+
+pub async fn approve(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = rule_id(&id)?;
+    let rule = live.control().approve_rule(id)?;
+    tracing::warn!(rule = rule.id, "staged rule approved by the operator");
+    Ok(HttpResponse::Ok().json(rule_json(&rule)))
+}
+
+pub async fn delete(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = rule_id(&id)?;
+    let rule = live.control().delete_rule(id)?;
+    tracing::warn!(rule = rule.id, "rule deleted by the operator");
+    Ok(HttpResponse::Ok().json(rule_json(&rule)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+pub async fn export(live: web::Data<Live>, q: web::Query<ExportQuery>) -> Result<HttpResponse, ApiError> {
+    let name = q.format.as_deref().unwrap_or("iptables");
+    let format = ExportFormat::parse(name).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "format: {name:?} is not one of {}",
+            ExportFormat::NAMES.join(", ")
+        ))
+    })?;
+    let rules: Vec<Rule> = live.control().control.mitigator.rules().cloned().collect();
+    let text = export_rules(&rules, format, &rfc3339_ms(live.now_ns()));
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(text))
+}

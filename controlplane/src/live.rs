@@ -1,0 +1,250 @@
+//! The running appliance's state that the admin API reads and changes.
+//!
+//! The control plane (detector, mitigator, table publisher, store) sits behind one
+//! mutex: the control thread holds it while it judges a window, the API while it
+//! reads or changes rules, so an operator's rule takes the same path as an
+//! automatic one. Port and worker figures are a snapshot the supervisor refreshes
+//! every second, so API reads never touch the dataplane.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use levee_dataplane::stats::{DirectionWindow, DropReason};
+use levee_dataplane::tables::TablePublisher;
+use levee_dataplane::wire::TrafficClass;
+use levee_dataplane::worker::Direction;
+use serde::Serialize;
+
+use crate::config::Mode;
+use crate::detect::IncidentEvent;
+use crate::mitigate::{Rule, RuleError, RuleMatch};
+use crate::replay::ControlLoop;
+
+/// Seconds of rate history kept for charts.
+pub const HISTORY_SECONDS: usize = 600;
+
+/// The control plane and what it acts through.
+#[derive(Debug)]
+pub struct ControlPlane {
+    pub control: ControlLoop,
+    pub publisher: TablePublisher,
+}
+
+/// Why an operator's incident action failed; the text is the message.
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentError {
+    #[error("no incident {0}")]
+    NotFound(String),
+    #[error("incident {0} is already resolved")]
+    AlreadyResolved(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl ControlPlane {
+    /// Add a manual rule (same checks and path as automatic mitigation).
+    pub fn add_rule(
+        &mut self,
+        matches: RuleMatch,
+        ttl_s: u64,
+        reason: String,
+        now_ns: u64,
+    ) -> Result<Rule, RuleError> {
+        let rule =
+            self.control
+                .mitigator
+                .add_manual(matches, ttl_s, reason, now_ns, &mut self.publisher);
+        self.publisher.flush();
+        rule
+    }
+
+    pub fn approve_rule(&mut self, id: u32) -> Result<Rule, RuleError> {
+        let rule = self.control.mitigator.approve(id, &mut self.publisher);
+        self.publisher.flush();
+        rule
+    }
+
+    pub fn delete_rule(&mut self, id: u32) -> Result<Rule, RuleError> {
+        let rule = self.control.mitigator.delete(id, &mut self.publisher);
+        self.publisher.flush();
+        rule
+    }
+
+    /// Resolve an open incident by hand: its rules come out as on a normal resolve.
+    pub fn resolve_incident(&mut self, id: &str, now_ns: u64) -> Result<IncidentEvent, IncidentError> {
+        let Some(event) = self.control.detector.resolve(id, now_ns) else {
+            let known = match &self.control.mitigator.store {
+                Some(store) => store.incident(id)?.is_some(),
+                None => self.control.detector.incident(id).is_some(),
+            };
+            return Err(if known {
+                IncidentError::AlreadyResolved(id.into())
+            } else {
+                IncidentError::NotFound(id.into())
+            });
+        };
+        self.control
+            .act(std::slice::from_ref(&event), now_ns, &mut self.publisher);
+        self.publisher.flush();
+        tracing::warn!(incident = id, "incident resolved by the operator");
+        Ok(event)
+    }
+}
+
+/// Packets and bytes per second of one direction, by class and drop reason.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DirectionRates {
+    pub pps: f64,
+    pub bps: f64,
+    pub forwarded_pps: f64,
+    pub dropped_pps: f64,
+    pub dropped_bps: f64,
+    /// class name -> (pps, bps), classes with traffic only.
+    pub classes: std::collections::BTreeMap<&'static str, (f64, f64)>,
+    /// drop reason -> pps.
+    pub dropped: std::collections::BTreeMap<&'static str, f64>,
+}
+
+impl DirectionRates {
+    /// Rates between two running totals `seconds` apart.
+    pub fn between(old: &DirectionWindow, new: &DirectionWindow, seconds: f64) -> Self {
+        let s = seconds.max(1e-9);
+        let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / s;
+        let mut r = DirectionRates {
+            pps: per(old.packets(), new.packets()),
+            bps: per(old.bytes(), new.bytes()) * 8.0,
+            forwarded_pps: per(old.forwarded_packets, new.forwarded_packets),
+            dropped_pps: per(old.dropped(), new.dropped()),
+            dropped_bps: 0.0,
+            classes: Default::default(),
+            dropped: Default::default(),
+        };
+        for c in TrafficClass::all() {
+            let i = c.index();
+            let pps = per(old.class_packets[i], new.class_packets[i]);
+            if pps > 0.0 {
+                r.classes.insert(
+                    c.name(),
+                    (pps, per(old.class_bytes[i], new.class_bytes[i]) * 8.0),
+                );
+            }
+        }
+        for reason in DropReason::ALL {
+            let i = reason as usize;
+            let pps = per(old.dropped_packets[i], new.dropped_packets[i]);
+            r.dropped_bps += per(old.dropped_bytes[i], new.dropped_bytes[i]) * 8.0;
+            if pps > 0.0 {
+                r.dropped.insert(reason.name(), pps);
+            }
+        }
+        r
+    }
+}
+
+/// One second of traffic, for charts.
+#[derive(Clone, Debug, Serialize)]
+pub struct RatePoint {
+    /// Milliseconds since the epoch.
+    pub at_ms: u64,
+    pub inbound: DirectionRates,
+    pub outbound: DirectionRates,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PortStatus {
+    pub name: String,
+    pub role: &'static str,
+    pub driver: String,
+    pub link_up: bool,
+    pub speed_mbps: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_pps: f64,
+    pub tx_pps: f64,
+    pub rx_bps: f64,
+    pub tx_bps: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkerStatus {
+    pub lcore: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub dropped_packets: u64,
+    pub tx_failed_packets: u64,
+    pub bursts: u64,
+    /// Share of the last second spent on bursts that carried packets.
+    pub busy_ratio: f64,
+    /// Cycles per burst in the worker's latest window.
+    pub cycles_per_burst: crate::windows::BurstCycles,
+    /// Window reports this worker could not hand over (full channel).
+    pub reports_dropped: u64,
+}
+
+/// What the supervisor saw at its last look.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Snapshot {
+    pub at_ms: u64,
+    pub ports: Vec<PortStatus>,
+    pub workers: Vec<WorkerStatus>,
+    #[serde(skip)]
+    pub history: VecDeque<RatePoint>,
+}
+
+/// Everything the API needs, shared by reference.
+#[derive(Debug)]
+pub struct Live {
+    pub node_id: String,
+    pub mode: Mode,
+    pub dpdk_version: String,
+    /// Milliseconds since the epoch when `levee run` started.
+    pub started_at_ms: u64,
+    pub forensics_dir: Option<PathBuf>,
+    pub control: Mutex<ControlPlane>,
+    pub snapshot: RwLock<Snapshot>,
+    /// The dataplane's clock (wall-clock nanoseconds), for rule times.
+    pub clock: levee_dataplane::worker::TscClock,
+}
+
+impl Live {
+    /// The control plane, even if a thread panicked while holding it (its state
+    /// stays consistent per call: every change is one call).
+    pub fn control(&self) -> MutexGuard<'_, ControlPlane> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        use levee_dataplane::worker::Clock as _;
+        self.clock.now_ns()
+    }
+
+    pub fn update_snapshot(&self, f: impl FnOnce(&mut Snapshot)) {
+        let mut s = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut s);
+    }
+}
+
+/// Running totals of both directions, for rates.
+pub fn direction_totals(control: &ControlPlane) -> [DirectionWindow; 2] {
+    [
+        control.control.totals.directions[Direction::Inbound as usize].clone(),
+        control.control.totals.directions[Direction::Outbound as usize].clone(),
+    ]
+}
+
+/// Milliseconds since the epoch, from the system clock.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
