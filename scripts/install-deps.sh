@@ -10,6 +10,8 @@ PACKAGES=(
   libpcap-dev tshark
   # network-namespace tests and the lab
   iproute2 iputils-ping ethtool python3
+  # the firewall text levee exports is checked by the real tools
+  iptables nftables curl
 )
 
 missing=()
@@ -26,6 +28,25 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Tools used by the tests but not installed system-wide (their packages would
+# start services): unpacked from their Debian packages under $LEVEE_TOOLS.
+LEVEE_TOOLS="${LEVEE_TOOLS:-/opt/levee-tools}"
+extract_deb() { # package, a file it must provide
+  local package="$1" file="$2"
+  [ -x "$LEVEE_TOOLS/$file" ] && return 0
+  echo "install-deps: unpacking $package into $LEVEE_TOOLS"
+  local work
+  work="$(mktemp -d)"
+  (cd "$work" && apt-get download "$package" >/dev/null 2>&1) || {
+    apt-get update -qq && (cd "$work" && apt-get download "$package" >/dev/null)
+  }
+  mkdir -p "$LEVEE_TOOLS"
+  dpkg -x "$work"/"$package"_*.deb "$LEVEE_TOOLS"
+  rm -rf "$work"
+  [ -x "$LEVEE_TOOLS/$file" ] || { echo "install-deps: $package did not provide $file" >&2; exit 1; }
+}
+extract_deb prometheus usr/bin/promtool
 
 if ! command -v cargo >/dev/null; then
   echo "install-deps: a Rust toolchain (cargo) is required; install it with rustup" >&2

@@ -62,13 +62,36 @@ impl ControlPlane {
     pub fn approve_rule(&mut self, id: u32) -> Result<Rule, RuleError> {
         let rule = self.control.mitigator.approve(id, &mut self.publisher);
         self.publisher.flush();
-        rule
+        self.ended_earlier(id, rule)
     }
 
     pub fn delete_rule(&mut self, id: u32) -> Result<Rule, RuleError> {
         let rule = self.control.mitigator.delete(id, &mut self.publisher);
         self.publisher.flush();
-        rule
+        self.ended_earlier(id, rule)
+    }
+
+    /// A rule unknown to this run may be one that ended in an earlier run: say so.
+    fn ended_earlier(&self, id: u32, result: Result<Rule, RuleError>) -> Result<Rule, RuleError> {
+        match result {
+            Err(RuleError::NotFound(_)) => {
+                let recorded = self
+                    .control
+                    .mitigator
+                    .store
+                    .as_ref()
+                    .and_then(|s| s.rules(None).ok())
+                    .and_then(|rules| rules.into_iter().find(|r| r.id == id));
+                match recorded {
+                    Some(r) => Err(RuleError::Conflict(format!(
+                        "rule {id} is already {}",
+                        r.state.name()
+                    ))),
+                    None => Err(RuleError::NotFound(id)),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Resolve an open incident by hand: its rules come out as on a normal resolve.

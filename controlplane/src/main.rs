@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
 mod api;
+mod client;
 mod config;
 mod detect;
 mod forensics;
@@ -65,6 +66,25 @@ enum Command {
         /// The configuration file (TOML).
         file: PathBuf,
     },
+    /// Incidents of a running levee (admin API client).
+    Incidents {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        action: client::incidents::Action,
+    },
+    /// Mitigation rules of a running levee (admin API client).
+    Rules {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        action: client::rules::Action,
+    },
+    /// Ports, workers and rates of a running levee (admin API client).
+    Status {
+        #[command(flatten)]
+        api: client::ApiArgs,
+    },
     /// Write a reproducible capture of small mixed UDP/TCP frames (for demos,
     /// tests and benchmarks).
     GenerateCapture {
@@ -105,6 +125,13 @@ fn main() -> ExitCode {
             windows,
         } => cmd_replay(&file, config.as_deref(), replay::Output { json, windows }),
         Command::CheckConfig { file } => cmd_check_config(&file),
+        Command::Incidents { api, action } => {
+            client::Client::new(&api).and_then(|c| client::incidents::run(&c, action))
+        }
+        Command::Rules { api, action } => {
+            client::Client::new(&api).and_then(|c| client::rules::run(&c, action))
+        }
+        Command::Status { api } => client::Client::new(&api).and_then(|c| client::status::run(&c)),
         Command::GenerateCapture { out, packets, seed } => {
             cmd_generate_capture(&out, packets, seed)
         }

@@ -88,3 +88,142 @@ pub fn pair_config(dir: &Path, mode: &str, outside: &str, inside: &str, extra: &
         ),
     )
 }
+
+/// The admin token the API tests configure.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const READER_TOKEN: &str = "test-reader-token-0123456789";
+
+/// An `[api]` section on a free loopback port with both tokens.
+pub fn api_section() -> String {
+    format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\ntoken = \"{ADMIN_TOKEN}\"\nread_only_token = \"{READER_TOKEN}\"\n"
+    )
+}
+
+/// A `levee run` in the background with its admin API; killed when dropped.
+pub struct Running {
+    child: std::process::Child,
+    pub url: String,
+    pub config: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// Start `levee run --config` and wait until its API listens.
+    pub fn start(config: &Path) -> Running {
+        use std::io::BufRead as _;
+        let mut child = levee()
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start levee");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on ") {
+                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_owned());
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let url = match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("levee's API did not come up:\n{}", stderr.lock().map(|s| s.clone()).unwrap_or_default());
+            }
+        };
+        Running {
+            child,
+            url,
+            config: config.to_owned(),
+            stderr,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// An HTTP request with the admin token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        reqwest::blocking::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .timeout(std::time::Duration::from_secs(20))
+    }
+
+    /// GET with the admin token; the status and the body as JSON (or Null).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.request(reqwest::Method::GET, path).send().expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The `levee` CLI pointed at this instance through its configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        levee()
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("LEVEE_API", &self.url)
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// Poll `f` every 100 ms until it gives a value, for at most `secs` seconds.
+    pub fn wait_for<T>(&self, secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; levee's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// A metric's value from /metrics (the sample whose name and labels start so).
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with(sample))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -164,10 +164,10 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
                 m.sample("levee_rate_packets_per_second", &[("direction", dir), ("class", class)], pps);
             }
         }
-        m.family("levee_rate_bits_per_second", "gauge", "Bits per second over the last second, by direction and class.");
+        m.family("levee_rate_bytes_per_second", "gauge", "Bytes per second over the last second, by direction and class.");
         for (dir, rates) in [("inbound", &p.inbound), ("outbound", &p.outbound)] {
             for (class, (_, bps)) in &rates.classes {
-                m.sample("levee_rate_bits_per_second", &[("direction", dir), ("class", class)], bps);
+                m.sample("levee_rate_bytes_per_second", &[("direction", dir), ("class", class)], bps / 8.0);
             }
         }
         m.family("levee_rate_dropped_packets_per_second", "gauge", "Packets dropped per second over the last second, by direction.");
