@@ -55,7 +55,12 @@ fn api_refuses_what_it_must_with_clear_errors() {
     // Health needs no token; everything else does.
     let r = http.get(url("/api/v1/health")).send().expect("health");
     assert_eq!(r.status().as_u16(), 200);
-    for path in ["/api/v1/status", "/api/v1/rules", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/status",
+        "/api/v1/rules",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let r = http.get(url(path)).send().expect("no token");
         assert_eq!(r.status().as_u16(), 401, "{path} without a token");
         assert!(r.headers().contains_key("www-authenticate"));
@@ -67,11 +72,19 @@ fn api_refuses_what_it_must_with_clear_errors() {
             .send()
             .expect("wrong token");
         assert_eq!(r.status().as_u16(), 401, "{path} with a wrong token");
-        let r = http.get(url(path)).header("Authorization", format!("Basic {ADMIN_TOKEN}")).send().expect("wrong scheme");
+        let r = http
+            .get(url(path))
+            .header("Authorization", format!("Basic {ADMIN_TOKEN}"))
+            .send()
+            .expect("wrong scheme");
         assert_eq!(r.status().as_u16(), 401, "{path} with another scheme");
     }
     // The read-only token reads but cannot write.
-    let r = http.get(url("/api/v1/rules")).bearer_auth(READER_TOKEN).send().expect("read");
+    let r = http
+        .get(url("/api/v1/rules"))
+        .bearer_auth(READER_TOKEN)
+        .send()
+        .expect("read");
     assert_eq!(r.status().as_u16(), 200);
     let r = http
         .post(url("/api/v1/rules"))
@@ -83,18 +96,62 @@ fn api_refuses_what_it_must_with_clear_errors() {
 
     // 400s that say what is wrong.
     let bad: &[(&str, Value, &str)] = &[
-        ("bad IP", json!({"kind": "block", "source": "300.1.2.3"}), "source: \"300.1.2.3\" is not an IP address or prefix"),
-        ("bad prefix", json!({"kind": "block", "source": "10.0.0.0/33"}), "source: \"10.0.0.0/33\""),
-        ("TTL zero", json!({"kind": "block", "source": "203.0.113.1", "ttl_seconds": 0}), "ttl_seconds: 0 is outside"),
-        ("TTL too long", json!({"kind": "block", "source": "203.0.113.1", "ttl_seconds": 99_999_999}), "ttl_seconds: 99999999 is outside"),
+        (
+            "bad IP",
+            json!({"kind": "block", "source": "300.1.2.3"}),
+            "source: \"300.1.2.3\" is not an IP address or prefix",
+        ),
+        (
+            "bad prefix",
+            json!({"kind": "block", "source": "10.0.0.0/33"}),
+            "source: \"10.0.0.0/33\"",
+        ),
+        (
+            "TTL zero",
+            json!({"kind": "block", "source": "203.0.113.1", "ttl_seconds": 0}),
+            "ttl_seconds: 0 is outside",
+        ),
+        (
+            "TTL too long",
+            json!({"kind": "block", "source": "203.0.113.1", "ttl_seconds": 99_999_999}),
+            "ttl_seconds: 99999999 is outside",
+        ),
         ("no source", json!({"kind": "block"}), "source is required"),
-        ("unknown kind", json!({"kind": "nuke", "source": "203.0.113.1"}), "kind: \"nuke\""),
-        ("unknown field", json!({"kind": "block", "source": "203.0.113.1", "color": "red"}), "unknown field `color`"),
-        ("bad destination", json!({"kind": "signature", "destination": "10.0.0", "protocol": "udp"}), "destination: \"10.0.0\""),
-        ("bad protocol", json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "sctpx"}), "protocol: \"sctpx\""),
-        ("port out of range", json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "src_port": 70000}), "src_port: 70000 is outside"),
-        ("flags on udp", json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "tcp_flags": "S/SA"}), "tcp_flags needs protocol tcp"),
-        ("bad flags", json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "tcp", "tcp_flags": "SYN"}), "tcp_flags: \"SYN\""),
+        (
+            "unknown kind",
+            json!({"kind": "nuke", "source": "203.0.113.1"}),
+            "kind: \"nuke\"",
+        ),
+        (
+            "unknown field",
+            json!({"kind": "block", "source": "203.0.113.1", "color": "red"}),
+            "unknown field `color`",
+        ),
+        (
+            "bad destination",
+            json!({"kind": "signature", "destination": "10.0.0", "protocol": "udp"}),
+            "destination: \"10.0.0\"",
+        ),
+        (
+            "bad protocol",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "sctpx"}),
+            "protocol: \"sctpx\"",
+        ),
+        (
+            "port out of range",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "src_port": 70000}),
+            "src_port: 70000 is outside",
+        ),
+        (
+            "flags on udp",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "tcp_flags": "S/SA"}),
+            "tcp_flags needs protocol tcp",
+        ),
+        (
+            "bad flags",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "tcp", "tcp_flags": "SYN"}),
+            "tcp_flags: \"SYN\"",
+        ),
     ];
     for (what, body, expected) in bad {
         let (status, v) = levee.post("/api/v1/rules", body);
@@ -150,32 +207,57 @@ fn api_refuses_what_it_must_with_clear_errors() {
         assert_eq!(status, 404, "{path}: {v}");
         assert_eq!(code(&v), "not_found", "{path}: {v}");
     }
-    for (method, path) in [(Method::POST, "/api/v1/rules/999999/approve"), (Method::DELETE, "/api/v1/rules/999999"), (Method::POST, "/api/v1/incidents/inc_nope_0001/resolve")] {
+    for (method, path) in [
+        (Method::POST, "/api/v1/rules/999999/approve"),
+        (Method::DELETE, "/api/v1/rules/999999"),
+        (Method::POST, "/api/v1/incidents/inc_nope_0001/resolve"),
+    ] {
         let r = levee.request(method.clone(), path).send().expect("send");
         assert_eq!(r.status().as_u16(), 404, "{method} {path}");
     }
-    let r = levee.request(Method::PUT, "/api/v1/rules").send().expect("PUT");
+    let r = levee
+        .request(Method::PUT, "/api/v1/rules")
+        .send()
+        .expect("PUT");
     assert_eq!(r.status().as_u16(), 405);
 
     // 409: the allowlist wins over an operator too; nothing is recorded.
-    let (status, v) = levee.post("/api/v1/rules", &json!({"kind": "block", "source": "192.0.2.0/28"}));
+    let (status, v) = levee.post(
+        "/api/v1/rules",
+        &json!({"kind": "block", "source": "192.0.2.0/28"}),
+    );
     assert_eq!(status, 409, "{v}");
     assert!(message(&v).contains("allowlisted 192.0.2.0/24"), "{v}");
     let (_, rules) = levee.get("/api/v1/rules");
-    assert_eq!(rules["total"], 0, "a refused manual rule is not kept: {rules}");
+    assert_eq!(
+        rules["total"], 0,
+        "a refused manual rule is not kept: {rules}"
+    );
     // A rule that is fine, then the same source again, then a second delete.
     let (status, rule) = levee.post("/api/v1/rules", &json!({"kind": "block", "source": "203.0.113.0/24", "ttl_seconds": 600, "reason": "scanner"}));
     assert_eq!(status, 201, "{rule}");
     assert_eq!(rule["state"], "active");
     assert_eq!(rule["match"]["source"], "203.0.113.0/24");
-    let (status, v) = levee.post("/api/v1/rules", &json!({"kind": "block", "source": "203.0.113.0/24"}));
+    let (status, v) = levee.post(
+        "/api/v1/rules",
+        &json!({"kind": "block", "source": "203.0.113.0/24"}),
+    );
     assert_eq!(status, 409, "{v}");
     let id = rule["id"].as_u64().expect("id");
-    let r = levee.request(Method::DELETE, &format!("/api/v1/rules/{id}")).send().expect("delete");
+    let r = levee
+        .request(Method::DELETE, &format!("/api/v1/rules/{id}"))
+        .send()
+        .expect("delete");
     assert_eq!(r.status().as_u16(), 200);
-    let r = levee.request(Method::DELETE, &format!("/api/v1/rules/{id}")).send().expect("delete again");
+    let r = levee
+        .request(Method::DELETE, &format!("/api/v1/rules/{id}"))
+        .send()
+        .expect("delete again");
     assert_eq!(r.status().as_u16(), 409);
-    let r = levee.request(Method::POST, &format!("/api/v1/rules/{id}/approve")).send().expect("approve removed");
+    let r = levee
+        .request(Method::POST, &format!("/api/v1/rules/{id}/approve"))
+        .send()
+        .expect("approve removed");
     assert_eq!(r.status().as_u16(), 409);
     let (status, v) = levee.get(&format!("/api/v1/rules/{id}"));
     assert_eq!((status, v["state"].as_str()), (200, Some("removed")), "{v}");
@@ -183,15 +265,33 @@ fn api_refuses_what_it_must_with_clear_errors() {
     // The CLI says the same, with the documented exit codes.
     let out = levee.cli(&["rules", "add", "block", "192.0.2.7"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("allowlisted"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("allowlisted"),
+        "{out:?}"
+    );
     let out = levee.cli(&["rules", "add", "block", "not-an-ip"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = levee.cli(&["rules", "add", "block", "203.0.113.9", "--ttl", "soon"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--ttl"), "{out:?}");
-    let out = common::levee().args(["status", "--api", &levee.url, "--token", "wrong-token-wrong-token"]).output().expect("cli");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--ttl"),
+        "{out:?}"
+    );
+    let out = common::levee()
+        .args([
+            "status",
+            "--api",
+            &levee.url,
+            "--token",
+            "wrong-token-wrong-token",
+        ])
+        .output()
+        .expect("cli");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 401"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 401"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -210,38 +310,63 @@ fn a_rule_added_through_the_api_is_enforced_and_removed_on_delete() {
         ),
     );
     let levee = Running::start(&config);
-    let out = levee.cli(&["rules", "add", "block", &source, "--ttl", "10m", "--reason", "test", "--json"]);
+    let out = levee.cli(&[
+        "rules", "add", "block", &source, "--ttl", "10m", "--reason", "test", "--json",
+    ]);
     assert!(out.status.success(), "{out:?}");
     let rule: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let id = rule["id"].as_u64().expect("rule id");
     let sample = format!("levee_rule_dropped_packets_total{{rule_id=\"{id}\"}}");
     // Packets from the source are dropped by that rule, and keep being dropped.
-    let first = levee.wait_for(15, "drops by the API's rule", || levee.metric(&sample).filter(|n| *n > 0.0));
-    levee.wait_for(15, "more drops", || levee.metric(&sample).filter(|n| *n > first));
+    let first = levee.wait_for(15, "drops by the API's rule", || {
+        levee.metric(&sample).filter(|n| *n > 0.0)
+    });
+    levee.wait_for(15, "more drops", || {
+        levee.metric(&sample).filter(|n| *n > first)
+    });
     let listed = levee.cli(&["rules", "list", "--state", "active", "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
-    assert!(listed["rules"].as_array().expect("rules").iter().any(|r| r["id"] == id), "{listed}");
+    assert!(
+        listed["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .any(|r| r["id"] == id),
+        "{listed}"
+    );
 
     let out = levee.cli(&["rules", "delete", &id.to_string()]);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("removed"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed"),
+        "{out:?}"
+    );
     // Once every worker has the change, the rule drops nothing more while traffic flows.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let after = levee.metric(&sample).expect("the rule's counter stays");
-    let forwarded = levee.metric("levee_forwarded_packets_total{direction=\"inbound\"}").expect("forwarded");
+    let forwarded = levee
+        .metric("levee_forwarded_packets_total{direction=\"inbound\"}")
+        .expect("forwarded");
     levee.wait_for(15, "traffic to go on", || {
         levee
             .metric("levee_forwarded_packets_total{direction=\"inbound\"}")
             .filter(|n| *n > forwarded + 10_000.0)
     });
-    assert_eq!(levee.metric(&sample), Some(after), "a deleted rule still drops");
+    assert_eq!(
+        levee.metric(&sample),
+        Some(after),
+        "a deleted rule still drops"
+    );
 }
 
 /// Run a firewall tool in a network namespace of our own (removed after).
 fn in_fresh_netns(name: &str, tool: &[&str], input: &str) -> std::process::Output {
     use std::io::Write as _;
     let ns = format!("lvapi{}{name}", std::process::id());
-    let st = Command::new("ip").args(["netns", "add", &ns]).status().expect("ip netns add");
+    let st = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .expect("ip netns add");
     assert!(st.success(), "ip netns add {ns}");
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns])
@@ -251,7 +376,12 @@ fn in_fresh_netns(name: &str, tool: &[&str], input: &str) -> std::process::Outpu
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run the firewall tool");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     out
@@ -260,7 +390,10 @@ fn in_fresh_netns(name: &str, tool: &[&str], input: &str) -> std::process::Outpu
 fn promtool() -> String {
     let tools = std::env::var("LEVEE_TOOLS").unwrap_or_else(|_| "/opt/levee-tools".into());
     let path = format!("{tools}/usr/bin/promtool");
-    assert!(Path::new(&path).exists(), "{path} missing: run scripts/install-deps.sh");
+    assert!(
+        Path::new(&path).exists(),
+        "{path} missing: run scripts/install-deps.sh"
+    );
     path
 }
 
@@ -270,9 +403,19 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
     // A UDP flood from 8 real sources, with a little normal traffic.
     let capture = dir.path().join("attack.pcap");
     let st = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/attack-capture.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/attack-capture.py"
+        ))
         .arg(&capture)
-        .args(["--duration", "1", "--normal-pps", "200", "--attack", "udp:0:1:1500:10.0.0.1:8"])
+        .args([
+            "--duration",
+            "1",
+            "--normal-pps",
+            "200",
+            "--attack",
+            "udp:0:1:1500:10.0.0.1:8",
+        ])
         .status()
         .expect("attack-capture.py");
     assert!(st.success());
@@ -309,28 +452,48 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
         (!blocks.is_empty()).then_some(blocks)
     });
     let (_, active) = levee.get("/api/v1/rules?state=active");
-    assert_eq!(active["total"], 0, "nothing applies before approval: {active}");
+    assert_eq!(
+        active["total"], 0,
+        "nothing applies before approval: {active}"
+    );
     let rule_id = staged[0]["id"].as_u64().expect("rule id");
     let out = levee.cli(&["rules", "approve", &rule_id.to_string(), "--json"]);
     assert!(out.status.success(), "{out:?}");
     let approved: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(approved["state"], "active", "{approved}");
     let sample = format!("levee_rule_dropped_packets_total{{rule_id=\"{rule_id}\"}}");
-    levee.wait_for(15, "drops by the approved rule", || levee.metric(&sample).filter(|n| *n > 0.0));
+    levee.wait_for(15, "drops by the approved rule", || {
+        levee.metric(&sample).filter(|n| *n > 0.0)
+    });
 
     // The incident as the CLI shows it.
     let out = levee.cli(&["incidents", "show", &id]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("UDP Flood") && text.contains("incident.created"), "{text}");
+    assert!(
+        out.status.success() && text.contains("UDP Flood") && text.contains("incident.created"),
+        "{text}"
+    );
     let out = levee.cli(&["incidents", "list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(list["incidents"].as_array().expect("list").iter().any(|i| i["incident_id"] == id.as_str()));
+    assert!(list["incidents"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|i| i["incident_id"] == id.as_str()));
     let (_, baselines) = levee.get("/api/v1/baselines");
     assert!(baselines["baselines"].as_array().is_some(), "{baselines}");
 
     // Metrics pass promtool, with rules and an incident in them.
-    let metrics = levee.request(Method::GET, "/metrics").send().expect("metrics").text().expect("text");
-    assert!(metrics.contains("levee_incidents{state=\"open\"} 1"), "{metrics}");
+    let metrics = levee
+        .request(Method::GET, "/metrics")
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("levee_incidents{state=\"open\"} 1"),
+        "{metrics}"
+    );
     let mut check = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -338,9 +501,15 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("promtool");
-    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), metrics.as_bytes()).expect("feed promtool");
+    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), metrics.as_bytes())
+        .expect("feed promtool");
     let out = check.wait_with_output().expect("promtool");
-    assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Exports pass the real tools (with manual rules of every shape added).
     for body in [
@@ -355,18 +524,31 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
     }
     for (format, tool) in [
         ("iptables", vec!["iptables-restore", "--test", "--noflush"]),
-        ("ip6tables", vec!["ip6tables-restore", "--test", "--noflush"]),
+        (
+            "ip6tables",
+            vec!["ip6tables-restore", "--test", "--noflush"],
+        ),
         ("nftables", vec!["nft", "-c", "-f", "-"]),
     ] {
         let out = levee.cli(&["rules", "export", "--format", format]);
         assert!(out.status.success(), "{out:?}");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let blocked = staged[0]["match"]["source"].as_str().expect("source").trim_end_matches("/32");
+        let blocked = staged[0]["match"]["source"]
+            .as_str()
+            .expect("source")
+            .trim_end_matches("/32");
         if format != "ip6tables" {
-            assert!(text.contains(blocked), "{format} export lacks {blocked}:\n{text}");
+            assert!(
+                text.contains(blocked),
+                "{format} export lacks {blocked}:\n{text}"
+            );
         }
         let checked = in_fresh_netns(format, &tool, &text);
-        assert!(checked.status.success(), "{format} rejected by {tool:?}: {}\n{text}", String::from_utf8_lossy(&checked.stderr));
+        assert!(
+            checked.status.success(),
+            "{format} rejected by {tool:?}: {}\n{text}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
     }
 
     // Resolving by hand takes the incident's rules out and keeps its capture.
@@ -374,14 +556,31 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
     assert!(out.status.success(), "{out:?}");
     let (_, v) = levee.get(&format!("/api/v1/rules/{rule_id}"));
     assert_eq!(v["state"], "removed", "{v}");
-    let r = levee.request(Method::POST, &format!("/api/v1/incidents/{id}/resolve")).send().expect("again");
+    let r = levee
+        .request(Method::POST, &format!("/api/v1/incidents/{id}/resolve"))
+        .send()
+        .expect("again");
     assert_eq!(r.status().as_u16(), 409);
     let (_, v) = levee.get(&format!("/api/v1/incidents/{id}"));
     assert_eq!(v["incident"]["status"], "resolved", "{v}");
-    assert!(v["events"].as_array().expect("events").iter().any(|e| e["event"] == "incident.resolved"), "{v}");
-    let pcap = v["incident"]["forensic_pcap"].as_str().expect("a forensic capture").to_owned();
+    assert!(
+        v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["event"] == "incident.resolved"),
+        "{v}"
+    );
+    let pcap = v["incident"]["forensic_pcap"]
+        .as_str()
+        .expect("a forensic capture")
+        .to_owned();
     let r = levee.request(Method::GET, &pcap).send().expect("pcap");
     assert_eq!(r.status().as_u16(), 200);
     let bytes = r.bytes().expect("body");
-    assert_eq!(&bytes[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "a pcapng section header");
+    assert_eq!(
+        &bytes[..4],
+        &[0x0a, 0x0d, 0x0d, 0x0a],
+        "a pcapng section header"
+    );
 }

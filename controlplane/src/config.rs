@@ -100,47 +100,50 @@ impl ApiSection {
     /// The tokens, or what is wrong with them (each naming its key).
     pub fn tokens(&self) -> Result<ApiTokens, Vec<Problem>> {
         let mut problems = Vec::new();
-        let mut read = |key: &str, inline: &Option<String>, file: &Option<PathBuf>, required: bool| {
-            let token = match (inline, file) {
-                (Some(_), Some(_)) => {
-                    problems.push(Problem {
-                        key: format!("api.{key}"),
-                        message: format!("set either {key} or {key}_file, not both"),
-                    });
-                    return None;
-                }
-                (Some(t), None) => t.trim().to_owned(),
-                (None, Some(f)) => match std::fs::read_to_string(f) {
-                    Ok(t) => t.trim().to_owned(),
-                    Err(e) => {
+        let mut read =
+            |key: &str, inline: &Option<String>, file: &Option<PathBuf>, required: bool| {
+                let token = match (inline, file) {
+                    (Some(_), Some(_)) => {
                         problems.push(Problem {
-                            key: format!("api.{key}_file"),
-                            message: format!("cannot read {}: {e}", f.display()),
+                            key: format!("api.{key}"),
+                            message: format!("set either {key} or {key}_file, not both"),
                         });
                         return None;
                     }
-                },
-                (None, None) => {
-                    if required {
-                        problems.push(Problem {
-                            key: format!("api.{key}"),
-                            message: format!("the admin API needs a {key} (or {key}_file)"),
-                        });
+                    (Some(t), None) => t.trim().to_owned(),
+                    (None, Some(f)) => match std::fs::read_to_string(f) {
+                        Ok(t) => t.trim().to_owned(),
+                        Err(e) => {
+                            problems.push(Problem {
+                                key: format!("api.{key}_file"),
+                                message: format!("cannot read {}: {e}", f.display()),
+                            });
+                            return None;
+                        }
+                    },
+                    (None, None) => {
+                        if required {
+                            problems.push(Problem {
+                                key: format!("api.{key}"),
+                                message: format!("the admin API needs a {key} (or {key}_file)"),
+                            });
+                        }
+                        return None;
                     }
+                };
+                if token.len() < MIN_TOKEN_LEN
+                    || token.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    problems.push(Problem {
+                        key: format!("api.{key}"),
+                        message: format!(
+                            "a token must be at least {MIN_TOKEN_LEN} characters without spaces"
+                        ),
+                    });
                     return None;
                 }
+                Some(token)
             };
-            if token.len() < MIN_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                problems.push(Problem {
-                    key: format!("api.{key}"),
-                    message: format!(
-                        "a token must be at least {MIN_TOKEN_LEN} characters without spaces"
-                    ),
-                });
-                return None;
-            }
-            Some(token)
-        };
         let admin = read("token", &self.token, &self.token_file, true);
         let read_only = read(
             "read_only_token",
@@ -166,7 +169,10 @@ impl ApiSection {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             bad(
                 "api.listen",
-                format!("{:?} is not an address:port (e.g. 127.0.0.1:8470)", self.listen),
+                format!(
+                    "{:?} is not an address:port (e.g. 127.0.0.1:8470)",
+                    self.listen
+                ),
             );
         }
         if let Err(problems) = self.tokens() {
@@ -179,7 +185,10 @@ impl ApiSection {
             (None, Some(_)) => bad("api.tls_cert", "tls_key needs tls_cert".into()),
             _ => {}
         }
-        for (key, file) in [("api.tls_cert", &self.tls_cert), ("api.tls_key", &self.tls_key)] {
+        for (key, file) in [
+            ("api.tls_cert", &self.tls_cert),
+            ("api.tls_key", &self.tls_key),
+        ] {
             if let Some(f) = file {
                 if let Err(e) = std::fs::metadata(f) {
                     bad(key, format!("cannot read {}: {e}", f.display()));

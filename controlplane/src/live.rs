@@ -95,7 +95,11 @@ impl ControlPlane {
     }
 
     /// Resolve an open incident by hand: its rules come out as on a normal resolve.
-    pub fn resolve_incident(&mut self, id: &str, now_ns: u64) -> Result<IncidentEvent, IncidentError> {
+    pub fn resolve_incident(
+        &mut self,
+        id: &str,
+        now_ns: u64,
+    ) -> Result<IncidentEvent, IncidentError> {
         let Some(event) = self.control.detector.resolve(id, now_ns) else {
             let known = match &self.control.mitigator.store {
                 Some(store) => store.incident(id)?.is_some(),

@@ -348,7 +348,15 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     tracing::info!(workers = joins.len(), mode = ?config.mode, "forwarding started");
 
-    supervise(&stop, &shared, started, stop_when, &live, &pairs, hz_of(&eal));
+    supervise(
+        &stop,
+        &shared,
+        started,
+        stop_when,
+        &live,
+        &pairs,
+        hz_of(&eal),
+    );
     drop(api);
 
     stop.store(true, Ordering::Relaxed);
@@ -591,11 +599,15 @@ impl Sampler {
                 reports_dropped: reports_dropped.get(&w).copied().unwrap_or(0),
             });
         }
-        let point = self.directions.as_ref().filter(|_| seconds > 0.0).map(|old| RatePoint {
-            at_ms: crate::live::wall_ms(),
-            inbound: crate::live::DirectionRates::between(&old[0], &directions[0], seconds),
-            outbound: crate::live::DirectionRates::between(&old[1], &directions[1], seconds),
-        });
+        let point = self
+            .directions
+            .as_ref()
+            .filter(|_| seconds > 0.0)
+            .map(|old| RatePoint {
+                at_ms: crate::live::wall_ms(),
+                inbound: crate::live::DirectionRates::between(&old[0], &directions[0], seconds),
+                outbound: crate::live::DirectionRates::between(&old[1], &directions[1], seconds),
+            });
         live.update_snapshot(|s| {
             s.at_ms = crate::live::wall_ms();
             s.ports = ports.clone();

@@ -139,7 +139,10 @@ impl Running {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("levee's API did not come up:\n{}", stderr.lock().map(|s| s.clone()).unwrap_or_default());
+                panic!(
+                    "levee's API did not come up:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
             }
         };
         Running {
@@ -155,7 +158,11 @@ impl Running {
     }
 
     /// An HTTP request with the admin token.
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
         reqwest::blocking::Client::new()
             .request(method, format!("{}{path}", self.url))
             .bearer_auth(ADMIN_TOKEN)
@@ -164,7 +171,10 @@ impl Running {
 
     /// GET with the admin token; the status and the body as JSON (or Null).
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self.request(reqwest::Method::GET, path).send().expect("GET");
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .expect("GET");
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(serde_json::Value::Null))
     }

@@ -65,7 +65,10 @@ fn incident_json(live: &Live, r: IncidentRecord) -> Value {
     v
 }
 
-pub async fn list(live: web::Data<Live>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    live: web::Data<Live>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     if let Some(s) = &q.status {
         if s != "open" && s != "resolved" {
@@ -105,7 +108,10 @@ pub async fn list(live: web::Data<Live>, q: web::Query<ListQuery>) -> Result<Htt
             None => (Vec::new(), 0),
         }
     };
-    let incidents: Vec<Value> = records.into_iter().map(|r| incident_json(&live, r)).collect();
+    let incidents: Vec<Value> = records
+        .into_iter()
+        .map(|r| incident_json(&live, r))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({"incidents": incidents, "total": total})))
 }
 
@@ -134,7 +140,10 @@ pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpRes
     })))
 }
 
-pub async fn resolve(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn resolve(
+    live: web::Data<Live>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&id)?;
     let now = live.now_ns();
     let event = live.control().resolve_incident(id, now)?;

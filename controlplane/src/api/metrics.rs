@@ -19,7 +19,9 @@ struct Exposition {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Exposition {
@@ -46,7 +48,11 @@ impl Exposition {
 
 pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     let mut m = Exposition::default();
-    m.family("levee_info", "gauge", "The node: version, id and mode (always 1).");
+    m.family(
+        "levee_info",
+        "gauge",
+        "The node: version, id and mode (always 1).",
+    );
     let mode = format!("{:?}", live.mode).to_lowercase();
     m.sample(
         "levee_info",
@@ -58,76 +64,177 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         ],
         1,
     );
-    m.family("levee_start_time_seconds", "gauge", "When levee started, in seconds since the epoch.");
-    m.sample("levee_start_time_seconds", &[], live.started_at_ms as f64 / 1000.0);
+    m.family(
+        "levee_start_time_seconds",
+        "gauge",
+        "When levee started, in seconds since the epoch.",
+    );
+    m.sample(
+        "levee_start_time_seconds",
+        &[],
+        live.started_at_ms as f64 / 1000.0,
+    );
 
     {
         let control = live.control();
         let totals = &control.control.totals;
         let dirs = Direction::ALL.map(|d| (d.name(), &totals.directions[d as usize]));
 
-        m.family("levee_packets_total", "counter", "Packets received, by direction and traffic class.");
+        m.family(
+            "levee_packets_total",
+            "counter",
+            "Packets received, by direction and traffic class.",
+        );
         for (dir, w) in &dirs {
             for c in TrafficClass::all() {
                 if w.class_packets[c.index()] > 0 {
-                    m.sample("levee_packets_total", &[("direction", dir), ("class", c.name())], w.class_packets[c.index()]);
+                    m.sample(
+                        "levee_packets_total",
+                        &[("direction", dir), ("class", c.name())],
+                        w.class_packets[c.index()],
+                    );
                 }
             }
         }
-        m.family("levee_bytes_total", "counter", "Bytes received, by direction and traffic class.");
+        m.family(
+            "levee_bytes_total",
+            "counter",
+            "Bytes received, by direction and traffic class.",
+        );
         for (dir, w) in &dirs {
             for c in TrafficClass::all() {
                 if w.class_packets[c.index()] > 0 {
-                    m.sample("levee_bytes_total", &[("direction", dir), ("class", c.name())], w.class_bytes[c.index()]);
+                    m.sample(
+                        "levee_bytes_total",
+                        &[("direction", dir), ("class", c.name())],
+                        w.class_bytes[c.index()],
+                    );
                 }
             }
         }
-        m.family("levee_forwarded_packets_total", "counter", "Packets forwarded to the peer port, by direction.");
+        m.family(
+            "levee_forwarded_packets_total",
+            "counter",
+            "Packets forwarded to the peer port, by direction.",
+        );
         for (dir, w) in &dirs {
-            m.sample("levee_forwarded_packets_total", &[("direction", dir)], w.forwarded_packets);
+            m.sample(
+                "levee_forwarded_packets_total",
+                &[("direction", dir)],
+                w.forwarded_packets,
+            );
         }
-        m.family("levee_allowlisted_packets_total", "counter", "Packets passed by the allowlist, by direction.");
+        m.family(
+            "levee_allowlisted_packets_total",
+            "counter",
+            "Packets passed by the allowlist, by direction.",
+        );
         for (dir, w) in &dirs {
-            m.sample("levee_allowlisted_packets_total", &[("direction", dir)], w.allowlisted);
+            m.sample(
+                "levee_allowlisted_packets_total",
+                &[("direction", dir)],
+                w.allowlisted,
+            );
         }
-        m.family("levee_dropped_packets_total", "counter", "Packets dropped, by direction and reason.");
+        m.family(
+            "levee_dropped_packets_total",
+            "counter",
+            "Packets dropped, by direction and reason.",
+        );
         for (dir, w) in &dirs {
             for r in DropReason::ALL {
-                m.sample("levee_dropped_packets_total", &[("direction", dir), ("reason", r.name())], w.dropped_packets[r as usize]);
+                m.sample(
+                    "levee_dropped_packets_total",
+                    &[("direction", dir), ("reason", r.name())],
+                    w.dropped_packets[r as usize],
+                );
             }
         }
-        m.family("levee_dropped_bytes_total", "counter", "Bytes dropped, by direction and reason.");
+        m.family(
+            "levee_dropped_bytes_total",
+            "counter",
+            "Bytes dropped, by direction and reason.",
+        );
         for (dir, w) in &dirs {
             for r in DropReason::ALL {
-                m.sample("levee_dropped_bytes_total", &[("direction", dir), ("reason", r.name())], w.dropped_bytes[r as usize]);
+                m.sample(
+                    "levee_dropped_bytes_total",
+                    &[("direction", dir), ("reason", r.name())],
+                    w.dropped_bytes[r as usize],
+                );
             }
         }
-        m.family("levee_not_parsed_packets_total", "counter", "Packets whose headers did not parse, by direction and status.");
+        m.family(
+            "levee_not_parsed_packets_total",
+            "counter",
+            "Packets whose headers did not parse, by direction and status.",
+        );
         for (dir, w) in &dirs {
             for s in ParseStatus::ALL {
                 if s != ParseStatus::Ok && w.parse_status[s as usize] > 0 {
-                    m.sample("levee_not_parsed_packets_total", &[("direction", dir), ("status", s.name())], w.parse_status[s as usize]);
+                    m.sample(
+                        "levee_not_parsed_packets_total",
+                        &[("direction", dir), ("status", s.name())],
+                        w.parse_status[s as usize],
+                    );
                 }
             }
         }
-        m.family("levee_rule_dropped_packets_total", "counter", "Packets dropped by each rule.");
+        m.family(
+            "levee_rule_dropped_packets_total",
+            "counter",
+            "Packets dropped by each rule.",
+        );
         for (rule, (packets, _)) in &totals.rule_drops {
-            m.sample("levee_rule_dropped_packets_total", &[("rule_id", &rule.to_string())], packets);
+            m.sample(
+                "levee_rule_dropped_packets_total",
+                &[("rule_id", &rule.to_string())],
+                packets,
+            );
         }
-        m.family("levee_rule_dropped_bytes_total", "counter", "Bytes dropped by each rule.");
+        m.family(
+            "levee_rule_dropped_bytes_total",
+            "counter",
+            "Bytes dropped by each rule.",
+        );
         for (rule, (_, bytes)) in &totals.rule_drops {
-            m.sample("levee_rule_dropped_bytes_total", &[("rule_id", &rule.to_string())], bytes);
+            m.sample(
+                "levee_rule_dropped_bytes_total",
+                &[("rule_id", &rule.to_string())],
+                bytes,
+            );
         }
-        m.family("levee_window_reports_dropped_total", "counter", "Window reports a worker could not hand to the control plane (full channel).");
+        m.family(
+            "levee_window_reports_dropped_total",
+            "counter",
+            "Window reports a worker could not hand to the control plane (full channel).",
+        );
         for (worker, n) in &totals.reports_dropped {
-            m.sample("levee_window_reports_dropped_total", &[("worker", &worker.to_string())], n);
+            m.sample(
+                "levee_window_reports_dropped_total",
+                &[("worker", &worker.to_string())],
+                n,
+            );
         }
-        m.family("levee_destinations_overflow_total", "counter", "Packets to destinations beyond the per-window destination table.");
-        m.sample("levee_destinations_overflow_total", &[], totals.destinations_overflow);
+        m.family(
+            "levee_destinations_overflow_total",
+            "counter",
+            "Packets to destinations beyond the per-window destination table.",
+        );
+        m.sample(
+            "levee_destinations_overflow_total",
+            &[],
+            totals.destinations_overflow,
+        );
 
         m.family("levee_rules", "gauge", "Rules known to this run, by state.");
         for state in RuleState::ALL {
-            let n = control.control.mitigator.rules().filter(|r| r.state == state).count();
+            let n = control
+                .control
+                .mitigator
+                .rules()
+                .filter(|r| r.state == state)
+                .count();
             m.sample("levee_rules", &[("state", state.name())], n);
         }
         m.family("levee_incidents", "gauge", "Incidents recorded, by state.");
@@ -143,48 +250,110 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         for (state, n) in &states {
             m.sample("levee_incidents", &[("state", state)], n);
         }
-        m.family("levee_table_entries", "gauge", "Entries in each rule table.");
+        m.family(
+            "levee_table_entries",
+            "gauge",
+            "Entries in each rule table.",
+        );
         let fill = control.publisher.fill();
         for (table, entries, _) in &fill {
             m.sample("levee_table_entries", &[("table", table)], entries);
         }
-        m.family("levee_table_capacity", "gauge", "Capacity of each rule table.");
+        m.family(
+            "levee_table_capacity",
+            "gauge",
+            "Capacity of each rule table.",
+        );
         for (table, _, capacity) in &fill {
             m.sample("levee_table_capacity", &[("table", table)], capacity);
         }
-        m.family("levee_table_refused_total", "counter", "Table changes refused because a table was full.");
-        m.sample("levee_table_refused_total", &[], control.publisher.refused_full);
+        m.family(
+            "levee_table_refused_total",
+            "counter",
+            "Table changes refused because a table was full.",
+        );
+        m.sample(
+            "levee_table_refused_total",
+            &[],
+            control.publisher.refused_full,
+        );
     }
 
     let snapshot = live.snapshot();
     if let Some(p) = snapshot.history.back() {
-        m.family("levee_rate_packets_per_second", "gauge", "Packets per second over the last second, by direction and class.");
+        m.family(
+            "levee_rate_packets_per_second",
+            "gauge",
+            "Packets per second over the last second, by direction and class.",
+        );
         for (dir, rates) in [("inbound", &p.inbound), ("outbound", &p.outbound)] {
             for (class, (pps, _)) in &rates.classes {
-                m.sample("levee_rate_packets_per_second", &[("direction", dir), ("class", class)], pps);
+                m.sample(
+                    "levee_rate_packets_per_second",
+                    &[("direction", dir), ("class", class)],
+                    pps,
+                );
             }
         }
-        m.family("levee_rate_bytes_per_second", "gauge", "Bytes per second over the last second, by direction and class.");
+        m.family(
+            "levee_rate_bytes_per_second",
+            "gauge",
+            "Bytes per second over the last second, by direction and class.",
+        );
         for (dir, rates) in [("inbound", &p.inbound), ("outbound", &p.outbound)] {
             for (class, (_, bps)) in &rates.classes {
-                m.sample("levee_rate_bytes_per_second", &[("direction", dir), ("class", class)], bps / 8.0);
+                m.sample(
+                    "levee_rate_bytes_per_second",
+                    &[("direction", dir), ("class", class)],
+                    bps / 8.0,
+                );
             }
         }
-        m.family("levee_rate_dropped_packets_per_second", "gauge", "Packets dropped per second over the last second, by direction.");
+        m.family(
+            "levee_rate_dropped_packets_per_second",
+            "gauge",
+            "Packets dropped per second over the last second, by direction.",
+        );
         for (dir, rates) in [("inbound", &p.inbound), ("outbound", &p.outbound)] {
-            m.sample("levee_rate_dropped_packets_per_second", &[("direction", dir)], rates.dropped_pps);
+            m.sample(
+                "levee_rate_dropped_packets_per_second",
+                &[("direction", dir)],
+                rates.dropped_pps,
+            );
         }
     }
     let ports = &snapshot.ports;
     type PortField = fn(&crate::live::PortStatus) -> u64;
     let port_counters: [(&str, &str, PortField); 7] = [
-        ("levee_port_rx_packets_total", "Packets the port received.", |p| p.rx_packets),
-        ("levee_port_tx_packets_total", "Packets the port sent.", |p| p.tx_packets),
-        ("levee_port_rx_bytes_total", "Bytes the port received.", |p| p.rx_bytes),
-        ("levee_port_tx_bytes_total", "Bytes the port sent.", |p| p.tx_bytes),
-        ("levee_port_rx_missed_total", "Packets the port dropped for lack of room (rx ring full).", |p| p.rx_missed),
-        ("levee_port_rx_errors_total", "Receive errors.", |p| p.rx_errors),
-        ("levee_port_tx_errors_total", "Transmit errors.", |p| p.tx_errors),
+        (
+            "levee_port_rx_packets_total",
+            "Packets the port received.",
+            |p| p.rx_packets,
+        ),
+        (
+            "levee_port_tx_packets_total",
+            "Packets the port sent.",
+            |p| p.tx_packets,
+        ),
+        (
+            "levee_port_rx_bytes_total",
+            "Bytes the port received.",
+            |p| p.rx_bytes,
+        ),
+        ("levee_port_tx_bytes_total", "Bytes the port sent.", |p| {
+            p.tx_bytes
+        }),
+        (
+            "levee_port_rx_missed_total",
+            "Packets the port dropped for lack of room (rx ring full).",
+            |p| p.rx_missed,
+        ),
+        ("levee_port_rx_errors_total", "Receive errors.", |p| {
+            p.rx_errors
+        }),
+        ("levee_port_tx_errors_total", "Transmit errors.", |p| {
+            p.tx_errors
+        }),
     ];
     for (name, help, field) in port_counters {
         m.family(name, "counter", help);
@@ -194,18 +363,38 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     }
     m.family("levee_port_link_up", "gauge", "1 if the port's link is up.");
     for p in ports {
-        m.sample("levee_port_link_up", &[("port", &p.name), ("role", p.role)], u8::from(p.link_up));
+        m.sample(
+            "levee_port_link_up",
+            &[("port", &p.name), ("role", p.role)],
+            u8::from(p.link_up),
+        );
     }
-    m.family("levee_worker_busy_ratio", "gauge", "Share of the last second each worker spent on bursts with packets.");
+    m.family(
+        "levee_worker_busy_ratio",
+        "gauge",
+        "Share of the last second each worker spent on bursts with packets.",
+    );
     for w in &snapshot.workers {
-        m.sample("levee_worker_busy_ratio", &[("lcore", &w.lcore.to_string())], w.busy_ratio);
+        m.sample(
+            "levee_worker_busy_ratio",
+            &[("lcore", &w.lcore.to_string())],
+            w.busy_ratio,
+        );
     }
-    m.family("levee_worker_burst_cycles", "gauge", "CPU cycles per burst in each worker's latest window, by percentile.");
+    m.family(
+        "levee_worker_burst_cycles",
+        "gauge",
+        "CPU cycles per burst in each worker's latest window, by percentile.",
+    );
     for w in &snapshot.workers {
         let lcore = w.lcore.to_string();
         let c = &w.cycles_per_burst;
         for (pct, v) in [("50", c.p50), ("90", c.p90), ("99", c.p99), ("100", c.max)] {
-            m.sample("levee_worker_burst_cycles", &[("lcore", &lcore), ("percentile", pct)], v);
+            m.sample(
+                "levee_worker_burst_cycles",
+                &[("lcore", &lcore), ("percentile", pct)],
+                v,
+            );
         }
     }
     Ok(HttpResponse::Ok()

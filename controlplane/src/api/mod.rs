@@ -108,9 +108,7 @@ async fn authenticate(
             .ok_or_else(|| ApiError::Internal("no tokens configured".into()))?;
         match access(&req, tokens) {
             None => return Err(ApiError::Unauthorized.into()),
-            Some(Access::ReadOnly)
-                if !matches!(*req.method(), Method::GET | Method::HEAD) =>
-            {
+            Some(Access::ReadOnly) if !matches!(*req.method(), Method::GET | Method::HEAD) => {
                 return Err(ApiError::ReadOnly.into())
             }
             Some(_) => {}
@@ -147,7 +145,8 @@ fn tls_config(section: &ApiSection) -> Result<Option<rustls::ServerConfig>, ApiS
         return Ok(None);
     };
     let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| ApiStartError::Tls(format!("cannot read {}: {e}", p.display())))
+        std::fs::read(p)
+            .map_err(|e| ApiStartError::Tls(format!("cannot read {}: {e}", p.display())))
     };
     let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
         .collect::<Result<_, _>>()
@@ -174,21 +173,24 @@ fn tls_config(section: &ApiSection) -> Result<Option<rustls::ServerConfig>, ApiS
 impl ApiServer {
     /// Bind (so a taken port fails start-up at once) and serve on two threads.
     pub fn start(section: &ApiSection, live: Arc<Live>) -> Result<ApiServer, ApiStartError> {
-        let tokens = section
-            .tokens()
-            .map_err(|p| ApiStartError::Config(p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
-        let listener = TcpListener::bind(&section.listen).map_err(|source| ApiStartError::Listen {
-            addr: section.listen.clone(),
-            source,
+        let tokens = section.tokens().map_err(|p| {
+            ApiStartError::Config(
+                p.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
+        let listener =
+            TcpListener::bind(&section.listen).map_err(|source| ApiStartError::Listen {
+                addr: section.listen.clone(),
+                source,
+            })?;
         let addr = listener
             .local_addr()
             .map_err(|e| ApiStartError::Start(e.to_string()))?;
         let tls = tls_config(section)?;
-        let url = format!(
-            "{}://{addr}",
-            if tls.is_some() { "https" } else { "http" }
-        );
+        let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
         let body_limit = section.max_body_bytes;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()

@@ -35,7 +35,10 @@ pub struct ListQuery {
     offset: Option<usize>,
 }
 
-pub async fn list(live: web::Data<Live>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    live: web::Data<Live>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let state = q
         .state
         .as_deref()
@@ -255,7 +258,10 @@ impl NewRule {
     }
 }
 
-pub async fn add(live: web::Data<Live>, body: web::Json<NewRule>) -> Result<HttpResponse, ApiError> {
+pub async fn add(
+    live: web::Data<Live>,
+    body: web::Json<NewRule>,
+) -> Result<HttpResponse, ApiError> {
     let default_ttl = live.control().control.mitigator.default_ttl_s();
     let (matches, ttl, reason) = body.into_inner().validate(default_ttl)?;
     let now = live.now_ns();
@@ -266,14 +272,20 @@ pub async fn add(live: web::Data<Live>, body: web::Json<NewRule>) -> Result<Http
         .json(rule_json(&rule)))
 }
 
-pub async fn approve(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn approve(
+    live: web::Data<Live>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = rule_id(&id)?;
     let rule = live.control().approve_rule(id)?;
     tracing::warn!(rule = rule.id, "staged rule approved by the operator");
     Ok(HttpResponse::Ok().json(rule_json(&rule)))
 }
 
-pub async fn delete(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    live: web::Data<Live>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = rule_id(&id)?;
     let rule = live.control().delete_rule(id)?;
     tracing::warn!(rule = rule.id, "rule deleted by the operator");
@@ -286,7 +298,10 @@ pub struct ExportQuery {
     format: Option<String>,
 }
 
-pub async fn export(live: web::Data<Live>, q: web::Query<ExportQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn export(
+    live: web::Data<Live>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
     let name = q.format.as_deref().unwrap_or("iptables");
     let format = ExportFormat::parse(name).ok_or_else(|| {
         ApiError::BadRequest(format!(

@@ -53,10 +53,17 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     .map(row)
                     .collect();
                 let mut out = table(
-                    &["ID", "STATUS", "TYPE", "SEVERITY", "TARGET", "PEAK PPS", "STARTED", "SECONDS"],
+                    &[
+                        "ID", "STATUS", "TYPE", "SEVERITY", "TARGET", "PEAK PPS", "STARTED",
+                        "SECONDS",
+                    ],
                     &rows,
                 );
-                out.push_str(&format!("{} of {} incident(s)\n", rows.len(), cell(&v["total"])));
+                out.push_str(&format!(
+                    "{} of {} incident(s)\n",
+                    rows.len(),
+                    cell(&v["total"])
+                ));
                 out
             });
         }
@@ -117,13 +124,28 @@ fn show(v: &Value) -> String {
         .flatten()
         .map(cell)
         .collect();
-    out.push_str(&format!("{:<16} {}\n", "attackers", if attackers.is_empty() { "-".into() } else { attackers.join(", ") }));
+    out.push_str(&format!(
+        "{:<16} {}\n",
+        "attackers",
+        if attackers.is_empty() {
+            "-".into()
+        } else {
+            attackers.join(", ")
+        }
+    ));
     out.push_str("\nevents:\n");
     let events: Vec<Vec<String>> = v["events"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| vec![cell(&e["at"]), cell(&e["event"]), cell(&e["attack_type"]), cell(&e["peak_pps"])])
+        .map(|e| {
+            vec![
+                cell(&e["at"]),
+                cell(&e["event"]),
+                cell(&e["attack_type"]),
+                cell(&e["peak_pps"]),
+            ]
+        })
         .collect();
     out.push_str(&table(&["AT", "EVENT", "TYPE", "PEAK PPS"], &events));
     out.push_str("\nrules:\n");

@@ -63,7 +63,11 @@ impl Client {
         let base = match (&args.api, &section) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
             (None, Some(s)) => {
-                let scheme = if s.tls_cert.is_some() { "https" } else { "http" };
+                let scheme = if s.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 let listen = s
                     .listen
                     .replace("0.0.0.0:", "127.0.0.1:")
@@ -73,7 +77,9 @@ impl Client {
             (None, None) => "http://127.0.0.1:8470".into(),
         };
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(usage(format!("--api: {base:?} is not an http:// or https:// URL")));
+            return Err(usage(format!(
+                "--api: {base:?} is not an http:// or https:// URL"
+            )));
         }
         let token = match (&args.token, &args.token_file, &section) {
             (Some(t), _, _) => t.trim().to_owned(),
@@ -113,16 +119,16 @@ impl Client {
         })
     }
 
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<reqwest::blocking::Response, Failure> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .map_err(|e| {
-                Failure::Runtime(anyhow::anyhow!(
-                    "cannot reach the levee API at {}: {e}",
-                    self.base
-                ))
-            })?;
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<reqwest::blocking::Response, Failure> {
+        let response = request.bearer_auth(&self.token).send().map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "cannot reach the levee API at {}: {e}",
+                self.base
+            ))
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -77,8 +77,16 @@ fn describe(m: &Value) -> String {
     match m["kind"].as_str() {
         Some("block") => format!("block {}", cell(&m["source"])),
         Some("signature") => {
-            let mut s = format!("to {} proto {}", cell(&m["destination"]), cell(&m["protocol"]));
-            for (k, label) in [("src_port", "sport"), ("dst_port", "dport"), ("tcp_flags", "flags")] {
+            let mut s = format!(
+                "to {} proto {}",
+                cell(&m["destination"]),
+                cell(&m["protocol"])
+            );
+            for (k, label) in [
+                ("src_port", "sport"),
+                ("dst_port", "dport"),
+                ("tcp_flags", "flags"),
+            ] {
                 if !m[k].is_null() {
                     s.push_str(&format!(" {label} {}", cell(&m[k])));
                 }
@@ -137,7 +145,12 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             let q: Vec<(&str, String)> = state.map(|s| ("state", s)).into_iter().collect();
             let v = client.get("/api/v1/rules", &q)?;
             client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = v["rules"].as_array().into_iter().flatten().map(row).collect();
+                let rows: Vec<Vec<String>> = v["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(row)
+                    .collect();
                 table(HEADER, &rows)
             });
         }

@@ -30,14 +30,23 @@ fn render(s: &Value) -> String {
                 cell(&p["role"]),
                 cell(&p["name"]),
                 cell(&p["driver"]),
-                if p["link_up"].as_bool() == Some(true) { "up".into() } else { "down".into() },
+                if p["link_up"].as_bool() == Some(true) {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
                 format!("{:.0}", p["rx_pps"].as_f64().unwrap_or(0.0)),
                 format!("{:.0}", p["tx_pps"].as_f64().unwrap_or(0.0)),
                 cell(&p["rx_missed"]),
             ]
         })
         .collect();
-    out.push_str(&table(&["ROLE", "PORT", "DRIVER", "LINK", "RX PPS", "TX PPS", "MISSED"], &ports));
+    out.push_str(&table(
+        &[
+            "ROLE", "PORT", "DRIVER", "LINK", "RX PPS", "TX PPS", "MISSED",
+        ],
+        &ports,
+    ));
     let workers: Vec<Vec<String>> = s["workers"]
         .as_array()
         .into_iter()
@@ -53,7 +62,17 @@ fn render(s: &Value) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["LCORE", "RX PACKETS", "DROPPED", "BUSY", "CYCLES P50", "CYCLES P99"], &workers));
+    out.push_str(&table(
+        &[
+            "LCORE",
+            "RX PACKETS",
+            "DROPPED",
+            "BUSY",
+            "CYCLES P50",
+            "CYCLES P99",
+        ],
+        &workers,
+    ));
     if let Some(rules) = s["rules"].as_object() {
         let parts: Vec<String> = rules.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("rules: {}\n", parts.join(", ")));

@@ -300,7 +300,11 @@ impl Detector {
                     .filter(|cl| AttackType::of_class(*cl).is_some())
                     .map(|cl| {
                         let i = cl.index();
-                        let dynamic = if learnt { c.multiplier * b.class_pps[i] } else { 0.0 };
+                        let dynamic = if learnt {
+                            c.multiplier * b.class_pps[i]
+                        } else {
+                            0.0
+                        };
                         let mut limit = floor.max(dynamic);
                         if let Some(l) = group.and_then(|g| g.class_pps.get(&i)) {
                             limit = limit.min(*l);

@@ -125,7 +125,10 @@ fn class_match(class: &str) -> Option<(&'static str, &'static str)> {
             "-p tcp -m tcp --tcp-flags SYN,ACK,RST ACK",
             "tcp flags & (syn | ack | rst) == ack",
         )),
-        "tcp_rst" => Some(("-p tcp -m tcp --tcp-flags RST RST", "tcp flags & rst == rst")),
+        "tcp_rst" => Some((
+            "-p tcp -m tcp --tcp-flags RST RST",
+            "tcp flags & rst == rst",
+        )),
         "icmp" => Some(("-p icmp", "meta l4proto { icmp, ipv6-icmp }")),
         "udp_other" | "udp" => Some(("-p udp", "meta l4proto udp")),
         _ => None,
@@ -154,7 +157,10 @@ fn iptables(rules: &[&Rule], v4: bool, generated_at: &str) -> String {
         out,
         "# apply with: {tool}-restore --noflush < FILE; then send traffic through the chain once:"
     );
-    let _ = writeln!(out, "#   {tool} -I FORWARD -j {CHAIN}; {tool} -I INPUT -j {CHAIN}");
+    let _ = writeln!(
+        out,
+        "#   {tool} -I FORWARD -j {CHAIN}; {tool} -I INPUT -j {CHAIN}"
+    );
     let _ = writeln!(out, "*filter");
     let _ = writeln!(out, ":{CHAIN} - [0:0]");
     let _ = writeln!(out, "-F {CHAIN}");
@@ -372,17 +378,26 @@ mod tests {
 
     #[test]
     fn families_split_and_inactive_rules_left_out() {
-        let mut staged = rule(3, RuleMatch::Block {
-            source: "198.51.100.9".into(),
-        });
+        let mut staged = rule(
+            3,
+            RuleMatch::Block {
+                source: "198.51.100.9".into(),
+            },
+        );
         staged.state = RuleState::Staged;
         let rules = vec![
-            rule(1, RuleMatch::Block {
-                source: "203.0.113.7".into(),
-            }),
-            rule(2, RuleMatch::Block {
-                source: "2001:db8::/48".into(),
-            }),
+            rule(
+                1,
+                RuleMatch::Block {
+                    source: "203.0.113.7".into(),
+                },
+            ),
+            rule(
+                2,
+                RuleMatch::Block {
+                    source: "2001:db8::/48".into(),
+                },
+            ),
             staged,
         ];
         let v4 = export(&rules, ExportFormat::Iptables, "now");

@@ -545,7 +545,11 @@ impl Mitigator {
 
     /// Apply a staged rule (the review flow).
     pub fn approve(&mut self, id: u32, publisher: &mut TablePublisher) -> Result<Rule, RuleError> {
-        let mut rule = self.rules.get(&id).cloned().ok_or(RuleError::NotFound(id))?;
+        let mut rule = self
+            .rules
+            .get(&id)
+            .cloned()
+            .ok_or(RuleError::NotFound(id))?;
         if rule.state != RuleState::Staged {
             return Err(RuleError::Conflict(format!(
                 "rule {id} is {}, only staged rules can be approved",

@@ -207,7 +207,9 @@ impl Store {
             args.push(status.clone().into());
         }
         if let Some(since) = q.since_ns {
-            sql.push_str(" AND (started_at_ns >= ? OR resolved_at_ns IS NULL OR resolved_at_ns >= ?)");
+            sql.push_str(
+                " AND (started_at_ns >= ? OR resolved_at_ns IS NULL OR resolved_at_ns >= ?)",
+            );
             args.push((since as i64).into());
             args.push((since as i64).into());
         }
@@ -291,7 +293,9 @@ impl Store {
             .prepare("SELECT state, COUNT(*) FROM incidents GROUP BY state ORDER BY state")
             .map_err(self.err())?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }

@@ -166,7 +166,8 @@ impl TablePublisher {
             } else {
                 self.capacities.blocked_prefixes
             };
-            if self.blocked_counts[usize::from(prefix.is_host())][usize::from(prefix.addr().is_ipv4())]
+            if self.blocked_counts[usize::from(prefix.is_host())]
+                [usize::from(prefix.addr().is_ipv4())]
                 >= capacity
             {
                 return Err(TableError::Full { capacity });
@@ -280,7 +281,11 @@ impl TablePublisher {
             ("blocked_hosts", count(true), c.blocked_hosts * 2),
             ("blocked_prefixes", count(false), c.blocked_prefixes * 2),
             ("allowlist", self.allow.len(), c.allowlist * 2),
-            ("signatures", self.signatures.len(), crate::tables::MAX_SIGNATURES),
+            (
+                "signatures",
+                self.signatures.len(),
+                crate::tables::MAX_SIGNATURES,
+            ),
         ]
     }
 
