@@ -48,6 +48,14 @@ extract_deb() { # package, a file it must provide
 }
 extract_deb prometheus usr/bin/promtool
 
+# The API fuzzer (schemathesis, pinned) in its own virtualenv.
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$LEVEE_TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "install-deps: installing schemathesis $SCHEMATHESIS_VERSION into $LEVEE_TOOLS/venv"
+  python3 -m venv "$LEVEE_TOOLS/venv"
+  "$LEVEE_TOOLS/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "install-deps: a Rust toolchain (cargo) is required; install it with rustup" >&2
   exit 1

@@ -15,3 +15,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+
+# The admin API fuzzed from its own OpenAPI document (schemathesis).
+scripts/api-fuzz.sh

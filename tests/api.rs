@@ -104,7 +104,7 @@ fn api_refuses_what_it_must_with_clear_errors() {
         (
             "bad prefix",
             json!({"kind": "block", "source": "10.0.0.0/33"}),
-            "source: \"10.0.0.0/33\"",
+            "source: 10.0.0.0/33: length above 32",
         ),
         (
             "TTL zero",

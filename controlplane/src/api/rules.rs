@@ -131,11 +131,10 @@ pub struct NewRule {
 
 fn prefix(field: &str, value: Option<&str>) -> Result<Prefix, ApiError> {
     let v = value.ok_or_else(|| ApiError::BadRequest(format!("{field} is required")))?;
-    v.trim().parse::<Prefix>().map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{field}: {v:?} is not an IP address or prefix ({e})"
-        ))
-    })
+    // The parser's message names the value and why; the field says where.
+    v.trim()
+        .parse::<Prefix>()
+        .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 fn port(field: &str, value: Option<i64>) -> Result<Option<u16>, ApiError> {
