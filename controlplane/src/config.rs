@@ -55,6 +55,10 @@ pub struct Config {
     pub store: StoreSection,
     /// The admin API runs when this section is present.
     pub api: Option<ApiSection>,
+    /// `[[integration]]`: `name`, `kind` (webhook, abuseipdb, crowdsec,
+    /// iptables) and the kind's settings, as the API takes them.
+    #[serde(default, rename = "integration")]
+    pub integrations: Vec<toml::Table>,
 }
 
 /// `[api]`: the local admin HTTP API (and the CLI's way to it).
@@ -804,6 +808,37 @@ impl Config {
         }
     }
 
+    /// The configured integrations, or what is wrong with each.
+    pub fn integration_specs(
+        &self,
+    ) -> Result<Vec<crate::integrations::IntegrationSpec>, Vec<Problem>> {
+        let mut specs: Vec<crate::integrations::IntegrationSpec> = Vec::new();
+        let mut problems = Vec::new();
+        for (i, table) in self.integrations.iter().enumerate() {
+            let key = format!("integration[{i}]");
+            let parsed = serde_json::to_value(table)
+                .map_err(|e| e.to_string())
+                .and_then(crate::integrations::IntegrationSpec::parse)
+                .and_then(|spec| match spec.settings.missing_secret() {
+                    Some(secret) => Err(format!("{secret} is required")),
+                    None => Ok(spec),
+                });
+            match parsed {
+                Ok(spec) if specs.iter().any(|s| s.name == spec.name) => problems.push(Problem {
+                    key,
+                    message: format!("name: {:?} is used twice", spec.name),
+                }),
+                Ok(spec) => specs.push(spec),
+                Err(message) => problems.push(Problem { key, message }),
+            }
+        }
+        if problems.is_empty() {
+            Ok(specs)
+        } else {
+            Err(problems)
+        }
+    }
+
     /// Every problem found, each naming its key.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -815,6 +850,11 @@ impl Config {
         };
         let d = &self.dpdk;
 
+        if let Err(found) = self.integration_specs() {
+            for p in found {
+                bad(&p.key, p.message);
+            }
+        }
         if d.worker_lcores.is_empty() {
             bad(
                 "dpdk.worker_lcores",

@@ -46,15 +46,20 @@ impl ControlPlane {
     /// Add a manual rule (same checks and path as automatic mitigation).
     pub fn add_rule(
         &mut self,
+        origin: &str,
         matches: RuleMatch,
         ttl_s: u64,
         reason: String,
         now_ns: u64,
     ) -> Result<Rule, RuleError> {
-        let rule =
-            self.control
-                .mitigator
-                .add_manual(matches, ttl_s, reason, now_ns, &mut self.publisher);
+        let rule = self.control.mitigator.add_manual(
+            origin,
+            matches,
+            ttl_s,
+            reason,
+            now_ns,
+            &mut self.publisher,
+        );
         self.publisher.flush();
         rule
     }
@@ -237,6 +242,58 @@ pub struct Live {
     pub snapshot: RwLock<Snapshot>,
     /// The dataplane's clock (wall-clock nanoseconds), for rule times.
     pub clock: levee_dataplane::worker::TscClock,
+    /// Integrations and their deliveries.
+    pub outbox: std::sync::Arc<crate::integrations::Outbox>,
+}
+
+/// Integrations that act on rules (CrowdSec's pull, the host firewall) go
+/// through the same mitigator as the API and automatic mitigation.
+impl crate::integrations::Enforcer for Live {
+    fn block(&self, origin: &str, source: &str, ttl_s: u64, reason: String) -> Result<u32, String> {
+        let now = self.now_ns();
+        self.control()
+            .add_rule(
+                origin,
+                RuleMatch::Block {
+                    source: source.into(),
+                },
+                ttl_s,
+                reason,
+                now,
+            )
+            .map(|r| r.id)
+            .map_err(|e| e.to_string())
+    }
+
+    fn unblock(&self, rule_id: u32) -> Result<(), String> {
+        self.control()
+            .delete_rule(rule_id)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn rules_from(&self, origin: &str) -> Vec<(u32, String)> {
+        self.control()
+            .control
+            .mitigator
+            .rules()
+            .filter(|r| r.incident_id == origin && r.state == crate::mitigate::RuleState::Active)
+            .filter_map(|r| match &r.matches {
+                RuleMatch::Block { source } => Some((r.id, source.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn export(&self, format: crate::mitigate::export::ExportFormat) -> String {
+        let rules: Vec<Rule> = self.control().control.mitigator.rules().cloned().collect();
+        let at = crate::integrations::rfc3339_ms(wall_ms());
+        crate::mitigate::export::export(&rules, format, &at)
+    }
+
+    fn inline(&self) -> bool {
+        self.mode == Mode::Inline
+    }
 }
 
 impl Live {

@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod detect;
 mod forensics;
+mod integrations;
 mod live;
 mod mitigate;
 mod replay;
@@ -80,6 +81,14 @@ enum Command {
         #[command(subcommand)]
         action: client::rules::Action,
     },
+    /// Webhooks, AbuseIPDB, CrowdSec and iptables integrations of a running
+    /// levee, and their delivery logs (admin API client).
+    Integrations {
+        #[command(flatten)]
+        api: client::ApiArgs,
+        #[command(subcommand)]
+        action: client::integrations::Action,
+    },
     /// Ports, workers and rates of a running levee (admin API client).
     Status {
         #[command(flatten)]
@@ -130,6 +139,9 @@ fn main() -> ExitCode {
         }
         Command::Rules { api, action } => {
             client::Client::new(&api).and_then(|c| client::rules::run(&c, action))
+        }
+        Command::Integrations { api, action } => {
+            client::Client::new(&api).and_then(|c| client::integrations::run(&c, action))
         }
         Command::Status { api } => client::Client::new(&api).and_then(|c| client::status::run(&c)),
         Command::GenerateCapture { out, packets, seed } => {

@@ -71,6 +71,8 @@ pub struct ControlLoop {
     pub mitigator: Mitigator,
     pub forensics: Forensics,
     pub totals: WindowTotals,
+    /// Where incident events go to integrations (not in offline replays).
+    pub outbox: Option<std::sync::Arc<crate::integrations::Outbox>>,
 }
 
 impl ControlLoop {
@@ -98,6 +100,7 @@ impl ControlLoop {
             mitigator,
             forensics: Forensics::new(config.forensics_config()),
             totals: WindowTotals::default(),
+            outbox: None,
         }
     }
 
@@ -161,6 +164,11 @@ impl ControlLoop {
         }
         // Refused rules (allowlist, caps) are logged here and stay visible in
         // the rule list with their note.
+        if let Some(outbox) = &self.outbox {
+            if let Err(err) = outbox.enqueue(events) {
+                tracing::error!("integrations: {err}");
+            }
+        }
         for refusal in self.mitigator.refusals.drain(..) {
             tracing::warn!("mitigation: {refusal}");
         }

@@ -209,6 +209,25 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             );
         }
     }
+    // Integrations deliver through an outbox on a connection of its own (the
+    // same file, or memory when the store is off).
+    let outbox_store = if config.store.enabled {
+        crate::store::Store::open(&config.store.path).map_err(runtime)?
+    } else {
+        crate::store::Store::in_memory().map_err(runtime)?
+    };
+    let specs = config.integration_specs().map_err(|p| {
+        Failure::Usage(anyhow::anyhow!(
+            "{}",
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let outbox = crate::integrations::Outbox::open(outbox_store, node_id.clone(), specs)
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    control.outbox = Some(Arc::clone(&outbox));
     control.mitigator.store = store;
     // Recorded rules go back into the tables inside `build`, before any worker starts.
     let mitigator = &mut control.mitigator;
@@ -232,7 +251,19 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         control: Mutex::new(ControlPlane { control, publisher }),
         snapshot: Default::default(),
         clock: TscClock::new(&eal),
+        outbox: Arc::clone(&outbox),
     });
+    let enforcer: std::sync::Weak<dyn crate::integrations::Enforcer> = {
+        let weak: std::sync::Weak<Live> = Arc::downgrade(&live);
+        weak
+    };
+    outbox.set_enforcer(enforcer);
+    let outbox_runtime =
+        crate::integrations::OutboxRuntime::start(Arc::clone(&outbox)).map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "cannot start the integrations' thread: {e}"
+            ))
+        })?;
     // The control plane: merges window reports, detects, mitigates through the
     // publisher. Never on a worker lcore.
     let control_live = Arc::clone(&live);
@@ -371,6 +402,9 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     let events = consumer
         .join()
         .map_err(|_| Failure::Runtime(anyhow::anyhow!("the control plane thread failed")))?;
+    // Deliveries due now get a moment to go out; the rest wait in the store
+    // for the next start.
+    outbox_runtime.stop(std::time::Duration::from_secs(3));
     let (window_totals, rules, open_incidents) = {
         let plane = live.control();
         let rules: Vec<serde_json::Value> = plane

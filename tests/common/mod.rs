@@ -237,3 +237,75 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// A test helper server (a Python script under tests/support) on a loopback
+/// port it prints first; killed when dropped.
+pub struct Helper {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Helper {
+    pub fn start(script: &str, args: &[&str]) -> Helper {
+        use std::io::BufRead as _;
+        let path = format!("{}/../tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("python3")
+            .arg(&path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {path}: {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the helper's port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
+        Helper { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON lines a helper appended to `path` so far.
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Write a capture with `scripts/attack-capture.py` and these arguments.
+pub fn attack_capture(path: &Path, args: &[&str]) {
+    let status = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/attack-capture.py"
+        ))
+        .arg(path)
+        .args(args)
+        .status()
+        .expect("attack-capture.py");
+    assert!(status.success(), "attack-capture.py {args:?}");
+}
+
+/// A loopback port nothing listens on (for now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

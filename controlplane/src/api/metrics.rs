@@ -322,6 +322,22 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             );
         }
     }
+    m.family(
+        "levee_integration_deliveries",
+        "gauge",
+        "Deliveries of each integration, by state (pending, sending, delivered, failed, skipped).",
+    );
+    for (integration, state, n) in live.outbox.delivery_counts() {
+        m.sample(
+            "levee_integration_deliveries",
+            &[
+                ("integration", &integration.name),
+                ("kind", integration.settings.kind()),
+                ("state", &state),
+            ],
+            n,
+        );
+    }
     let ports = &snapshot.ports;
     type PortField = fn(&crate::live::PortStatus) -> u64;
     let port_counters: [(&str, &str, PortField); 7] = [

@@ -6,6 +6,7 @@ mod baselines;
 mod error;
 mod health;
 mod incidents;
+mod integrations;
 mod metrics;
 mod openapi;
 mod rules;
@@ -55,6 +56,10 @@ routes! {
     "/api/v1/rules/export" => { get: rules::export }
     "/api/v1/rules/{id}" => { get: rules::get, delete: rules::delete }
     "/api/v1/rules/{id}/approve" => { post: rules::approve }
+    "/api/v1/integrations" => { get: integrations::list, post: integrations::create }
+    "/api/v1/integrations/{id}" => { get: integrations::get, put: integrations::update, delete: integrations::delete }
+    "/api/v1/integrations/{id}/test" => { post: integrations::test }
+    "/api/v1/integrations/{id}/deliveries" => { get: integrations::deliveries }
     "/api/v1/baselines" => { get: baselines::list }
     "/api/v1/openapi.json" => { get: openapi::get }
     "/metrics" => { get: metrics::get }

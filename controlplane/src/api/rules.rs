@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::ApiError;
 use crate::live::Live;
 use crate::mitigate::export::{export as export_rules, ExportFormat};
-use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState};
+use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, MANUAL};
 use crate::replay::rfc3339_ms;
 
 /// Longest TTL a manual rule may have: 30 days.
@@ -264,7 +264,7 @@ pub async fn add(
     let default_ttl = live.control().control.mitigator.default_ttl_s();
     let (matches, ttl, reason) = body.into_inner().validate(default_ttl)?;
     let now = live.now_ns();
-    let rule = live.control().add_rule(matches, ttl, reason, now)?;
+    let rule = live.control().add_rule(MANUAL, matches, ttl, reason, now)?;
     tracing::warn!(rule = rule.id, "rule added by the operator");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/rules/{}", rule.id)))

@@ -3,6 +3,7 @@
 //! configuration file; human tables by default, `--json` for scripts.
 
 pub mod incidents;
+pub mod integrations;
 pub mod rules;
 pub mod status;
 

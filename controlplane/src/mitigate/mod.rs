@@ -458,8 +458,11 @@ impl Mitigator {
 
     /// A rule an operator adds by hand: checked against the allowlist and the caps
     /// like automatic ones, recorded, then applied at once. A refusal changes nothing.
+    /// Add a rule for `origin` (`manual`, or an integration's), same checks as
+    /// automatic mitigation.
     pub fn add_manual(
         &mut self,
+        origin: &str,
         matches: RuleMatch,
         ttl_s: u64,
         reason: String,
@@ -524,7 +527,7 @@ impl Mitigator {
         self.next_id += 1;
         let mut rule = Rule {
             id,
-            incident_id: MANUAL.into(),
+            incident_id: origin.into(),
             state: RuleState::Staged,
             matches,
             reason,

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod outbox;
+pub use outbox::{DeliveryRecord, NewDelivery};
+
 use crate::detect::{Incident, IncidentEvent};
 use crate::mitigate::Rule;
 
@@ -53,6 +56,29 @@ CREATE TABLE IF NOT EXISTS rules (
     record TEXT NOT NULL,
     expires_at_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS integrations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    incident_id TEXT,
+    subject TEXT,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    log TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS deliveries_of ON deliveries (integration_id, id);
 ";
 
 impl Store {
@@ -66,6 +92,10 @@ impl Store {
             let _ = std::fs::create_dir_all(dir);
         }
         let db = Connection::open(path).map_err(err)?;
+        // The outbox has a connection of its own to the same file: writers wait
+        // for each other instead of failing.
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
         db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;

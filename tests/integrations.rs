@@ -1,0 +1,506 @@
+//! Integrations against real receivers on loopback: a webhook receiver that
+//! checks signatures with Python's hmac, a server that follows AbuseIPDB's
+//! documented API, and (in crowdsec.rs) a real CrowdSec LAPI.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// A levee forwarding a looping capture of normal traffic and `attacks`
+/// (attack-capture.py `--attack` specs) toward 10.0.0.0/24, with `extra`
+/// configuration and its store in `dir`.
+fn start_levee(dir: &Path, attacks: &[&str], extra: &str) -> Running {
+    let capture = dir.join("attack.pcap");
+    let mut args = vec!["--duration", "1", "--normal-pps", "200"];
+    for a in attacks {
+        args.extend(["--attack", a]);
+    }
+    attack_capture(&capture, &args);
+    let config = pair_config(
+        dir,
+        "inline",
+        &format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display()),
+        "net_null0",
+        &format!(
+            "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[store]\npath = \"{}\"\n{}\n{extra}",
+            dir.join("levee.db").display(),
+            api_section(),
+        ),
+    );
+    Running::start(&config)
+}
+
+fn open_incident(levee: &Running, target: &str) -> Value {
+    levee.wait_for(30, &format!("an incident against {target}"), || {
+        let (_, v) = levee.get("/api/v1/incidents?status=open");
+        v["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["target"] == target)
+            .cloned()
+    })
+}
+
+fn integration_id(levee: &Running, name: &str) -> String {
+    let (status, v) = levee.get("/api/v1/integrations");
+    assert_eq!(status, 200, "{v}");
+    v["integrations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == name))
+        .and_then(|i| i["id"].as_str())
+        .unwrap_or_else(|| panic!("no integration {name} in {v}"))
+        .to_owned()
+}
+
+fn deliveries(levee: &Running, id: &str) -> Vec<Value> {
+    let (status, v) = levee.get(&format!("/api/v1/integrations/{id}/deliveries?limit=1000"));
+    assert_eq!(status, 200, "{v}");
+    v["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+fn webhook_section(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "[[integration]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}/hook\"\nsecret = \"{WEBHOOK_SECRET}\"\n\
+         headers = {{ X-Team = \"noc\" }}\n{extra}\n"
+    )
+}
+
+#[test]
+fn webhooks_are_signed_retried_with_backoff_and_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("received.jsonl");
+    let receiver = Helper::start(
+        "webhook_receiver.py",
+        &[
+            "--secret",
+            WEBHOOK_SECRET,
+            "--log",
+            &log.display().to_string(),
+            "--fail-first",
+            "2",
+        ],
+    );
+    let levee = start_levee(
+        dir.path(),
+        &["udp:0:1:1500:10.0.0.1:8"],
+        &webhook_section("ops", &receiver.url(), "retry_base_ms = 200"),
+    );
+    let incident = open_incident(&levee, "10.0.0.1");
+    let incident_id = incident["incident_id"].as_str().expect("id").to_owned();
+    let id = integration_id(&levee, "ops");
+
+    // incident.created fails twice (HTTP 500), then gets through.
+    let created = levee.wait_for(20, "incident.created delivered", || {
+        deliveries(&levee, &id)
+            .into_iter()
+            .find(|d| d["event"] == "incident.created" && d["state"] == "delivered")
+    });
+    assert_eq!(created["attempts"], 3, "{created}");
+    let statuses: Vec<&Value> = created["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| &e["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!(500), &json!(500), &json!(200)],
+        "{created}"
+    );
+    let received = json_lines(&log);
+    let first: Vec<&Value> = received
+        .iter()
+        .filter(|r| r["delivery"] == created["id"].to_string().as_str())
+        .collect();
+    assert_eq!(first.len(), 3, "{received:?}");
+    let gap =
+        |a: &Value, b: &Value| b["at"].as_f64().unwrap_or(0.0) - a["at"].as_f64().unwrap_or(0.0);
+    let (gap1, gap2) = (gap(first[0], first[1]), gap(first[1], first[2]));
+    assert!(
+        gap1 >= 0.14 && gap2 >= 0.29 && gap2 > gap1,
+        "backoff grows: {gap1} then {gap2}"
+    );
+    for r in &received {
+        assert_eq!(r["valid"], true, "HMAC-SHA256 of the body checks out: {r}");
+        assert_eq!(r["valid_timestamped"], true, "{r}");
+        assert_eq!(r["custom"], "noc", "custom headers are sent: {r}");
+    }
+    assert_eq!(first[2]["body"]["incident_id"], incident_id.as_str());
+    assert_eq!(first[2]["body"]["attack_type"], "UDP Flood");
+
+    // Resolving by hand sends incident.resolved.
+    let (status, _) = levee.post(
+        &format!("/api/v1/incidents/{incident_id}/resolve"),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    levee.wait_for(20, "incident.resolved received", || {
+        json_lines(&log).into_iter().find(|r| {
+            r["body"]["event"] == "incident.resolved"
+                && r["body"]["incident_id"] == incident_id.as_str()
+        })
+    });
+
+    // The test action sends a sample payload, logged like any delivery.
+    let (status, v) = levee.post(&format!("/api/v1/integrations/{id}/test"), &json!({}));
+    assert_eq!(status, 202, "{v}");
+    let test = levee.wait_for(20, "the test delivery", || {
+        json_lines(&log).into_iter().find(|r| r["event"] == "test")
+    });
+    assert_eq!(test["body"]["test"], true);
+    assert_eq!(test["valid"], true);
+    // The secret never comes back.
+    let (_, shown) = levee.get(&format!("/api/v1/integrations/{id}"));
+    assert_eq!(shown["secret_set"], true, "{shown}");
+    assert!(!shown.to_string().contains(WEBHOOK_SECRET), "{shown}");
+    let metric = levee.metric(
+        "levee_integration_deliveries{integration=\"ops\",kind=\"webhook\",state=\"delivered\"}",
+    );
+    assert!(metric.unwrap_or(0.0) >= 3.0, "{metric:?}");
+}
+
+#[test]
+fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("received.jsonl");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let section = webhook_section("ops", &url, "max_retries = 10\nretry_base_ms = 500");
+    let incident_id = {
+        let levee = start_levee(dir.path(), &["udp:0:1:1500:10.0.0.1:8"], &section);
+        let incident = open_incident(&levee, "10.0.0.1");
+        let id = integration_id(&levee, "ops");
+        levee.wait_for(20, "a failed attempt", || {
+            deliveries(&levee, &id)
+                .into_iter()
+                .find(|d| d["event"] == "incident.created" && d["attempts"].as_u64() >= Some(1))
+        });
+        incident["incident_id"].as_str().expect("id").to_owned()
+        // levee is killed here, the delivery still pending.
+    };
+    let _receiver = Helper::start(
+        "webhook_receiver.py",
+        &[
+            "--secret",
+            WEBHOOK_SECRET,
+            "--log",
+            &log.display().to_string(),
+            "--port",
+            &port.to_string(),
+        ],
+    );
+    let config = dir.path().join("levee.toml");
+    let levee = Running::start(&config);
+    let got = levee.wait_for(30, "the created event after the restart", || {
+        json_lines(&log).into_iter().find(|r| {
+            r["body"]["event"] == "incident.created"
+                && r["body"]["incident_id"] == incident_id.as_str()
+        })
+    });
+    assert_eq!(got["valid"], true);
+}
+
+fn abuseipdb_section(url: &str, extra: &str) -> String {
+    format!(
+        "[[integration]]\nname = \"abuse\"\nkind = \"abuseipdb\"\napi_key = \"test-key\"\nbase_url = \"{url}\"\n{extra}\n"
+    )
+}
+
+fn reports(log: &Path) -> Vec<Value> {
+    json_lines(log)
+        .into_iter()
+        .filter(|r| r["path"] == "/api/v2/report" && r["status"] == 200)
+        .collect()
+}
+
+#[test]
+fn abuseipdb_reports_at_most_20_ips_honours_retry_after_and_dedupes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("abuseipdb.jsonl");
+    let server = Helper::start(
+        "abuseipdb_server.py",
+        &[
+            "--key",
+            "test-key",
+            "--log",
+            &log.display().to_string(),
+            "--throttle-first",
+            "1",
+            "--retry-after",
+            "2",
+        ],
+    );
+    let levee = start_levee(
+        dir.path(),
+        &["udp:0:1:3000:10.0.0.1:25"],
+        &format!(
+            "[detection]\nmax_attackers = 30\n{}",
+            abuseipdb_section(&server.url(), "")
+        ),
+    );
+    let incident = open_incident(&levee, "10.0.0.1");
+    let incident_id = incident["incident_id"].as_str().expect("id").to_owned();
+    let id = integration_id(&levee, "abuse");
+    levee.wait_for(20, "more than 20 attackers", || {
+        let (_, v) = levee.get(&format!("/api/v1/incidents/{incident_id}"));
+        (v["incident"]["attacker_ips"].as_array()?.len() > 20).then_some(())
+    });
+    let (status, _) = levee.post(
+        &format!("/api/v1/incidents/{incident_id}/resolve"),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+
+    let done = levee.wait_for(30, "20 reports", || {
+        let all = deliveries(&levee, &id);
+        let delivered = all.iter().filter(|d| d["state"] == "delivered").count();
+        (delivered == 20).then_some(all)
+    });
+    let capped: Vec<&Value> = done.iter().filter(|d| d["state"] == "skipped").collect();
+    assert_eq!(capped.len(), 1, "{done:?}");
+    assert!(
+        capped[0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 20 per incident"),
+        "{:?}",
+        capped[0]
+    );
+    let sent = reports(&log);
+    let ips: std::collections::BTreeSet<&str> = sent
+        .iter()
+        .filter_map(|r| r["form"]["ip"].as_str())
+        .collect();
+    assert_eq!((sent.len(), ips.len()), (20, 20), "{sent:?}");
+    for r in &sent {
+        assert_eq!(r["form"]["categories"], "4");
+        assert_eq!(r["accept"], "application/json");
+        let comment = r["form"]["comment"].as_str().unwrap_or("");
+        assert!(
+            comment.contains("UDP Flood") && comment.contains("pps"),
+            "{comment}"
+        );
+    }
+    // The throttled report waited for its Retry-After before going again.
+    let throttled = done
+        .iter()
+        .find(|d| {
+            d["log"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|e| e["result"].as_str().unwrap_or("").contains("HTTP 429"))
+            })
+        })
+        .unwrap_or_else(|| panic!("no delivery shows the 429: {done:?}"));
+    let at: Vec<u64> = throttled["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|e| e["at_ms"].as_u64())
+        .collect();
+    assert!(at.len() == 2 && at[1] - at[0] >= 1900, "{throttled}");
+
+    // The same attackers again within 15 minutes: nothing reported twice.
+    let again = levee.wait_for(30, "a second incident", || {
+        let (_, v) = levee.get("/api/v1/incidents?status=open");
+        v["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["incident_id"] != incident_id.as_str())
+            .cloned()
+    });
+    let again_id = again["incident_id"].as_str().expect("id");
+    let (status, _) = levee.post(&format!("/api/v1/incidents/{again_id}/resolve"), &json!({}));
+    assert_eq!(status, 200);
+    let deduped = levee.wait_for(30, "the second incident's reports skipped", || {
+        let of_second: Vec<Value> = deliveries(&levee, &id)
+            .into_iter()
+            .filter(|d| d["incident_id"] == again_id && d["subject"].is_string())
+            .collect();
+        (!of_second.is_empty() && of_second.iter().all(|d| d["state"] == "skipped"))
+            .then_some(of_second)
+    });
+    assert!(
+        deduped[0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("was reported by this node"),
+        "{:?}",
+        deduped[0]
+    );
+    assert_eq!(reports(&log).len(), 20);
+}
+
+#[test]
+fn abuseipdb_keeps_the_daily_quota_and_never_reports_spoofed_sources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("abuseipdb.jsonl");
+    let server = Helper::start(
+        "abuseipdb_server.py",
+        &["--key", "test-key", "--log", &log.display().to_string()],
+    );
+    let levee = start_levee(
+        dir.path(),
+        &["udp:0:1:1500:10.0.0.1:8", "syn:0:1:1500:10.0.0.2:spoofed"],
+        &abuseipdb_section(&server.url(), "daily_quota = 3"),
+    );
+    let id = integration_id(&levee, "abuse");
+    for target in ["10.0.0.1", "10.0.0.2"] {
+        let incident = open_incident(&levee, target);
+        let incident_id = incident["incident_id"].as_str().expect("id");
+        let (status, _) = levee.post(
+            &format!("/api/v1/incidents/{incident_id}/resolve"),
+            &json!({}),
+        );
+        assert_eq!(status, 200);
+    }
+    let all = levee.wait_for(30, "the quota reached", || {
+        let all = deliveries(&levee, &id);
+        let waiting = all
+            .iter()
+            .filter(|d| {
+                d["state"] == "pending"
+                    && d["last_error"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("daily quota of 3")
+            })
+            .count();
+        (waiting == 5).then_some(all)
+    });
+    assert_eq!(
+        all.iter().filter(|d| d["state"] == "delivered").count(),
+        3,
+        "{all:?}"
+    );
+    let spoofed: Vec<&Value> = all
+        .iter()
+        .filter(|d| {
+            d["last_error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("likely spoofed")
+        })
+        .collect();
+    assert_eq!(spoofed.len(), 1, "{all:?}");
+    assert_eq!(spoofed[0]["state"], "skipped");
+    assert!(spoofed[0]["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("SYN Flood"));
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = reports(&log);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        sent.iter().all(|r| r["form"]["ip"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("198.51.")),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn integrations_api_validates_hides_secrets_and_protects_configured_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let levee = start_levee(
+        dir.path(),
+        &[],
+        &webhook_section("from-file", "http://127.0.0.1:9", ""),
+    );
+    // Bad input: 400 naming the field.
+    for (body, expected) in [
+        (
+            json!({"kind": "webhook", "url": "http://127.0.0.1:9/"}),
+            "name is required",
+        ),
+        (json!({"name": "x", "kind": "fax"}), "unknown variant `fax`"),
+        (
+            json!({"name": "x", "kind": "webhook", "url": "gopher://h/"}),
+            "url:",
+        ),
+        (
+            json!({"name": "x", "kind": "abuseipdb"}),
+            "api_key is required",
+        ),
+        (
+            json!({"name": "x", "kind": "crowdsec", "lapi_url": "http://127.0.0.1:8080", "machine_id": "m", "password": "p", "ban_duration": "2h"}),
+            "ban_duration",
+        ),
+    ] {
+        let (status, v) = levee.post("/api/v1/integrations", &body);
+        assert_eq!(status, 400, "{body} -> {v}");
+        let message = v["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    // A webhook's generated secret is shown once.
+    let (status, created) = levee.post(
+        "/api/v1/integrations",
+        &json!({"name": "ops", "kind": "webhook", "url": "http://127.0.0.1:9/hook"}),
+    );
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_owned();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (_, listed) = levee.get("/api/v1/integrations");
+    assert!(!listed.to_string().contains(&secret), "{listed}");
+    let out = levee.cli(&["integrations", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("ops") && table.contains("from-file") && !table.contains(&secret),
+        "{table}"
+    );
+    // Duplicate names conflict; updates keep the secret unless given.
+    let (status, _) = levee.post(
+        "/api/v1/integrations",
+        &json!({"name": "ops", "kind": "webhook", "url": "http://127.0.0.1:9/other"}),
+    );
+    assert_eq!(status, 409);
+    let r = levee
+        .request(reqwest::Method::PUT, &format!("/api/v1/integrations/{id}"))
+        .json(&json!({"name": "ops", "kind": "webhook", "url": "http://127.0.0.1:9/moved", "enabled": false}))
+        .send()
+        .expect("PUT");
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, shown) = levee.get(&format!("/api/v1/integrations/{id}"));
+    assert_eq!(
+        (
+            shown["url"].as_str(),
+            shown["enabled"].as_bool(),
+            shown["secret_set"].as_bool()
+        ),
+        (Some("http://127.0.0.1:9/moved"), Some(false), Some(true)),
+        "{shown}"
+    );
+    // The configuration file's integrations are read-only here.
+    let file_id = integration_id(&levee, "from-file");
+    let r = levee
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/integrations/{file_id}"),
+        )
+        .send()
+        .expect("DELETE");
+    assert_eq!(r.status().as_u16(), 409);
+    let r = levee
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/integrations/{id}"),
+        )
+        .send()
+        .expect("DELETE");
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, _) = levee.get(&format!("/api/v1/integrations/{id}"));
+    assert_eq!(status, 404);
+    let (status, _) = levee.post(&format!("/api/v1/integrations/{id}/test"), &json!({}));
+    assert_eq!(status, 404);
+}

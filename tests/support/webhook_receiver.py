@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""A webhook receiver for levee's tests. Checks levee's signatures with Python's
+own hmac (an implementation independent of levee's), answers HTTP 500 to the
+first --fail-first requests, and appends one JSON line per request to --log.
+Prints the port it listens on (127.0.0.1 only), then serves until killed.
+"""
+import argparse
+import hashlib
+import hmac
+import http.server
+import json
+import sys
+import threading
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--secret", required=True)
+ap.add_argument("--log", required=True)
+ap.add_argument("--port", type=int, default=0)
+ap.add_argument("--fail-first", type=int, default=0)
+args = ap.parse_args()
+lock = threading.Lock()
+seen = 0
+
+
+def sign(message):
+    return hmac.new(args.secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global seen
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        ts = self.headers.get("X-Levee-Timestamp", "")
+        stamped = dict(p.split("=", 1) for p in self.headers.get("X-Levee-Signature-Timestamped", "").split(",") if "=" in p)
+        with lock:
+            seen += 1
+            n = seen
+        status = 500 if n <= args.fail_first else 200
+        record = {
+            "n": n,
+            "at": time.time(),
+            "status": status,
+            "event": self.headers.get("X-Levee-Event"),
+            "delivery": self.headers.get("X-Levee-Delivery"),
+            "custom": self.headers.get("X-Team"),
+            "valid": hmac.compare_digest(self.headers.get("X-Levee-Signature", ""), "sha256=" + sign(body)),
+            "valid_timestamped": stamped.get("t") == ts
+            and hmac.compare_digest(stamped.get("sha256", ""), sign(ts.encode() + b"." + body)),
+            "body": json.loads(body or b"null"),
+        }
+        with lock, open(args.log, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
