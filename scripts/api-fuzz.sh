@@ -3,7 +3,9 @@
 # forwarding the bundled capture between two virtual ports serves the API on a
 # free loopback port; every operation is called with generated valid and
 # invalid input, and any 5xx, undocumented status code, wrong content type or
-# response that breaks its schema fails the run.
+# response that breaks its schema fails the run. Both run in a network
+# namespace of their own with only loopback: integrations the fuzzer creates
+# and tests cannot reach any other host.
 #
 #   scripts/api-fuzz.sh [max examples per operation, default 50]
 set -euo pipefail
@@ -17,12 +19,17 @@ cargo build -q -p levee-controlplane
 levee=./target/debug/levee
 
 work="$(mktemp -d)"
+netns="levee-fuzz-$$"
 pid=""
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  ip netns del "$netns" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+ip netns add "$netns"
+ip netns exec "$netns" ip link set lo up
+in_netns() { ip netns exec "$netns" "$@"; }
 
 admin_token="fuzz-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 cat >"$work/levee.toml" <<EOF
@@ -44,7 +51,7 @@ listen = "127.0.0.1:0"
 token = "$admin_token"
 EOF
 
-"$levee" run --config "$work/levee.toml" >/dev/null 2>"$work/levee.log" &
+in_netns "$levee" run --config "$work/levee.toml" >/dev/null 2>"$work/levee.log" &
 pid=$!
 url=""
 for _ in $(seq 300); do
@@ -58,9 +65,9 @@ if [ -z "$url" ]; then
   cat "$work/levee.log" >&2
   exit 1
 fi
-echo "api-fuzz: levee pid $pid serving $url"
+echo "api-fuzz: levee pid $pid serving $url in network namespace $netns (loopback only)"
 
-"$st" run "$url/api/v1/openapi.json" \
+in_netns "$st" run "$url/api/v1/openapi.json" \
   -H "Authorization: Bearer $admin_token" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --max-examples "$max_examples" --seed 1 --warnings off --no-color
