@@ -47,6 +47,8 @@ extract_deb() { # package, a file it must provide
   [ -x "$LEVEE_TOOLS/$file" ] || { echo "install-deps: $package did not provide $file" >&2; exit 1; }
 }
 extract_deb prometheus usr/bin/promtool
+# CrowdSec's LAPI and cscli for the CrowdSec integration tests (LAPI only).
+extract_deb crowdsec usr/bin/crowdsec
 
 # The API fuzzer (schemathesis, pinned) in its own virtualenv.
 SCHEMATHESIS_VERSION=4.32.5

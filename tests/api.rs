@@ -388,13 +388,7 @@ fn in_fresh_netns(name: &str, tool: &[&str], input: &str) -> std::process::Outpu
 }
 
 fn promtool() -> String {
-    let tools = std::env::var("LEVEE_TOOLS").unwrap_or_else(|_| "/opt/levee-tools".into());
-    let path = format!("{tools}/usr/bin/promtool");
-    assert!(
-        Path::new(&path).exists(),
-        "{path} missing: run scripts/install-deps.sh"
-    );
-    path
+    tool("usr/bin/promtool")
 }
 
 #[test]

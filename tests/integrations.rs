@@ -504,3 +504,294 @@ fn integrations_api_validates_hides_secrets_and_protects_configured_ones() {
     let (status, _) = levee.post(&format!("/api/v1/integrations/{id}/test"), &json!({}));
     assert_eq!(status, 404);
 }
+
+const MACHINE_PASSWORD: &str = "levee-machine-password-0123456789";
+const BOUNCER_KEY: &str = "levee-bouncer-key-0123456789abcdef";
+
+/// A real CrowdSec LAPI (Debian's binaries, no agent, no central API) on a
+/// free loopback port with a temporary SQLite database; machine `levee` and
+/// bouncer `levee-pull` registered. Killed when dropped.
+struct Lapi {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Lapi {
+    fn start() -> Lapi {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let port = free_port();
+        let tools = tool("usr/bin/crowdsec");
+        let root = Path::new(&tools)
+            .ancestors()
+            .nth(3)
+            .expect("tools root")
+            .to_owned();
+        std::fs::create_dir_all(d.join("hub")).expect("hub");
+        std::fs::create_dir_all(d.join("data")).expect("data");
+        std::fs::write(d.join("hub/.index.json"), "{}").expect("index");
+        std::fs::write(
+            d.join("simulation.yaml"),
+            "simulation: false\nexclusions: []\n",
+        )
+        .expect("simulation");
+        std::fs::write(
+            d.join("profiles.yaml"),
+            "name: default_ip_remediation\nfilters:\n - Alert.Remediation == true && Alert.GetScope() == \"Ip\"\n\
+             decisions:\n - type: ban\n   duration: 4h\non_success: break\n",
+        )
+        .expect("profiles");
+        std::fs::write(
+            d.join("config.yaml"),
+            format!(
+                "common:\n  daemonize: false\n  log_media: stdout\n  log_level: info\n  working_dir: .\n\
+                 config_paths:\n  config_dir: {d}/\n  data_dir: {d}/data/\n  simulation_path: {d}/simulation.yaml\n  \
+                 hub_dir: {d}/hub/\n  index_path: {d}/hub/.index.json\n  notification_dir: {d}/notifications/\n  \
+                 plugin_dir: {root}/usr/lib/crowdsec/plugins/\n\
+                 db_config:\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n\
+                 api:\n  client:\n    credentials_path: {d}/local_api_credentials.yaml\n  \
+                 server:\n    listen_uri: 127.0.0.1:{port}\n    profiles_path: {d}/profiles.yaml\n    trusted_ips:\n      - 127.0.0.1\n\
+                 prometheus:\n  enabled: false\n",
+                d = d.display(),
+                root = root.display(),
+            ),
+        )
+        .expect("config");
+        // Registrations first: cscli writes the database the LAPI then opens.
+        let cscli = |args: &[&str]| {
+            let out = Command::new(tool("usr/bin/cscli"))
+                .args(["-c", &d.join("config.yaml").display().to_string()])
+                .args(args)
+                .output()
+                .expect("run cscli");
+            assert!(
+                out.status.success(),
+                "cscli {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        cscli(&[
+            "machines",
+            "add",
+            "cscli-local",
+            "--auto",
+            "-f",
+            &d.join("local_api_credentials.yaml").display().to_string(),
+        ]);
+        cscli(&[
+            "machines",
+            "add",
+            "levee",
+            "--password",
+            MACHINE_PASSWORD,
+            "-f",
+            "/dev/null",
+        ]);
+        cscli(&["bouncers", "add", "levee-pull", "-k", BOUNCER_KEY]);
+        let mut me = Lapi {
+            child: Command::new(&tools)
+                .args(["-c", &d.join("config.yaml").display().to_string(), "-no-cs"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start crowdsec"),
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the LAPI did not come up"
+            );
+            if let Ok(Some(status)) = me.child.try_wait() {
+                panic!("crowdsec exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        me
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Run cscli against this LAPI; its stdout.
+    fn cscli(&self, args: &[&str]) -> String {
+        let cscli = tool("usr/bin/cscli");
+        let out = Command::new(&cscli)
+            .args(["-c", &self.path("config.yaml")])
+            .args(args)
+            .output()
+            .expect("run cscli");
+        assert!(
+            out.status.success(),
+            "cscli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `cscli decisions list --origin levee -o json` (CrowdSec 1.4 lists only
+    /// its own origins without --origin), as (scenario, value, duration, origin).
+    fn decisions(&self) -> Vec<(String, String, String, String)> {
+        let out = self.cscli(&["decisions", "list", "--origin", "levee", "-o", "json"]);
+        let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|alert| alert["decisions"].as_array().cloned().unwrap_or_default())
+            .map(|d| {
+                let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+                (s("scenario"), s("value"), s("duration"), s("origin"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Lapi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+use std::process::Command;
+
+#[test]
+fn crowdsec_gets_a_ban_per_attacker_when_an_incident_resolves() {
+    let lapi = Lapi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let levee = start_levee(
+        dir.path(),
+        &["udp:0:1:1500:10.0.0.1:8"],
+        &format!(
+            "[[integration]]\nname = \"crowdsec\"\nkind = \"crowdsec\"\nlapi_url = \"{}\"\nmachine_id = \"levee\"\n\
+             password = \"{MACHINE_PASSWORD}\"\nban_duration = \"12h\"\n",
+            lapi.url
+        ),
+    );
+    let id = integration_id(&levee, "crowdsec");
+    // The test action logs in without banning anyone.
+    let (status, _) = levee.post(&format!("/api/v1/integrations/{id}/test"), &json!({}));
+    assert_eq!(status, 202);
+    levee.wait_for(20, "the login test delivered", || {
+        deliveries(&levee, &id)
+            .into_iter()
+            .find(|d| d["event"] == "test" && d["state"] == "delivered")
+    });
+    assert!(lapi.decisions().is_empty());
+
+    let incident = open_incident(&levee, "10.0.0.1");
+    let incident_id = incident["incident_id"].as_str().expect("id").to_owned();
+    let (status, resolved) = levee.post(
+        &format!("/api/v1/incidents/{incident_id}/resolve"),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    let attackers: std::collections::BTreeSet<String> = resolved["attacker_ips"]
+        .as_array()
+        .expect("attackers")
+        .iter()
+        .filter_map(|a| a.as_str().map(Into::into))
+        .collect();
+    assert_eq!(attackers.len(), 8, "{resolved}");
+    let pushed = levee.wait_for(30, "the alerts delivered", || {
+        deliveries(&levee, &id)
+            .into_iter()
+            .find(|d| d["event"] == "alerts" && d["state"] != "pending" && d["state"] != "sending")
+    });
+    assert_eq!(pushed["state"], "delivered", "{pushed}");
+    let decisions = lapi.decisions();
+    let banned: std::collections::BTreeSet<String> =
+        decisions.iter().map(|d| d.1.clone()).collect();
+    assert_eq!(banned, attackers, "{decisions:?}");
+    for (scenario, _, duration, origin) in &decisions {
+        assert_eq!(
+            (scenario.as_str(), origin.as_str()),
+            ("levee/udp-flood", "levee")
+        );
+        // "11h59m58.2s": twelve hours less the moments since.
+        assert!(
+            duration.starts_with("11h59m") || duration.starts_with("12h"),
+            "{duration}"
+        );
+    }
+}
+
+#[test]
+fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
+    let lapi = Lapi::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Normal traffic only: its clients live in 100.64.0.0/16.
+    let levee = start_levee(
+        dir.path(),
+        &[],
+        &format!(
+            "[rules]\nallowlist = [\"192.0.2.0/24\"]\n\
+             [[integration]]\nname = \"crowdsec\"\nkind = \"crowdsec\"\nlapi_url = \"{}\"\npush = false\npull = true\n\
+             bouncer_key = \"{BOUNCER_KEY}\"\npull_interval_seconds = 1\n",
+            lapi.url
+        ),
+    );
+    let id = integration_id(&levee, "crowdsec");
+    lapi.cscli(&[
+        "decisions",
+        "add",
+        "--range",
+        "100.64.0.0/16",
+        "--duration",
+        "2h",
+        "--reason",
+        "test ban",
+    ]);
+    lapi.cscli(&[
+        "decisions",
+        "add",
+        "--ip",
+        "192.0.2.9",
+        "--duration",
+        "2h",
+        "--reason",
+        "allowlisted",
+    ]);
+    let origin = format!("crowdsec:{id}");
+    let rule = levee.wait_for(20, "the ban as an active rule", || {
+        let (_, v) = levee.get("/api/v1/rules?state=active");
+        v["rules"]
+            .as_array()?
+            .iter()
+            .find(|r| r["incident_id"] == origin.as_str())
+            .cloned()
+    });
+    assert_eq!(rule["match"]["source"], "100.64.0.0/16", "{rule}");
+    let rule_id = rule["id"].as_u64().expect("rule id");
+    let sample = format!("levee_rule_dropped_packets_total{{rule_id=\"{rule_id}\"}}");
+    levee.wait_for(20, "the banned range dropped", || {
+        levee.metric(&sample).filter(|n| *n > 0.0)
+    });
+    // The allowlist wins over CrowdSec.
+    let (_, all) = levee.get("/api/v1/rules");
+    assert!(!all.to_string().contains("192.0.2.9"), "{all}");
+    assert!(
+        levee.log().contains("CrowdSec ban not enforced"),
+        "{}",
+        levee.log()
+    );
+
+    lapi.cscli(&["decisions", "delete", "--range", "100.64.0.0/16"]);
+    levee.wait_for(20, "the rule removed", || {
+        let (_, v) = levee.get(&format!("/api/v1/rules/{rule_id}"));
+        (v["state"] == "removed").then_some(())
+    });
+    // Counters reach /metrics about a second late: let them settle first.
+    std::thread::sleep(Duration::from_millis(1500));
+    let dropped = levee.metric(&sample).unwrap_or(0.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        levee.metric(&sample).unwrap_or(0.0),
+        dropped,
+        "nothing dropped after the unban"
+    );
+}

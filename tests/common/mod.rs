@@ -309,3 +309,14 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// A tool scripts/install-deps.sh unpacked under $LEVEE_TOOLS.
+pub fn tool(relative: &str) -> String {
+    let tools = std::env::var("LEVEE_TOOLS").unwrap_or_else(|_| "/opt/levee-tools".into());
+    let path = format!("{tools}/{relative}");
+    assert!(
+        Path::new(&path).exists(),
+        "{path} missing: run scripts/install-deps.sh"
+    );
+    path
+}
