@@ -795,3 +795,130 @@ fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
         "nothing dropped after the unban"
     );
 }
+
+/// A network namespace made for one test, removed when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("levee-{tag}-{}", std::process::id());
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add");
+        assert!(st.success(), "ip netns add {name}");
+        let st = Command::new("ip")
+            .args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"])
+            .status()
+            .expect("ip link set lo up");
+        assert!(st.success());
+        Netns(name)
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn iptables_integration_applies_and_removes_host_rules_in_monitor_mode() {
+    let ns = Netns::new("ipt");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("attack.pcap");
+    attack_capture(
+        &capture,
+        &[
+            "--duration",
+            "1",
+            "--normal-pps",
+            "200",
+            "--attack",
+            "udp:0:1:1500:10.0.0.1:8",
+        ],
+    );
+    let config = write_config(
+        dir.path(),
+        "levee.toml",
+        &format!(
+            "mode = \"monitor\"\n[dpdk]\neal_args = {TEST_EAL_ARGS}\nmempool_size = 4096\n\
+             [[pair]]\noutside = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
+             [pipeline]\nprotected = [\"10.0.0.0/24\"]\n[store]\npath = \"{}\"\n{}\n\
+             [[integration]]\nname = \"host\"\nkind = \"iptables\"\nhost_apply = \"iptables\"\n",
+            capture.display(),
+            dir.path().join("levee.db").display(),
+            api_section()
+        ),
+    );
+    // levee and its API live in the namespace: the host firewall it changes is
+    // the namespace's, and the CLI reaches the API from inside it too.
+    let levee = Running::start_in_netns(&ns.0, &config);
+    let bin = env!("CARGO_BIN_EXE_levee");
+    let cfg = config.display().to_string();
+    let cli = |args: &[&str]| -> Value {
+        let mut full = vec![bin];
+        full.extend_from_slice(args);
+        full.extend(["--config", &cfg, "--api", &levee.url, "--json"]);
+        let out = ns.run(&full);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let drops = || -> Vec<String> {
+        let out = ns.run(&["iptables-save", "-t", "filter"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("-A LEVEE -s ") && l.ends_with("-j DROP"))
+            .map(Into::into)
+            .collect()
+    };
+    let applied = levee.wait_for(30, "the attackers' DROP rules in the host firewall", || {
+        let d = drops();
+        (d.len() == 8).then_some(d)
+    });
+    assert!(
+        applied.iter().all(|l| l.contains("-s 198.51.0.")),
+        "{applied:?}"
+    );
+    let saved =
+        String::from_utf8_lossy(&ns.run(&["iptables-save", "-t", "filter"]).stdout).into_owned();
+    assert!(
+        saved.contains("-A INPUT -j LEVEE") && saved.contains("-A FORWARD -j LEVEE"),
+        "{saved}"
+    );
+
+    let incidents = cli(&["incidents", "list", "--status", "open"]);
+    let id = incidents["incidents"][0]["incident_id"]
+        .as_str()
+        .expect("an open incident")
+        .to_owned();
+    cli(&["incidents", "resolve", &id]);
+    levee.wait_for(30, "the host rules removed on resolve", || {
+        drops().is_empty().then_some(())
+    });
+    let integrations = cli(&["integrations", "list"]);
+    let integration = integrations["integrations"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let log = cli(&["integrations", "deliveries", &integration]);
+    let synced = log["deliveries"].as_array().expect("deliveries");
+    assert!(
+        synced
+            .iter()
+            .any(|d| d["state"] == "delivered" && d["event"] == "sync"),
+        "{log}"
+    );
+}

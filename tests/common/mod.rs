@@ -111,8 +111,21 @@ pub struct Running {
 impl Running {
     /// Start `levee run --config` and wait until its API listens.
     pub fn start(config: &Path) -> Running {
+        Running::start_command(levee(), config)
+    }
+
+    /// `levee run` inside the network namespace `netns` (made by the test).
+    pub fn start_in_netns(netns: &str, config: &Path) -> Running {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns])
+            .arg(env!("CARGO_BIN_EXE_levee"));
+        Running::start_command(command, config)
+    }
+
+    fn start_command(mut command: Command, config: &Path) -> Running {
         use std::io::BufRead as _;
-        let mut child = levee()
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .stdout(std::process::Stdio::null())
