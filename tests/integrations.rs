@@ -459,6 +459,42 @@ fn integrations_api_validates_hides_secrets_and_protects_configured_ones() {
         table.contains("ops") && table.contains("from-file") && !table.contains(&secret),
         "{table}"
     );
+    // The CLI adds one the same way and shows its secret once.
+    let out = levee.cli(&[
+        "integrations",
+        "add",
+        "webhook",
+        "--name",
+        "cli-hook",
+        "--set",
+        "url=http://127.0.0.1:9/x",
+        "--set",
+        "max_retries=1",
+        "--set",
+        r#"headers={"X-Team":"noc"}"#,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("cli-hook") && printed.contains("whsec_"),
+        "{printed}"
+    );
+    let out = levee.cli(&[
+        "integrations",
+        "add",
+        "webhook",
+        "--name",
+        "bad",
+        "--set",
+        "max_retries=99",
+        "--set",
+        "url=http://127.0.0.1:9/",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_retries: 99 is above 10"),
+        "{out:?}"
+    );
     // Duplicate names conflict; updates keep the secret unless given.
     let (status, _) = levee.post(
         "/api/v1/integrations",
