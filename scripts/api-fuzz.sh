@@ -16,12 +16,14 @@ LEVEE_TOOLS="${LEVEE_TOOLS:-/opt/levee-tools}"
 st="$LEVEE_TOOLS/venv/bin/st"
 [ -x "$st" ] || scripts/install-deps.sh
 cargo build -q -p levee-controlplane
-levee=./target/debug/levee
+levee="${CARGO_TARGET_DIR:-$PWD/target}/debug/levee"
 
 work="$(mktemp -d)"
 netns="levee-fuzz-$$"
 pid=""
 cleanup() {
+  # `ip netns exec` may fork: end what runs in the namespace this script made.
+  for p in $(ip netns pids "$netns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   ip netns del "$netns" 2>/dev/null || true
   rm -rf "$work"

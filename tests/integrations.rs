@@ -76,7 +76,7 @@ fn webhooks_are_signed_retried_with_backoff_and_logged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("received.jsonl");
     let receiver = Helper::start(
-        "webhook_receiver.py",
+        "scripts/lab/webhook-receiver.py",
         &[
             "--secret",
             WEBHOOK_SECRET,
@@ -185,7 +185,7 @@ fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
         // levee is killed here, the delivery still pending.
     };
     let _receiver = Helper::start(
-        "webhook_receiver.py",
+        "scripts/lab/webhook-receiver.py",
         &[
             "--secret",
             WEBHOOK_SECRET,
@@ -224,7 +224,7 @@ fn abuseipdb_reports_at_most_20_ips_honours_retry_after_and_dedupes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("abuseipdb.jsonl");
     let server = Helper::start(
-        "abuseipdb_server.py",
+        "tests/support/abuseipdb_server.py",
         &[
             "--key",
             "test-key",
@@ -341,7 +341,7 @@ fn abuseipdb_keeps_the_daily_quota_and_never_reports_spoofed_sources() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("abuseipdb.jsonl");
     let server = Helper::start(
-        "abuseipdb_server.py",
+        "tests/support/abuseipdb_server.py",
         &["--key", "test-key", "--log", &log.display().to_string()],
     );
     let levee = start_levee(
@@ -862,6 +862,12 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // `ip netns exec` may fork: end what still runs in the namespace.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }

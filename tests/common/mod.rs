@@ -251,8 +251,8 @@ impl Drop for Running {
     }
 }
 
-/// A test helper server (a Python script under tests/support) on a loopback
-/// port it prints first; killed when dropped.
+/// A helper server (a Python script, by its path in the repository) on a
+/// loopback port it prints first; killed when dropped.
 pub struct Helper {
     child: std::process::Child,
     pub port: u16,
@@ -261,7 +261,7 @@ pub struct Helper {
 impl Helper {
     pub fn start(script: &str, args: &[&str]) -> Helper {
         use std::io::BufRead as _;
-        let path = format!("{}/../tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../{script}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(&path)
             .args(args)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""A webhook receiver for levee's tests. Checks levee's signatures with Python's
-own hmac (an implementation independent of levee's), answers HTTP 500 to the
-first --fail-first requests, and appends one JSON line per request to --log.
+"""A webhook receiver for the lab and the tests. Checks levee's signatures with
+Python's own hmac (an implementation independent of levee's), answers HTTP 500
+to the first --fail-first requests, and appends one JSON line per request to
+--log.
 Prints the port it listens on (127.0.0.1 only), then serves until killed.
 """
 import argparse
