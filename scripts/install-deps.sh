@@ -2,6 +2,7 @@
 # Installs every system package levee needs to build, test, demo and benchmark.
 # Idempotent: installs only what is missing. Needs root (or sudo) and apt-get.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   # DPDK 22.11 (libraries, PMD plugins, dpdk-testpmd) and what the bindings need
@@ -12,6 +13,8 @@ PACKAGES=(
   iproute2 iputils-ping ethtool python3
   # the firewall text levee exports is checked by the real tools
   iptables nftables curl
+  # the dashboard's browser tests
+  chromium
 )
 
 missing=()
@@ -56,6 +59,17 @@ if ! "$LEVEE_TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_V
   echo "install-deps: installing schemathesis $SCHEMATHESIS_VERSION into $LEVEE_TOOLS/venv"
   python3 -m venv "$LEVEE_TOOLS/venv"
   "$LEVEE_TOOLS/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# The dashboard's charting library (embedded into levee at build time) and the
+# browser tests' driver, pinned in dashboard/package-lock.json.
+if ! command -v npm >/dev/null; then
+  echo "install-deps: npm (Node.js) is required for the dashboard's assets" >&2
+  exit 1
+fi
+if [ ! -f dashboard/node_modules/uplot/dist/uPlot.iife.min.js ] || [ ! -d dashboard/node_modules/playwright-core ]; then
+  echo "install-deps: npm ci in dashboard/"
+  npm ci --prefix dashboard --no-audit --no-fund >/dev/null
 fi
 
 if ! command -v cargo >/dev/null; then

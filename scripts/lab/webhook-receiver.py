@@ -6,6 +6,7 @@ to the first --fail-first requests, and appends one JSON line per request to
 Prints the port it listens on (127.0.0.1 only), then serves until killed.
 """
 import argparse
+import base64
 import hashlib
 import hmac
 import http.server
@@ -49,6 +50,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "valid_timestamped": stamped.get("t") == ts
             and hmac.compare_digest(stamped.get("sha256", ""), sign(ts.encode() + b"." + body)),
             "body": json.loads(body or b"null"),
+            "raw": base64.b64encode(body).decode(),
+            "signature": self.headers.get("X-Levee-Signature", ""),
         }
         with lock, open(args.log, "a") as f:
             f.write(json.dumps(record) + "\n")

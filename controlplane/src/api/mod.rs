@@ -3,6 +3,7 @@
 //! `{"error":{"code","message"}}`, one module per resource.
 
 mod baselines;
+mod dashboard;
 mod error;
 mod health;
 mod incidents;
@@ -107,7 +108,7 @@ async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if !PUBLIC.contains(&req.path()) {
+    if !PUBLIC.contains(&req.path()) && !dashboard::is_dashboard(req.path()) {
         let tokens = req
             .app_data::<web::Data<ApiTokens>>()
             .ok_or_else(|| ApiError::Internal("no tokens configured".into()))?;
@@ -215,6 +216,7 @@ impl ApiServer {
                             .app_data(web::PayloadConfig::new(body_limit))
                             .wrap(from_fn(authenticate))
                             .configure(register)
+                            .configure(dashboard::register)
                             .default_service(web::to(error::not_found))
                     })
                     .workers(2)
