@@ -551,6 +551,7 @@ struct Lapi {
     child: std::process::Child,
     dir: tempfile::TempDir,
     url: String,
+    port: u16,
 }
 
 impl Lapi {
@@ -626,27 +627,63 @@ impl Lapi {
         ]);
         cscli(&["bouncers", "add", "levee-pull", "-k", BOUNCER_KEY]);
         let mut me = Lapi {
-            child: Command::new(&tools)
-                .args(["-c", &d.join("config.yaml").display().to_string(), "-no-cs"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start crowdsec"),
+            child: Lapi::spawn(d),
             dir,
             url: format!("http://127.0.0.1:{port}"),
+            port,
         };
+        me.wait_up();
+        me
+    }
+
+    fn spawn(dir: &Path) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("lapi.log"))
+            .expect("lapi.log");
+        Command::new(tool("usr/bin/crowdsec"))
+            .args([
+                "-c",
+                &dir.join("config.yaml").display().to_string(),
+                "-no-cs",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start crowdsec")
+    }
+
+    fn wait_up(&mut self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the LAPI did not come up"
             );
-            if let Ok(Some(status)) = me.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("crowdsec exited: {status}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        me
+    }
+
+    /// Stop and start the LAPI: it signs tokens with a new random key, so the
+    /// ones it gave out before are refused.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Lapi::spawn(self.dir.path());
+        self.wait_up();
+    }
+
+    /// Successful machine logins the LAPI has logged.
+    fn logins(&self) -> usize {
+        std::fs::read_to_string(self.path("lapi.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("POST /v1/watchers/login HTTP/1.1 200"))
+            .count()
     }
 
     fn path(&self, name: &str) -> String {
@@ -697,7 +734,7 @@ use std::process::Command;
 
 #[test]
 fn crowdsec_gets_a_ban_per_attacker_when_an_incident_resolves() {
-    let lapi = Lapi::start();
+    let mut lapi = Lapi::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let levee = start_levee(
         dir.path(),
@@ -754,6 +791,40 @@ fn crowdsec_gets_a_ban_per_attacker_when_an_incident_resolves() {
             "{duration}"
         );
     }
+
+    // The LAPI restarts with a new signing key: levee's token is refused, and
+    // levee logs in afresh for the next incident's bans.
+    let logins = lapi.logins();
+    assert!(logins >= 1, "levee logged in");
+    lapi.restart();
+    let again = levee.wait_for(30, "a second incident", || {
+        let (_, v) = levee.get("/api/v1/incidents?status=open");
+        v["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["incident_id"] != incident_id.as_str())
+            .cloned()
+    });
+    let again_id = again["incident_id"].as_str().expect("id").to_owned();
+    let (status, _) = levee.post(&format!("/api/v1/incidents/{again_id}/resolve"), &json!({}));
+    assert_eq!(status, 200);
+    let second = levee.wait_for(30, "the second alerts delivered", || {
+        deliveries(&levee, &id).into_iter().find(|d| {
+            d["event"] == "alerts"
+                && d["incident_id"] == again_id.as_str()
+                && d["state"] != "pending"
+                && d["state"] != "sending"
+        })
+    });
+    assert_eq!(second["state"], "delivered", "{second}");
+    assert!(
+        lapi.logins() > logins,
+        "levee logged in again after its token was refused"
+    );
+    // The LAPI took them (HTTP 201); the bans stand for the same attackers.
+    let banned_again: std::collections::BTreeSet<String> =
+        lapi.decisions().iter().map(|d| d.1.clone()).collect();
+    assert_eq!(banned_again, attackers);
 }
 
 #[test]
