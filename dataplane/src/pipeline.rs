@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::dpdk::BURST_SIZE;
 use crate::stats::{DropReason, ReportCapacities, WindowReport};
-use crate::tables::{Addr, Decision, PrefixTable, RuleTables, TableMailbox};
+use crate::tables::{Addr, Decision, HandshakeTracker, PrefixTable, RuleTables, TableMailbox};
 use crate::wire::{self, PacketMeta, ParseStatus};
 use crate::worker::{Direction, PacketBurst};
 
@@ -128,6 +128,20 @@ pub struct Pipeline {
     top_countdown: u32,
     metas: [PacketMeta; BURST_SIZE],
     decisions: [Decision; BURST_SIZE],
+    /// Clients that completed a handshake: a SYN rate limit lets them through.
+    pub handshakes: HandshakeTracker,
+}
+
+/// Handshakes in flight and verified sources each worker keeps track of.
+const HANDSHAKE_SLOTS: usize = 1 << 15;
+
+/// A big-endian u32 at `at` in `frame`, if it is there.
+#[inline(always)]
+fn be_u32(frame: &[u8], at: usize) -> Option<u32> {
+    frame
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
 }
 
 impl Pipeline {
@@ -161,6 +175,7 @@ impl Pipeline {
             top_countdown: config.top_sources_one_in.max(1),
             metas: [PacketMeta::default(); BURST_SIZE],
             decisions: [Decision::Pass; BURST_SIZE],
+            handshakes: HandshakeTracker::new(HANDSHAKE_SLOTS, HANDSHAKE_SLOTS),
             config,
         }
     }
@@ -191,8 +206,21 @@ impl Pipeline {
             .decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
         let track_destinations = !self.protected.is_empty();
+        // Handshakes are followed only while signature rules are in force (a
+        // spoofed flood's rate limits), so normal forwarding pays nothing.
+        let track_handshakes = !self.tables.signatures().is_empty();
         for i in 0..n {
             let m = &self.metas[i];
+            if track_handshakes && m.status == ParseStatus::Ok && m.protocol == 6 {
+                self.decisions[i] = follow_handshake(
+                    &mut self.handshakes,
+                    m,
+                    burst.frame(i),
+                    d,
+                    self.decisions[i],
+                    now_ns,
+                );
+            }
             let decision = self.decisions[i];
             let drop = match m.status {
                 ParseStatus::Ok => DropReason::of(decision),
@@ -315,5 +343,43 @@ impl Pipeline {
             now_ns
         };
         self.start_window(start);
+    }
+}
+
+/// Learn from a TCP segment's part in a handshake, and let a verified client's
+/// SYN past a signature rate limit.
+#[inline]
+fn follow_handshake(
+    tracker: &mut HandshakeTracker,
+    m: &PacketMeta,
+    frame: &[u8],
+    d: Direction,
+    decision: Decision,
+    now_ns: u64,
+) -> Decision {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    let l4 = usize::from(m.l4_offset);
+    let syn_ack = m.tcp_flags & (SYN | ACK);
+    match d {
+        Direction::Outbound if syn_ack == SYN | ACK => {
+            if let Some(seq) = be_u32(frame, l4 + 4) {
+                tracker.syn_ack_sent(u128::from_be_bytes(m.dst), m.dst_port, seq, now_ns);
+            }
+            decision
+        }
+        Direction::Inbound if syn_ack == ACK => {
+            if let Some(ack) = be_u32(frame, l4 + 8) {
+                tracker.ack_received(u128::from_be_bytes(m.src), m.src_port, ack, now_ns);
+            }
+            decision
+        }
+        Direction::Inbound
+            if syn_ack == SYN
+                && matches!(decision, Decision::SignatureRateLimited { .. })
+                && tracker.verified(u128::from_be_bytes(m.src), now_ns) =>
+        {
+            Decision::Pass
+        }
+        _ => decision,
     }
 }

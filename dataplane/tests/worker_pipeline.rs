@@ -136,3 +136,117 @@ fn a_stalled_consumer_loses_reports_not_packets() {
     let first = sink.reports.try_recv().expect("a report");
     assert_eq!(first.sequence, 0);
 }
+
+/// A burst of frames held in memory (tests only).
+#[derive(Default)]
+struct Frames(Vec<Vec<u8>>);
+
+impl levee_dataplane::worker::PacketBurst for Frames {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn frame(&self, i: usize) -> &[u8] {
+        self.0.get(i).map_or(&[], |f| &f[..])
+    }
+    fn retain(&mut self, keep: u32) -> u32 {
+        let before = self.0.len();
+        let mut i = 0;
+        self.0.retain(|_| {
+            i += 1;
+            keep & (1 << (i - 1)) != 0
+        });
+        (before - self.0.len()) as u32
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+#[test]
+fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
+    use levee_dataplane::tables::{SignatureAction, SignatureRule, TablePublisher};
+    use levee_dataplane::wire::tcp::flags::{ACK, SYN};
+    let caps = TableCapacities::default();
+    let (mut publisher, mut mailboxes) = TablePublisher::new(1, caps, 64);
+    let mut pipeline = Pipeline::new(
+        0,
+        RuleTables::new(caps, 1),
+        mailboxes.pop(),
+        protected(),
+        PipelineConfig::default(),
+        None,
+    );
+    // A spoofed SYN flood's answer: SYNs toward the server limited to 1/s.
+    publisher
+        .set_signatures(vec![SignatureRule {
+            destination: Some("10.0.0.1/32".parse().expect("prefix")),
+            protocol: Some(6),
+            tcp_flags: Some((SYN | ACK, SYN)),
+            action: SignatureAction::RateLimit { pps: 1 },
+            ..SignatureRule::drop_all(7)
+        }])
+        .expect("valid");
+    publisher.flush();
+    let t0 = 1_700_000_000_000_000_000u64;
+    pipeline.after_poll(t0);
+    let ends = |src: &str, sport: u16, dst: &str, dport: u16| synth::Endpoints {
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        src: src.parse().expect("ip"),
+        dst: dst.parse().expect("ip"),
+        src_port: sport,
+        dst_port: dport,
+        ttl: 60,
+    };
+    let client = ends("198.51.100.20", 41000, "10.0.0.1", 443);
+    let server = ends("10.0.0.1", 443, "198.51.100.20", 41000);
+    let syn = |e: &synth::Endpoints| synth::tcp_frame(e, SYN, 1, 0, b"");
+    let mut passed = |frames: Vec<Vec<u8>>, d: Direction, t: u64| {
+        let n = frames.len() as u32;
+        let keep = pipeline.process_burst(&Frames(frames), d, t);
+        (keep.count_ones(), n)
+    };
+    // The limit is used up: the client's SYN is dropped like the flood's.
+    let flood: Vec<Vec<u8>> = (1..=8)
+        .map(|i| syn(&ends(&format!("203.0.113.{i}"), 1000 + i, "10.0.0.1", 443)))
+        .collect();
+    let (kept, _) = passed(flood.clone(), Direction::Inbound, t0 + 1);
+    assert!(kept <= 1, "the limit holds: {kept}");
+    assert_eq!(passed(vec![syn(&client)], Direction::Inbound, t0 + 2).0, 0);
+    // A spoofed ACK that acknowledges nothing verifies nobody.
+    let forged = synth::tcp_frame(
+        &ends("203.0.113.1", 1001, "10.0.0.1", 443),
+        ACK,
+        2,
+        999,
+        b"",
+    );
+    passed(vec![forged], Direction::Inbound, t0 + 3);
+    assert_eq!(
+        passed(
+            vec![syn(&ends("203.0.113.1", 1001, "10.0.0.1", 443))],
+            Direction::Inbound,
+            t0 + 4
+        )
+        .0,
+        0
+    );
+    // The client completes a handshake that got through: server SYN-ACK out,
+    // client ACK (acknowledging the server's sequence number + 1) in.
+    passed(
+        vec![synth::tcp_frame(&server, SYN | ACK, 5000, 2, b"")],
+        Direction::Outbound,
+        t0 + 5,
+    );
+    passed(
+        vec![synth::tcp_frame(&client, ACK, 2, 5001, b"")],
+        Direction::Inbound,
+        t0 + 6,
+    );
+    assert_eq!(pipeline.handshakes.completed, 1);
+    // From now on its SYNs pass the limit; the flood's still do not.
+    let mut burst = flood;
+    burst.push(syn(&ends("198.51.100.20", 41001, "10.0.0.1", 443)));
+    let keep = pipeline.process_burst(&Frames(burst), Direction::Inbound, t0 + 7);
+    assert_eq!(keep, 1 << 8, "only the verified client's SYN: {keep:b}");
+}

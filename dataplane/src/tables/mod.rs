@@ -32,12 +32,14 @@
 //! fake clock.
 
 mod exact;
+mod handshake;
 mod prefix;
 mod publish;
 mod ratelimit;
 mod signature;
 
 pub use exact::{ExactTable, SlotRef, TableKey, BULK_MAX};
+pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
 pub use prefix::{Addr, Prefix, PrefixTable};
 pub use publish::{TableMailbox, TablePublisher};
 pub use ratelimit::{SourceLimit, SourceRateLimiter, TokenBucket};

@@ -1,0 +1,158 @@
+//! Sources that proved they are real by completing a TCP handshake with a
+//! protected server, so a class-wide SYN rate limit (the answer to a spoofed
+//! SYN flood, whose sources cannot be blocked one by one) lets their new
+//! connections through.
+//!
+//! A spoofed source never sees the server's SYN-ACK, so it cannot send the ACK
+//! that acknowledges it: the worker remembers each outbound SYN-ACK's sequence
+//! number by (client, port), and an inbound ACK that acknowledges it verifies the
+//! client for a while. Both tables are fixed arrays indexed by a keyed hash
+//! (a newer entry replaces an older one in its slot), allocated once, owned by
+//! one worker: no allocation, no lock, constant work per packet.
+
+use super::exact::{random_u64, TableKey};
+
+/// How long a completed handshake vouches for its source.
+pub const VERIFIED_FOR_NS: u64 = 600 * 1_000_000_000;
+/// How long an unanswered SYN-ACK is remembered.
+const PENDING_FOR_NS: u64 = 10 * 1_000_000_000;
+const HASH_M: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Pending {
+    client: u128,
+    port: u16,
+    expected_ack: u32,
+    until_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Verified {
+    source: u128,
+    until_ns: u64,
+}
+
+#[derive(Debug)]
+pub struct HandshakeTracker {
+    pending: Box<[Pending]>,
+    verified: Box<[Verified]>,
+    pending_mask: usize,
+    verified_mask: usize,
+    seed: u64,
+    /// Handshakes completed (sources verified or refreshed).
+    pub completed: u64,
+}
+
+impl HandshakeTracker {
+    /// Room for about `pending` handshakes in flight and `verified` sources
+    /// (each rounded up to a power of two).
+    pub fn new(pending: usize, verified: usize) -> HandshakeTracker {
+        let pending = pending.max(2).next_power_of_two();
+        let verified = verified.max(2).next_power_of_two();
+        HandshakeTracker {
+            pending: vec![Pending::default(); pending].into_boxed_slice(),
+            verified: vec![Verified::default(); verified].into_boxed_slice(),
+            pending_mask: pending - 1,
+            verified_mask: verified - 1,
+            seed: random_u64(),
+            completed: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn pending_slot(&self, client: u128, port: u16) -> usize {
+        (client ^ (u128::from(port) << 64 | u128::from(port))).hash(HASH_M, self.seed) as usize
+            & self.pending_mask
+    }
+
+    #[inline(always)]
+    fn verified_slot(&self, source: u128) -> usize {
+        source.hash(HASH_M, self.seed.rotate_left(29)) as usize & self.verified_mask
+    }
+
+    /// A protected server answered `client:port`'s SYN with sequence number `seq`.
+    #[inline]
+    pub fn syn_ack_sent(&mut self, client: u128, port: u16, seq: u32, now_ns: u64) {
+        let slot = self.pending_slot(client, port);
+        self.pending[slot] = Pending {
+            client,
+            port,
+            expected_ack: seq.wrapping_add(1),
+            until_ns: now_ns.saturating_add(PENDING_FOR_NS),
+        };
+    }
+
+    /// `source:port` sent an ACK (without SYN) acknowledging `ack`.
+    #[inline]
+    pub fn ack_received(&mut self, source: u128, port: u16, ack: u32, now_ns: u64) {
+        let slot = self.pending_slot(source, port);
+        let p = self.pending[slot];
+        if p.until_ns > now_ns && p.client == source && p.port == port && p.expected_ack == ack {
+            self.pending[slot].until_ns = 0;
+            let v = self.verified_slot(source);
+            self.verified[v] = Verified {
+                source,
+                until_ns: now_ns.saturating_add(VERIFIED_FOR_NS),
+            };
+            self.completed += 1;
+        }
+    }
+
+    /// Whether `source` completed a handshake recently.
+    #[inline]
+    pub fn verified(&self, source: u128, now_ns: u64) -> bool {
+        let v = self.verified[self.verified_slot(source)];
+        v.source == source && v.until_ns > now_ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn only_the_ack_of_the_servers_syn_ack_verifies() {
+        let mut t = HandshakeTracker::new(1024, 1024);
+        let client = 0xc633_6407u128;
+        t.syn_ack_sent(client, 40000, 1000, S);
+        // Wrong port, wrong number, wrong source: nothing.
+        t.ack_received(client, 40001, 1001, S);
+        t.ack_received(client, 40000, 1000, S);
+        t.ack_received(client + 1, 40000, 1001, S);
+        assert!(!t.verified(client, S));
+        t.ack_received(client, 40000, 1001, S + 1);
+        assert!(t.verified(client, S + 2));
+        assert_eq!(t.completed, 1);
+        // A replayed ACK does not count twice; the vouching ends.
+        t.ack_received(client, 40000, 1001, S + 3);
+        assert_eq!(t.completed, 1);
+        assert!(!t.verified(client, S + 1 + VERIFIED_FOR_NS));
+    }
+
+    #[test]
+    fn an_ack_after_the_syn_ack_was_forgotten_verifies_nothing() {
+        let mut t = HandshakeTracker::new(16, 16);
+        t.syn_ack_sent(7, 80, u32::MAX, S);
+        t.ack_received(7, 80, 0, S + PENDING_FOR_NS + 1);
+        assert!(!t.verified(7, S + PENDING_FOR_NS + 2));
+        // The sequence number wraps.
+        t.syn_ack_sent(7, 80, u32::MAX, S);
+        t.ack_received(7, 80, 0, S + 1);
+        assert!(t.verified(7, S + 2));
+    }
+
+    #[test]
+    fn spoofed_acks_without_syn_acks_verify_nobody() {
+        let mut t = HandshakeTracker::new(4096, 4096);
+        let mut x = 12345u64;
+        for i in 0..100_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            t.ack_received(u128::from(x >> 32), (x >> 16) as u16, x as u32, S + i);
+        }
+        assert_eq!(t.completed, 0);
+    }
+}
