@@ -158,6 +158,12 @@ impl Port {
 
         let mut conf = dpdk_sys::rte_eth_conf::default();
         let mut rss = false;
+        // A symmetric Toeplitz key (0x6d5a repeated): both directions of a
+        // connection hash to the same queue, so the worker that sees a server's
+        // SYN-ACK also sees the client's ACK (handshake verification).
+        let mut symmetric_key: Vec<u8> = (0..usize::from(info.hash_key_size))
+            .map(|i| if i % 2 == 0 { 0x6d } else { 0x5a })
+            .collect();
         if config.rx_queues > 1 {
             // SAFETY: a constant-returning shim function.
             let wanted = unsafe { dpdk_sys::levee_rss_hf_ip_tcp_udp() };
@@ -165,6 +171,10 @@ impl Port {
             if offered != 0 {
                 conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
                 conf.rx_adv_conf.rss_conf.rss_hf = offered;
+                if !symmetric_key.is_empty() {
+                    conf.rx_adv_conf.rss_conf.rss_key = symmetric_key.as_mut_ptr();
+                    conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+                }
                 rss = true;
             } else {
                 tracing::warn!(
