@@ -24,32 +24,14 @@ fn the_dashboard_shows_traffic_incidents_rules_and_integrations() {
             &received.display().to_string(),
         ],
     );
-    let capture = dir.path().join("attack.pcap");
-    attack_capture(
-        &capture,
-        &[
-            "--duration",
-            "1",
-            "--normal-pps",
-            "200",
-            "--attack",
-            "udp:0:1:1500:10.0.0.1:8",
-        ],
-    );
-    let config = pair_config(
+    let levee = Running::with_attacks(
         dir.path(),
-        "inline",
-        &format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display()),
-        "net_null0",
+        &["udp:0:1:1500:10.0.0.1:8"],
         &format!(
-            "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[mitigation]\nauto_apply = false\n[store]\npath = \"{}\"\n\
-             [forensics]\ndir = \"{}\"\n{}",
-            dir.path().join("levee.db").display(),
-            dir.path().join("forensics").display(),
-            api_section()
+            "[mitigation]\nauto_apply = false\n[forensics]\ndir = \"{}\"\n",
+            dir.path().join("forensics").display()
         ),
     );
-    let levee = Running::start(&config);
     let screenshots =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");

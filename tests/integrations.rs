@@ -12,30 +12,6 @@ use serde_json::{json, Value};
 
 const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
 
-/// A levee forwarding a looping capture of normal traffic and `attacks`
-/// (attack-capture.py `--attack` specs) toward 10.0.0.0/24, with `extra`
-/// configuration and its store in `dir`.
-fn start_levee(dir: &Path, attacks: &[&str], extra: &str) -> Running {
-    let capture = dir.join("attack.pcap");
-    let mut args = vec!["--duration", "1", "--normal-pps", "200"];
-    for a in attacks {
-        args.extend(["--attack", a]);
-    }
-    attack_capture(&capture, &args);
-    let config = pair_config(
-        dir,
-        "inline",
-        &format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display()),
-        "net_null0",
-        &format!(
-            "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[store]\npath = \"{}\"\n{}\n{extra}",
-            dir.join("levee.db").display(),
-            api_section(),
-        ),
-    );
-    Running::start(&config)
-}
-
 fn open_incident(levee: &Running, target: &str) -> Value {
     levee.wait_for(30, &format!("an incident against {target}"), || {
         let (_, v) = levee.get("/api/v1/incidents?status=open");
@@ -86,7 +62,7 @@ fn webhooks_are_signed_retried_with_backoff_and_logged() {
             "2",
         ],
     );
-    let levee = start_levee(
+    let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:1500:10.0.0.1:8"],
         &webhook_section("ops", &receiver.url(), "retry_base_ms = 200"),
@@ -173,7 +149,7 @@ fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
     let url = format!("http://127.0.0.1:{port}");
     let section = webhook_section("ops", &url, "max_retries = 10\nretry_base_ms = 500");
     let incident_id = {
-        let levee = start_levee(dir.path(), &["udp:0:1:1500:10.0.0.1:8"], &section);
+        let levee = Running::with_attacks(dir.path(), &["udp:0:1:1500:10.0.0.1:8"], &section);
         let incident = open_incident(&levee, "10.0.0.1");
         let id = integration_id(&levee, "ops");
         levee.wait_for(20, "a failed attempt", || {
@@ -236,7 +212,7 @@ fn abuseipdb_reports_at_most_20_ips_honours_retry_after_and_dedupes() {
             "2",
         ],
     );
-    let levee = start_levee(
+    let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:3000:10.0.0.1:25"],
         &format!(
@@ -344,7 +320,7 @@ fn abuseipdb_keeps_the_daily_quota_and_never_reports_spoofed_sources() {
         "tests/support/abuseipdb_server.py",
         &["--key", "test-key", "--log", &log.display().to_string()],
     );
-    let levee = start_levee(
+    let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:1500:10.0.0.1:8", "syn:0:1:1500:10.0.0.2:spoofed"],
         &abuseipdb_section(&server.url(), "daily_quota = 3"),
@@ -408,7 +384,7 @@ fn abuseipdb_keeps_the_daily_quota_and_never_reports_spoofed_sources() {
 #[test]
 fn integrations_api_validates_hides_secrets_and_protects_configured_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let levee = start_levee(
+    let levee = Running::with_attacks(
         dir.path(),
         &[],
         &webhook_section("from-file", "http://127.0.0.1:9", ""),
@@ -736,7 +712,7 @@ use std::process::Command;
 fn crowdsec_gets_a_ban_per_attacker_when_an_incident_resolves() {
     let mut lapi = Lapi::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let levee = start_levee(
+    let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:1500:10.0.0.1:8"],
         &format!(
@@ -832,7 +808,7 @@ fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
     let lapi = Lapi::start();
     let dir = tempfile::tempdir().expect("tempdir");
     // Normal traffic only: its clients live in 100.64.0.0/16.
-    let levee = start_levee(
+    let levee = Running::with_attacks(
         dir.path(),
         &[],
         &format!(

@@ -114,6 +114,30 @@ impl Running {
         Running::start_command(levee(), config)
     }
 
+    /// A levee forwarding a looping capture of normal traffic and `attacks`
+    /// (attack-capture.py `--attack` specs) toward 10.0.0.0/24, with its API,
+    /// its store in `dir`, and `extra` configuration.
+    pub fn with_attacks(dir: &Path, attacks: &[&str], extra: &str) -> Running {
+        let capture = dir.join("attack.pcap");
+        let mut args = vec!["--duration", "1", "--normal-pps", "200"];
+        for a in attacks {
+            args.extend(["--attack", a]);
+        }
+        attack_capture(&capture, &args);
+        let config = pair_config(
+            dir,
+            "inline",
+            &format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display()),
+            "net_null0",
+            &format!(
+                "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[store]\npath = \"{}\"\n{}\n{extra}",
+                dir.join("levee.db").display(),
+                api_section(),
+            ),
+        );
+        Running::start(&config)
+    }
+
     /// `levee run` inside the network namespace `netns` (made by the test).
     pub fn start_in_netns(netns: &str, config: &Path) -> Running {
         let mut command = Command::new("ip");

@@ -168,13 +168,7 @@ impl Sink for AbuseIpdb {
         if e.event != "incident.resolved" {
             return Vec::new();
         }
-        let skip = |reason: String| Plan {
-            event: "report".into(),
-            incident_id: Some(e.incident_id.clone()),
-            subject: None,
-            payload: serde_json::Value::Null,
-            skip: Some(reason),
-        };
+        let skip = |reason: String| Plan::skip("report", &e.incident_id, reason);
         if e.spoofing_likely {
             return vec![skip(format!(
                 "not reported: the sources of this {} are likely spoofed, and AbuseIPDB's policy forbids reporting spoofed addresses",

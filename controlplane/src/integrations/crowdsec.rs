@@ -252,13 +252,7 @@ impl Sink for CrowdsecPush {
         if !self.settings.push || e.event != "incident.resolved" {
             return Vec::new();
         }
-        let skip = |reason: String| Plan {
-            event: "alerts".into(),
-            incident_id: Some(e.incident_id.clone()),
-            subject: None,
-            payload: serde_json::Value::Null,
-            skip: Some(reason),
-        };
+        let skip = |reason: String| Plan::skip("alerts", &e.incident_id, reason);
         if e.spoofing_likely {
             return vec![skip(format!(
                 "no bans: the sources of this {} are likely spoofed; banning them would ban bystanders",

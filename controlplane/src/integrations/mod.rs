@@ -209,6 +209,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Nothing to send for this incident event, and the log says why.
+    pub fn skip(event: &str, incident_id: &str, reason: String) -> Plan {
+        Plan {
+            event: event.into(),
+            incident_id: Some(incident_id.into()),
+            subject: None,
+            payload: serde_json::Value::Null,
+            skip: Some(reason),
+        }
+    }
+
     pub fn send(event: &str, incident_id: Option<&str>, payload: serde_json::Value) -> Plan {
         Plan {
             event: event.into(),
