@@ -359,34 +359,6 @@ fn a_rule_added_through_the_api_is_enforced_and_removed_on_delete() {
     );
 }
 
-/// Run a firewall tool in a network namespace of our own (removed after).
-fn in_fresh_netns(name: &str, tool: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write as _;
-    let ns = format!("lvapi{}{name}", std::process::id());
-    let st = Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .expect("ip netns add");
-    assert!(st.success(), "ip netns add {ns}");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns])
-        .args(tool)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the firewall tool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-    out
-}
-
 fn promtool() -> String {
     tool("usr/bin/promtool")
 }
@@ -537,7 +509,7 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
                 "{format} export lacks {blocked}:\n{text}"
             );
         }
-        let checked = in_fresh_netns(format, &tool, &text);
+        let checked = Netns::new(&format!("api{format}")).run_with_input(&tool, &text);
         assert!(
             checked.status.success(),
             "{format} rejected by {tool:?}: {}\n{text}",

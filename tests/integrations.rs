@@ -879,46 +879,6 @@ fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
     );
 }
 
-/// A network namespace made for one test, removed when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("levee-{tag}-{}", std::process::id());
-        let st = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip netns add");
-        assert!(st.success(), "ip netns add {name}");
-        let st = Command::new("ip")
-            .args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"])
-            .status()
-            .expect("ip link set lo up");
-        assert!(st.success());
-        Netns(name)
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .expect("ip netns exec")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // `ip netns exec` may fork: end what still runs in the namespace.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 #[test]
 fn iptables_integration_applies_and_removes_host_rules_in_monitor_mode() {
     let ns = Netns::new("ipt");
