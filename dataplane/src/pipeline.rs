@@ -206,9 +206,9 @@ impl Pipeline {
             .decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
         let track_destinations = !self.protected.is_empty();
-        // Handshakes are followed only while signature rules are in force (a
-        // spoofed flood's rate limits), so normal forwarding pays nothing.
-        let track_handshakes = !self.tables.signatures().is_empty();
+        // Handshakes are followed only while a SYN rate limit is in force (a
+        // spoofed SYN flood's answer), so other traffic pays nothing.
+        let track_handshakes = self.tables.syn_rate_limited();
         for i in 0..n {
             let m = &self.metas[i];
             if track_handshakes && m.status == ParseStatus::Ok && m.protocol == 6 {

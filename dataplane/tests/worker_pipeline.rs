@@ -176,19 +176,7 @@ fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
         PipelineConfig::default(),
         None,
     );
-    // A spoofed SYN flood's answer: SYNs toward the server limited to 1/s.
-    publisher
-        .set_signatures(vec![SignatureRule {
-            destination: Some("10.0.0.1/32".parse().expect("prefix")),
-            protocol: Some(6),
-            tcp_flags: Some((SYN | ACK, SYN)),
-            action: SignatureAction::RateLimit { pps: 1 },
-            ..SignatureRule::drop_all(7)
-        }])
-        .expect("valid");
-    publisher.flush();
     let t0 = 1_700_000_000_000_000_000u64;
-    pipeline.after_poll(t0);
     let ends = |src: &str, sport: u16, dst: &str, dport: u16| synth::Endpoints {
         src_mac: [2, 0, 0, 0, 0, 1],
         dst_mac: [2, 0, 0, 0, 0, 2],
@@ -200,6 +188,39 @@ fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
     };
     let client = ends("198.51.100.20", 41000, "10.0.0.1", 443);
     let server = ends("10.0.0.1", 443, "198.51.100.20", 41000);
+    // A UDP rate limit alone: handshakes are not followed (no cost for TCP).
+    publisher
+        .set_signatures(vec![SignatureRule {
+            protocol: Some(17),
+            action: SignatureAction::RateLimit { pps: 1 },
+            ..SignatureRule::drop_all(6)
+        }])
+        .expect("valid");
+    publisher.flush();
+    pipeline.after_poll(t0);
+    pipeline.process_burst(
+        &Frames(vec![synth::tcp_frame(&server, SYN | ACK, 70, 2, b"")]),
+        Direction::Outbound,
+        t0,
+    );
+    pipeline.process_burst(
+        &Frames(vec![synth::tcp_frame(&client, ACK, 2, 71, b"")]),
+        Direction::Inbound,
+        t0,
+    );
+    assert_eq!(pipeline.handshakes.completed, 0);
+    // A spoofed SYN flood's answer: SYNs toward the server limited to 1/s.
+    publisher
+        .set_signatures(vec![SignatureRule {
+            destination: Some("10.0.0.1/32".parse().expect("prefix")),
+            protocol: Some(6),
+            tcp_flags: Some((SYN | ACK, SYN)),
+            action: SignatureAction::RateLimit { pps: 1 },
+            ..SignatureRule::drop_all(7)
+        }])
+        .expect("valid");
+    publisher.flush();
+    pipeline.after_poll(t0);
     let syn = |e: &synth::Endpoints| synth::tcp_frame(e, SYN, 1, 0, b"");
     let mut passed = |frames: Vec<Vec<u8>>, d: Direction, t: u64| {
         let n = frames.len() as u32;

@@ -178,6 +178,9 @@ pub struct RuleTables {
     /// Rate-limit shares: a rule's pps is divided among this many workers.
     workers: u32,
     source_limiter: SourceRateLimiter,
+    /// Whether a signature rate-limits TCP SYNs (a spoofed SYN flood's answer):
+    /// the pipeline then follows handshakes to let verified clients through.
+    syn_rate_limited: bool,
     /// Commands refused because a table was full (the publisher checks first, so
     /// this stays 0 unless capacities disagree).
     pub refused: u64,
@@ -194,6 +197,7 @@ impl RuleTables {
             signature_buckets: Vec::with_capacity(MAX_SIGNATURES),
             workers: workers.max(1),
             source_limiter: SourceRateLimiter::new(capacities.source_limiter_slots),
+            syn_rate_limited: false,
             refused: 0,
         }
     }
@@ -246,6 +250,14 @@ impl RuleTables {
                 }
                 // The publisher keeps its own reference, so dropping ours only
                 // decrements a count: no deallocation on the worker.
+                self.syn_rate_limited = set.rules().iter().any(|r| {
+                    matches!(r.action, SignatureAction::RateLimit { .. })
+                        && matches!(r.protocol, None | Some(6))
+                        && r.tcp_flags.is_none_or(|(mask, value)| {
+                            value & crate::wire::tcp::flags::SYN != 0
+                                || mask & crate::wire::tcp::flags::SYN == 0
+                        })
+                });
                 self.signatures = set;
                 Ok(())
             }
@@ -405,6 +417,12 @@ impl RuleTables {
 
     pub fn signatures(&self) -> &SignatureSet {
         &self.signatures
+    }
+
+    /// Whether a signature rule rate-limits TCP SYNs.
+    #[inline(always)]
+    pub fn syn_rate_limited(&self) -> bool {
+        self.syn_rate_limited
     }
 }
 
