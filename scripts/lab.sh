@@ -57,6 +57,8 @@ down() {
     done
   fi
   for ns in "${NAMESPACES[@]}"; do
+    # `ip netns exec` forks: whatever still runs in a lab namespace is the lab's.
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
   # Deleting a namespace takes its veth ends and their peers; these are

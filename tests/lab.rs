@@ -99,6 +99,15 @@ fn a_lab_attack_is_detected_dropped_resolved_and_reported() {
         .expect("ip netns");
     let left = String::from_utf8_lossy(&namespaces.stdout);
     assert!(!left.contains("lv-"), "the lab is gone: {left}");
+    let services = Command::new("pgrep")
+        .args(["-f", "scripts/lab/services.py"])
+        .output()
+        .expect("pgrep");
+    assert!(
+        !services.status.success(),
+        "the lab's services are stopped: {}",
+        String::from_utf8_lossy(&services.stdout)
+    );
     assert!(Command::new("ip")
         .args(["link", "show", "lv-out"])
         .output()
