@@ -366,38 +366,16 @@ fn promtool() -> String {
 #[test]
 fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // A UDP flood from 8 real sources, with a little normal traffic.
-    let capture = dir.path().join("attack.pcap");
-    let st = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/attack-capture.py"
-        ))
-        .arg(&capture)
-        .args([
-            "--duration",
-            "1",
-            "--normal-pps",
-            "200",
-            "--attack",
-            "udp:0:1:1500:10.0.0.1:8",
-        ])
-        .status()
-        .expect("attack-capture.py");
-    assert!(st.success());
-    let config = pair_config(
+    // A UDP flood from 8 real sources, with a little normal traffic; rules wait
+    // for review.
+    let levee = Running::with_attacks(
         dir.path(),
-        "inline",
-        &format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display()),
-        "net_null0",
+        &["udp:0:1:1500:10.0.0.1:8"],
         &format!(
-            "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[mitigation]\nauto_apply = false\n[forensics]\ndir = \"{}\"\n[store]\npath = \"{}\"\n{}",
-            dir.path().join("forensics").display(),
-            dir.path().join("levee.db").display(),
-            api_section()
+            "[mitigation]\nauto_apply = false\n[forensics]\ndir = \"{}\"\n",
+            dir.path().join("forensics").display()
         ),
     );
-    let levee = Running::start(&config);
     let incident = levee.wait_for(30, "an incident", || {
         let (_, v) = levee.get("/api/v1/incidents?status=open");
         v["incidents"].as_array().and_then(|a| a.first().cloned())

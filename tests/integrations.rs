@@ -572,18 +572,7 @@ impl Lapi {
         )
         .expect("config");
         // Registrations first: cscli writes the database the LAPI then opens.
-        let cscli = |args: &[&str]| {
-            let out = Command::new(tool("usr/bin/cscli"))
-                .args(["-c", &d.join("config.yaml").display().to_string()])
-                .args(args)
-                .output()
-                .expect("run cscli");
-            assert!(
-                out.status.success(),
-                "cscli {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let cscli = |args: &[&str]| cscli_in(d, args);
         cscli(&[
             "machines",
             "add",
@@ -668,18 +657,7 @@ impl Lapi {
 
     /// Run cscli against this LAPI; its stdout.
     fn cscli(&self, args: &[&str]) -> String {
-        let cscli = tool("usr/bin/cscli");
-        let out = Command::new(&cscli)
-            .args(["-c", &self.path("config.yaml")])
-            .args(args)
-            .output()
-            .expect("run cscli");
-        assert!(
-            out.status.success(),
-            "cscli {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        cscli_in(self.dir.path(), args)
     }
 
     /// `cscli decisions list --origin levee -o json` (CrowdSec 1.4 lists only
@@ -697,6 +675,21 @@ impl Lapi {
             })
             .collect()
     }
+}
+
+/// Run cscli with the configuration in `dir`; its stdout.
+fn cscli_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(tool("usr/bin/cscli"))
+        .args(["-c", &dir.join("config.yaml").display().to_string()])
+        .args(args)
+        .output()
+        .expect("run cscli");
+    assert!(
+        out.status.success(),
+        "cscli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Lapi {

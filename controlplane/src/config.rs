@@ -819,10 +819,7 @@ impl Config {
             let parsed = serde_json::to_value(table)
                 .map_err(|e| e.to_string())
                 .and_then(crate::integrations::IntegrationSpec::parse)
-                .and_then(|spec| match spec.settings.missing_secret() {
-                    Some(secret) => Err(format!("{secret} is required")),
-                    None => Ok(spec),
-                });
+                .and_then(|spec| spec.settings.require_secrets().map(|()| spec));
             match parsed {
                 Ok(spec) if specs.iter().any(|s| s.name == spec.name) => problems.push(Problem {
                     key,

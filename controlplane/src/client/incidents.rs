@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{cell, table, Client};
+use super::{cell, rows, table, Client};
 use crate::Failure;
 
 #[derive(Debug, clap::Subcommand)]
@@ -46,12 +46,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             }
             let v = client.get("/api/v1/incidents", &q)?;
             client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = v["incidents"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(row)
-                    .collect();
+                let rows: Vec<Vec<String>> = rows(&v["incidents"], row);
                 let mut out = table(
                     &[
                         "ID", "STATUS", "TYPE", "SEVERITY", "TARGET", "PEAK PPS", "STARTED",
@@ -134,27 +129,17 @@ fn show(v: &Value) -> String {
         }
     ));
     out.push_str("\nevents:\n");
-    let events: Vec<Vec<String>> = v["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            vec![
-                cell(&e["at"]),
-                cell(&e["event"]),
-                cell(&e["attack_type"]),
-                cell(&e["peak_pps"]),
-            ]
-        })
-        .collect();
+    let events: Vec<Vec<String>> = rows(&v["events"], |e| {
+        vec![
+            cell(&e["at"]),
+            cell(&e["event"]),
+            cell(&e["attack_type"]),
+            cell(&e["peak_pps"]),
+        ]
+    });
     out.push_str(&table(&["AT", "EVENT", "TYPE", "PEAK PPS"], &events));
     out.push_str("\nrules:\n");
-    let rules: Vec<Vec<String>> = v["rules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(super::rules::row)
-        .collect();
+    let rules: Vec<Vec<String>> = rows(&v["rules"], super::rules::row);
     out.push_str(&table(super::rules::HEADER, &rules));
     out
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{cell, table, Client};
+use super::{cell, rows, table, Client};
 use crate::Failure;
 
 #[derive(Debug, clap::Subcommand)]
@@ -85,12 +85,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
         Action::List => {
             let v = client.get("/api/v1/integrations", &[])?;
             client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = v["integrations"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(row)
-                    .collect();
+                let rows: Vec<Vec<String>> = rows(&v["integrations"], row);
                 table(HEADER, &rows)
             });
         }
@@ -133,28 +128,23 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                 &[("limit", limit.to_string())],
             )?;
             client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = v["deliveries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|d| {
-                        let last = d["log"]
-                            .as_array()
-                            .and_then(|l| l.last())
-                            .cloned()
-                            .unwrap_or_default();
-                        vec![
-                            cell(&d["id"]),
-                            cell(&d["event"]),
-                            cell(&d["incident_id"]),
-                            cell(&d["subject"]),
-                            cell(&d["state"]),
-                            cell(&d["attempts"]),
-                            cell(&d["last_status"]),
-                            cell(&last["result"]),
-                        ]
-                    })
-                    .collect();
+                let rows: Vec<Vec<String>> = rows(&v["deliveries"], |d| {
+                    let last = d["log"]
+                        .as_array()
+                        .and_then(|l| l.last())
+                        .cloned()
+                        .unwrap_or_default();
+                    vec![
+                        cell(&d["id"]),
+                        cell(&d["event"]),
+                        cell(&d["incident_id"]),
+                        cell(&d["subject"]),
+                        cell(&d["state"]),
+                        cell(&d["attempts"]),
+                        cell(&d["last_status"]),
+                        cell(&last["result"]),
+                    ]
+                });
                 table(
                     &[
                         "ID", "EVENT", "INCIDENT", "SUBJECT", "STATE", "ATTEMPTS", "STATUS",

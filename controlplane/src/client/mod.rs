@@ -226,3 +226,8 @@ pub fn cell(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// One table row per element of a JSON array (none if it is not an array).
+pub fn rows(items: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    items.as_array().into_iter().flatten().map(row).collect()
+}

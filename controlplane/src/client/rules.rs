@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{cell, table, Client};
+use super::{cell, rows, table, Client};
 use crate::Failure;
 
 #[derive(Debug, clap::Subcommand)]
@@ -145,12 +145,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             let q: Vec<(&str, String)> = state.map(|s| ("state", s)).into_iter().collect();
             let v = client.get("/api/v1/rules", &q)?;
             client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = v["rules"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(row)
-                    .collect();
+                let rows: Vec<Vec<String>> = rows(&v["rules"], row);
                 table(HEADER, &rows)
             });
         }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{cell, table, Client};
+use super::{cell, rows, table, Client};
 use crate::Failure;
 
 pub fn run(client: &Client) -> Result<(), Failure> {
@@ -21,47 +21,37 @@ fn render(s: &Value) -> String {
         cell(&s["uptime_seconds"]),
         cell(&s["open_incidents"]),
     );
-    let ports: Vec<Vec<String>> = s["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            vec![
-                cell(&p["role"]),
-                cell(&p["name"]),
-                cell(&p["driver"]),
-                if p["link_up"].as_bool() == Some(true) {
-                    "up".into()
-                } else {
-                    "down".into()
-                },
-                format!("{:.0}", p["rx_pps"].as_f64().unwrap_or(0.0)),
-                format!("{:.0}", p["tx_pps"].as_f64().unwrap_or(0.0)),
-                cell(&p["rx_missed"]),
-            ]
-        })
-        .collect();
+    let ports: Vec<Vec<String>> = rows(&s["ports"], |p| {
+        vec![
+            cell(&p["role"]),
+            cell(&p["name"]),
+            cell(&p["driver"]),
+            if p["link_up"].as_bool() == Some(true) {
+                "up".into()
+            } else {
+                "down".into()
+            },
+            format!("{:.0}", p["rx_pps"].as_f64().unwrap_or(0.0)),
+            format!("{:.0}", p["tx_pps"].as_f64().unwrap_or(0.0)),
+            cell(&p["rx_missed"]),
+        ]
+    });
     out.push_str(&table(
         &[
             "ROLE", "PORT", "DRIVER", "LINK", "RX PPS", "TX PPS", "MISSED",
         ],
         &ports,
     ));
-    let workers: Vec<Vec<String>> = s["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|w| {
-            vec![
-                cell(&w["lcore"]),
-                cell(&w["rx_packets"]),
-                cell(&w["dropped_packets"]),
-                format!("{:.0}%", w["busy_ratio"].as_f64().unwrap_or(0.0) * 100.0),
-                cell(&w["cycles_per_burst"]["p50"]),
-                cell(&w["cycles_per_burst"]["p99"]),
-            ]
-        })
-        .collect();
+    let workers: Vec<Vec<String>> = rows(&s["workers"], |w| {
+        vec![
+            cell(&w["lcore"]),
+            cell(&w["rx_packets"]),
+            cell(&w["dropped_packets"]),
+            format!("{:.0}%", w["busy_ratio"].as_f64().unwrap_or(0.0) * 100.0),
+            cell(&w["cycles_per_burst"]["p50"]),
+            cell(&w["cycles_per_burst"]["p99"]),
+        ]
+    });
     out.push_str(&table(
         &[
             "LCORE",

@@ -57,13 +57,15 @@ impl Settings {
         }
     }
 
-    /// A secret the settings cannot work without, if missing.
-    pub fn missing_secret(&self) -> Option<&'static str> {
-        match self {
+    /// Whether the secrets the settings cannot work without are there; the
+    /// error names the one missing.
+    pub fn require_secrets(&self) -> Result<(), String> {
+        let missing = match self {
             Settings::Abuseipdb(s) if s.api_key.is_none() => Some("api_key"),
             Settings::Crowdsec(s) => s.missing_secret(),
             _ => None,
-        }
+        };
+        missing.map_or(Ok(()), |secret| Err(format!("{secret} is required")))
     }
 
     /// The write-only fields: never returned by the API.
@@ -400,11 +402,16 @@ pub trait Enforcer: Send + Sync {
     fn inline(&self) -> bool;
 }
 
-/// A random secret: `prefix` and 64 hex digits.
-pub fn generate_secret(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    format!("{prefix}{}", hex(&bytes))
+/// `prefix` and `bytes` random bytes in hex (ids, generated secrets).
+pub fn random_hex(prefix: &str, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf);
+    format!("{prefix}{}", hex(&buf))
+}
+
+/// A webhook signing secret: `whsec_` and 64 hex digits.
+pub fn generate_secret() -> String {
+    random_hex("whsec_", 32)
 }
 
 pub fn hex(bytes: &[u8]) -> String {

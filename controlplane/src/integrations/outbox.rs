@@ -59,12 +59,6 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 6];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    format!("{prefix}{}", super::hex(&bytes))
-}
-
 impl Outbox {
     /// Open the outbox on its own connection to the store; the configuration
     /// file's integrations replace those it defined before.
@@ -107,7 +101,7 @@ impl Outbox {
                 }
                 None => {
                     let i = Integration {
-                        id: random_id("int_"),
+                        id: super::random_hex("int_", 6),
                         name: spec.name,
                         enabled: spec.enabled,
                         origin: Origin::Config,
@@ -121,7 +115,7 @@ impl Outbox {
             let mut integration = integration;
             if let Settings::Webhook(w) = &mut integration.settings {
                 if w.secret.is_none() {
-                    let secret = super::generate_secret("whsec_");
+                    let secret = super::generate_secret();
                     tracing::warn!(
                         integration = integration.name,
                         secret,
@@ -206,18 +200,16 @@ impl Outbox {
             )));
         }
         let mut settings = spec.settings;
-        if let Some(secret) = settings.missing_secret() {
-            return Err(IntegrationError::Invalid(format!("{secret} is required")));
-        }
+        settings
+            .require_secrets()
+            .map_err(IntegrationError::Invalid)?;
         let mut shown = None;
         if let Settings::Webhook(w) = &mut settings {
-            let secret = w
-                .secret
-                .get_or_insert_with(|| super::generate_secret("whsec_"));
+            let secret = w.secret.get_or_insert_with(super::generate_secret);
             shown = Some(secret.clone());
         }
         let integration = Integration {
-            id: random_id("int_"),
+            id: super::random_hex("int_", 6),
             name: spec.name,
             enabled: spec.enabled,
             origin: Origin::Api,
@@ -252,9 +244,9 @@ impl Outbox {
         refuse_config(&slot.integration)?;
         let mut settings = spec.settings;
         settings.keep_secrets_from(slot.integration.settings.clone());
-        if let Some(secret) = settings.missing_secret() {
-            return Err(IntegrationError::Invalid(format!("{secret} is required")));
-        }
+        settings
+            .require_secrets()
+            .map_err(IntegrationError::Invalid)?;
         if let Settings::Webhook(w) = &mut settings {
             if w.secret.is_none() {
                 return Err(IntegrationError::Invalid(
