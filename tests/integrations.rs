@@ -51,17 +51,7 @@ fn webhook_section(name: &str, url: &str, extra: &str) -> String {
 fn webhooks_are_signed_retried_with_backoff_and_logged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("received.jsonl");
-    let receiver = Helper::start(
-        "scripts/lab/webhook-receiver.py",
-        &[
-            "--secret",
-            WEBHOOK_SECRET,
-            "--log",
-            &log.display().to_string(),
-            "--fail-first",
-            "2",
-        ],
-    );
+    let receiver = Helper::webhook_receiver(WEBHOOK_SECRET, &log, &["--fail-first", "2"]);
     let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:1500:10.0.0.1:8"],
@@ -160,17 +150,7 @@ fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
         incident["incident_id"].as_str().expect("id").to_owned()
         // levee is killed here, the delivery still pending.
     };
-    let _receiver = Helper::start(
-        "scripts/lab/webhook-receiver.py",
-        &[
-            "--secret",
-            WEBHOOK_SECRET,
-            "--log",
-            &log.display().to_string(),
-            "--port",
-            &port.to_string(),
-        ],
-    );
+    let _receiver = Helper::webhook_receiver(WEBHOOK_SECRET, &log, &["--port", &port.to_string()]);
     let config = dir.path().join("levee.toml");
     let levee = Running::start(&config);
     let got = levee.wait_for(30, "the created event after the restart", || {
@@ -180,6 +160,14 @@ fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
         })
     });
     assert_eq!(got["valid"], true);
+}
+
+/// tests/support/abuseipdb_server.py accepting the key "test-key".
+fn abuseipdb_server(log: &Path, extra: &[&str]) -> Helper {
+    let log = log.display().to_string();
+    let mut args = vec!["--key", "test-key", "--log", &log];
+    args.extend_from_slice(extra);
+    Helper::start("tests/support/abuseipdb_server.py", &args)
 }
 
 fn abuseipdb_section(url: &str, extra: &str) -> String {
@@ -199,19 +187,7 @@ fn reports(log: &Path) -> Vec<Value> {
 fn abuseipdb_reports_at_most_20_ips_honours_retry_after_and_dedupes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("abuseipdb.jsonl");
-    let server = Helper::start(
-        "tests/support/abuseipdb_server.py",
-        &[
-            "--key",
-            "test-key",
-            "--log",
-            &log.display().to_string(),
-            "--throttle-first",
-            "1",
-            "--retry-after",
-            "2",
-        ],
-    );
+    let server = abuseipdb_server(&log, &["--throttle-first", "1", "--retry-after", "2"]);
     let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:3000:10.0.0.1:25"],
@@ -316,10 +292,7 @@ fn abuseipdb_reports_at_most_20_ips_honours_retry_after_and_dedupes() {
 fn abuseipdb_keeps_the_daily_quota_and_never_reports_spoofed_sources() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("abuseipdb.jsonl");
-    let server = Helper::start(
-        "tests/support/abuseipdb_server.py",
-        &["--key", "test-key", "--log", &log.display().to_string()],
-    );
+    let server = abuseipdb_server(&log, &[]);
     let levee = Running::with_attacks(
         dir.path(),
         &["udp:0:1:1500:10.0.0.1:8", "syn:0:1:1500:10.0.0.2:spoofed"],

@@ -304,6 +304,15 @@ impl Helper {
         Helper { child, port }
     }
 
+    /// scripts/lab/webhook-receiver.py checking signatures with `secret`,
+    /// logging to `log`, with `extra` arguments.
+    pub fn webhook_receiver(secret: &str, log: &Path, extra: &[&str]) -> Helper {
+        let log = log.display().to_string();
+        let mut args = vec!["--secret", secret, "--log", &log];
+        args.extend_from_slice(extra);
+        Helper::start("scripts/lab/webhook-receiver.py", &args)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -129,6 +129,18 @@ pub struct Integration {
 }
 
 impl Integration {
+    /// A new integration with a fresh id, created now.
+    pub fn new(name: String, enabled: bool, origin: Origin, settings: Settings) -> Integration {
+        Integration {
+            id: random_hex("int_", 6),
+            name,
+            enabled,
+            origin,
+            created_at: rfc3339_ms(crate::live::wall_ms()),
+            settings,
+        }
+    }
+
     /// The integration as the API shows it: secrets replaced by `<name>_set`.
     pub fn redacted(&self) -> serde_json::Value {
         let mut copy = self.clone();

@@ -100,14 +100,7 @@ impl Outbox {
                     i.clone()
                 }
                 None => {
-                    let i = Integration {
-                        id: super::random_hex("int_", 6),
-                        name: spec.name,
-                        enabled: spec.enabled,
-                        origin: Origin::Config,
-                        created_at: super::rfc3339_ms(wall_ms()),
-                        settings,
-                    };
+                    let i = Integration::new(spec.name, spec.enabled, Origin::Config, settings);
                     all.push(i.clone());
                     i
                 }
@@ -208,14 +201,7 @@ impl Outbox {
             let secret = w.secret.get_or_insert_with(super::generate_secret);
             shown = Some(secret.clone());
         }
-        let integration = Integration {
-            id: super::random_hex("int_", 6),
-            name: spec.name,
-            enabled: spec.enabled,
-            origin: Origin::Api,
-            created_at: super::rfc3339_ms(wall_ms()),
-            settings,
-        };
+        let integration = Integration::new(spec.name, spec.enabled, Origin::Api, settings);
         self.persist(&integration)?;
         registry.push(Registered {
             sink: integration.settings.sink(),
