@@ -341,9 +341,11 @@ fn a_rule_added_through_the_api_is_enforced_and_removed_on_delete() {
         String::from_utf8_lossy(&out.stdout).contains("removed"),
         "{out:?}"
     );
-    // Once every worker has the change, the rule drops nothing more while traffic flows.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let after = levee.metric(&sample).expect("the rule's counter stays");
+    // The worker has the change once the delete returns: from then on the rule
+    // drops nothing more while traffic flows.
+    let after = levee
+        .metric_settled(&sample)
+        .expect("the rule's counter stays");
     let forwarded = levee
         .metric("levee_forwarded_packets_total{direction=\"inbound\"}")
         .expect("forwarded");
@@ -353,7 +355,7 @@ fn a_rule_added_through_the_api_is_enforced_and_removed_on_delete() {
             .filter(|n| *n > forwarded + 10_000.0)
     });
     assert_eq!(
-        levee.metric(&sample),
+        levee.metric_settled(&sample),
         Some(after),
         "a deleted rule still drops"
     );

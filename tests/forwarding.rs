@@ -150,14 +150,30 @@ fn sigterm_stops_cleanly_with_a_summary() {
         "net_null0",
         "",
     );
-    let child = levee()
+    let mut child = levee()
         .args(["run", "--json", "--config"])
         .arg(&config)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start levee");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SIGTERM once the workers forward (levee says so on stderr).
+    let stderr = child.stderr.take().expect("stderr");
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.contains("forwarding started") {
+                let _ = started_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    started
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("levee starts forwarding");
     let pid = child.id().to_string();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -166,11 +182,11 @@ fn sigterm_stops_cleanly_with_a_summary() {
     assert!(kill.success());
     let output = child.wait_with_output().expect("levee exits");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = log.join().unwrap_or_default();
     assert!(
         output.status.success(),
-        "exit status {:?}; stderr: {}",
+        "exit status {:?}; stderr: {stderr}",
         output.status,
-        String::from_utf8_lossy(&output.stderr)
     );
     let summary: serde_json::Value =
         serde_json::from_str(stdout.trim()).expect("JSON summary after SIGTERM");

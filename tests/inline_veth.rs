@@ -213,6 +213,7 @@ fn ping_and_tcp_pass_through_levee_between_namespaces() {
 import hashlib, socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 5001)); s.listen(1); s.settimeout(30)
+print("listening", flush=True)
 c, _ = s.accept(); c.settimeout(30); h = hashlib.sha256(); n = 0
 while True:
     b = c.recv(65536)
@@ -224,7 +225,11 @@ print(n, h.hexdigest(), flush=True)
         .stdout(Stdio::piped())
         .spawn()
         .expect("server");
-    std::thread::sleep(Duration::from_millis(500));
+    // The client connects once the server listens.
+    let mut server_stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut server_stdout, &mut ready).expect("server ready");
+    assert_eq!(ready.trim(), "listening", "the TCP server did not start");
     let client_script = format!(
         r#"
 import hashlib, os, socket
@@ -243,12 +248,7 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
             if let Some(status) = server.try_wait().expect("server status") {
                 let mut s = String::new();
                 use std::io::Read;
-                server
-                    .stdout
-                    .take()
-                    .expect("stdout")
-                    .read_to_string(&mut s)
-                    .expect("read");
+                server_stdout.read_to_string(&mut s).expect("read");
                 assert!(status.success(), "server failed: {s}");
                 break s;
             }

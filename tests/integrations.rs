@@ -61,11 +61,13 @@ fn webhooks_are_signed_retried_with_backoff_and_logged() {
     let incident_id = incident["incident_id"].as_str().expect("id").to_owned();
     let id = integration_id(&levee, "ops");
 
-    // incident.created fails twice (HTTP 500), then gets through.
+    // This incident's incident.created fails twice (HTTP 500), then gets through.
     let created = levee.wait_for(20, "incident.created delivered", || {
-        deliveries(&levee, &id)
-            .into_iter()
-            .find(|d| d["event"] == "incident.created" && d["state"] == "delivered")
+        deliveries(&levee, &id).into_iter().find(|d| {
+            d["event"] == "incident.created"
+                && d["incident_id"] == incident_id.as_str()
+                && d["state"] == "delivered"
+        })
     });
     assert_eq!(created["attempts"], 3, "{created}");
     let statuses: Vec<&Value> = created["log"]
@@ -106,19 +108,27 @@ fn webhooks_are_signed_retried_with_backoff_and_logged() {
         &json!({}),
     );
     assert_eq!(status, 200);
-    levee.wait_for(20, "incident.resolved received", || {
-        json_lines(&log).into_iter().find(|r| {
-            r["body"]["event"] == "incident.resolved"
-                && r["body"]["incident_id"] == incident_id.as_str()
+    let resolved = levee.wait_for(20, "incident.resolved delivered", || {
+        deliveries(&levee, &id).into_iter().find(|d| {
+            d["event"] == "incident.resolved"
+                && d["incident_id"] == incident_id.as_str()
+                && d["state"] == "delivered"
         })
     });
+    assert_eq!(resolved["attempts"], 3, "{resolved}");
 
     // The test action sends a sample payload, logged like any delivery.
     let (status, v) = levee.post(&format!("/api/v1/integrations/{id}/test"), &json!({}));
     assert_eq!(status, 202, "{v}");
-    let test = levee.wait_for(20, "the test delivery", || {
-        json_lines(&log).into_iter().find(|r| r["event"] == "test")
+    let delivered = levee.wait_for(20, "the test delivery", || {
+        deliveries(&levee, &id)
+            .into_iter()
+            .find(|d| d["event"] == "test" && d["state"] == "delivered")
     });
+    let test = json_lines(&log)
+        .into_iter()
+        .find(|r| r["delivery"] == delivered["id"].to_string().as_str() && r["status"] == 200)
+        .expect("the test delivery at the receiver");
     assert_eq!(test["body"]["test"], true);
     assert_eq!(test["valid"], true);
     // The secret never comes back.
@@ -128,29 +138,40 @@ fn webhooks_are_signed_retried_with_backoff_and_logged() {
     let metric = levee.metric(
         "levee_integration_deliveries{integration=\"ops\",kind=\"webhook\",state=\"delivered\"}",
     );
-    assert!(metric.unwrap_or(0.0) >= 3.0, "{metric:?}");
+    let all = deliveries(&levee, &id);
+    let delivered = all.iter().filter(|d| d["state"] == "delivered").count();
+    assert!(delivered >= 3, "{all:?}");
+    assert_eq!(metric, Some(delivered as f64), "{all:?}");
 }
 
 #[test]
 fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("received.jsonl");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let section = webhook_section("ops", &url, "max_retries = 10\nretry_base_ms = 500");
+    // The receiver holds its port from the start but refuses connections until
+    // `open` exists: down while the first levee runs, up after its restart.
+    let open = dir.path().join("open");
+    let open_arg = open.display().to_string();
+    let receiver =
+        Helper::webhook_receiver(WEBHOOK_SECRET, &log, &["--closed-until", &open_arg]);
+    let section = webhook_section("ops", &receiver.url(), "max_retries = 10\nretry_base_ms = 500");
     let incident_id = {
         let levee = Running::with_attacks(dir.path(), &["udp:0:1:1500:10.0.0.1:8"], &section);
         let incident = open_incident(&levee, "10.0.0.1");
         let id = integration_id(&levee, "ops");
-        levee.wait_for(20, "a failed attempt", || {
-            deliveries(&levee, &id)
-                .into_iter()
-                .find(|d| d["event"] == "incident.created" && d["attempts"].as_u64() >= Some(1))
+        let incident_id = incident["incident_id"].as_str().expect("id").to_owned();
+        let failed = levee.wait_for(20, "a failed attempt", || {
+            deliveries(&levee, &id).into_iter().find(|d| {
+                d["event"] == "incident.created"
+                    && d["incident_id"] == incident_id.as_str()
+                    && d["attempts"].as_u64() >= Some(1)
+            })
         });
-        incident["incident_id"].as_str().expect("id").to_owned()
+        assert_eq!(failed["state"], "pending", "{failed}");
+        incident_id
         // levee is killed here, the delivery still pending.
     };
-    let _receiver = Helper::webhook_receiver(WEBHOOK_SECRET, &log, &["--port", &port.to_string()]);
+    std::fs::write(&open, b"").expect("open the receiver");
     let config = dir.path().join("levee.toml");
     let levee = Running::start(&config);
     let got = levee.wait_for(30, "the created event after the restart", || {
@@ -507,13 +528,6 @@ impl Lapi {
     fn start() -> Lapi {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let port = free_port();
-        let tools = tool("usr/bin/crowdsec");
-        let root = Path::new(&tools)
-            .ancestors()
-            .nth(3)
-            .expect("tools root")
-            .to_owned();
         std::fs::create_dir_all(d.join("hub")).expect("hub");
         std::fs::create_dir_all(d.join("data")).expect("data");
         std::fs::write(d.join("hub/.index.json"), "{}").expect("index");
@@ -528,22 +542,7 @@ impl Lapi {
              decisions:\n - type: ban\n   duration: 4h\non_success: break\n",
         )
         .expect("profiles");
-        std::fs::write(
-            d.join("config.yaml"),
-            format!(
-                "common:\n  daemonize: false\n  log_media: stdout\n  log_level: info\n  working_dir: .\n\
-                 config_paths:\n  config_dir: {d}/\n  data_dir: {d}/data/\n  simulation_path: {d}/simulation.yaml\n  \
-                 hub_dir: {d}/hub/\n  index_path: {d}/hub/.index.json\n  notification_dir: {d}/notifications/\n  \
-                 plugin_dir: {root}/usr/lib/crowdsec/plugins/\n\
-                 db_config:\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n\
-                 api:\n  client:\n    credentials_path: {d}/local_api_credentials.yaml\n  \
-                 server:\n    listen_uri: 127.0.0.1:{port}\n    profiles_path: {d}/profiles.yaml\n    trusted_ips:\n      - 127.0.0.1\n\
-                 prometheus:\n  enabled: false\n",
-                d = d.display(),
-                root = root.display(),
-            ),
-        )
-        .expect("config");
+        Lapi::write_config(d, free_port());
         // Registrations first: cscli writes the database the LAPI then opens.
         let cscli = |args: &[&str]| cscli_in(d, args);
         cscli(&[
@@ -564,14 +563,62 @@ impl Lapi {
             "/dev/null",
         ]);
         cscli(&["bouncers", "add", "levee-pull", "-k", BOUNCER_KEY]);
-        let mut me = Lapi {
-            child: Lapi::spawn(d),
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-        };
-        me.wait_up();
-        me
+        // The LAPI cannot be given port 0, and the free port found may be taken
+        // by another test before the LAPI binds it: then it exits saying so and
+        // starts again on another port.
+        for attempt in 0.. {
+            if attempt > 0 {
+                Lapi::write_config(d, free_port());
+            }
+            let port = Lapi::configured_port(d);
+            let earlier = Lapi::starts_logged(d);
+            let mut child = Lapi::spawn(d);
+            match Lapi::wait_up(&mut child, d, port, earlier) {
+                Ok(()) => {
+                    return Lapi {
+                        child,
+                        dir,
+                        url: format!("http://127.0.0.1:{port}"),
+                        port,
+                    }
+                }
+                Err(log) if attempt < 5 && log.contains("address already in use") => {}
+                Err(log) => panic!("the LAPI did not come up on port {port}:\n{log}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// config.yaml for the LAPI on `port` (and the port, for reading back).
+    fn write_config(d: &Path, port: u16) {
+        let tools = tool("usr/bin/crowdsec");
+        let root = Path::new(&tools)
+            .ancestors()
+            .nth(3)
+            .expect("tools root")
+            .to_owned();
+        std::fs::write(
+            d.join("config.yaml"),
+            format!(
+                "common:\n  daemonize: false\n  log_media: stdout\n  log_level: info\n  working_dir: .\n\
+                 config_paths:\n  config_dir: {d}/\n  data_dir: {d}/data/\n  simulation_path: {d}/simulation.yaml\n  \
+                 hub_dir: {d}/hub/\n  index_path: {d}/hub/.index.json\n  notification_dir: {d}/notifications/\n  \
+                 plugin_dir: {root}/usr/lib/crowdsec/plugins/\n\
+                 db_config:\n  type: sqlite\n  db_path: {d}/data/crowdsec.db\n  use_wal: true\n\
+                 api:\n  client:\n    credentials_path: {d}/local_api_credentials.yaml\n  \
+                 server:\n    listen_uri: 127.0.0.1:{port}\n    profiles_path: {d}/profiles.yaml\n    trusted_ips:\n      - 127.0.0.1\n\
+                 prometheus:\n  enabled: false\n",
+                d = d.display(),
+                root = root.display(),
+            ),
+        )
+        .expect("config");
+        std::fs::write(d.join("port"), port.to_string()).expect("port");
+    }
+
+    fn configured_port(d: &Path) -> u16 {
+        let text = std::fs::read_to_string(d.join("port")).expect("port");
+        text.parse().expect("a port")
     }
 
     fn spawn(dir: &Path) -> std::process::Child {
@@ -592,15 +639,38 @@ impl Lapi {
             .expect("start crowdsec")
     }
 
-    fn wait_up(&mut self) {
+    /// How many times the LAPI has said it listens, in its log (appended to
+    /// across restarts).
+    fn starts_logged(d: &Path) -> usize {
+        std::fs::read_to_string(d.join("lapi.log"))
+            .map(|l| l.matches("CrowdSec Local API listening on").count())
+            .unwrap_or(0)
+    }
+
+    /// Wait until the LAPI started after `earlier` logged starts says it listens
+    /// on `port` (and does); its log if it exits or takes too long.
+    fn wait_up(
+        child: &mut std::process::Child,
+        d: &Path,
+        port: u16,
+        earlier: usize,
+    ) -> Result<(), String> {
+        let log = || std::fs::read_to_string(d.join("lapi.log")).unwrap_or_default();
+        let listening = format!("CrowdSec Local API listening on 127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the LAPI did not come up"
-            );
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("crowdsec exited: {status}");
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("crowdsec exited: {status}\n{}", log()));
+            }
+            if log().matches(&listening).count() > earlier
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out\n{}", log()));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -611,8 +681,12 @@ impl Lapi {
     fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Lapi::spawn(self.dir.path());
-        self.wait_up();
+        let d = self.dir.path();
+        let earlier = Lapi::starts_logged(d);
+        self.child = Lapi::spawn(d);
+        if let Err(log) = Lapi::wait_up(&mut self.child, d, self.port, earlier) {
+            panic!("the LAPI did not come back:\n{log}");
+        }
     }
 
     /// Successful machine logins the LAPI has logged.
@@ -836,12 +910,18 @@ fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
         let (_, v) = levee.get(&format!("/api/v1/rules/{rule_id}"));
         (v["state"] == "removed").then_some(())
     });
-    // Counters reach /metrics about a second late: let them settle first.
-    std::thread::sleep(Duration::from_millis(1500));
-    let dropped = levee.metric(&sample).unwrap_or(0.0);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the rule is removed the range's traffic flows again.
+    let dropped = levee.metric_settled(&sample).unwrap_or(0.0);
+    let forwarded = levee
+        .metric("levee_forwarded_packets_total{direction=\"inbound\"}")
+        .unwrap_or(0.0);
+    levee.wait_for(15, "traffic to go on", || {
+        levee
+            .metric("levee_forwarded_packets_total{direction=\"inbound\"}")
+            .filter(|n| *n > forwarded + 10_000.0)
+    });
     assert_eq!(
-        levee.metric(&sample).unwrap_or(0.0),
+        levee.metric_settled(&sample).unwrap_or(0.0),
         dropped,
         "nothing dropped after the unban"
     );

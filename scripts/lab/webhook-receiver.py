@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A webhook receiver for the lab and the tests. Checks levee's signatures with
 Python's own hmac (an implementation independent of levee's), answers HTTP 500
-to the first --fail-first requests, and appends one JSON line per request to
---log.
-Prints the port it listens on (127.0.0.1 only), then serves until killed.
+to the first --fail-first attempts of each delivery (by X-Levee-Delivery), and
+appends one JSON line per request to --log.
+Prints the port it listens on (127.0.0.1 only), then serves until killed. With
+--closed-until FILE the port is bound (so it is this receiver's) but refuses
+connections until FILE exists: a receiver that is down, then comes back.
 """
 import argparse
 import base64
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
 import sys
 import threading
 import time
@@ -20,9 +23,11 @@ ap.add_argument("--secret", required=True)
 ap.add_argument("--log", required=True)
 ap.add_argument("--port", type=int, default=0)
 ap.add_argument("--fail-first", type=int, default=0)
+ap.add_argument("--closed-until")
 args = ap.parse_args()
 lock = threading.Lock()
 seen = 0
+attempts = {}
 
 
 def sign(message):
@@ -35,16 +40,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         ts = self.headers.get("X-Levee-Timestamp", "")
         stamped = dict(p.split("=", 1) for p in self.headers.get("X-Levee-Signature-Timestamped", "").split(",") if "=" in p)
+        delivery = self.headers.get("X-Levee-Delivery")
         with lock:
             seen += 1
             n = seen
-        status = 500 if n <= args.fail_first else 200
+            attempts[delivery] = attempts.get(delivery, 0) + 1
+            attempt = attempts[delivery]
+        status = 500 if attempt <= args.fail_first else 200
         record = {
             "n": n,
+            "attempt": attempt,
             "at": time.time(),
             "status": status,
             "event": self.headers.get("X-Levee-Event"),
-            "delivery": self.headers.get("X-Levee-Delivery"),
+            "delivery": delivery,
             "custom": self.headers.get("X-Team"),
             "valid": hmac.compare_digest(self.headers.get("X-Levee-Signature", ""), "sha256=" + sign(body)),
             "valid_timestamped": stamped.get("t") == ts
@@ -63,6 +72,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler, bind_and_activate=False)
+server.server_bind()
 print(server.server_address[1], flush=True)
+if args.closed_until:
+    # Bound, not listening: connections are refused (RST) until FILE appears.
+    while not os.path.exists(args.closed_until):
+        time.sleep(0.05)
+server.server_activate()
 server.serve_forever()

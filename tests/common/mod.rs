@@ -117,6 +117,13 @@ impl Running {
     /// A levee forwarding a looping capture of normal traffic and `attacks`
     /// (attack-capture.py `--attack` specs) toward 10.0.0.0/24, with its API,
     /// its store in `dir`, and `extra` configuration.
+    ///
+    /// Only the attacked hosts are protected (judged by the detector). The port
+    /// replays its capture in a loop as fast as it can, so the capture's normal
+    /// traffic reaches levee at hundreds of times its written rate too: judged,
+    /// the busiest of the other servers would cross the detection floor after a
+    /// while, sooner or later depending on the machine's speed, and open
+    /// incidents of their own that no test asked for.
     pub fn with_attacks(dir: &Path, attacks: &[&str], extra: &str) -> Running {
         let capture = dir.join("attack.pcap");
         let mut args = vec!["--duration", "1", "--normal-pps", "200"];
@@ -124,13 +131,21 @@ impl Running {
             args.extend(["--attack", a]);
         }
         attack_capture(&capture, &args);
+        let protected: std::collections::BTreeSet<String> = attacks
+            .iter()
+            .map(|a| {
+                let target = a.split(':').nth(4).filter(|t| !t.is_empty());
+                format!("\"{}/32\"", target.unwrap_or("10.0.0.1"))
+            })
+            .collect();
         let config = pair_config(
             dir,
             "inline",
             &format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display()),
             "net_null0",
             &format!(
-                "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n[store]\npath = \"{}\"\n{}\n{extra}",
+                "[pipeline]\nprotected = [{}]\n[store]\npath = \"{}\"\n{}\n{extra}",
+                protected.into_iter().collect::<Vec<_>>().join(", "),
                 dir.join("levee.db").display(),
                 api_section(),
             ),
@@ -251,6 +266,25 @@ impl Running {
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// A metric's value once everything the (single) worker counted up to now has
+    /// reached the control plane: the worker's window reports are taken in in
+    /// order, so two new reports after this call (seen as the forwarded counter
+    /// moving twice) mean the one covering this moment is counted.
+    pub fn metric_settled(&self, sample: &str) -> Option<f64> {
+        let forwarded = || {
+            self.metric("levee_forwarded_packets_total{direction=\"inbound\"}")
+                .unwrap_or(0.0)
+        };
+        let mut last = forwarded();
+        for _ in 0..2 {
+            last = self.wait_for(30, "a new window report", || {
+                let now = forwarded();
+                (now > last).then_some(now)
+            });
+        }
+        self.metric(sample)
     }
 
     /// A metric's value from /metrics (the sample whose name and labels start so).
