@@ -61,6 +61,13 @@ enum Command {
         /// Also print every window's counters.
         #[arg(long)]
         windows: bool,
+        /// Write every frame the pipeline forwarded to this pcap, with its
+        /// original timestamp.
+        #[arg(long, value_name = "OUT.pcap")]
+        forwarded: Option<PathBuf>,
+        /// Write every frame the pipeline dropped to this pcap.
+        #[arg(long, value_name = "OUT.pcap")]
+        dropped: Option<PathBuf>,
     },
     /// Validate a configuration file: exit 0 if valid, 2 naming each bad key.
     CheckConfig {
@@ -132,7 +139,14 @@ fn main() -> ExitCode {
             config,
             json,
             windows,
-        } => cmd_replay(&file, config.as_deref(), replay::Output { json, windows }),
+            forwarded,
+            dropped,
+        } => cmd_replay(
+            &file,
+            config.as_deref(),
+            replay::Output { json, windows },
+            &replay::Dumps { forwarded, dropped },
+        ),
         Command::CheckConfig { file } => cmd_check_config(&file),
         Command::Incidents { api, action } => {
             client::Client::new(&api).and_then(|c| client::incidents::run(&c, action))
@@ -208,6 +222,7 @@ fn cmd_replay(
     file: &std::path::Path,
     config: Option<&std::path::Path>,
     out: replay::Output,
+    dumps: &replay::Dumps,
 ) -> Result<(), Failure> {
     let config = match config {
         Some(path) => config::Config::load_for(path, config::Purpose::Replay)
@@ -215,7 +230,7 @@ fn cmd_replay(
         None => config::Config::replay_default(),
     };
     init_logging(&config.log.level);
-    let result = replay::replay(file, &config, out)?;
+    let result = replay::replay(file, &config, out, dumps)?;
     replay::print_totals(file, &result.totals, out.json);
     if !out.json {
         println!("{}", result.summary());

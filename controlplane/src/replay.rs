@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use levee_dataplane::pcap;
-use levee_dataplane::replay::CaptureSource;
+use levee_dataplane::replay::{CaptureSource, Verdict};
 use levee_dataplane::stats::WindowReport;
 use levee_dataplane::tables::TablePublisher;
 use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
@@ -32,6 +32,41 @@ pub fn rfc3339_ms(ns: u64) -> String {
 pub struct Output {
     pub json: bool,
     pub windows: bool,
+}
+
+/// Where `levee replay` writes the frames the pipeline forwarded and dropped.
+#[derive(Clone, Debug, Default)]
+pub struct Dumps {
+    pub forwarded: Option<std::path::PathBuf>,
+    pub dropped: Option<std::path::PathBuf>,
+}
+
+impl Dumps {
+    fn wanted(&self) -> bool {
+        self.forwarded.is_some() || self.dropped.is_some()
+    }
+
+    /// Write each record whose verdict is `want` to `path`, with its timestamp.
+    fn write(
+        path: &Path,
+        records: &[pcap::Record],
+        verdicts: &[Verdict],
+        want: Verdict,
+    ) -> Result<(), Failure> {
+        let fail = |e: std::io::Error| {
+            Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        };
+        let file = std::fs::File::create(path).map_err(fail)?;
+        let mut w = pcap::PcapWriter::new(std::io::BufWriter::new(file), pcap::LINKTYPE_ETHERNET)
+            .map_err(fail)?;
+        for (r, v) in records.iter().zip(verdicts) {
+            if *v == want {
+                w.write(r.timestamp_ns, &r.data).map_err(fail)?;
+            }
+        }
+        w.finish().map_err(fail)?;
+        Ok(())
+    }
 }
 
 /// Everything a replay produced.
@@ -178,7 +213,12 @@ impl ControlLoop {
     }
 }
 
-pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult, Failure> {
+pub fn replay(
+    file: &Path,
+    config: &Config,
+    out: Output,
+    dumps: &Dumps,
+) -> Result<ReplayResult, Failure> {
     let input = std::fs::File::open(file)
         .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot open {}: {e}", file.display())))?;
     let records = pcap::read_capture(std::io::BufReader::new(input))
@@ -200,6 +240,12 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
         Direction::Inbound,
         config.mode == Mode::Inline,
     );
+    // Both directions, told apart by the protected networks, so what needs the
+    // protected hosts' own traffic (handshakes, known sources) works offline too.
+    let mut source = source.with_protected(Arc::new(config.protected_networks()));
+    if dumps.wanted() {
+        source = source.with_verdicts();
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let settings = WorkerSettings {
         stats_interval_ms: config.dpdk.stats_interval_ms,
@@ -231,6 +277,14 @@ pub fn replay(file: &Path, config: &Config, out: Output) -> Result<ReplayResult,
         }
     }
     worker.finish();
+    if let Some(verdicts) = worker.paths().first().and_then(CaptureSource::verdicts) {
+        if let Some(path) = &dumps.forwarded {
+            Dumps::write(path, &records, verdicts, Verdict::Forwarded)?;
+        }
+        if let Some(path) = &dumps.dropped {
+            Dumps::write(path, &records, verdicts, Verdict::Dropped)?;
+        }
+    }
     drop(worker);
     while let Ok(report) = sink.reports.try_recv() {
         handle(report, &mut control, &mut publisher, &mut events);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::dpdk::{TxOutcome, BURST_SIZE};
 use crate::pcap::{Record, LINKTYPE_ETHERNET};
+use crate::tables::{Addr, PrefixTable};
 use crate::worker::{Clock, Direction, PacketBurst, PacketPath};
 
 /// A burst of capture records (indices into the shared capture).
@@ -62,6 +63,17 @@ impl Clock for CaptureClock {
     }
 }
 
+/// What the pipeline did with a capture record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Verdict {
+    /// Not handed out (not Ethernet, or the replay stopped early).
+    #[default]
+    Unseen = 0,
+    Forwarded,
+    Dropped,
+}
+
 /// Replays the Ethernet records of a capture, in bursts spanning at most
 /// `max_burst_span_ns` of capture time so windows close on time.
 #[derive(Debug)]
@@ -70,8 +82,13 @@ pub struct CaptureSource {
     next: usize,
     clock: CaptureClock,
     direction: Direction,
+    /// When set, each record's direction comes from these networks: toward
+    /// them inbound, from them outbound (a burst never mixes directions).
+    protected: Option<Arc<PrefixTable<()>>>,
     forward: bool,
     max_burst_span_ns: u64,
+    /// Per record, once handed out: forwarded or dropped (kept only when asked).
+    verdicts: Option<Vec<Verdict>>,
     /// Records skipped because their link type is not Ethernet.
     pub skipped_non_ethernet: u64,
 }
@@ -93,16 +110,51 @@ impl CaptureSource {
             next: 0,
             clock: clock.clone(),
             direction,
+            protected: None,
             forward,
             max_burst_span_ns: 1_000_000,
+            verdicts: None,
             skipped_non_ethernet: 0,
         };
         (source, clock)
     }
 
+    /// Infer each record's direction from the protected networks: a packet to
+    /// them is inbound, one from them outbound, anything else inbound.
+    pub fn with_protected(mut self, protected: Arc<PrefixTable<()>>) -> Self {
+        if !protected.is_empty() {
+            self.protected = Some(protected);
+        }
+        self
+    }
+
+    /// Remember what the pipeline did with every record ([`CaptureSource::verdicts`]).
+    pub fn with_verdicts(mut self) -> Self {
+        self.verdicts = Some(vec![Verdict::Unseen; self.records.len()]);
+        self
+    }
+
+    /// What became of each record, in capture order (with `with_verdicts`).
+    pub fn verdicts(&self) -> Option<&[Verdict]> {
+        self.verdicts.as_deref()
+    }
+
     /// Whether every record has been handed out.
     pub fn done(&self) -> bool {
         self.next >= self.records.len()
+    }
+
+    fn direction_of(&self, frame: &[u8]) -> Direction {
+        let Some(protected) = &self.protected else {
+            return self.direction;
+        };
+        let m = crate::wire::parse(frame);
+        let inside = |a: &[u8; 16]| Addr::from_meta(a, m.family).is_some_and(|a| protected.contains(a));
+        if !inside(&m.dst) && inside(&m.src) {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        }
     }
 }
 
@@ -117,6 +169,7 @@ impl PacketPath for CaptureSource {
         burst.len = 0;
         burst.records = Some(Arc::clone(&self.records));
         let mut first_ts = None;
+        let mut burst_direction = None;
         while burst.len < BURST_SIZE && self.next < self.records.len() {
             let rec = &self.records[self.next];
             if rec.linktype != LINKTYPE_ETHERNET {
@@ -131,16 +184,31 @@ impl PacketPath for CaptureSource {
             if ts > start + self.max_burst_span_ns {
                 break;
             }
+            let direction = self.direction_of(&rec.data);
+            if *burst_direction.get_or_insert(direction) != direction {
+                break;
+            }
             self.clock.0.set(ts);
             burst.index[burst.len] = self.next as u32;
             burst.len += 1;
+            if let Some(v) = &mut self.verdicts {
+                v[self.next] = Verdict::Dropped;
+            }
             self.next += 1;
+        }
+        if let Some(d) = burst_direction {
+            self.direction = d;
         }
         burst.len
     }
 
     fn transmit(&mut self, burst: &mut RecordBurst) -> Option<TxOutcome> {
         let sent = burst.len as u32;
+        if let Some(v) = &mut self.verdicts {
+            for i in &burst.index[..burst.len] {
+                v[*i as usize] = Verdict::Forwarded;
+            }
+        }
         burst.len = 0;
         self.forward.then_some(TxOutcome {
             sent,

@@ -321,6 +321,11 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
         }
     }
 
+    /// The packet paths (a replay's capture source, to read its verdicts).
+    pub fn paths(&self) -> &[P] {
+        &self.paths
+    }
+
     /// The pipeline (tables, current window).
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
