@@ -949,13 +949,16 @@ fn iptables_integration_applies_and_removes_host_rules_in_monitor_mode() {
         &format!(
             "mode = \"monitor\"\n[dpdk]\neal_args = {TEST_EAL_ARGS}\nmempool_size = 4096\n\
              [[pair]]\noutside = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
-             [pipeline]\nprotected = [\"10.0.0.0/24\"]\n[store]\npath = \"{}\"\n{}\n\
+             [pipeline]\nprotected = [\"10.0.0.1/32\"]\n[store]\npath = \"{}\"\n{}\n\
              [[integration]]\nname = \"host\"\nkind = \"iptables\"\nhost_apply = \"iptables\"\n",
             capture.display(),
             dir.path().join("levee.db").display(),
             api_section()
         ),
     );
+    // Only the attacked host is protected: the looping capture's normal traffic,
+    // replayed at the port's top speed, would be a flood toward the others too
+    // (see `Running::with_attacks`).
     // levee and its API live in the namespace: the host firewall it changes is
     // the namespace's, and the CLI reaches the API from inside it too.
     let levee = Running::start_in_netns(&ns.0, &config);

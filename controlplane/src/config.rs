@@ -349,6 +349,38 @@ pub struct MitigationSection {
     pub keep_after_resolve: bool,
     #[serde(default = "default_max_rules")]
     pub max_rules: usize,
+    /// While an incident is open, a source that sends its target more than this
+    /// many packets per second of the attack's classes is blocked, or more than
+    /// `multiplier` times what the target's sources sent each in peacetime if
+    /// that is higher.
+    #[serde(default = "default_source_floor_pps")]
+    pub source_floor_pps: f64,
+    /// A derived signature whose estimated collateral (the share of the
+    /// target's peacetime packets it would drop) is above this is staged, not applied.
+    #[serde(default = "default_max_collateral")]
+    pub max_collateral: f64,
+    /// Whether sources inside the protected networks may be blocked.
+    #[serde(default)]
+    pub block_protected_sources: bool,
+    /// Bans pulled from elsewhere (CrowdSec) on prefixes shorter than these
+    /// are refused.
+    #[serde(default = "default_min_pulled_v4")]
+    pub min_pulled_prefix_v4: u8,
+    #[serde(default = "default_min_pulled_v6")]
+    pub min_pulled_prefix_v6: u8,
+}
+
+fn default_source_floor_pps() -> f64 {
+    10.0
+}
+fn default_max_collateral() -> f64 {
+    0.01
+}
+fn default_min_pulled_v4() -> u8 {
+    16
+}
+fn default_min_pulled_v6() -> u8 {
+    32
 }
 
 fn default_true() -> bool {
@@ -1079,6 +1111,31 @@ impl Config {
                 }
             }
         }
+        let m = &self.mitigation;
+        if !(m.source_floor_pps.is_finite() && m.source_floor_pps >= 1.0) {
+            bad(
+                "mitigation.source_floor_pps",
+                format!("{} must be at least 1", m.source_floor_pps),
+            );
+        }
+        if !(m.max_collateral.is_finite() && (0.0..=1.0).contains(&m.max_collateral)) {
+            bad(
+                "mitigation.max_collateral",
+                format!("{} is outside 0..=1", m.max_collateral),
+            );
+        }
+        if m.min_pulled_prefix_v4 > 32 {
+            bad(
+                "mitigation.min_pulled_prefix_v4",
+                format!("{} is above 32", m.min_pulled_prefix_v4),
+            );
+        }
+        if m.min_pulled_prefix_v6 > 128 {
+            bad(
+                "mitigation.min_pulled_prefix_v6",
+                format!("{} is above 128", m.min_pulled_prefix_v6),
+            );
+        }
         if self.mitigation.max_rules == 0 {
             bad("mitigation.max_rules", "must be at least 1".into());
         }
@@ -1342,6 +1399,7 @@ impl Config {
                 rules: 1024,
                 top_sources: p.top_sources,
                 samples: p.samples_per_window,
+                ..ReportCapacities::default()
             },
         }
     }
@@ -1391,6 +1449,12 @@ impl Config {
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
+            allowlist: self
+                .rules
+                .allowlist
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
             ..crate::detect::DetectionConfig::default()
         }
     }
@@ -1402,6 +1466,17 @@ impl Config {
             rule_ttl_s: m.rule_ttl_seconds,
             keep_after_resolve: m.keep_after_resolve,
             max_rules: m.max_rules,
+            source_floor_pps: m.source_floor_pps,
+            max_collateral: m.max_collateral,
+            multiplier: self.detection.multiplier,
+            block_protected_sources: m.block_protected_sources,
+            min_pulled_prefix: (m.min_pulled_prefix_v4, m.min_pulled_prefix_v6),
+            protected: self
+                .pipeline
+                .protected
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
         }
     }
 

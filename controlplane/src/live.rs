@@ -286,9 +286,14 @@ impl crate::integrations::Enforcer for Live {
     }
 
     fn export(&self, format: crate::mitigate::export::ExportFormat) -> String {
-        let rules: Vec<Rule> = self.control().control.mitigator.rules().cloned().collect();
+        let (rules, allowlist) = {
+            let plane = self.control();
+            let rules: Vec<Rule> = plane.control.mitigator.rules().cloned().collect();
+            let allowlist: Vec<_> = plane.publisher.allowlist().iter().copied().collect();
+            (rules, allowlist)
+        };
         let at = crate::integrations::rfc3339_ms(wall_ms());
-        crate::mitigate::export::export(&rules, format, &at)
+        crate::mitigate::export::export(&rules, &allowlist, format, &at)
     }
 
     fn inline(&self) -> bool {

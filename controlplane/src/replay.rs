@@ -159,9 +159,22 @@ impl ControlLoop {
     /// Judge a window and act on the events.
     pub fn window(&mut self, v: &WindowView, publisher: &mut TablePublisher) -> Vec<IncidentEvent> {
         self.forensics.samples(&v.samples, v.end_ns);
-        let events = self.detector.observe(v);
+        let known = &self.mitigator.known;
+        let events = self
+            .detector
+            .observe_knowing(v, &|host, src| known.is_known(host, src));
+        // Learnt after the judgement: a window that starts an attack teaches nothing.
+        self.mitigator.learn(v, &self.detector);
+        // Attackers and narrow signatures first: a new incident's class-wide
+        // fallback is then only made where no narrow signature answers it.
+        self.mitigator.on_window(v, &mut self.detector, publisher);
         self.act(&events, v.end_ns, publisher);
-        self.mitigator.expire(v.end_ns, publisher);
+        let open: std::collections::HashSet<String> =
+            self.detector.active().map(|i| i.id.clone()).collect();
+        self.mitigator.expire(v.end_ns, &open, publisher);
+        for refusal in self.mitigator.refusals.drain(..) {
+            tracing::warn!("mitigation: {refusal}");
+        }
         publisher.flush();
         events
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::dpdk::BURST_SIZE;
-use crate::stats::{DropReason, ReportCapacities, WindowReport};
+use crate::stats::{DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport};
 use crate::tables::{Addr, Decision, HandshakeTracker, PrefixTable, RuleTables, TableMailbox};
 use crate::wire::{self, PacketMeta, ParseStatus};
 use crate::worker::{Direction, PacketBurst};
@@ -130,7 +130,18 @@ pub struct Pipeline {
     decisions: [Decision; BURST_SIZE],
     /// Clients that completed a handshake: a SYN rate limit lets them through.
     pub handshakes: HandshakeTracker,
+    /// Per-source counters toward the targets under attack.
+    pub sources: SourceAccounting,
+    peer_countdown: u32,
+    shape_countdown: u32,
 }
+
+/// Source slots of each worker's per-source accounting (32 bytes each).
+const SOURCE_SLOTS: usize = 1 << 17;
+/// One outbound packet in this many from a protected host names a peer.
+const PEER_ONE_IN: u32 = 8;
+/// One inbound packet in this many to a protected host has its shape sampled.
+const SHAPE_ONE_IN: u32 = 8;
 
 /// Handshakes in flight and verified sources each worker keeps track of.
 const HANDSHAKE_SLOTS: usize = 1 << 15;
@@ -176,6 +187,9 @@ impl Pipeline {
             metas: [PacketMeta::default(); BURST_SIZE],
             decisions: [Decision::Pass; BURST_SIZE],
             handshakes: HandshakeTracker::new(HANDSHAKE_SLOTS, HANDSHAKE_SLOTS),
+            sources: SourceAccounting::new(SOURCE_SLOTS),
+            peer_countdown: PEER_ONE_IN,
+            shape_countdown: SHAPE_ONE_IN,
             config,
         }
     }
@@ -210,16 +224,29 @@ impl Pipeline {
         // spoofed SYN flood's answer), so other traffic pays nothing.
         let track_handshakes = self.tables.syn_rate_limited();
         for i in 0..n {
-            let m = &self.metas[i];
+            let m = self.metas[i];
             if track_handshakes && m.status == ParseStatus::Ok && m.protocol == 6 {
                 self.decisions[i] = follow_handshake(
                     &mut self.handshakes,
-                    m,
+                    &m,
                     burst.frame(i),
                     d,
                     self.decisions[i],
                     now_ns,
                 );
+            }
+            if d == Direction::Inbound
+                && m.status == ParseStatus::Ok
+                && !self.tables.watch().is_empty()
+            {
+                self.decisions[i] = self.watch(&m, self.decisions[i], now_ns);
+            }
+            if d == Direction::Outbound && m.status == ParseStatus::Ok && track_destinations {
+                self.peer_countdown -= 1;
+                if self.peer_countdown == 0 {
+                    self.peer_countdown = PEER_ONE_IN;
+                    self.learn_peer(&m);
+                }
             }
             let decision = self.decisions[i];
             let drop = match m.status {
@@ -231,7 +258,7 @@ impl Pipeline {
             };
             self.report.count(
                 d,
-                m,
+                &m,
                 drop,
                 decision.rule_id(),
                 decision == Decision::Allowlisted,
@@ -243,7 +270,12 @@ impl Pipeline {
                 if track_destinations {
                     if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
                         if self.protected.contains(dst) {
-                            self.report.count_destination(m);
+                            self.report.count_destination(&m);
+                            self.shape_countdown -= 1;
+                            if self.shape_countdown == 0 {
+                                self.shape_countdown = SHAPE_ONE_IN;
+                                self.report.shape(&m);
+                            }
                         }
                     }
                 }
@@ -264,6 +296,63 @@ impl Pipeline {
             }
         }
         keep
+    }
+
+    /// A packet toward a target under attack: a known source passes signatures
+    /// and rate limits; the attack's classes are counted per source, and a
+    /// source over its limit is reported.
+    #[inline(never)]
+    fn watch(&mut self, m: &PacketMeta, decision: Decision, now_ns: u64) -> Decision {
+        let watch = self.tables.watch();
+        let Some((index, target)) = watch.target_of(u128::from_be_bytes(m.dst)) else {
+            return decision;
+        };
+        let src = u128::from_be_bytes(m.src);
+        let known = target.is_known(src);
+        let decision = match decision {
+            Decision::Signature { .. }
+            | Decision::SignatureRateLimited { .. }
+            | Decision::SourceRateLimited { .. }
+                if known =>
+            {
+                Decision::Pass
+            }
+            d => d,
+        };
+        if target.counts(m.class) && !matches!(decision, Decision::Blocked { .. }) {
+            let limit = if known {
+                target.known_limit_pps
+            } else {
+                target.limit_pps
+            };
+            let share = limit.div_ceil(self.tables.workers());
+            let prefix = target.target;
+            if let Some(packets) = self.sources.count(src, index as u16, share, now_ns) {
+                self.report.over_limit(OverLimit {
+                    target: prefix,
+                    src,
+                    packets,
+                    known,
+                });
+            }
+        }
+        decision
+    }
+
+    /// A protected host sending to a peer: the peer exchanged traffic with it.
+    /// SYN-ACKs and ICMP are left out: a spoofed flood's backscatter goes to
+    /// addresses that never asked.
+    #[inline(never)]
+    fn learn_peer(&mut self, m: &PacketMeta) {
+        use crate::wire::tcp::flags::SYN;
+        if m.protocol == 1 || m.protocol == 58 || (m.protocol == 6 && m.tcp_flags & SYN != 0) {
+            return;
+        }
+        let from_protected = Addr::from_meta(&m.src, m.family).is_some_and(|a| self.protected.contains(a));
+        if from_protected {
+            self.report
+                .peer(u128::from_be_bytes(m.src), u128::from_be_bytes(m.dst));
+        }
     }
 
     /// Packets the TX queue refused after the pipeline let them through.

@@ -277,6 +277,33 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             &[],
             control.publisher.refused_full,
         );
+        let mitigator = &control.control.mitigator;
+        m.family(
+            "levee_known_sources",
+            "gauge",
+            "Peers the protected hosts exchanged traffic with in peacetime (they pass signatures and rate limits during an attack).",
+        );
+        m.sample("levee_known_sources", &[], mitigator.known_sources());
+        m.family(
+            "levee_watched_targets",
+            "gauge",
+            "Targets under attack whose traffic the workers account per source.",
+        );
+        m.sample(
+            "levee_watched_targets",
+            &[],
+            control.publisher.watch().targets().len(),
+        );
+        m.family(
+            "levee_over_limit_lost_total",
+            "counter",
+            "Sources over their limit that the workers' reports had no room for (found again in a later window).",
+        );
+        m.sample(
+            "levee_over_limit_lost_total",
+            &[],
+            mitigator.over_limit_lost,
+        );
     }
 
     let snapshot = live.snapshot();

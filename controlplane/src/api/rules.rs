@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::ApiError;
 use crate::live::Live;
-use crate::mitigate::export::{export as export_rules, ExportFormat};
+use crate::mitigate::export::ExportFormat;
 use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, MANUAL};
 use crate::replay::rfc3339_ms;
 
@@ -244,6 +244,7 @@ impl NewRule {
                     dst_port,
                     tcp_flags: self.tcp_flags.map(|f| f.to_ascii_uppercase()),
                     non_first_fragments: self.non_first_fragments,
+                    ip_length: None,
                     rate_limit_pps,
                 }
             }
@@ -308,8 +309,8 @@ pub async fn export(
             ExportFormat::NAMES.join(", ")
         ))
     })?;
-    let rules: Vec<Rule> = live.control().control.mitigator.rules().cloned().collect();
-    let text = export_rules(&rules, format, &rfc3339_ms(live.now_ns()));
+    // The same text the host-firewall integration applies.
+    let text = crate::integrations::Enforcer::export(&**live, format);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(text))

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use levee_dataplane::stats::{
-    DestinationStats, DirectionWindow, HeavyHitter, Sample, WindowReport, ADMIT_ONE_IN,
+    DestinationStats, DirectionWindow, HeavyHitter, OverLimit, PacketShape, Sample, WindowReport,
+    ADMIT_ONE_IN,
 };
 use levee_dataplane::wire::TrafficClass;
 use levee_dataplane::worker::Direction;
@@ -24,6 +25,14 @@ pub struct WindowView {
     /// Heaviest inbound sources per traffic class, counts scaled by sampling.
     pub top_sources: Vec<Vec<HeavyHitter>>,
     pub samples: Vec<Sample>,
+    /// Sources the workers found over their limit toward targets under attack.
+    pub over_limit: Vec<OverLimit>,
+    /// Over-limit sources the reports had no room for.
+    pub over_limit_overflow: u64,
+    /// Sampled (protected host, peer it sent to) pairs.
+    pub peers: Vec<(u128, u128)>,
+    /// Sampled shapes of inbound packets to protected hosts.
+    pub shapes: Vec<PacketShape>,
     pub workers: usize,
     /// The count a source can get from one sketch admission alone (see
     /// `SpaceSaving`): only counts beyond it show a source was seen again.
@@ -64,6 +73,10 @@ impl WindowView {
             }
         }
         self.samples.extend_from_slice(&r.samples);
+        self.over_limit.extend_from_slice(&r.over_limit);
+        self.over_limit_overflow += r.over_limit_overflow;
+        self.peers.extend_from_slice(&r.peers);
+        self.shapes.extend_from_slice(&r.shapes);
         self.admission_quantum = self
             .admission_quantum
             .max(r.top_sources_weight * u64::from(ADMIT_ONE_IN));

@@ -48,8 +48,12 @@ pub struct Incident {
     pub peak_bps: f64,
     pub peak_ratio: f64,
     pub limit_pps: f64,
-    /// Attacker address -> packets attributed.
+    /// Attacker address -> packets attributed (at most [`MAX_ATTACKERS`]).
     pub attackers: BTreeMap<String, u64>,
+    /// Attackers added since the mitigation last took them.
+    pub fresh_attackers: Vec<String>,
+    /// Attackers listed in events (the rest are counted in `attackers_total`).
+    pub report_cap: usize,
     pub spoofing_likely: bool,
     pub confidence: f64,
     pub hosts_hit: usize,
@@ -64,6 +68,8 @@ pub struct Incident {
 
 /// Sampled sources remembered per incident.
 const MAX_SAMPLED_SOURCES: usize = 65_536;
+/// Attackers one incident remembers (the blocklist's order of size).
+pub const MAX_ATTACKERS: usize = 65_536;
 
 impl Incident {
     /// An open incident as it was recorded before a restart.
@@ -84,6 +90,7 @@ impl Incident {
         i.peak_pps = e.peak_pps as f64;
         i.peak_bps = e.peak_bps as f64;
         i.attackers = e.attacker_ips.iter().map(|a| (a.clone(), 0)).collect();
+        i.report_cap = e.attacker_ips.len().max(i.report_cap);
         i.spoofing_likely = e.spoofing_likely;
         i.confidence = e.confidence;
         i.hosts_hit = e.hosts_hit;
@@ -116,7 +123,11 @@ pub struct IncidentEvent {
     pub peak_pps: u64,
     pub peak_bps: u64,
     pub duration_seconds: u64,
+    /// The heaviest attackers, at most `max_attackers` of them.
     pub attacker_ips: Vec<String>,
+    /// Every attacker found (blocked, unless allowlisted).
+    #[serde(default)]
+    pub attackers_total: usize,
     pub started_at: String,
     pub resolved_at: Option<String>,
     pub at: String,
@@ -164,6 +175,8 @@ impl Incident {
             peak_ratio: 0.0,
             limit_pps: 0.0,
             attackers: BTreeMap::new(),
+            fresh_attackers: Vec::new(),
+            report_cap: 20,
             spoofing_likely: false,
             confidence: 0.0,
             hosts_hit: 0,
@@ -185,8 +198,10 @@ impl Incident {
         r: &TargetRates,
         view: &WindowView,
         c: &DetectionConfig,
+        is_known: &dyn Fn(u128, u128) -> bool,
     ) -> Option<IncidentEvent> {
         self.windows_over += 1;
+        self.report_cap = c.max_attackers;
         let pps: f64 = over.vectors.iter().map(|v| v.1).sum();
         let bps: f64 = over.vectors.iter().map(|v| v.2).sum();
         if pps > self.peak_pps {
@@ -218,7 +233,10 @@ impl Incident {
             strong.first().copied().unwrap_or(self.attack_type)
         };
 
-        // Attackers: heavy sources of the vector classes (a spoofed flood has none).
+        // Attackers: heavy sources of the vector classes (a spoofed flood has
+        // none), unless the target knows them: known sources are judged by the
+        // workers' per-source accounting against their own, higher limit. The
+        // rest of the attackers come from that accounting (`Detector::observe`).
         for class in TrafficClass::all() {
             let Some(a) = AttackType::of_class(class) else {
                 continue;
@@ -235,16 +253,13 @@ impl Incident {
                     .count
                     .saturating_sub(h.error)
                     .saturating_sub(view.admission_quantum) as f64;
-                if guaranteed >= min
-                    && (self.attackers.len() < c.max_attackers
-                        || self
-                            .attackers
-                            .contains_key(&mapped_to_ip(h.key).to_string()))
-                {
-                    *self
-                        .attackers
-                        .entry(mapped_to_ip(h.key).to_string())
-                        .or_default() += h.count;
+                let ip = mapped_to_ip(h.key);
+                let known = match self.target {
+                    Target::Host(t) => is_known(t, h.key),
+                    Target::Prefix(_) => false,
+                };
+                if guaranteed >= min && !known && !c.allowlist.iter().any(|p| p.contains(ip)) {
+                    self.add_attacker(ip.to_string(), h.count);
                 }
             }
         }
@@ -309,6 +324,19 @@ impl Incident {
         }
     }
 
+    /// Count packets of an attacker; a new one (room permitting) is fresh.
+    pub fn add_attacker(&mut self, ip: String, packets: u64) {
+        let room = self.attackers.len() < MAX_ATTACKERS;
+        match self.attackers.get_mut(&ip) {
+            Some(n) => *n += packets,
+            None if room => {
+                self.fresh_attackers.push(ip.clone());
+                self.attackers.insert(ip, packets);
+            }
+            None => {}
+        }
+    }
+
     /// The payload of an event about this incident, emitted at `now_ns`.
     pub fn event(&self, kind: &'static str, now_ns: u64) -> IncidentEvent {
         let end = self.resolved_at_ns.unwrap_or(now_ns);
@@ -333,7 +361,12 @@ impl Incident {
             peak_pps: self.peak_pps as u64,
             peak_bps: self.peak_bps as u64,
             duration_seconds: end.saturating_sub(self.started_at_ns) / 1_000_000_000,
-            attacker_ips: attackers.into_iter().map(|(ip, _)| ip.clone()).collect(),
+            attackers_total: attackers.len(),
+            attacker_ips: attackers
+                .into_iter()
+                .take(self.report_cap)
+                .map(|(ip, _)| ip.clone())
+                .collect(),
             started_at: rfc3339(self.started_at_ns),
             resolved_at: self.resolved_at_ns.map(rfc3339),
             at: crate::replay::rfc3339_ms(now_ns),

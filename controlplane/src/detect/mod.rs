@@ -70,6 +70,8 @@ pub struct DetectionConfig {
     pub groups: Vec<HostGroup>,
     /// Protected prefixes (carpet bombing is judged per prefix).
     pub protected: Vec<Prefix>,
+    /// Allowlisted sources are never attackers.
+    pub allowlist: Vec<Prefix>,
 }
 
 impl Default for DetectionConfig {
@@ -90,6 +92,7 @@ impl Default for DetectionConfig {
             multi_vector_share: 0.2,
             groups: Vec::new(),
             protected: Vec::new(),
+            allowlist: Vec::new(),
         }
     }
 }
@@ -100,6 +103,8 @@ struct Baseline {
     class_pps: [f64; TrafficClass::COUNT],
     pps: f64,
     bps: f64,
+    /// Distinct sources per window.
+    sources: f64,
     windows: u32,
 }
 
@@ -109,6 +114,7 @@ impl Default for Baseline {
             class_pps: [0.0; TrafficClass::COUNT],
             pps: 0.0,
             bps: 0.0,
+            sources: 0.0,
             windows: 0,
         }
     }
@@ -222,8 +228,20 @@ pub struct Detector {
     /// Consecutive windows over the limits, per target not yet in an incident.
     pending: HashMap<Target, (u32, u64)>,
     next_incident: u64,
-    /// Resolved incidents, newest last.
-    pub resolved: Vec<Incident>,
+    /// Resolved incidents, newest last (the last [`RESOLVED_KEPT`]; the store
+    /// has them all).
+    pub resolved: std::collections::VecDeque<Incident>,
+}
+
+/// Resolved incidents kept in memory.
+pub const RESOLVED_KEPT: usize = 256;
+
+/// What a target's traffic looked like in peacetime.
+#[derive(Clone, Copy, Debug)]
+pub struct Peacetime {
+    pub class_pps: [f64; TrafficClass::COUNT],
+    /// Distinct sources per window.
+    pub sources: f64,
 }
 
 impl Detector {
@@ -235,8 +253,55 @@ impl Detector {
             incidents: BTreeMap::new(),
             pending: HashMap::new(),
             next_incident: 1,
-            resolved: Vec::new(),
+            resolved: std::collections::VecDeque::new(),
         }
+    }
+
+    fn retire(&mut self, incident: Incident) {
+        if self.resolved.len() >= RESOLVED_KEPT {
+            self.resolved.pop_front();
+        }
+        self.resolved.push_back(incident);
+    }
+
+    /// Whether a protected host is at peace: no incident on it or a prefix of
+    /// it, and not over its limits.
+    pub fn calm(&self, host: u128) -> bool {
+        let ip = mapped_to_ip(host);
+        let covers = |t: &Target| match t {
+            Target::Host(k) => *k == host,
+            Target::Prefix(p) => p.contains(ip),
+        };
+        !self.incidents.keys().any(covers) && !self.pending.keys().any(covers)
+    }
+
+    /// Whether any target is in an incident or over its limits.
+    pub fn all_calm(&self) -> bool {
+        self.incidents.is_empty() && self.pending.is_empty()
+    }
+
+    /// The learnt peacetime rates of a target, once its warm-up is over.
+    pub fn peacetime(&self, target: &Target) -> Option<Peacetime> {
+        self.baselines
+            .get(target)
+            .filter(|b| b.windows >= self.config.warmup_windows)
+            .map(|b| Peacetime {
+                class_pps: b.class_pps,
+                sources: b.sources,
+            })
+    }
+
+    /// Attackers found since the last call, per open incident.
+    pub fn take_fresh_attackers(&mut self) -> Vec<(String, Vec<String>)> {
+        self.incidents
+            .values_mut()
+            .filter(|i| !i.fresh_attackers.is_empty())
+            .map(|i| (i.id.clone(), std::mem::take(&mut i.fresh_attackers)))
+            .collect()
+    }
+
+    fn allowlisted(&self, ip: IpAddr) -> bool {
+        self.config.allowlist.iter().any(|p| p.contains(ip))
     }
 
     pub fn active(&self) -> impl Iterator<Item = &Incident> {
@@ -279,7 +344,7 @@ impl Detector {
         let mut incident = self.incidents.remove(&target)?;
         incident.resolved_at_ns = Some(now_ns);
         let event = incident.event("incident.resolved", now_ns);
-        self.resolved.push(incident);
+        self.retire(incident);
         Some(event)
     }
 
@@ -332,7 +397,19 @@ impl Detector {
     }
 
     /// Judge one window; returns the incident events it causes.
+    #[cfg(test)]
     pub fn observe(&mut self, view: &WindowView) -> Vec<IncidentEvent> {
+        self.observe_knowing(view, &|_, _| false)
+    }
+
+    /// Judge one window, told which sources each host knows from peacetime
+    /// (`is_known(host, source)`): they are never named attackers by their
+    /// weight alone.
+    pub fn observe_knowing(
+        &mut self,
+        view: &WindowView,
+        is_known: &dyn Fn(u128, u128) -> bool,
+    ) -> Vec<IncidentEvent> {
         let now_ns = view.end_ns.max(view.start_ns + (view.seconds * 1e9) as u64);
         let mut events = Vec::new();
         let mut seen: Vec<(Target, TargetRates)> = Vec::new();
@@ -398,7 +475,7 @@ impl Detector {
             let r = rates[target];
             if let Some(incident) = self.incidents.get_mut(target) {
                 incident.quiet_since_ns = None;
-                if let Some(e) = incident.observe(now_ns, over, r, view, &self.config) {
+                if let Some(e) = incident.observe(now_ns, over, r, view, &self.config, is_known) {
                     events.push(e);
                 }
                 continue;
@@ -415,12 +492,29 @@ impl Detector {
                 );
                 self.next_incident += 1;
                 let mut incident = Incident::new(id, self.node_id.clone(), *target, since, now_ns);
-                incident.observe(now_ns, over, r, view, &self.config);
+                incident.observe(now_ns, over, r, view, &self.config, is_known);
                 events.push(incident.event("incident.created", now_ns));
                 self.incidents.insert(*target, incident);
             }
         }
         self.pending.retain(|t, _| over_now.contains_key(t));
+
+        // Every source the workers found over its limit toward an incident's
+        // target is one of its attackers.
+        for o in &view.over_limit {
+            let target = if o.target.is_host() {
+                Target::Host(levee_dataplane::tables::mapped_key(o.target.addr()))
+            } else {
+                Target::Prefix(o.target)
+            };
+            let ip = mapped_to_ip(o.src);
+            if self.allowlisted(ip) {
+                continue;
+            }
+            if let Some(incident) = self.incidents.get_mut(&target) {
+                incident.add_attacker(ip.to_string(), u64::from(o.packets));
+            }
+        }
 
         // Incidents whose target stayed under the limits for the cool-down resolve.
         let cooldown_ns = (self.config.cooldown_s * 1e9) as u64;
@@ -439,7 +533,7 @@ impl Detector {
                 if let Some(mut incident) = self.incidents.remove(&t) {
                     incident.resolved_at_ns = Some(now_ns);
                     events.push(incident.event("incident.resolved", now_ns));
-                    self.resolved.push(incident);
+                    self.retire(incident);
                 }
             }
         }
@@ -569,6 +663,7 @@ impl Detector {
         }
         b.pps += a * (r.pps - b.pps);
         b.bps += a * (r.bps - b.bps);
+        b.sources += a * (r.distinct_sources - b.sources);
         b.windows = b.windows.saturating_add(1);
     }
 }

@@ -137,19 +137,24 @@ fn class_match(class: &str) -> Option<(&'static str, &'static str)> {
 
 /// Export the active rules. Rules of the other family, and the few that a
 /// format cannot express, are listed as comments so nothing is silently lost.
-pub fn export(rules: &[Rule], format: ExportFormat, generated_at: &str) -> String {
+pub fn export(
+    rules: &[Rule],
+    allowlist: &[Prefix],
+    format: ExportFormat,
+    generated_at: &str,
+) -> String {
     let active: Vec<&Rule> = rules
         .iter()
         .filter(|r| r.state == RuleState::Active)
         .collect();
     match format {
-        ExportFormat::Iptables => iptables(&active, true, generated_at),
-        ExportFormat::Ip6tables => iptables(&active, false, generated_at),
-        ExportFormat::Nftables => nftables(&active, generated_at),
+        ExportFormat::Iptables => iptables(&active, allowlist, true, generated_at),
+        ExportFormat::Ip6tables => iptables(&active, allowlist, false, generated_at),
+        ExportFormat::Nftables => nftables(&active, allowlist, generated_at),
     }
 }
 
-fn iptables(rules: &[&Rule], v4: bool, generated_at: &str) -> String {
+fn iptables(rules: &[&Rule], allowlist: &[Prefix], v4: bool, generated_at: &str) -> String {
     let tool = if v4 { "iptables" } else { "ip6tables" };
     let mut out = String::new();
     let _ = writeln!(out, "# levee active rules, {generated_at}");
@@ -164,6 +169,13 @@ fn iptables(rules: &[&Rule], v4: bool, generated_at: &str) -> String {
     let _ = writeln!(out, "*filter");
     let _ = writeln!(out, ":{CHAIN} - [0:0]");
     let _ = writeln!(out, "-F {CHAIN}");
+    // The allowlist first: what levee never drops, the host does not either.
+    for a in allowlist.iter().filter(|a| a.addr().is_ipv4() == v4) {
+        let _ = writeln!(
+            out,
+            "-A {CHAIN} -s {a} -m comment --comment \"levee allowlist\" -j RETURN"
+        );
+    }
     for rule in rules {
         let note = comment(rule);
         let tail = format!("-m comment --comment \"{note}\"");
@@ -183,6 +195,7 @@ fn iptables(rules: &[&Rule], v4: bool, generated_at: &str) -> String {
                 dst_port,
                 tcp_flags,
                 non_first_fragments,
+                ip_length,
                 rate_limit_pps,
             } => {
                 let Ok(d) = destination.parse::<Prefix>() else {
@@ -220,6 +233,10 @@ fn iptables(rules: &[&Rule], v4: bool, generated_at: &str) -> String {
                 if *non_first_fragments {
                     m.push_str(" -f");
                 }
+                // The length match counts the IP header, as levee does.
+                if let Some((lo, hi)) = ip_length {
+                    let _ = write!(m, " -m length --length {lo}:{hi}");
+                }
                 match rate_limit_pps {
                     None => {
                         let _ = writeln!(out, "-A {CHAIN} {m} {tail} -j DROP");
@@ -255,9 +272,13 @@ fn iptables(rules: &[&Rule], v4: bool, generated_at: &str) -> String {
     out
 }
 
-fn nftables(rules: &[&Rule], generated_at: &str) -> String {
+fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String {
     let mut body = String::new();
     let mut sets = String::new();
+    for a in allowlist {
+        let family = if a.addr().is_ipv4() { "ip" } else { "ip6" };
+        let _ = writeln!(body, "    {family} saddr {a} return comment \"levee allowlist\"");
+    }
     for rule in rules {
         let note = comment(rule);
         let tail = format!("comment \"{note}\"");
@@ -276,6 +297,7 @@ fn nftables(rules: &[&Rule], generated_at: &str) -> String {
                 dst_port,
                 tcp_flags,
                 non_first_fragments,
+                ip_length,
                 rate_limit_pps,
             } => {
                 let Ok(d) = destination.parse::<Prefix>() else {
@@ -290,6 +312,16 @@ fn nftables(rules: &[&Rule], generated_at: &str) -> String {
                     } else {
                         m.push_str(" exthdr frag frag-off != 0");
                     }
+                }
+                // nft's ip6 length is the payload's; levee's counts the header.
+                match (ip_length, v4) {
+                    (Some((lo, hi)), true) => {
+                        let _ = write!(m, " ip length {lo}-{hi}");
+                    }
+                    (Some((lo, hi)), false) => {
+                        let _ = write!(m, " ip6 length {}-{}", lo.saturating_sub(40), hi.saturating_sub(40));
+                    }
+                    (None, _) => {}
                 }
                 let _ = write!(m, " meta l4proto {}", protocol_name(*protocol));
                 if matches!(protocol, 6 | 17) {
@@ -373,6 +405,7 @@ mod tests {
             created_at_ns: 0,
             expires_at_ns: u64::MAX,
             note: None,
+            collateral: None,
         }
     }
 
@@ -400,15 +433,15 @@ mod tests {
             ),
             staged,
         ];
-        let v4 = export(&rules, ExportFormat::Iptables, "now");
+        let v4 = export(&rules, &[], ExportFormat::Iptables, "now");
         assert!(v4.contains("-A LEVEE -s 203.0.113.7/32 -m comment"), "{v4}");
         assert!(!v4.contains("2001:db8"), "{v4}");
         assert!(!v4.contains("198.51.100.9"), "{v4}");
         assert!(!v4.contains("\"quoted\""), "quotes are escaped: {v4}");
-        let v6 = export(&rules, ExportFormat::Ip6tables, "now");
+        let v6 = export(&rules, &[], ExportFormat::Ip6tables, "now");
         assert!(v6.contains("-A LEVEE -s 2001:db8::/48"), "{v6}");
         assert!(!v6.contains("203.0.113.7"), "{v6}");
-        let nft = export(&rules, ExportFormat::Nftables, "now");
+        let nft = export(&rules, &[], ExportFormat::Nftables, "now");
         assert!(nft.contains("ip saddr 203.0.113.7/32 drop"), "{nft}");
         assert!(nft.contains("ip6 saddr 2001:db8::/48 drop"), "{nft}");
     }
@@ -424,18 +457,79 @@ mod tests {
                 dst_port: Some(443),
                 tcp_flags: Some("S/SA".into()),
                 non_first_fragments: false,
+                ip_length: None,
                 rate_limit_pps: Some(20000),
             },
         )];
-        let v4 = export(&rules, ExportFormat::Iptables, "now");
+        let v4 = export(&rules, &[], ExportFormat::Iptables, "now");
         assert!(
             v4.contains("-d 10.0.0.1/32 -p tcp -m tcp --dport 443 --tcp-flags SYN,ACK SYN -m hashlimit --hashlimit-above 20000/sec"),
             "{v4}"
         );
-        let nft = export(&rules, ExportFormat::Nftables, "now");
+        let nft = export(&rules, &[], ExportFormat::Nftables, "now");
         assert!(
             nft.contains("ip daddr 10.0.0.1/32 meta l4proto tcp tcp dport 443 tcp flags & (syn | ack) == syn limit rate over 20000/second"),
             "{nft}"
         );
+    }
+
+    #[test]
+    fn the_allowlist_comes_first_and_lengths_are_matched() {
+        let rules = vec![
+            rule(
+                8,
+                RuleMatch::Block {
+                    source: "198.51.100.0/24".into(),
+                },
+            ),
+            rule(
+                9,
+                RuleMatch::Signature {
+                    destination: "10.0.0.1/32".into(),
+                    protocol: 17,
+                    src_port: None,
+                    dst_port: Some(27015),
+                    tcp_flags: None,
+                    non_first_fragments: false,
+                    ip_length: Some((88, 228)),
+                    rate_limit_pps: None,
+                },
+            ),
+        ];
+        let allow: Vec<Prefix> = vec!["198.51.100.7/32".parse().expect("prefix")];
+        let v4 = export(&rules, &allow, ExportFormat::Iptables, "now");
+        let accept = v4.find("-s 198.51.100.7/32 -m comment --comment \"levee allowlist\" -j RETURN");
+        let drop = v4.find("-s 198.51.100.0/24");
+        assert!(accept.is_some() && accept < drop, "{v4}");
+        assert!(v4.contains("--dport 27015 -m length --length 88:228"), "{v4}");
+        let nft = export(&rules, &allow, ExportFormat::Nftables, "now");
+        let accept = nft.find("ip saddr 198.51.100.7/32 return");
+        assert!(accept.is_some() && accept < nft.find("ip saddr 198.51.100.0/24 drop"), "{nft}");
+        assert!(nft.contains("ip length 88-228 meta l4proto udp udp dport 27015"), "{nft}");
+        // The real tools accept it, where they are installed.
+        for (tool, args, text) in [
+            ("iptables-restore", &["--test", "--noflush"][..], &v4),
+            ("nft", &["-c", "-f", "-"][..], &nft),
+        ] {
+            use std::io::Write as _;
+            let Ok(mut child) = std::process::Command::new(tool)
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+            else {
+                continue;
+            };
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(text.as_bytes());
+            }
+            let out = child.wait_with_output().expect(tool);
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Without the privileges to test, the tools say so; that is no verdict.
+            if err.contains("Permission denied") || err.contains("Operation not permitted") {
+                continue;
+            }
+            assert!(out.status.success(), "{tool}: {err}\n{text}");
+        }
     }
 }

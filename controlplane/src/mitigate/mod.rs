@@ -2,19 +2,24 @@
 //! expired, removed). Every rule goes through the table publisher, so the
 //! allowlist and the table capacities apply to automatic rules as to manual ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use levee_dataplane::tables::{
-    FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit, TablePublisher,
+    FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit,
+    TablePublisher, WatchSet, WatchedTarget, MAX_SIGNATURES, MAX_WATCHED,
 };
-use levee_dataplane::wire::{Reflector, REFLECTORS};
+use levee_dataplane::wire::{Reflector, TrafficClass, REFLECTORS};
 use serde::{Deserialize, Serialize};
 
 pub mod export;
+pub mod known;
+pub mod narrow;
 
 use crate::store::Store;
 
-use crate::detect::{AttackType, Incident, Target};
+use crate::detect::{mapped_to_ip, AttackType, Detector, Incident, Target, WindowView};
+use known::KnownSources;
+use narrow::{Narrow, Peacetime, Shape};
 
 /// Mitigation settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +29,20 @@ pub struct MitigationConfig {
     pub rule_ttl_s: u64,
     /// Keep rules after their incident resolves (until they expire).
     pub keep_after_resolve: bool,
+    /// Rules of incidents and operators at once (blocks of one incident's
+    /// attackers count as one: they are bounded by the blocklist's capacity).
     pub max_rules: usize,
+    /// Per-source limit floor while an incident is open (packets per second).
+    pub source_floor_pps: f64,
+    /// A derived signature above this estimated collateral is staged.
+    pub max_collateral: f64,
+    /// The detection multiplier: per-source limits are this many times what
+    /// the target's sources sent in peacetime.
+    pub multiplier: f64,
+    pub block_protected_sources: bool,
+    /// Shortest prefix (IPv4, IPv6) a pulled ban may block.
+    pub min_pulled_prefix: (u8, u8),
+    pub protected: Vec<Prefix>,
 }
 
 impl Default for MitigationConfig {
@@ -34,6 +52,12 @@ impl Default for MitigationConfig {
             rule_ttl_s: 3600,
             keep_after_resolve: false,
             max_rules: 10_000,
+            source_floor_pps: 10.0,
+            max_collateral: 0.01,
+            multiplier: 4.0,
+            block_protected_sources: false,
+            min_pulled_prefix: (16, 32),
+            protected: Vec::new(),
         }
     }
 }
@@ -92,6 +116,9 @@ pub enum RuleMatch {
         tcp_flags: Option<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         non_first_fragments: bool,
+        /// Inclusive range of the IP length.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ip_length: Option<(u16, u16)>,
         /// None: drop; Some: rate limit in packets per second.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate_limit_pps: Option<u32>,
@@ -113,6 +140,10 @@ pub struct Rule {
     pub expires_at_ns: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For a derived signature: the estimated share of the target's peacetime
+    /// packets it drops (known sources pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collateral: Option<f64>,
 }
 
 impl Rule {
@@ -124,6 +155,7 @@ impl Rule {
             dst_port,
             tcp_flags,
             non_first_fragments,
+            ip_length,
             rate_limit_pps,
         } = &self.matches
         else {
@@ -137,7 +169,7 @@ impl Rule {
             src_ports: src_port.map(|p| (p, p)),
             dst_ports: dst_port.map(|p| (p, p)),
             tcp_flags: flags,
-            ip_length: None,
+            ip_length: *ip_length,
             fragment: if *non_first_fragments {
                 FragmentMatch::NonFirst
             } else {
@@ -150,7 +182,8 @@ impl Rule {
     }
 }
 
-/// The rules of every incident.
+/// The rules of every incident, operator and integration, and the state the
+/// engine learns to make them narrow: known sources and peacetime samples.
 #[derive(Debug)]
 pub struct Mitigator {
     config: MitigationConfig,
@@ -164,12 +197,42 @@ pub struct Mitigator {
     pub static_signatures: Vec<SignatureRule>,
     /// The configuration's per-source limit, when no incident sets one.
     pub static_source_limit: Option<SourceLimit>,
+    /// Live block rules holding each prefix: an entry leaves the tables only
+    /// when the last of them (and the configuration's blocklist) lets go.
+    owners: HashMap<Prefix, Vec<u32>>,
+    /// Prefixes each incident blocks, to block each attacker once.
+    incident_blocks: HashMap<String, HashSet<Prefix>>,
+    /// The peers each protected host talks to in peacetime.
+    pub known: KnownSources,
+    /// Sampled peacetime packets of each protected host.
+    peacetime: Peacetime,
+    /// Sampled attack packets of each open incident (not from known or blocked
+    /// sources), for deriving its signatures.
+    attack_samples: HashMap<String, Vec<Shape>>,
+    /// The signature derived for each (incident, vector).
+    derived: HashMap<(String, AttackType), u32>,
+    /// Heaviest single source per class seen in peacetime (pps, decaying).
+    source_peak_pps: [f64; TrafficClass::COUNT],
+    /// Ended rules kept in memory (the store has them all).
+    ended: std::collections::VecDeque<u32>,
+    /// Over-limit sources the workers could not report (full reports).
+    pub over_limit_lost: u64,
 }
 
 const FIRST_RULE_ID: u32 = 1000;
 
 /// The incident id of rules added by hand.
 pub const MANUAL: &str = "manual";
+
+/// The rule id under which the configuration's blocklist drops (never ends).
+const STATIC_BLOCK: u32 = crate::setup::STATIC_BLOCKLIST_RULE;
+
+/// Ended rules remembered in memory.
+const ENDED_KEPT: usize = 4096;
+/// Attack samples kept per incident.
+const ATTACK_SAMPLES: usize = 2048;
+/// Known sources handed to the workers per watched target.
+const KNOWN_PER_TARGET: usize = 16_384;
 
 /// Why an operator's change to the rules was not made; the text is the message.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +255,19 @@ pub enum RuleError {
 /// time; a large NAT can need more, which `[rules.source_limit]` can raise.
 const SYN_PER_SOURCE_PPS: u32 = 5;
 
+/// The traffic classes of an attack type.
+fn classes_of(a: AttackType) -> impl Iterator<Item = TrafficClass> {
+    TrafficClass::all().filter(move |c| AttackType::of_class(*c) == Some(a))
+}
+
+/// The prefix an incident's target covers.
+fn target_prefix(t: &Target) -> Prefix {
+    match t {
+        Target::Host(k) => Prefix::host(mapped_to_ip(*k)),
+        Target::Prefix(p) => *p,
+    }
+}
+
 impl Mitigator {
     pub fn new(config: MitigationConfig) -> Self {
         Mitigator {
@@ -202,6 +278,15 @@ impl Mitigator {
             store: None,
             static_signatures: Vec::new(),
             static_source_limit: None,
+            owners: HashMap::new(),
+            incident_blocks: HashMap::new(),
+            known: KnownSources::default(),
+            peacetime: Peacetime::default(),
+            attack_samples: HashMap::new(),
+            derived: HashMap::new(),
+            source_peak_pps: [0.0; TrafficClass::COUNT],
+            ended: std::collections::VecDeque::new(),
+            over_limit_lost: 0,
         }
     }
 
@@ -241,12 +326,14 @@ impl Mitigator {
             if rule.state == RuleState::Active {
                 match &rule.matches {
                     RuleMatch::Block { source } => {
-                        if let Ok(p) = source.parse::<Prefix>() {
-                            if let Err(e) = publisher.block(p, rule.id, rule.expires_at_ns) {
-                                rule.state = RuleState::Refused;
-                                rule.note = Some(e.to_string());
-                                self.persist(&rule);
-                            }
+                        let held = source
+                            .parse::<Prefix>()
+                            .map_err(|e| e.to_string())
+                            .and_then(|p| self.hold(p, &rule, publisher));
+                        if let Err(e) = held {
+                            rule.state = RuleState::Refused;
+                            rule.note = Some(e);
+                            self.persist(&rule);
                         }
                     }
                     RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
@@ -265,43 +352,347 @@ impl Mitigator {
         self.rules.values()
     }
 
+    /// Live rules that count against `max_rules`: an incident's attacker blocks
+    /// count as one rule (the blocklist's capacity bounds them).
     fn live(&self) -> usize {
+        let mut incidents_blocking = HashSet::new();
         self.rules
             .values()
             .filter(|r| matches!(r.state, RuleState::Active | RuleState::Staged))
+            .filter(|r| match r.matches {
+                RuleMatch::Block { .. } if r.incident_id.starts_with("inc_") => {
+                    incidents_blocking.insert(r.incident_id.as_str())
+                }
+                _ => true,
+            })
             .count()
     }
 
-    /// The rules an incident calls for that it does not have yet; applied or
-    /// staged. Returns the new rules.
+    /// Learn from a window: the peers of calm hosts (known sources), their
+    /// sampled inbound packets (peacetime), the heaviest sources of each class
+    /// while nothing is under attack.
+    pub fn learn(&mut self, view: &WindowView, detector: &Detector) {
+        self.known
+            .observe(view.end_ns, &view.peers, |host| detector.calm(host));
+        self.peacetime
+            .observe(view.end_ns, &view.shapes, |host| detector.calm(host));
+        if detector.all_calm() {
+            // A slowly decaying maximum: a half-life of about ten minutes.
+            let decay = 0.5f64.powf(view.seconds / 600.0);
+            for (class, heavy) in view.top_sources.iter().enumerate() {
+                let top = heavy.iter().map(|h| h.count).max().unwrap_or(0) as f64 / view.seconds;
+                let peak = &mut self.source_peak_pps[class];
+                *peak = (*peak * decay).max(top);
+            }
+        }
+    }
+
+    /// Per-source limits (unknown, known sources) for an incident's traffic.
+    ///
+    /// A source the target did not know may send it the floor, or twice the
+    /// mean rate per source of those classes in peacetime if that is higher
+    /// (the mean is taken over the sources of a window, so it leans high for
+    /// sources that send in bursts). Without a learnt peacetime, a source must
+    /// also carry 1% of the attack's traffic: a false alarm on a busy service
+    /// must not block its clients one by one. A known source may send the
+    /// multiplier times the heaviest single source seen in peacetime.
+    fn source_limits(&self, incident: &Incident, detector: &Detector) -> (u32, u32) {
+        let classes: Vec<TrafficClass> = incident
+            .vectors
+            .keys()
+            .flat_map(|a| classes_of(*a))
+            .collect();
+        let c = &self.config;
+        let mut unknown = c.source_floor_pps;
+        match detector.peacetime(&incident.target) {
+            Some(p) => {
+                let per_source: f64 = classes.iter().map(|cl| p.class_pps[cl.index()]).sum::<f64>()
+                    / p.sources.max(1.0);
+                unknown = unknown.max(2.0 * per_source);
+            }
+            None => {
+                let attack: f64 = incident.vectors.values().sum();
+                unknown = unknown.max(0.01 * attack);
+            }
+        }
+        let heaviest = classes
+            .iter()
+            .map(|cl| self.source_peak_pps[cl.index()])
+            .fold(0.0, f64::max);
+        let known = unknown.max(c.multiplier * heaviest);
+        let clamp = |x: f64| x.clamp(1.0, f64::from(u32::MAX)) as u32;
+        (clamp(unknown), clamp(known))
+    }
+
+    /// The per-window work for open incidents: block every attacker found since
+    /// the last window, derive and measure narrow signatures, renew the rules of
+    /// attacks still going on, and tell the workers which targets to account
+    /// per source (with their known sources).
+    pub fn on_window(
+        &mut self,
+        view: &WindowView,
+        detector: &mut Detector,
+        publisher: &mut TablePublisher,
+    ) {
+        let now_ns = view.end_ns;
+        self.over_limit_lost += view.over_limit_overflow;
+        let open: Vec<Incident> = detector.active().cloned().collect();
+        // Attack samples: toward an incident's target, of its vectors, not from
+        // a known source or one already blocked.
+        for shape in &view.shapes {
+            let shape = *shape;
+            for incident in &open {
+                let target = target_prefix(&incident.target);
+                if !target.contains(mapped_to_ip(shape.dst))
+                    || !incident
+                        .vectors
+                        .contains_key(&AttackType::of_class(shape.class).unwrap_or(AttackType::MultiVector))
+                    || self.known.is_known(shape.dst, shape.src)
+                    || publisher.blocked().contains_key(&Prefix::host(mapped_to_ip(shape.src)))
+                {
+                    continue;
+                }
+                let samples = self.attack_samples.entry(incident.id.clone()).or_default();
+                if samples.len() < ATTACK_SAMPLES {
+                    samples.push(shape);
+                }
+            }
+        }
+        let mut signatures_changed = false;
+        for (id, attackers) in detector.take_fresh_attackers() {
+            let Some(incident) = open.iter().find(|i| i.id == id) else {
+                continue;
+            };
+            for ip in attackers {
+                signatures_changed |= self.block_attacker(incident, &ip, now_ns, publisher);
+            }
+        }
+        for incident in &open {
+            if self.narrow_signatures(incident, now_ns, publisher) {
+                signatures_changed = true;
+                // A class-wide fallback the new signature answers comes out.
+                self.on_incident(incident, now_ns, publisher);
+            }
+        }
+        signatures_changed |= self.renew(&open, now_ns, publisher);
+        if signatures_changed {
+            self.publish_signatures(publisher);
+        }
+        let mut watched: Vec<WatchedTarget> = open
+            .iter()
+            .map(|incident| {
+                let (limit, known_limit) = self.source_limits(incident, detector);
+                let target = target_prefix(&incident.target);
+                let known = self.known.of(|h| target.contains(mapped_to_ip(h)), KNOWN_PER_TARGET);
+                WatchedTarget::new(
+                    target,
+                    incident.vectors.keys().flat_map(|a| classes_of(*a)),
+                    limit,
+                    known_limit,
+                    known,
+                )
+            })
+            .collect();
+        if watched.len() > MAX_WATCHED {
+            self.refusals.push(format!(
+                "{} incidents are open: only {MAX_WATCHED} are accounted per source",
+                watched.len()
+            ));
+            watched.truncate(MAX_WATCHED);
+        }
+        publisher.set_watch(WatchSet::new(watched));
+    }
+
+    /// Block one attacker of an incident (owned by it). Returns false: blocks
+    /// never change the signature set.
+    fn block_attacker(
+        &mut self,
+        incident: &Incident,
+        ip: &str,
+        now_ns: u64,
+        publisher: &mut TablePublisher,
+    ) -> bool {
+        let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let prefix = Prefix::host(addr);
+        let blocks = self.incident_blocks.entry(incident.id.clone()).or_default();
+        if !blocks.insert(prefix) {
+            return false;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut rule = Rule {
+            id,
+            incident_id: incident.id.clone(),
+            state: RuleState::Staged,
+            matches: RuleMatch::Block {
+                source: prefix.to_string(),
+            },
+            reason: format!(
+                "attacker of {} ({})",
+                incident.id,
+                incident.attack_type.name()
+            ),
+            created_at_ns: now_ns,
+            expires_at_ns: now_ns + self.config.rule_ttl_s * 1_000_000_000,
+            note: None,
+            collateral: None,
+        };
+        if self.config.auto_apply {
+            self.apply(&mut rule, publisher);
+        } else {
+            self.persist(&rule);
+        }
+        self.rules.insert(id, rule);
+        false
+    }
+
+    /// Derive, measure and apply (or stage) a narrow signature for each vector
+    /// of an incident that has enough samples and none yet. Returns whether the
+    /// signature set changed.
+    fn narrow_signatures(
+        &mut self,
+        incident: &Incident,
+        now_ns: u64,
+        publisher: &mut TablePublisher,
+    ) -> bool {
+        let mut changed = false;
+        let vectors: Vec<AttackType> = incident.vectors.keys().copied().collect();
+        for vector in vectors {
+            let key = (incident.id.clone(), vector);
+            if self.derived.contains_key(&key) {
+                continue;
+            }
+            let samples: Vec<Shape> = self
+                .attack_samples
+                .get(&incident.id)
+                .map(|s| {
+                    s.iter()
+                        .filter(|x| AttackType::of_class(x.class) == Some(vector))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let Some(narrow) = Narrow::derive(&samples) else {
+                continue;
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            self.derived.insert(key, id);
+            let target = target_prefix(&incident.target);
+            let known = &self.known;
+            let collateral = self.peacetime.collateral(
+                |h| target.contains(mapped_to_ip(h)),
+                &narrow,
+                |host, src| known.is_known(host, src),
+            );
+            let destination = target.to_string();
+            let matches = RuleMatch::Signature {
+                destination: destination.clone(),
+                protocol: narrow.protocol,
+                src_port: narrow.src_port,
+                dst_port: narrow.dst_port,
+                tcp_flags: narrow.tcp_flags.map(|(m, v)| tcp_flags_text(m, v)),
+                non_first_fragments: narrow.non_first_fragments,
+                ip_length: narrow.ip_length,
+                rate_limit_pps: None,
+            };
+            let mut rule = Rule {
+                id,
+                incident_id: incident.id.clone(),
+                state: RuleState::Staged,
+                matches,
+                reason: format!(
+                    "{} toward {destination}: narrowest signature of {} sampled packets, matching {:.1}% of them ({})",
+                    vector.name(),
+                    samples.len(),
+                    100.0 * narrow.coverage(&samples),
+                    incident.id
+                ),
+                created_at_ns: now_ns,
+                expires_at_ns: now_ns + self.config.rule_ttl_s * 1_000_000_000,
+                note: None,
+                collateral,
+            };
+            let within = collateral.is_some_and(|c| c <= self.config.max_collateral);
+            if !within {
+                rule.note = Some(match collateral {
+                    Some(c) => format!(
+                        "staged: it would drop {:.1}% of the target's peacetime packets (more than {:.1}%)",
+                        100.0 * c,
+                        100.0 * self.config.max_collateral
+                    ),
+                    None => "staged: too little peacetime traffic of the target was seen to estimate what it would drop".into(),
+                });
+                self.persist(&rule);
+            } else if self.config.auto_apply {
+                changed |= self.apply(&mut rule, publisher);
+            } else {
+                self.persist(&rule);
+            }
+            self.rules.insert(id, rule);
+        }
+        changed
+    }
+
+    /// Rules of open incidents are renewed while the attack lasts: expiry never
+    /// ends the mitigation of an attack in progress. Refused signatures of open
+    /// incidents are tried again when room frees.
+    fn renew(&mut self, open: &[Incident], now_ns: u64, publisher: &mut TablePublisher) -> bool {
+        let ttl_ns = self.config.rule_ttl_s * 1_000_000_000;
+        let open_ids: HashSet<&str> = open.iter().map(|i| i.id.as_str()).collect();
+        let due: Vec<u32> = self
+            .rules
+            .values()
+            .filter(|r| {
+                open_ids.contains(r.incident_id.as_str())
+                    && (matches!(r.state, RuleState::Active | RuleState::Staged)
+                        && r.expires_at_ns.saturating_sub(now_ns) < ttl_ns / 2
+                        || r.state == RuleState::Refused
+                            && matches!(r.matches, RuleMatch::Signature { .. })
+                            && r.note.as_deref().is_some_and(|n| n.contains("no room")))
+            })
+            .map(|r| r.id)
+            .collect();
+        let mut changed = false;
+        for id in due {
+            let Some(mut rule) = self.rules.remove(&id) else {
+                continue;
+            };
+            rule.expires_at_ns = now_ns + ttl_ns;
+            match rule.state {
+                RuleState::Refused => changed |= self.apply(&mut rule, publisher),
+                RuleState::Active => {
+                    if let RuleMatch::Block { source } = &rule.matches {
+                        if let Ok(p) = source.parse::<Prefix>() {
+                            self.republish(p, Some(&rule), publisher);
+                        }
+                    }
+                    self.persist(&rule);
+                }
+                _ => {
+                    self.persist(&rule);
+                }
+            }
+            self.rules.insert(id, rule);
+        }
+        changed
+    }
+
+    /// The rules an incident calls for besides its attackers' blocks: the
+    /// reflector ports of an amplification, and for a spoofed flood without a
+    /// narrow signature yet, a class-wide limit (known sources pass it). Applied
+    /// or staged; returns the new rules.
     pub fn on_incident(
         &mut self,
         incident: &Incident,
         now_ns: u64,
         publisher: &mut TablePublisher,
     ) -> Vec<Rule> {
-        let destination = match incident.target {
-            Target::Host(_) => Prefix::host(crate::detect::mapped_to_ip(match incident.target {
-                Target::Host(k) => k,
-                Target::Prefix(_) => 0,
-            }))
-            .to_string(),
-            Target::Prefix(p) => p.to_string(),
-        };
+        let destination = target_prefix(&incident.target).to_string();
         let limit = incident.limit_pps.max(1.0).min(f64::from(u32::MAX)) as u32;
         let mut wanted: Vec<(RuleMatch, String)> = Vec::new();
-        if !incident.spoofing_likely {
-            for ip in incident.attackers.keys() {
-                wanted.push((
-                    RuleMatch::Block { source: ip.clone() },
-                    format!(
-                        "attacker of {} ({})",
-                        incident.id,
-                        incident.attack_type.name()
-                    ),
-                ));
-            }
-        }
         for vector in incident.vectors.keys() {
             let reason = format!("{} toward {destination} ({})", vector.name(), incident.id);
             let sig = |protocol: u8,
@@ -315,6 +706,7 @@ impl Mitigator {
                 dst_port: None,
                 tcp_flags: tcp_flags.map(str::to_owned),
                 non_first_fragments: frags,
+                ip_length: None,
                 rate_limit_pps: rate,
             };
             let m = match vector {
@@ -327,16 +719,19 @@ impl Mitigator {
                     }
                     continue;
                 }
-                // With real attackers blocked one by one, a class-wide limit
-                // would also hit legitimate users: only spoofed floods get one.
-                _ if !incident.spoofing_likely && !incident.attackers.is_empty() => continue,
+                // Real sources are blocked one by one; a class-wide limit would
+                // also hit legitimate users.
+                _ if !incident.spoofing_likely => continue,
+                // An active narrow signature already answers this vector.
+                v if self
+                    .derived
+                    .get(&(incident.id.clone(), *v))
+                    .and_then(|id| self.rules.get(id))
+                    .is_some_and(|r| r.state == RuleState::Active) =>
+                {
+                    continue
+                }
                 AttackType::UdpFlood => sig(17, None, None, false, Some(limit)),
-                // Many real sources, none heavy (a botnet): each gets a SYN budget no
-                // legitimate client needs, instead of a limit on everyone's SYNs.
-                AttackType::SynFlood if !incident.spoofing_likely => RuleMatch::SourceLimit {
-                    class: "tcp_syn".into(),
-                    pps: SYN_PER_SOURCE_PPS,
-                },
                 AttackType::SynFlood => sig(6, None, Some("S/SA"), false, Some(limit)),
                 AttackType::SynAckFlood => sig(6, None, Some("SA/SA"), false, Some(limit)),
                 AttackType::AckFlood => sig(6, None, Some("A/SAR"), false, Some(limit)),
@@ -348,36 +743,34 @@ impl Mitigator {
             };
             wanted.push((m, reason));
         }
+        let _ = SYN_PER_SOURCE_PPS;
 
-        // A class-wide limit or a per-source limit the incident no longer calls for
-        // (its spoofing judgement changed) comes out; blocks stay until the end.
+        // A class-wide limit the incident no longer calls for (its spoofing
+        // judgement changed) comes out; blocks and derived signatures stay.
         let mut signatures_changed = false;
+        let mut superseded = Vec::new();
         for rule in self
             .rules
             .values_mut()
             .filter(|r| r.incident_id == incident.id)
         {
-            let class_wide = !matches!(rule.matches, RuleMatch::Block { .. });
+            let class_wide = matches!(
+                rule.matches,
+                RuleMatch::Signature {
+                    rate_limit_pps: Some(_),
+                    ..
+                } | RuleMatch::SourceLimit { .. }
+            );
             if class_wide
                 && matches!(rule.state, RuleState::Active | RuleState::Staged)
                 && !wanted.iter().any(|(m, _)| *m == rule.matches)
             {
                 signatures_changed |= rule.state == RuleState::Active;
                 rule.state = RuleState::Removed;
-                rule.note = Some("superseded: the incident's spoofing judgement changed".into());
+                rule.note = Some("superseded: the incident no longer calls for it".into());
+                superseded.push(rule.clone());
             }
         }
-        let superseded: Vec<Rule> = self
-            .rules
-            .values()
-            .filter(|r| {
-                r.incident_id == incident.id
-                    && r.note
-                        .as_deref()
-                        .is_some_and(|n| n.starts_with("superseded"))
-            })
-            .cloned()
-            .collect();
         for r in &superseded {
             self.persist(r);
         }
@@ -401,6 +794,7 @@ impl Mitigator {
                 created_at_ns: now_ns,
                 expires_at_ns: now_ns + self.config.rule_ttl_s * 1_000_000_000,
                 note: None,
+                collateral: None,
             };
             if self.live() >= self.config.max_rules {
                 rule.state = RuleState::Refused;
@@ -427,10 +821,112 @@ impl Mitigator {
         new_rules
     }
 
+    /// Why a block of `prefix` may not be made: allowlisted, or a protected
+    /// network (unless configured).
+    fn block_refusal(&self, prefix: &Prefix, publisher: &TablePublisher) -> Option<String> {
+        if let Err(e) = publisher.check_block(prefix) {
+            return Some(e.to_string());
+        }
+        // Wider than an allowlisted prefix: it would block it too.
+        if let Some(a) = publisher.allowlist().iter().find(|a| prefix.overlaps(a)) {
+            return Some(format!(
+                "{prefix} covers the allowlisted {a}: allowlisted addresses are never blocked"
+            ));
+        }
+        if !self.config.block_protected_sources {
+            if let Some(p) = self.config.protected.iter().find(|p| prefix.overlaps(p)) {
+                return Some(format!(
+                    "{prefix} is in the protected network {p}: protected hosts are not blocked as sources (mitigation.block_protected_sources)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Take `rule` as an owner of `prefix` in the tables.
+    fn hold(&mut self, prefix: Prefix, rule: &Rule, publisher: &mut TablePublisher) -> Result<(), String> {
+        if let Some(why) = self.block_refusal(&prefix, publisher) {
+            return Err(why);
+        }
+        let owners = self.owners.entry(prefix).or_default();
+        if !owners.contains(&rule.id) {
+            owners.push(rule.id);
+        }
+        self.republish(prefix, Some(rule), publisher);
+        Ok(())
+    }
+
+    /// Put `prefix` in the tables as its live owners want it: the configuration's
+    /// entry stays as it is; otherwise the first owner's id and the latest expiry.
+    /// With no owner left it comes out. `extra` is an owner not in `rules` yet.
+    fn republish(&mut self, prefix: Prefix, extra: Option<&Rule>, publisher: &mut TablePublisher) {
+        let current = publisher.blocked().get(&prefix).copied();
+        if current.is_some_and(|c| c.rule_id == STATIC_BLOCK) {
+            return;
+        }
+        let owners: Vec<&Rule> = self
+            .owners
+            .get(&prefix)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| match extra {
+                Some(r) if r.id == *id => Some(r),
+                _ => self.rules.get(id),
+            })
+            .collect();
+        match owners.first() {
+            None => {
+                self.owners.remove(&prefix);
+                if current.is_some() {
+                    let _ = publisher.unblock(prefix);
+                }
+            }
+            Some(first) => {
+                let expires = owners.iter().map(|r| r.expires_at_ns).max().unwrap_or(0);
+                let rule_id = current
+                    .filter(|c| owners.iter().any(|r| r.id == c.rule_id))
+                    .map_or(first.id, |c| c.rule_id);
+                if current.is_none_or(|c| c.rule_id != rule_id || c.expires_at_ns != expires) {
+                    if let Err(e) = publisher.block(prefix, rule_id, expires) {
+                        self.refusals.push(format!("{prefix}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
     /// Make a rule active: recorded first, then into the tables; a refusal (the
     /// allowlist, a full table) leaves it refused with a note, recorded too.
     /// Returns whether the signature set needs publishing.
     fn apply(&mut self, rule: &mut Rule, publisher: &mut TablePublisher) -> bool {
+        // Checked before anything is recorded as active.
+        let refusal = match &rule.matches {
+            RuleMatch::Block { source } => match source.parse::<Prefix>() {
+                Ok(p) => self.block_refusal(&p, publisher),
+                Err(e) => Some(e.to_string()),
+            },
+            RuleMatch::Signature { .. } => {
+                let active = self
+                    .rules
+                    .values()
+                    .filter(|r| r.state == RuleState::Active && r.id != rule.id)
+                    .filter(|r| matches!(r.matches, RuleMatch::Signature { .. }))
+                    .count();
+                (self.static_signatures.len() + active >= MAX_SIGNATURES).then(|| {
+                    format!(
+                        "no room: the classifier holds {MAX_SIGNATURES} signatures and all are in use; retried when one ends"
+                    )
+                })
+            }
+            RuleMatch::SourceLimit { .. } => None,
+        };
+        if let Some(why) = refusal {
+            rule.state = RuleState::Refused;
+            rule.note = Some(why.clone());
+            self.refusals.push(format!("rule {}: {why}", rule.id));
+            self.persist(rule);
+            return false;
+        }
         rule.state = RuleState::Active;
         rule.note = None;
         if !self.persist(rule) {
@@ -439,27 +935,26 @@ impl Mitigator {
             return false;
         }
         match &rule.matches {
-            RuleMatch::Block { source } => match source
-                .parse::<Prefix>()
-                .map(|p| publisher.block(p, rule.id, rule.expires_at_ns))
-            {
-                Ok(Ok(_)) => false,
-                Ok(Err(e)) | Err(e) => {
+            RuleMatch::Block { source } => {
+                let held = source
+                    .parse::<Prefix>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| self.hold(p, rule, publisher));
+                if let Err(e) = held {
                     rule.state = RuleState::Refused;
-                    rule.note = Some(e.to_string());
+                    rule.note = Some(e.clone());
                     self.refusals.push(format!("rule {}: {e}", rule.id));
                     self.persist(rule);
-                    false
                 }
-            },
+                false
+            }
             RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => true,
         }
     }
 
-    /// A rule an operator adds by hand: checked against the allowlist and the caps
-    /// like automatic ones, recorded, then applied at once. A refusal changes nothing.
-    /// Add a rule for `origin` (`manual`, or an integration's), same checks as
-    /// automatic mitigation.
+    /// A rule an operator (or an integration, `origin`) adds: checked against
+    /// the allowlist, the protected networks and the caps like automatic ones,
+    /// recorded, then applied at once. A refusal changes nothing.
     pub fn add_manual(
         &mut self,
         origin: &str,
@@ -480,11 +975,21 @@ impl Mitigator {
                 let prefix = source
                     .parse::<Prefix>()
                     .map_err(|e| RuleError::Invalid(e.to_string()))?;
-                publisher
-                    .check_block(&prefix)
-                    .map_err(|e| RuleError::Refused(e.to_string()))?;
+                if origin != MANUAL {
+                    let (v4, v6) = self.config.min_pulled_prefix;
+                    let min = if prefix.addr().is_ipv4() { v4 } else { v6 };
+                    if prefix.len() < min {
+                        return Err(RuleError::Refused(format!(
+                            "{prefix} is wider than /{min}, the shortest prefix a pulled ban may block (mitigation.min_pulled_prefix_v4/_v6)"
+                        )));
+                    }
+                }
+                if let Some(why) = self.block_refusal(&prefix, publisher) {
+                    return Err(RuleError::Refused(why));
+                }
                 if let Some(other) = self.rules.values().find(|r| {
                     r.state == RuleState::Active
+                        && r.incident_id == origin
                         && matches!(&r.matches, RuleMatch::Block { source: s } if s.parse::<Prefix>().ok() == Some(prefix))
                 }) {
                     return Err(RuleError::Conflict(format!(
@@ -503,6 +1008,7 @@ impl Mitigator {
                     created_at_ns: now_ns,
                     expires_at_ns: now_ns,
                     note: None,
+                    collateral: None,
                 };
                 let active = self.rules.values().filter(|r| {
                     r.state == RuleState::Active && matches!(r.matches, RuleMatch::Signature { .. })
@@ -534,6 +1040,7 @@ impl Mitigator {
             created_at_ns: now_ns,
             expires_at_ns: now_ns.saturating_add(ttl_s.saturating_mul(1_000_000_000)),
             note: None,
+            collateral: None,
         };
         let signatures = self.apply(&mut rule, publisher);
         self.rules.insert(id, rule.clone());
@@ -606,6 +1113,9 @@ impl Mitigator {
 
     /// Rules of a resolved incident come out of the tables (unless configured to stay).
     pub fn on_resolved(&mut self, incident_id: &str, publisher: &mut TablePublisher) -> Vec<Rule> {
+        self.attack_samples.remove(incident_id);
+        self.incident_blocks.remove(incident_id);
+        self.derived.retain(|(id, _), _| id != incident_id);
         if self.config.keep_after_resolve {
             return Vec::new();
         }
@@ -616,9 +1126,19 @@ impl Mitigator {
         )
     }
 
-    /// Expire rules past their time.
-    pub fn expire(&mut self, now_ns: u64, publisher: &mut TablePublisher) -> Vec<Rule> {
-        self.end_rules(|r| r.expires_at_ns <= now_ns, RuleState::Expired, publisher)
+    /// Expire rules past their time; rules of open incidents (`open`) are
+    /// renewed instead, never expired.
+    pub fn expire(
+        &mut self,
+        now_ns: u64,
+        open: &HashSet<String>,
+        publisher: &mut TablePublisher,
+    ) -> Vec<Rule> {
+        self.end_rules(
+            |r| r.expires_at_ns <= now_ns && !open.contains(&r.incident_id),
+            RuleState::Expired,
+            publisher,
+        )
     }
 
     /// Take the live rules `which` selects out of the tables and record them in
@@ -631,6 +1151,7 @@ impl Mitigator {
     ) -> Vec<Rule> {
         let mut changed = Vec::new();
         let mut signatures_changed = false;
+        let mut released = Vec::new();
         for rule in self.rules.values_mut() {
             if !matches!(rule.state, RuleState::Active | RuleState::Staged) || !which(rule) {
                 continue;
@@ -639,7 +1160,7 @@ impl Mitigator {
                 match &rule.matches {
                     RuleMatch::Block { source } => {
                         if let Ok(p) = source.parse::<Prefix>() {
-                            let _ = publisher.unblock(p);
+                            released.push((p, rule.id));
                         }
                     }
                     RuleMatch::Signature { .. } | RuleMatch::SourceLimit { .. } => {
@@ -650,8 +1171,27 @@ impl Mitigator {
             rule.state = state;
             changed.push(rule.clone());
         }
+        for (p, id) in released {
+            if let Some(owners) = self.owners.get_mut(&p) {
+                owners.retain(|o| *o != id);
+            }
+            self.republish(p, None, publisher);
+        }
         for r in &changed {
             self.persist(r);
+            self.ended.push_back(r.id);
+        }
+        // Bounded: the oldest ended rules leave memory (the store keeps them).
+        while self.ended.len() > ENDED_KEPT {
+            if let Some(id) = self.ended.pop_front() {
+                if self
+                    .rules
+                    .get(&id)
+                    .is_some_and(|r| !matches!(r.state, RuleState::Active | RuleState::Staged))
+                {
+                    self.rules.remove(&id);
+                }
+            }
         }
         if signatures_changed {
             self.publish_signatures(publisher);
@@ -672,6 +1212,7 @@ impl Mitigator {
                     .filter(|r| r.state == RuleState::Active)
                     .filter_map(Rule::signature),
             )
+            .take(MAX_SIGNATURES)
             .collect();
         if let Err(e) = publisher.set_signatures(rules) {
             self.refusals.push(format!("signature set refused: {e}"));
@@ -692,6 +1233,24 @@ impl Mitigator {
                 });
         publisher.set_source_limit(limit.or(self.static_source_limit));
     }
+
+    /// Known sources and attack samples, for metrics.
+    pub fn known_sources(&self) -> usize {
+        self.known.len()
+    }
+}
+
+/// `FLAGS/MASK` text of a (mask, value) pair.
+pub fn tcp_flags_text(mask: u8, value: u8) -> String {
+    let letters = |bits: u8| -> String {
+        TCP_FLAG_LETTERS
+            .iter()
+            .filter(|(_, b)| bits & b != 0)
+            .map(|(l, _)| *l)
+            .collect()
+    };
+    let v = letters(value);
+    format!("{}/{}", if v.is_empty() { "".into() } else { v }, letters(mask))
 }
 
 /// TCP flag letters, in the order of their bits.
@@ -729,6 +1288,9 @@ pub fn parse_tcp_flags(s: &str) -> Option<(u8, u8)> {
     };
     (value & !mask == 0).then_some((mask, value))
 }
+
+#[cfg(test)]
+mod tests;
 
 fn reflector_attack(r: Reflector) -> AttackType {
     AttackType::of_class(levee_dataplane::wire::TrafficClass::Reflected(r))

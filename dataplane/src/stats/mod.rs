@@ -7,8 +7,10 @@
 //! A [`WindowReport`] is allocated once, up front, and recycled: the worker fills
 //! it, sends it, and takes an emptied one back, so counting never allocates.
 
+mod sources;
 mod topk;
 
+pub use sources::SourceAccounting;
 pub use topk::{HeavyHitter, SpaceSaving, ADMIT_ONE_IN};
 
 use crate::tables::{Decision, ExactTable};
@@ -29,6 +31,12 @@ pub struct ReportCapacities {
     pub top_sources: usize,
     /// Sampled packets kept per window.
     pub samples: usize,
+    /// Sources over their limit reported per window.
+    pub over_limit: usize,
+    /// Sampled (protected host, peer) pairs per window.
+    pub peers: usize,
+    /// Sampled shapes of inbound packets to protected hosts per window.
+    pub shapes: usize,
 }
 
 impl Default for ReportCapacities {
@@ -38,6 +46,9 @@ impl Default for ReportCapacities {
             rules: 1024,
             top_sources: 64,
             samples: 256,
+            over_limit: 4096,
+            peers: 512,
+            shapes: 1024,
         }
     }
 }
@@ -211,6 +222,51 @@ pub struct RuleDrops {
     pub bytes: u64,
 }
 
+/// A source that went over its per-source limit toward a watched target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverLimit {
+    pub target: crate::tables::Prefix,
+    /// IPv4-mapped key.
+    pub src: u128,
+    /// Its packets this second so far, in this worker.
+    pub packets: u32,
+    /// Whether the target knew the source from peacetime.
+    pub known: bool,
+}
+
+/// What a signature can match of an inbound packet to a protected host, with
+/// its source and destination (IPv4-mapped keys): sampled for the control
+/// plane's peacetime profile and attack signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketShape {
+    pub src: u128,
+    pub dst: u128,
+    pub class: TrafficClass,
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub ip_len: u16,
+    pub tcp_flags: u8,
+    pub non_first_fragment: bool,
+}
+
+impl PacketShape {
+    #[inline]
+    pub fn of(m: &PacketMeta) -> PacketShape {
+        PacketShape {
+            src: u128::from_be_bytes(m.src),
+            dst: u128::from_be_bytes(m.dst),
+            class: m.class,
+            protocol: m.protocol,
+            src_port: m.src_port,
+            dst_port: m.dst_port,
+            ip_len: m.ip_len,
+            tcp_flags: m.tcp_flags,
+            non_first_fragment: m.fragment == crate::wire::Fragment::NonFirst,
+        }
+    }
+}
+
 /// The head of a sampled packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
@@ -241,6 +297,14 @@ pub struct WindowReport {
     /// Each sketch update counts this many packets (1-in-N sampling of updates).
     pub top_sources_weight: u64,
     pub samples: Vec<Sample>,
+    /// Sources that went over their limit toward a target under attack.
+    pub over_limit: Vec<OverLimit>,
+    /// Over-limit sources that found no room in `over_limit`.
+    pub over_limit_overflow: u64,
+    /// Sampled peers the protected hosts sent to: (host, peer), IPv4-mapped keys.
+    pub peers: Vec<(u128, u128)>,
+    /// Sampled shapes of inbound packets to protected hosts.
+    pub shapes: Vec<PacketShape>,
     /// TSC cycles per non-empty burst.
     pub burst_cycles: hdrhistogram::Histogram<u64>,
     /// Reports this worker could not deliver before this one (channel full or
@@ -266,6 +330,10 @@ impl WindowReport {
                 .collect(),
             top_sources_weight: 1,
             samples: Vec::with_capacity(capacities.samples),
+            over_limit: Vec::with_capacity(capacities.over_limit),
+            over_limit_overflow: 0,
+            peers: Vec::with_capacity(capacities.peers),
+            shapes: Vec::with_capacity(capacities.shapes),
             // 1 cycle to 2^40 cycles at 2 significant digits: fixed size, and
             // recording never allocates.
             burst_cycles: hdrhistogram::Histogram::new_with_bounds(1, 1 << 40, 2)
@@ -285,6 +353,10 @@ impl WindowReport {
             s.clear();
         }
         self.samples.clear();
+        self.over_limit.clear();
+        self.over_limit_overflow = 0;
+        self.peers.clear();
+        self.shapes.clear();
         self.burst_cycles.reset();
     }
 
@@ -383,6 +455,32 @@ impl WindowReport {
         let src = u128::from_be_bytes(m.src);
         let h = ((src as u64) ^ ((src >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
         stats.source_bits[(h >> 6) as usize] |= 1 << (h & 63);
+    }
+
+    /// Report a source over its limit, if there is room this window.
+    #[inline(never)]
+    pub fn over_limit(&mut self, o: OverLimit) {
+        if self.over_limit.len() < self.over_limit.capacity() {
+            self.over_limit.push(o);
+        } else {
+            self.over_limit_overflow += 1;
+        }
+    }
+
+    /// Remember a peer a protected host sent to, if there is room this window.
+    #[inline]
+    pub fn peer(&mut self, host: u128, peer: u128) {
+        if self.peers.len() < self.peers.capacity() {
+            self.peers.push((host, peer));
+        }
+    }
+
+    /// Keep the shape of a packet to a protected host, if there is room.
+    #[inline]
+    pub fn shape(&mut self, m: &PacketMeta) {
+        if self.shapes.len() < self.shapes.capacity() {
+            self.shapes.push(PacketShape::of(m));
+        }
     }
 
     /// Keep the head of a packet, if there is room this window.

@@ -37,6 +37,7 @@ mod prefix;
 mod publish;
 mod ratelimit;
 mod signature;
+mod watch;
 
 pub use exact::{ExactTable, SlotRef, TableKey, BULK_MAX};
 pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
@@ -44,6 +45,7 @@ pub use prefix::{Addr, Prefix, PrefixTable};
 pub use publish::{TableMailbox, TablePublisher};
 pub use ratelimit::{SourceLimit, SourceRateLimiter, TokenBucket};
 pub use signature::{FragmentMatch, SignatureAction, SignatureRule, SignatureSet, MAX_SIGNATURES};
+pub use watch::{mapped_key, WatchSet, WatchedTarget, MAX_WATCHED};
 
 use std::sync::Arc;
 
@@ -126,6 +128,8 @@ pub enum TableCommand {
     /// Replace the whole signature set (compiled by the control plane).
     Signatures(Arc<SignatureSet>),
     SourceLimit(Option<SourceLimit>),
+    /// Replace the targets under attack (per-source accounting, known sources).
+    Watch(Arc<WatchSet>),
 }
 
 /// What the tables say about one packet.
@@ -181,6 +185,9 @@ pub struct RuleTables {
     /// Whether a signature rate-limits TCP SYNs (a spoofed SYN flood's answer):
     /// the pipeline then follows handshakes to let verified clients through.
     syn_rate_limited: bool,
+    /// Targets under attack: their traffic is accounted per source, and their
+    /// known sources pass signatures and rate limits.
+    watch: Arc<WatchSet>,
     /// Commands refused because a table was full (the publisher checks first, so
     /// this stays 0 unless capacities disagree).
     pub refused: u64,
@@ -198,6 +205,7 @@ impl RuleTables {
             workers: workers.max(1),
             source_limiter: SourceRateLimiter::new(capacities.source_limiter_slots),
             syn_rate_limited: false,
+            watch: Arc::new(WatchSet::default()),
             refused: 0,
         }
     }
@@ -267,6 +275,11 @@ impl RuleTables {
                     ..l
                 });
                 self.source_limiter.set_limit(share);
+                Ok(())
+            }
+            // As with signatures, the publisher holds the set: no freeing here.
+            TableCommand::Watch(set) => {
+                self.watch = set;
                 Ok(())
             }
         };
@@ -417,6 +430,18 @@ impl RuleTables {
 
     pub fn signatures(&self) -> &SignatureSet {
         &self.signatures
+    }
+
+    /// The targets under attack.
+    #[inline(always)]
+    pub fn watch(&self) -> &WatchSet {
+        &self.watch
+    }
+
+    /// Workers sharing the rate limits (each takes its share).
+    #[inline(always)]
+    pub fn workers(&self) -> u32 {
+        self.workers
     }
 
     /// Whether a signature rule rate-limits TCP SYNs.

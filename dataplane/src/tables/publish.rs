@@ -10,7 +10,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use super::{
     Prefix, RuleTables, SignatureRule, SignatureSet, SourceLimit, TableCapacities, TableCommand,
-    TableError,
+    TableError, WatchSet,
 };
 
 /// A worker's end: applies pending commands to its tables between bursts.
@@ -64,6 +64,8 @@ pub struct TablePublisher {
     signatures: Arc<SignatureSet>,
     /// Signature sets workers may still hold; freed here once they let go.
     retired: Vec<Arc<SignatureSet>>,
+    watch: Arc<WatchSet>,
+    retired_watch: Vec<Arc<WatchSet>>,
     /// Blocked entries by (host?, IPv4?), kept so capacity checks cost nothing.
     blocked_counts: [[usize; 2]; 2],
     /// Changes refused because a table was full.
@@ -97,6 +99,8 @@ impl TablePublisher {
             blocked: BTreeMap::new(),
             signatures: Arc::new(SignatureSet::default()),
             retired: Vec::new(),
+            watch: Arc::new(WatchSet::default()),
+            retired_watch: Vec::new(),
             blocked_counts: [[0; 2]; 2],
             refused_full: 0,
         };
@@ -130,6 +134,7 @@ impl TablePublisher {
             }
         }
         self.retired.retain(|s| Arc::strong_count(s) > 1);
+        self.retired_watch.retain(|s| Arc::strong_count(s) > 1);
         self.backlog.iter().map(VecDeque::len).sum()
     }
 
@@ -251,6 +256,27 @@ impl TablePublisher {
         let old = std::mem::replace(&mut self.signatures, Arc::clone(&set));
         self.retired.push(old);
         Ok(self.send(TableCommand::Signatures(set)))
+    }
+
+    /// Replace the targets under attack (unchanged sets are not sent again).
+    pub fn set_watch(&mut self, set: WatchSet) -> Option<u64> {
+        if *self.watch == set {
+            return None;
+        }
+        let set = Arc::new(set);
+        let old = std::mem::replace(&mut self.watch, Arc::clone(&set));
+        self.retired_watch.push(old);
+        Some(self.send(TableCommand::Watch(set)))
+    }
+
+    pub fn watch(&self) -> &WatchSet {
+        &self.watch
+    }
+
+    /// The number of the latest change: once every worker has applied it
+    /// ([`TablePublisher::visible_everywhere`]), everything published so far is live.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
     }
 
     pub fn set_source_limit(&mut self, limit: Option<SourceLimit>) -> u64 {

@@ -1,0 +1,159 @@
+//! Targets under attack, as the workers see them: which traffic of theirs is
+//! accounted per source, the per-source limits, and the sources the target
+//! exchanged traffic with in peacetime ("known sources"), which pass signatures
+//! and rate limits.
+//!
+//! A [`WatchSet`] is built by the control plane (where it may allocate) and
+//! handed to every worker whole, like the signature set; a worker only reads it.
+
+use std::net::IpAddr;
+
+use super::Prefix;
+use crate::wire::TrafficClass;
+
+/// Targets watched at once; an incident beyond this is not accounted per source.
+pub const MAX_WATCHED: usize = 64;
+
+/// One target under attack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedTarget {
+    /// The host (/32, /128) or prefix (carpet bombing) attacked.
+    pub target: Prefix,
+    /// Traffic classes of the attack (bit = class index): only these are counted.
+    pub classes: u64,
+    /// Packets per second a source not known to the target may send it in
+    /// those classes before it is reported.
+    pub limit_pps: u32,
+    /// The same for a known source.
+    pub known_limit_pps: u32,
+    /// Known sources (IPv4-mapped keys), sorted.
+    known: Box<[u128]>,
+    /// The target as a range of IPv4-mapped keys.
+    lo: u128,
+    hi: u128,
+}
+
+/// An IPv4-mapped key of an address.
+pub fn mapped_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from_be_bytes(a.to_ipv6_mapped().octets()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+impl WatchedTarget {
+    pub fn new(
+        target: Prefix,
+        classes: impl IntoIterator<Item = TrafficClass>,
+        limit_pps: u32,
+        known_limit_pps: u32,
+        mut known: Vec<u128>,
+    ) -> Self {
+        known.sort_unstable();
+        known.dedup();
+        let (lo, hi) = target.range_u128();
+        let (lo, hi) = if target.addr().is_ipv4() {
+            let mapped = 0xffffu128 << 32;
+            (mapped | lo, mapped | hi)
+        } else {
+            (lo, hi)
+        };
+        WatchedTarget {
+            target,
+            classes: classes
+                .into_iter()
+                .fold(0, |m, c| m | 1u64 << (c.index() as u64 & 63)),
+            limit_pps: limit_pps.max(1),
+            known_limit_pps: known_limit_pps.max(limit_pps).max(1),
+            known: known.into_boxed_slice(),
+            lo,
+            hi,
+        }
+    }
+
+    #[inline(always)]
+    pub fn covers(&self, dst_key: u128) -> bool {
+        (self.lo..=self.hi).contains(&dst_key)
+    }
+
+    #[inline(always)]
+    pub fn counts(&self, class: TrafficClass) -> bool {
+        self.classes & (1u64 << (class.index() as u64 & 63)) != 0
+    }
+
+    #[inline]
+    pub fn is_known(&self, src_key: u128) -> bool {
+        self.known.binary_search(&src_key).is_ok()
+    }
+
+    pub fn known_len(&self) -> usize {
+        self.known.len()
+    }
+}
+
+/// Every watched target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchSet {
+    targets: Vec<WatchedTarget>,
+}
+
+impl WatchSet {
+    /// At most [`MAX_WATCHED`] targets: the rest are left out (the caller says so).
+    pub fn new(mut targets: Vec<WatchedTarget>) -> Self {
+        targets.truncate(MAX_WATCHED);
+        WatchSet { targets }
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The watched target a destination belongs to, and its index.
+    #[inline]
+    pub fn target_of(&self, dst_key: u128) -> Option<(usize, &WatchedTarget)> {
+        self.targets.iter().enumerate().find(|(_, t)| t.covers(dst_key))
+    }
+
+    pub fn targets(&self) -> &[WatchedTarget] {
+        &self.targets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_target_covers_its_address_and_knows_its_sources() {
+        let host: IpAddr = "10.0.0.1".parse().expect("ip");
+        let known: IpAddr = "100.64.1.2".parse().expect("ip");
+        let t = WatchedTarget::new(
+            Prefix::host(host),
+            [TrafficClass::Udp],
+            10,
+            1000,
+            vec![mapped_key(known)],
+        );
+        assert!(t.covers(mapped_key(host)));
+        assert!(!t.covers(mapped_key("10.0.0.2".parse().expect("ip"))));
+        assert!(t.is_known(mapped_key(known)));
+        assert!(!t.is_known(mapped_key("100.64.1.3".parse().expect("ip"))));
+        assert!(t.counts(TrafficClass::Udp));
+        assert!(!t.counts(TrafficClass::TcpSyn));
+        let set = WatchSet::new(vec![t]);
+        assert_eq!(set.target_of(mapped_key(host)).map(|(i, _)| i), Some(0));
+    }
+
+    #[test]
+    fn a_prefix_target_covers_the_prefix_only() {
+        let p: Prefix = "10.0.0.0/24".parse().expect("prefix");
+        let t = WatchedTarget::new(p, [TrafficClass::Udp], 10, 10, Vec::new());
+        assert!(t.covers(mapped_key("10.0.0.200".parse().expect("ip"))));
+        assert!(!t.covers(mapped_key("10.0.1.1".parse().expect("ip"))));
+        let v6: Prefix = "2001:db8::/64".parse().expect("prefix");
+        let t = WatchedTarget::new(v6, [TrafficClass::Udp], 10, 10, Vec::new());
+        assert!(t.covers(mapped_key("2001:db8::5".parse().expect("ip"))));
+        assert!(!t.covers(mapped_key("2001:db8:1::5".parse().expect("ip"))));
+    }
+}
