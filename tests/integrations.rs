@@ -879,6 +879,17 @@ fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
         "--reason",
         "allowlisted",
     ]);
+    // A ban on a quarter of the Internet is refused, not enforced.
+    lapi.cscli(&[
+        "decisions",
+        "add",
+        "--range",
+        "64.0.0.0/2",
+        "--duration",
+        "2h",
+        "--reason",
+        "too wide",
+    ]);
     let origin = format!("crowdsec:{id}");
     let rule = levee.wait_for(20, "the ban as an active rule", || {
         let (_, v) = levee.get("/api/v1/rules?state=active");
@@ -902,8 +913,15 @@ fn crowdsec_bans_are_enforced_from_the_decision_stream_and_lifted_on_delete() {
             .contains("CrowdSec ban not enforced")
             .then_some(())
     });
+    levee.wait_for(10, "the too wide ban refused", || {
+        levee
+            .log()
+            .contains("64.0.0.0/2 is wider than /16")
+            .then_some(())
+    });
     let (_, all) = levee.get("/api/v1/rules");
     assert!(!all.to_string().contains("192.0.2.9"), "{all}");
+    assert!(!all.to_string().contains("64.0.0.0/2"), "{all}");
 
     lapi.cscli(&["decisions", "delete", "--range", "100.64.0.0/16"]);
     levee.wait_for(20, "the rule removed", || {

@@ -244,6 +244,8 @@ pub struct Live {
     pub clock: levee_dataplane::worker::TscClock,
     /// Integrations and their deliveries.
     pub outbox: std::sync::Arc<crate::integrations::Outbox>,
+    /// Pulled decisions that could not be read, by rule origin.
+    pub malformed_decisions: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// Integrations that act on rules (CrowdSec's pull, the host firewall) go
@@ -298,6 +300,12 @@ impl crate::integrations::Enforcer for Live {
 
     fn inline(&self) -> bool {
         self.mode == Mode::Inline
+    }
+
+    fn malformed(&self, origin: &str, count: u64) {
+        if let Ok(mut m) = self.malformed_decisions.lock() {
+            *m.entry(origin.to_owned()).or_default() += count;
+        }
     }
 }
 

@@ -252,6 +252,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         snapshot: Default::default(),
         clock: TscClock::new(&eal),
         outbox: Arc::clone(&outbox),
+        malformed_decisions: Mutex::default(),
     });
     let enforcer: std::sync::Weak<dyn crate::integrations::Enforcer> = {
         let weak: std::sync::Weak<Live> = Arc::downgrade(&live);

@@ -306,6 +306,21 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         );
     }
 
+    m.family(
+        "levee_pulled_decisions_malformed_total",
+        "counter",
+        "Decisions pulled from elsewhere (CrowdSec) that could not be read and were left out, by rule origin.",
+    );
+    if let Ok(malformed) = live.malformed_decisions.lock() {
+        for (origin, n) in malformed.iter() {
+            m.sample(
+                "levee_pulled_decisions_malformed_total",
+                &[("origin", origin)],
+                n,
+            );
+        }
+    }
+
     let snapshot = live.snapshot();
     if let Some(p) = snapshot.history.back() {
         m.family(

@@ -405,12 +405,61 @@ struct Decision {
     scenario: String,
 }
 
+/// The stream as sent: each decision is read on its own, so one that does not
+/// parse is counted and the others are still enforced.
 #[derive(Debug, Default, Deserialize)]
+struct RawStream {
+    #[serde(default)]
+    new: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    deleted: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Default)]
 struct Stream {
-    #[serde(default)]
     new: Option<Vec<Decision>>,
-    #[serde(default)]
     deleted: Option<Vec<Decision>>,
+    /// Decisions that could not be read (shape, address or duration).
+    malformed: u64,
+}
+
+impl Stream {
+    fn parse(raw: RawStream) -> Stream {
+        let mut malformed = 0;
+        let mut read = |list: Option<Vec<serde_json::Value>>, need_duration: bool| {
+            list.map(|l| {
+                l.into_iter()
+                    .filter_map(|v| match serde_json::from_value::<Decision>(v) {
+                        Ok(d)
+                            if normalise(&d.value).is_some()
+                                && (!need_duration || go_duration_seconds(&d.duration).is_some()) =>
+                        {
+                            Some(d)
+                        }
+                        // Other kinds and scopes are not ours to judge.
+                        Ok(d) if !wanted(&d) => Some(d),
+                        _ => {
+                            malformed += 1;
+                            None
+                        }
+                    })
+                    .collect()
+            })
+        };
+        let new = read(raw.new, true);
+        let deleted = read(raw.deleted, false);
+        Stream {
+            new,
+            deleted,
+            malformed,
+        }
+    }
+}
+
+/// Bans of an address or a range: what levee enforces.
+fn wanted(d: &Decision) -> bool {
+    d.kind.eq_ignore_ascii_case("ban")
+        && (d.scope.eq_ignore_ascii_case("ip") || d.scope.eq_ignore_ascii_case("range"))
 }
 
 /// The rule origin of a pull integration's rules.
@@ -449,9 +498,11 @@ pub async fn pull(
             .send()
             .await;
         let stream = match result {
-            Ok(resp) if resp.status().is_success() => {
-                resp.json::<Stream>().await.map_err(|e| super::describe(&e))
-            }
+            Ok(resp) if resp.status().is_success() => resp
+                .json::<RawStream>()
+                .await
+                .map(Stream::parse)
+                .map_err(|e| super::describe(&e)),
             Ok(resp) => Err(format!(
                 "HTTP {}: {}",
                 resp.status(),
@@ -494,10 +545,14 @@ fn apply(
     stream: Stream,
     startup: bool,
 ) {
-    let wanted = |d: &Decision| {
-        d.kind.eq_ignore_ascii_case("ban")
-            && (d.scope.eq_ignore_ascii_case("ip") || d.scope.eq_ignore_ascii_case("range"))
-    };
+    if stream.malformed > 0 {
+        tracing::warn!(
+            origin,
+            count = stream.malformed,
+            "CrowdSec decisions that could not be read were left out"
+        );
+        enforcer.malformed(origin, stream.malformed);
+    }
     if startup {
         bans.clear();
     }
@@ -577,5 +632,59 @@ mod tests {
         assert_eq!(scenario("NTP Amplification"), "levee/ntp-amplification");
         assert_eq!(scenario("Multi-vector"), "levee/multi-vector");
         assert_eq!(scenario("SYN Flood"), "levee/syn-flood");
+    }
+
+    /// Records what the pull asks of the mitigator.
+    #[derive(Default)]
+    struct Recorder {
+        blocked: std::sync::Mutex<Vec<String>>,
+        malformed: std::sync::Mutex<u64>,
+    }
+
+    impl crate::integrations::Enforcer for Recorder {
+        fn block(&self, _: &str, source: &str, _: u64, _: String) -> Result<u32, String> {
+            let mut b = self.blocked.lock().map_err(|e| e.to_string())?;
+            b.push(source.into());
+            Ok(b.len() as u32)
+        }
+        fn unblock(&self, _: u32) -> Result<(), String> {
+            Ok(())
+        }
+        fn rules_from(&self, _: &str) -> Vec<(u32, String)> {
+            Vec::new()
+        }
+        fn export(&self, _: crate::mitigate::export::ExportFormat) -> String {
+            String::new()
+        }
+        fn inline(&self) -> bool {
+            true
+        }
+        fn malformed(&self, _: &str, count: u64) {
+            if let Ok(mut m) = self.malformed.lock() {
+                *m += count;
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_decision_is_counted_and_the_others_enforced() {
+        let body = r#"{"new": [
+            {"id": 1, "type": "ban", "scope": "Ip", "value": "203.0.113.7", "duration": "3h59m"},
+            {"id": 2, "type": "ban", "scope": "Ip", "value": "not an address", "duration": "4h"},
+            {"id": 3, "type": "ban", "scope": "Range", "value": "198.51.100.0/24"},
+            {"id": "four", "type": "ban"},
+            {"id": 5, "type": "captcha", "scope": "Ip", "value": "192.0.2.1", "duration": "4h"},
+            {"id": 6, "type": "ban", "scope": "Range", "value": "203.0.114.0/24", "duration": "1h"}
+        ], "deleted": null}"#;
+        let raw: RawStream = serde_json::from_str(body).expect("the stream's shape");
+        let stream = Stream::parse(raw);
+        assert_eq!(stream.malformed, 3);
+        let recorder = Recorder::default();
+        let mut bans = HashMap::new();
+        apply(&recorder, "crowdsec:int_x", &mut bans, stream, true);
+        let mut blocked = recorder.blocked.lock().expect("lock").clone();
+        blocked.sort();
+        assert_eq!(blocked, ["203.0.113.7/32", "203.0.114.0/24"]);
+        assert_eq!(*recorder.malformed.lock().expect("lock"), 3);
     }
 }

@@ -412,6 +412,8 @@ pub trait Enforcer: Send + Sync {
     /// The active rules as firewall text.
     fn export(&self, format: ExportFormat) -> String;
     fn inline(&self) -> bool;
+    /// Count decisions an origin pulled that could not be read (for /metrics).
+    fn malformed(&self, origin: &str, count: u64);
 }
 
 /// `prefix` and `bytes` random bytes in hex (ids, generated secrets).
