@@ -253,7 +253,8 @@ pub struct Live {
 impl crate::integrations::Enforcer for Live {
     fn block(&self, origin: &str, source: &str, ttl_s: u64, reason: String) -> Result<u32, String> {
         let now = self.now_ns();
-        self.control()
+        let rule = self
+            .control()
             .add_rule(
                 origin,
                 RuleMatch::Block {
@@ -263,8 +264,8 @@ impl crate::integrations::Enforcer for Live {
                 reason,
                 now,
             )
-            .map(|r| r.id)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(self.settled(rule).id)
     }
 
     fn unblock(&self, rule_id: u32) -> Result<(), String> {
@@ -279,7 +280,7 @@ impl crate::integrations::Enforcer for Live {
             .control
             .mitigator
             .rules()
-            .filter(|r| r.incident_id == origin && r.state == crate::mitigate::RuleState::Active)
+            .filter(|r| r.incident_id == origin && r.state.in_force())
             .filter_map(|r| match &r.matches {
                 RuleMatch::Block { source } => Some((r.id, source.clone())),
                 _ => None,
@@ -310,6 +311,31 @@ impl crate::integrations::Enforcer for Live {
 }
 
 impl Live {
+    /// A rule once the workers have applied it: a pending rule is shown active
+    /// only when every worker acknowledged it (they drain their mailboxes
+    /// between bursts, microseconds apart). Waits at most a second, without
+    /// holding the control plane; a rule still pending then is returned so.
+    pub fn settled(&self, rule: Rule) -> Rule {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut current = rule;
+        while current.state == crate::mitigate::RuleState::Pending
+            && std::time::Instant::now() < deadline
+        {
+            {
+                let mut guard = self.control();
+                let plane = &mut *guard;
+                plane.control.mitigator.acknowledge(&mut plane.publisher);
+                if let Some(r) = plane.control.mitigator.rule(current.id) {
+                    current = r.clone();
+                }
+            }
+            if current.state == crate::mitigate::RuleState::Pending {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        current
+    }
+
     /// The control plane, even if a thread panicked while holding it (its state
     /// stays consistent per call: every change is one call).
     pub fn control(&self) -> MutexGuard<'_, ControlPlane> {

@@ -266,6 +266,7 @@ pub async fn add(
     let (matches, ttl, reason) = body.into_inner().validate(default_ttl)?;
     let now = live.now_ns();
     let rule = live.control().add_rule(MANUAL, matches, ttl, reason, now)?;
+    let rule = live.settled(rule);
     tracing::warn!(rule = rule.id, "rule added by the operator");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/rules/{}", rule.id)))
@@ -278,6 +279,7 @@ pub async fn approve(
 ) -> Result<HttpResponse, ApiError> {
     let id = rule_id(&id)?;
     let rule = live.control().approve_rule(id)?;
+    let rule = live.settled(rule);
     tracing::warn!(rule = rule.id, "staged rule approved by the operator");
     Ok(HttpResponse::Ok().json(rule_json(&rule)))
 }

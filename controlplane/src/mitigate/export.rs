@@ -145,7 +145,7 @@ pub fn export(
 ) -> String {
     let active: Vec<&Rule> = rules
         .iter()
-        .filter(|r| r.state == RuleState::Active)
+        .filter(|r| r.state.in_force())
         .collect();
     match format {
         ExportFormat::Iptables => iptables(&active, allowlist, true, generated_at),

@@ -66,6 +66,9 @@ impl Default for MitigationConfig {
 #[serde(rename_all = "lowercase")]
 pub enum RuleState {
     Staged,
+    /// Sent to the workers, not yet applied by every one of them.
+    Pending,
+    /// In every worker's tables.
     Active,
     Expired,
     Removed,
@@ -74,8 +77,9 @@ pub enum RuleState {
 }
 
 impl RuleState {
-    pub const ALL: [RuleState; 5] = [
+    pub const ALL: [RuleState; 6] = [
         RuleState::Staged,
+        RuleState::Pending,
         RuleState::Active,
         RuleState::Expired,
         RuleState::Removed,
@@ -85,6 +89,7 @@ impl RuleState {
     pub fn name(self) -> &'static str {
         match self {
             RuleState::Staged => "staged",
+            RuleState::Pending => "pending",
             RuleState::Active => "active",
             RuleState::Expired => "expired",
             RuleState::Removed => "removed",
@@ -94,6 +99,16 @@ impl RuleState {
 
     pub fn parse(s: &str) -> Option<RuleState> {
         RuleState::ALL.into_iter().find(|st| st.name() == s)
+    }
+
+    /// In the tables (or on its way there): pending or active.
+    pub fn in_force(self) -> bool {
+        matches!(self, RuleState::Pending | RuleState::Active)
+    }
+
+    /// Not ended: staged, pending or active.
+    pub fn live(self) -> bool {
+        self.in_force() || self == RuleState::Staged
     }
 }
 
@@ -217,6 +232,8 @@ pub struct Mitigator {
     ended: std::collections::VecDeque<u32>,
     /// Over-limit sources the workers could not report (full reports).
     pub over_limit_lost: u64,
+    /// Pending rules and the table change that carries them.
+    awaiting: HashMap<u32, u64>,
 }
 
 const FIRST_RULE_ID: u32 = 1000;
@@ -287,6 +304,7 @@ impl Mitigator {
             source_peak_pps: [0.0; TrafficClass::COUNT],
             ended: std::collections::VecDeque::new(),
             over_limit_lost: 0,
+            awaiting: HashMap::new(),
         }
     }
 
@@ -323,7 +341,7 @@ impl Mitigator {
                 self.persist(&rule);
                 continue;
             }
-            if rule.state == RuleState::Active {
+            if rule.state.in_force() {
                 match &rule.matches {
                     RuleMatch::Block { source } => {
                         let held = source
@@ -358,7 +376,7 @@ impl Mitigator {
         let mut incidents_blocking = HashSet::new();
         self.rules
             .values()
-            .filter(|r| matches!(r.state, RuleState::Active | RuleState::Staged))
+            .filter(|r| r.state.live())
             .filter(|r| match r.matches {
                 RuleMatch::Block { .. } if r.incident_id.starts_with("inc_") => {
                     incidents_blocking.insert(r.incident_id.as_str())
@@ -435,6 +453,7 @@ impl Mitigator {
         publisher: &mut TablePublisher,
     ) {
         let now_ns = view.end_ns;
+        self.acknowledge(publisher);
         self.over_limit_lost += view.over_limit_overflow;
         let open: Vec<Incident> = detector.active().cloned().collect();
         // Attack samples: toward an incident's target, of its vectors, not from
@@ -501,6 +520,7 @@ impl Mitigator {
             watched.truncate(MAX_WATCHED);
         }
         publisher.set_watch(WatchSet::new(watched));
+        self.stamp(publisher);
     }
 
     /// Block one attacker of an incident (owned by it). Returns false: blocks
@@ -647,7 +667,7 @@ impl Mitigator {
             .values()
             .filter(|r| {
                 open_ids.contains(r.incident_id.as_str())
-                    && (matches!(r.state, RuleState::Active | RuleState::Staged)
+                    && (r.state.live()
                         && r.expires_at_ns.saturating_sub(now_ns) < ttl_ns / 2
                         || r.state == RuleState::Refused
                             && matches!(r.matches, RuleMatch::Signature { .. })
@@ -663,7 +683,7 @@ impl Mitigator {
             rule.expires_at_ns = now_ns + ttl_ns;
             match rule.state {
                 RuleState::Refused => changed |= self.apply(&mut rule, publisher),
-                RuleState::Active => {
+                state if state.in_force() => {
                     if let RuleMatch::Block { source } = &rule.matches {
                         if let Ok(p) = source.parse::<Prefix>() {
                             self.republish(p, Some(&rule), publisher);
@@ -727,7 +747,7 @@ impl Mitigator {
                     .derived
                     .get(&(incident.id.clone(), *v))
                     .and_then(|id| self.rules.get(id))
-                    .is_some_and(|r| r.state == RuleState::Active) =>
+                    .is_some_and(|r| r.state.in_force()) =>
                 {
                     continue
                 }
@@ -762,10 +782,10 @@ impl Mitigator {
                 } | RuleMatch::SourceLimit { .. }
             );
             if class_wide
-                && matches!(rule.state, RuleState::Active | RuleState::Staged)
+                && rule.state.live()
                 && !wanted.iter().any(|(m, _)| *m == rule.matches)
             {
-                signatures_changed |= rule.state == RuleState::Active;
+                signatures_changed |= rule.state.in_force();
                 rule.state = RuleState::Removed;
                 rule.note = Some("superseded: the incident no longer calls for it".into());
                 superseded.push(rule.clone());
@@ -909,7 +929,7 @@ impl Mitigator {
                 let active = self
                     .rules
                     .values()
-                    .filter(|r| r.state == RuleState::Active && r.id != rule.id)
+                    .filter(|r| r.state.in_force() && r.id != rule.id)
                     .filter(|r| matches!(r.matches, RuleMatch::Signature { .. }))
                     .count();
                 (self.static_signatures.len() + active >= MAX_SIGNATURES).then(|| {
@@ -927,7 +947,8 @@ impl Mitigator {
             self.persist(rule);
             return false;
         }
-        rule.state = RuleState::Active;
+        // Recorded before the tables change; active once every worker has it.
+        rule.state = RuleState::Pending;
         rule.note = None;
         if !self.persist(rule) {
             rule.state = RuleState::Refused;
@@ -988,7 +1009,7 @@ impl Mitigator {
                     return Err(RuleError::Refused(why));
                 }
                 if let Some(other) = self.rules.values().find(|r| {
-                    r.state == RuleState::Active
+                    r.state.in_force()
                         && r.incident_id == origin
                         && matches!(&r.matches, RuleMatch::Block { source: s } if s.parse::<Prefix>().ok() == Some(prefix))
                 }) {
@@ -1011,7 +1032,7 @@ impl Mitigator {
                     collateral: None,
                 };
                 let active = self.rules.values().filter(|r| {
-                    r.state == RuleState::Active && matches!(r.matches, RuleMatch::Signature { .. })
+                    r.state.in_force() && matches!(r.matches, RuleMatch::Signature { .. })
                 });
                 let all: Vec<SignatureRule> = self
                     .static_signatures
@@ -1089,7 +1110,7 @@ impl Mitigator {
     /// Take a staged or active rule out (by hand).
     pub fn delete(&mut self, id: u32, publisher: &mut TablePublisher) -> Result<Rule, RuleError> {
         let rule = self.rules.get(&id).ok_or(RuleError::NotFound(id))?;
-        if !matches!(rule.state, RuleState::Active | RuleState::Staged) {
+        if !rule.state.live() {
             return Err(RuleError::Conflict(format!(
                 "rule {id} is already {}",
                 rule.state.name()
@@ -1105,10 +1126,7 @@ impl Mitigator {
     }
 
     fn live_active(&self) -> usize {
-        self.rules
-            .values()
-            .filter(|r| r.state == RuleState::Active)
-            .count()
+        self.rules.values().filter(|r| r.state.in_force()).count()
     }
 
     /// Rules of a resolved incident come out of the tables (unless configured to stay).
@@ -1153,10 +1171,10 @@ impl Mitigator {
         let mut signatures_changed = false;
         let mut released = Vec::new();
         for rule in self.rules.values_mut() {
-            if !matches!(rule.state, RuleState::Active | RuleState::Staged) || !which(rule) {
+            if !rule.state.live() || !which(rule) {
                 continue;
             }
-            if rule.state == RuleState::Active {
+            if rule.state.in_force() {
                 match &rule.matches {
                     RuleMatch::Block { source } => {
                         if let Ok(p) = source.parse::<Prefix>() {
@@ -1187,7 +1205,7 @@ impl Mitigator {
                 if self
                     .rules
                     .get(&id)
-                    .is_some_and(|r| !matches!(r.state, RuleState::Active | RuleState::Staged))
+                    .is_some_and(|r| !r.state.live())
                 {
                     self.rules.remove(&id);
                 }
@@ -1209,7 +1227,7 @@ impl Mitigator {
             .chain(
                 self.rules
                     .values()
-                    .filter(|r| r.state == RuleState::Active)
+                    .filter(|r| r.state.in_force())
                     .filter_map(Rule::signature),
             )
             .take(MAX_SIGNATURES)
@@ -1220,7 +1238,7 @@ impl Mitigator {
         let limit =
             self.rules
                 .values()
-                .filter(|r| r.state == RuleState::Active)
+                .filter(|r| r.state.in_force())
                 .find_map(|r| match &r.matches {
                     RuleMatch::SourceLimit { class, pps } => crate::config::traffic_class(class)
                         .map(|class| SourceLimit {
@@ -1232,6 +1250,44 @@ impl Mitigator {
                     _ => None,
                 });
         publisher.set_source_limit(limit.or(self.static_source_limit));
+    }
+
+    /// Note the table change that carries each newly pending rule (everything
+    /// published so far).
+    fn stamp(&mut self, publisher: &TablePublisher) {
+        let seq = publisher.last_seq();
+        for r in self.rules.values().filter(|r| r.state == RuleState::Pending) {
+            self.awaiting.entry(r.id).or_insert(seq);
+        }
+        self.awaiting
+            .retain(|id, _| self.rules.get(id).is_some_and(|r| r.state == RuleState::Pending));
+    }
+
+    /// Pending rules every worker has applied become active (recorded); returns
+    /// how many are still waiting.
+    pub fn acknowledge(&mut self, publisher: &mut TablePublisher) -> usize {
+        publisher.flush();
+        self.stamp(publisher);
+        let done: Vec<u32> = self
+            .awaiting
+            .iter()
+            .filter(|(_, seq)| publisher.visible_everywhere(**seq))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            self.awaiting.remove(&id);
+            if let Some(mut rule) = self.rules.remove(&id) {
+                rule.state = RuleState::Active;
+                self.persist(&rule);
+                self.rules.insert(id, rule);
+            }
+        }
+        self.awaiting.len()
+    }
+
+    /// A rule as it now stands.
+    pub fn rule(&self, id: u32) -> Option<&Rule> {
+        self.rules.get(&id)
     }
 
     /// Known sources and attack samples, for metrics.

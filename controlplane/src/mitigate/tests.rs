@@ -107,8 +107,14 @@ impl Engine {
         }
     }
 
-    /// One window through the engine, as the control loop runs it.
+    /// One window through the engine, as the control loop runs it (the worker
+    /// has applied what was sent before).
     fn step(&mut self, udp_pps: u32, over: &[&str]) -> Vec<crate::detect::IncidentEvent> {
+        self.worker.publisher.flush();
+        let now = self.now();
+        self.worker
+            .mailbox
+            .drain(&mut self.worker.tables, now, usize::MAX);
         let v = view(self.window, udp_pps, over);
         self.window += 1;
         let events = self.detector.observe(&v);
@@ -172,6 +178,9 @@ fn every_attacker_found_is_blocked_for_as_long_as_the_attack_lasts() {
     e.step(50_000, &names[..1000]);
     e.step(50_000, &names[1000..]);
     assert_eq!(e.blocks_of(&id).len(), 3000);
+    // Pending until the worker has them, then active.
+    assert!(e.blocks_of(&id).iter().any(|r| r.state == RuleState::Pending));
+    e.step(50_000, &[]);
     assert!(e.blocks_of(&id).iter().all(|r| r.state == RuleState::Active));
     assert!(e.worker.blocked(&bots[0]) && e.worker.blocked(&bots[2999]));
     // 45 s of attack with a 10 s TTL: the rules are renewed, never expired.
@@ -346,7 +355,7 @@ fn signatures_beyond_the_classifier_are_refused_and_retried_when_room_frees() {
     let applied = e
         .mitigator
         .rules()
-        .filter(|r| r.incident_id == "inc_test_0001" && r.state == RuleState::Active)
+        .filter(|r| r.incident_id == "inc_test_0001" && r.state.in_force())
         .count();
     assert_eq!(applied, 1);
 }
