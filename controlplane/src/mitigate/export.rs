@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use levee_dataplane::tables::Prefix;
 
-use super::{parse_tcp_flags, Rule, RuleMatch, RuleState, TCP_FLAG_LETTERS};
+use super::{parse_tcp_flags, Rule, RuleMatch, TCP_FLAG_LETTERS};
 
 /// The text formats rules export to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,6 +394,7 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mitigate::RuleState;
 
     fn rule(id: u32, matches: RuleMatch) -> Rule {
         Rule {
