@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::Mode;
 use crate::detect::IncidentEvent;
 use crate::mitigate::{Rule, RuleError, RuleMatch};
-use crate::replay::ControlLoop;
+use crate::engine::ControlLoop;
 
 /// Seconds of rate history kept for charts.
 pub const HISTORY_SECONDS: usize = 600;
@@ -365,9 +365,4 @@ pub fn direction_totals(control: &ControlPlane) -> [DirectionWindow; 2] {
     ]
 }
 
-/// Milliseconds since the epoch, from the system clock.
-pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::clock::wall_ms;

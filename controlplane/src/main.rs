@@ -4,8 +4,10 @@
 
 mod api;
 mod client;
+mod clock;
 mod config;
 mod detect;
+mod engine;
 mod forensics;
 mod integrations;
 mod live;

@@ -168,7 +168,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     // Stage 4: rule tables restored from the configuration, pipelines, and the
     // control plane's consumer of window reports.
     let now_ns = TscClock::new(&eal).now_ns();
-    let mut control = crate::replay::ControlLoop::new(config, worker_lcores.len());
+    let mut control = crate::engine::ControlLoop::new(config, worker_lcores.len());
     let store = if config.store.enabled {
         Some(
             crate::store::Store::open(&config.store.path)
@@ -246,7 +246,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         node_id,
         mode: config.mode,
         dpdk_version: version.clone(),
-        started_at_ms: crate::live::wall_ms(),
+        started_at_ms: crate::clock::wall_ms(),
         forensics_dir: config.forensics.dir.clone(),
         control: Mutex::new(ControlPlane { control, publisher }),
         snapshot: Default::default(),
@@ -639,12 +639,12 @@ impl Sampler {
             .as_ref()
             .filter(|_| seconds > 0.0)
             .map(|old| RatePoint {
-                at_ms: crate::live::wall_ms(),
+                at_ms: crate::clock::wall_ms(),
                 inbound: crate::live::DirectionRates::between(&old[0], &directions[0], seconds),
                 outbound: crate::live::DirectionRates::between(&old[1], &directions[1], seconds),
             });
         live.update_snapshot(|s| {
-            s.at_ms = crate::live::wall_ms();
+            s.at_ms = crate::clock::wall_ms();
             s.ports = ports.clone();
             s.workers = workers;
             if let Some(p) = point {

@@ -11,7 +11,7 @@ use super::ApiError;
 use crate::live::Live;
 use crate::mitigate::export::ExportFormat;
 use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, MANUAL};
-use crate::replay::rfc3339_ms;
+use crate::clock::rfc3339_ms;
 
 /// Longest TTL a manual rule may have: 30 days.
 pub const MAX_TTL_S: u64 = 30 * 24 * 3600;

@@ -33,14 +33,14 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         )
     };
     let snapshot = live.snapshot();
-    let now_ms = crate::live::wall_ms();
+    let now_ms = crate::clock::wall_ms();
     let rates = snapshot.history.back();
     Ok(HttpResponse::Ok().json(json!({
         "node_id": live.node_id,
         "version": env!("CARGO_PKG_VERSION"),
         "dpdk_version": live.dpdk_version,
         "mode": live.mode,
-        "started_at": crate::replay::rfc3339_ms(live.started_at_ms * 1_000_000),
+        "started_at": crate::clock::rfc3339_ms(live.started_at_ms * 1_000_000),
         "uptime_seconds": now_ms.saturating_sub(live.started_at_ms) / 1000,
         "ports": snapshot.ports,
         "workers": snapshot.workers,

@@ -369,7 +369,7 @@ impl Incident {
                 .collect(),
             started_at: rfc3339(self.started_at_ns),
             resolved_at: self.resolved_at_ns.map(rfc3339),
-            at: crate::replay::rfc3339_ms(now_ns),
+            at: crate::clock::rfc3339_ms(now_ns),
             confidence: (self.confidence * 100.0).round() / 100.0,
             spoofing_likely: self.spoofing_likely,
             vectors,

@@ -247,7 +247,7 @@ impl Sink for AbuseIpdb {
                 };
             };
             let mut ledger = self.ledger.lock().await;
-            let now_ms = crate::live::wall_ms();
+            let now_ms = crate::clock::wall_ms();
             let dedupe = Duration::from_secs(self.settings.dedupe_minutes * 60).as_millis() as u64;
             let since = now_ms.saturating_sub(dedupe);
             let earlier = match ledger.reported_at.get(ip).filter(|at| **at >= since) {

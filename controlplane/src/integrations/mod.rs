@@ -136,7 +136,7 @@ impl Integration {
             name,
             enabled,
             origin,
-            created_at: rfc3339_ms(crate::live::wall_ms()),
+            created_at: rfc3339_ms(crate::clock::wall_ms()),
             settings,
         }
     }
@@ -452,7 +452,7 @@ pub fn check_url(field: &str, url: &str) -> Result<reqwest::Url, String> {
 
 /// Milliseconds since the Unix epoch as RFC 3339 with milliseconds.
 pub fn rfc3339_ms(ms: u64) -> String {
-    crate::replay::rfc3339_ms(ms.saturating_mul(1_000_000))
+    crate::clock::rfc3339_ms(ms.saturating_mul(1_000_000))
 }
 
 #[cfg(test)]

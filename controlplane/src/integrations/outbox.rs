@@ -15,7 +15,7 @@ use super::{
     DeliveryContext, Enforcer, Integration, IntegrationSpec, Job, Origin, Outcome, Settings, Sink,
 };
 use crate::detect::IncidentEvent;
-use crate::live::wall_ms;
+use crate::clock::wall_ms;
 use crate::store::{DeliveryRecord, NewDelivery, Store, StoreError};
 
 /// Deliveries attempted at once.

@@ -128,7 +128,7 @@ impl Sink for Webhook {
     }
 
     fn sample(&self, node_id: &str) -> Vec<Plan> {
-        let now = super::rfc3339_ms(crate::live::wall_ms());
+        let now = super::rfc3339_ms(crate::clock::wall_ms());
         let mut payload = serde_json::json!({
             "event": "incident.created",
             "incident_id": "inc_test",

@@ -1,0 +1,147 @@
+//! The control engine: window reports in; detection, mitigation, forensic
+//! captures, the store and the integrations' outbox acted on. Shared by
+//! `levee run` (on the control thread) and `levee replay` (between polls of
+//! the capture), so offline analysis runs exactly what the appliance runs.
+//!
+//! The detector and the mitigator are pure (time comes from the windows); the
+//! engine orders them: judge, learn from what stayed calm, block the attackers
+//! found and derive signatures, act on the events, renew and expire.
+
+use levee_dataplane::stats::WindowReport;
+use levee_dataplane::tables::TablePublisher;
+
+use crate::config::Config;
+use crate::detect::{Aggregator, Detector, IncidentEvent, WindowView};
+use crate::forensics::Forensics;
+use crate::mitigate::Mitigator;
+use crate::windows::WindowTotals;
+
+/// The control plane's side of the pipeline, shared by replay and run: windows
+/// in, events and rule changes out.
+#[derive(Debug)]
+pub struct ControlLoop {
+    pub aggregator: Aggregator,
+    pub detector: Detector,
+    pub mitigator: Mitigator,
+    pub forensics: Forensics,
+    pub totals: WindowTotals,
+    /// Where incident events go to integrations (not in offline replays).
+    pub outbox: Option<std::sync::Arc<crate::integrations::Outbox>>,
+}
+
+impl ControlLoop {
+    pub fn new(config: &Config, workers: usize) -> Self {
+        let mut mitigator = Mitigator::new(config.mitigation_config());
+        mitigator.static_source_limit = config.rules.source_limit.as_ref().and_then(|l| {
+            crate::config::traffic_class(&l.class).map(|class| {
+                levee_dataplane::tables::SourceLimit {
+                    class,
+                    pps: l.pps,
+                    burst: l.burst.unwrap_or(l.pps),
+                    rule_id: u32::MAX,
+                }
+            })
+        });
+        mitigator.static_signatures = config
+            .rules
+            .signatures
+            .iter()
+            .filter_map(|s| crate::config::signature_rule(s).ok())
+            .collect();
+        ControlLoop {
+            aggregator: Aggregator::new(config.pipeline.window_ms, workers),
+            detector: Detector::new(config.detection_config(), config.node_id()),
+            mitigator,
+            forensics: Forensics::new(config.forensics_config()),
+            totals: WindowTotals::default(),
+            outbox: None,
+        }
+    }
+
+    /// Take one report; returns the windows it completed with the events each caused.
+    pub fn report(
+        &mut self,
+        r: &WindowReport,
+        publisher: &mut TablePublisher,
+    ) -> Vec<(WindowView, Vec<IncidentEvent>)> {
+        self.totals.add(r);
+        let views = self.aggregator.add(r);
+        views
+            .into_iter()
+            .map(|v| {
+                let events = self.window(&v, publisher);
+                (v, events)
+            })
+            .collect()
+    }
+
+    /// Judge a window and act on the events.
+    pub fn window(&mut self, v: &WindowView, publisher: &mut TablePublisher) -> Vec<IncidentEvent> {
+        self.forensics.samples(&v.samples, v.end_ns);
+        let known = &self.mitigator.known;
+        let events = self
+            .detector
+            .observe_knowing(v, &|host, src| known.is_known(host, src));
+        // Learnt after the judgement: a window that starts an attack teaches nothing.
+        self.mitigator.learn(v, &self.detector);
+        // Attackers and narrow signatures first: a new incident's class-wide
+        // fallback is then only made where no narrow signature answers it.
+        self.mitigator.on_window(v, &mut self.detector, publisher);
+        self.act(&events, v.end_ns, publisher);
+        let open: std::collections::HashSet<String> =
+            self.detector.active().map(|i| i.id.clone()).collect();
+        self.mitigator.expire(v.end_ns, &open, publisher);
+        for refusal in self.mitigator.refusals.drain(..) {
+            tracing::warn!("mitigation: {refusal}");
+        }
+        publisher.flush();
+        events
+    }
+
+    /// Act on incident events, the detector's or an operator's: rules, forensic
+    /// captures, the store.
+    pub fn act(&mut self, events: &[IncidentEvent], now_ns: u64, publisher: &mut TablePublisher) {
+        for e in events {
+            match e.event.as_str() {
+                "incident.resolved" => {
+                    self.mitigator.on_resolved(&e.incident_id, publisher);
+                    self.forensics.resolved(&e.incident_id);
+                }
+                _ => {
+                    if let Some(incident) = self.detector.incident(&e.incident_id) {
+                        let incident = incident.clone();
+                        self.mitigator.on_incident(&incident, now_ns, publisher);
+                        if e.event == "incident.created" {
+                            self.forensics.started(&incident);
+                        } else {
+                            self.forensics.write(&e.incident_id);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(store) = &self.mitigator.store {
+            for e in events {
+                if let Some(incident) = self.detector.incident(&e.incident_id) {
+                    if let Err(err) = store.event(e, incident) {
+                        tracing::error!("{err}");
+                    }
+                }
+            }
+        }
+        // Refused rules (allowlist, caps) are logged here and stay visible in
+        // the rule list with their note.
+        if let Some(outbox) = &self.outbox {
+            if let Err(err) = outbox.enqueue(events) {
+                tracing::error!("integrations: {err}");
+            }
+        }
+        for refusal in self.mitigator.refusals.drain(..) {
+            tracing::warn!("mitigation: {refusal}");
+        }
+        for err in self.forensics.errors.drain(..) {
+            tracing::warn!("forensic capture: {err}");
+        }
+    }
+}
+
