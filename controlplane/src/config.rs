@@ -218,6 +218,14 @@ pub struct StoreSection {
     /// Without a store nothing survives a restart.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Resolved incidents, ended rules and finished deliveries older than this
+    /// are removed (checked hourly); open incidents and live rules always stay.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: f64,
+}
+
+fn default_keep_days() -> f64 {
+    90.0
 }
 
 fn default_store_path() -> PathBuf {
@@ -241,6 +249,13 @@ pub struct ForensicsSection {
     pub lookback_seconds: u64,
     #[serde(default = "default_forensic_packets")]
     pub max_packets: usize,
+    /// The captures in `dir` together stay under this many MiB: the oldest go.
+    #[serde(default = "default_forensic_mib")]
+    pub max_total_mib: u64,
+}
+
+fn default_forensic_mib() -> u64 {
+    1024
 }
 
 fn default_lookback() -> u64 {
@@ -1111,6 +1126,15 @@ impl Config {
                 }
             }
         }
+        if !(self.store.keep_days.is_finite() && self.store.keep_days > 0.0) {
+            bad(
+                "store.keep_days",
+                format!("{} must be a positive number", self.store.keep_days),
+            );
+        }
+        if self.forensics.max_total_mib == 0 {
+            bad("forensics.max_total_mib", "must be at least 1".into());
+        }
         let m = &self.mitigation;
         if !(m.source_floor_pps.is_finite() && m.source_floor_pps >= 1.0) {
             bad(
@@ -1485,6 +1509,7 @@ impl Config {
             dir: self.forensics.dir.clone(),
             lookback_s: self.forensics.lookback_seconds,
             max_packets: self.forensics.max_packets.max(1),
+            max_total_bytes: self.forensics.max_total_mib.saturating_mul(1 << 20),
         }
     }
 

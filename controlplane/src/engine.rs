@@ -27,7 +27,15 @@ pub struct ControlLoop {
     pub totals: WindowTotals,
     /// Where incident events go to integrations (not in offline replays).
     pub outbox: Option<std::sync::Arc<crate::integrations::Outbox>>,
+    /// How long the store keeps what is over (ns), and when it was last pruned.
+    keep_ns: u64,
+    pruned_at_ns: u64,
+    /// Rows retention removed, by kind.
+    pub pruned: std::collections::BTreeMap<&'static str, u64>,
 }
+
+/// How often the store is pruned.
+const PRUNE_EVERY_NS: u64 = 3600 * 1_000_000_000;
 
 impl ControlLoop {
     pub fn new(config: &Config, workers: usize) -> Self {
@@ -55,6 +63,9 @@ impl ControlLoop {
             forensics: Forensics::new(config.forensics_config()),
             totals: WindowTotals::default(),
             outbox: None,
+            keep_ns: (config.store.keep_days * 86_400e9) as u64,
+            pruned_at_ns: 0,
+            pruned: Default::default(),
         }
     }
 
@@ -94,8 +105,30 @@ impl ControlLoop {
         for refusal in self.mitigator.refusals.drain(..) {
             tracing::warn!("mitigation: {refusal}");
         }
+        if v.end_ns.saturating_sub(self.pruned_at_ns) >= PRUNE_EVERY_NS {
+            self.prune(v.end_ns);
+        }
         publisher.flush();
         events
+    }
+
+    /// Retention: what the store holds of what is over goes after `keep_days`.
+    fn prune(&mut self, now_ns: u64) {
+        self.pruned_at_ns = now_ns;
+        let Some(store) = &self.mitigator.store else {
+            return;
+        };
+        match store.prune(now_ns.saturating_sub(self.keep_ns)) {
+            Ok(counts) => {
+                for (kind, n) in counts {
+                    *self.pruned.entry(kind).or_default() += n as u64;
+                    if n > 0 {
+                        tracing::info!(kind, rows = n, "store retention: removed");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("store retention: {e}"),
+        }
     }
 
     /// Act on incident events, the detector's or an operator's: rules, forensic

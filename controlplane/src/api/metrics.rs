@@ -277,6 +277,24 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             &[],
             control.publisher.refused_full,
         );
+        m.family(
+            "levee_store_pruned_total",
+            "counter",
+            "Rows the store's retention removed (store.keep_days), by kind.",
+        );
+        for (kind, n) in &control.control.pruned {
+            m.sample("levee_store_pruned_total", &[("kind", kind)], n);
+        }
+        m.family(
+            "levee_forensic_captures_removed_total",
+            "counter",
+            "Forensic captures removed to stay under forensics.max_total_mib.",
+        );
+        m.sample(
+            "levee_forensic_captures_removed_total",
+            &[],
+            control.control.forensics.removed,
+        );
         let mitigator = &control.control.mitigator;
         m.family(
             "levee_known_sources",

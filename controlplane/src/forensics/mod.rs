@@ -20,6 +20,8 @@ pub struct ForensicsConfig {
     pub lookback_s: u64,
     /// Most packets in one incident's capture.
     pub max_packets: usize,
+    /// The captures together stay under this: the oldest are removed.
+    pub max_total_bytes: u64,
 }
 
 impl Default for ForensicsConfig {
@@ -28,6 +30,7 @@ impl Default for ForensicsConfig {
             dir: None,
             lookback_s: 5,
             max_packets: 100_000,
+            max_total_bytes: 1 << 30,
         }
     }
 }
@@ -40,6 +43,8 @@ pub struct Forensics {
     open: BTreeMap<String, (Target, Vec<Sample>)>,
     /// Problems writing captures, for the log.
     pub errors: Vec<String>,
+    /// Captures removed to stay under the total size.
+    pub removed: u64,
 }
 
 fn targeted(target: &Target, s: &Sample) -> bool {
@@ -60,6 +65,7 @@ impl Forensics {
             recent: VecDeque::new(),
             open: BTreeMap::new(),
             errors: Vec::new(),
+            removed: 0,
         }
     }
 
@@ -134,10 +140,49 @@ impl Forensics {
             std::fs::rename(&tmp, &path)
         })();
         match result {
-            Ok(()) => Some(path),
+            Ok(()) => {
+                self.trim(&dir, &path);
+                Some(path)
+            }
             Err(e) => {
                 self.errors.push(format!("{}: {e}", path.display()));
                 None
+            }
+        }
+    }
+
+    /// Remove the oldest captures (`inc_*.pcapng`) until the directory's total
+    /// is under the cap; the one just written stays.
+    fn trim(&mut self, dir: &std::path::Path, keep: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("inc_") && name.ends_with(".pcapng")
+            })
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.config.max_total_bytes {
+                break;
+            }
+            if path == keep {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    total -= len;
+                    self.removed += 1;
+                }
+                Err(e) => self.errors.push(format!("{}: {e}", path.display())),
             }
         }
     }
@@ -147,5 +192,42 @@ impl Forensics {
         let path = self.write(incident_id);
         self.open.remove(incident_id);
         path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_captures_go_to_stay_under_the_total() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut f = Forensics::new(ForensicsConfig {
+            dir: Some(dir.path().to_owned()),
+            max_total_bytes: 2500,
+            ..ForensicsConfig::default()
+        });
+        for i in 0..5 {
+            let path = dir.path().join(format!("inc_n_000{i}.pcapng"));
+            std::fs::write(&path, vec![0u8; 1000]).expect("write");
+            // Distinct modification times, oldest first.
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(t))
+                .expect("mtime");
+        }
+        std::fs::write(dir.path().join("notes.txt"), vec![0u8; 5000]).expect("other file");
+        let newest = dir.path().join("inc_n_0004.pcapng");
+        f.trim(dir.path(), &newest);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["inc_n_0003.pcapng", "inc_n_0004.pcapng", "notes.txt"]);
+        assert_eq!(f.removed, 3);
     }
 }

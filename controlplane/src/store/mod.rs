@@ -220,12 +220,68 @@ impl Store {
         Ok(out)
     }
 
-    /// Number of incidents ever recorded (for incident ids that stay unique).
+    /// The highest incident number recorded (ids end in it), so ids stay
+    /// unique however many incidents retention has removed.
     pub fn incident_count(&self) -> Result<u64, StoreError> {
-        self.db
-            .query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(self.err())
+        let mut stmt = self
+            .db
+            .prepare("SELECT id FROM incidents")
+            .map_err(self.err())?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        let mut max = 0u64;
+        for id in ids {
+            let id = id.map_err(self.err())?;
+            if let Some(n) = id.rsplit('_').next().and_then(|n| n.parse::<u64>().ok()) {
+                max = max.max(n);
+            }
+        }
+        Ok(max)
+    }
+
+    /// Remove what is older than `cutoff_ns`: resolved incidents and their
+    /// events, ended rules, finished deliveries. Open incidents, live rules and
+    /// pending deliveries always stay. Returns the rows removed, by kind.
+    pub fn prune(&self, cutoff_ns: u64) -> Result<[(&'static str, usize); 4], StoreError> {
+        let cutoff = i64::try_from(cutoff_ns).unwrap_or(i64::MAX);
+        let cutoff_ms = cutoff / 1_000_000;
+        let old_incidents =
+            "SELECT id FROM incidents WHERE state = 'resolved' AND resolved_at_ns < ?1";
+        let events = self
+            .db
+            .execute(
+                &format!("DELETE FROM incident_events WHERE incident_id IN ({old_incidents})"),
+                [cutoff],
+            )
+            .map_err(self.err())?;
+        let incidents = self
+            .db
+            .execute(
+                "DELETE FROM incidents WHERE state = 'resolved' AND resolved_at_ns < ?1",
+                [cutoff],
+            )
+            .map_err(self.err())?;
+        let rules = self
+            .db
+            .execute(
+                "DELETE FROM rules WHERE state IN ('expired', 'removed', 'refused') AND expires_at_ns < ?1",
+                [cutoff],
+            )
+            .map_err(self.err())?;
+        let deliveries = self
+            .db
+            .execute(
+                "DELETE FROM deliveries WHERE state IN ('delivered', 'failed', 'skipped') AND updated_ms < ?1",
+                [cutoff_ms],
+            )
+            .map_err(self.err())?;
+        Ok([
+            ("incidents", incidents),
+            ("incident_events", events),
+            ("rules", rules),
+            ("deliveries", deliveries),
+        ])
     }
 
     /// Incidents, newest first, with their last event's payload.
@@ -378,4 +434,92 @@ pub struct IncidentQuery {
 pub struct IncidentRecord {
     pub last_event: serde_json::Value,
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store
+            .db
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn retention_removes_what_is_over_and_keeps_what_is_not() {
+        let store = Store::in_memory().expect("store");
+        let now = 100 * DAY_NS;
+        for (id, state, resolved) in [
+            ("inc_n_0001", "resolved", Some(now - 40 * DAY_NS)),
+            ("inc_n_0002", "resolved", Some(now - DAY_NS)),
+            ("inc_n_0003", "open", None),
+        ] {
+            store
+                .db
+                .execute(
+                    "INSERT INTO incidents VALUES (?1, '10.0.0.1', 'UDP Flood', 'high', 0, ?2, '{}', ?3)",
+                    rusqlite::params![id, resolved, state],
+                )
+                .expect("incident");
+            store
+                .db
+                .execute(
+                    "INSERT INTO incident_events (incident_id, event, payload) VALUES (?1, 'incident.created', '{}')",
+                    [id],
+                )
+                .expect("event");
+        }
+        for (id, state, expires) in [
+            (1, "removed", now - 40 * DAY_NS),
+            (2, "active", now - 40 * DAY_NS),
+            (3, "expired", now - DAY_NS),
+        ] {
+            store
+                .db
+                .execute(
+                    "INSERT INTO rules VALUES (?1, 'inc_n_0001', ?2, '{}', ?3)",
+                    rusqlite::params![id, state, expires],
+                )
+                .expect("rule");
+        }
+        for (state, updated_ms) in [
+            ("delivered", (now - 40 * DAY_NS) / 1_000_000),
+            ("pending", (now - 40 * DAY_NS) / 1_000_000),
+            ("failed", (now - DAY_NS) / 1_000_000),
+        ] {
+            store
+                .db
+                .execute(
+                    "INSERT INTO deliveries (integration_id, event, payload, state, next_attempt_ms, created_ms, updated_ms) \
+                     VALUES ('int_x', 'incident.created', '{}', ?1, 0, 0, ?2)",
+                    rusqlite::params![state, updated_ms],
+                )
+                .expect("delivery");
+        }
+        let removed = store.prune((now - 30 * DAY_NS) as u64).expect("prune");
+        assert_eq!(
+            removed,
+            [
+                ("incidents", 1),
+                ("incident_events", 1),
+                ("rules", 1),
+                ("deliveries", 1)
+            ]
+        );
+        assert_eq!(
+            (
+                count(&store, "incidents"),
+                count(&store, "incident_events"),
+                count(&store, "rules"),
+                count(&store, "deliveries")
+            ),
+            (2, 2, 2, 2)
+        );
+        // Ids go on from the highest recorded, not from how many are left.
+        assert_eq!(store.incident_count().expect("count"), 3);
+    }
 }
