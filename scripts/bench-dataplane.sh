@@ -57,6 +57,13 @@ inside = "$TX_DEV"
 level = "warn"
 [store]
 enabled = false
+# Detection runs but never opens an incident: one would switch on the per-source
+# accounting of its target (the pipeline under attack), which is not what these
+# lines measure.
+[detection]
+floor_pps = 1e12
+floor_bps = 1e15
+prefix_floor_pps = 1e12
 $1
 [mitigation]
 # The bench measures the dataplane with the rules it is given: detection runs,

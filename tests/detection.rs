@@ -474,7 +474,10 @@ fn automatic_rules_respect_the_allowlist_and_staging() {
         .filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block")
         .collect();
     assert!(blocks.is_empty(), "{blocks:#?}");
-    for e in lines.iter().filter(|l| l["incident_id"].is_string() && l["event"].is_string()) {
+    for e in lines
+        .iter()
+        .filter(|l| l["incident_id"].is_string() && l["event"].is_string())
+    {
         assert_eq!(e["attacker_ips"], serde_json::json!([]), "{e}");
     }
     let totals = lines
@@ -545,7 +548,9 @@ fn a_syn_flood_from_many_real_sources_has_every_source_over_its_limit_blocked() 
     let total = last["attackers_total"].as_u64().expect("a total") as usize;
     assert!(total > 1000 && total <= blocks.len(), "{last}");
     assert!(
-        last["attacker_ips"].as_array().is_some_and(|a| a.len() == 20),
+        last["attacker_ips"]
+            .as_array()
+            .is_some_and(|a| a.len() == 20),
         "events list the configured 20: {last}"
     );
     let totals = lines

@@ -152,9 +152,12 @@ fn webhook_deliveries_survive_a_receiver_outage_across_a_restart() {
     // `open` exists: down while the first levee runs, up after its restart.
     let open = dir.path().join("open");
     let open_arg = open.display().to_string();
-    let receiver =
-        Helper::webhook_receiver(WEBHOOK_SECRET, &log, &["--closed-until", &open_arg]);
-    let section = webhook_section("ops", &receiver.url(), "max_retries = 10\nretry_base_ms = 500");
+    let receiver = Helper::webhook_receiver(WEBHOOK_SECRET, &log, &["--closed-until", &open_arg]);
+    let section = webhook_section(
+        "ops",
+        &receiver.url(),
+        "max_retries = 10\nretry_base_ms = 500",
+    );
     let incident_id = {
         let levee = Running::with_attacks(dir.path(), &["udp:0:1:1500:10.0.0.1:8"], &section);
         let incident = open_incident(&levee, "10.0.0.1");

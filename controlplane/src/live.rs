@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::config::Mode;
 use crate::detect::IncidentEvent;
-use crate::mitigate::{Rule, RuleError, RuleMatch};
 use crate::engine::ControlLoop;
+use crate::mitigate::{Rule, RuleError, RuleMatch};
 
 /// Seconds of rate history kept for charts.
 pub const HISTORY_SECONDS: usize = 600;

@@ -224,11 +224,11 @@ impl Pipeline {
         // spoofed SYN flood's answer), so other traffic pays nothing.
         let track_handshakes = self.tables.syn_rate_limited();
         for i in 0..n {
-            let m = self.metas[i];
+            let m = &self.metas[i];
             if track_handshakes && m.status == ParseStatus::Ok && m.protocol == 6 {
                 self.decisions[i] = follow_handshake(
                     &mut self.handshakes,
-                    &m,
+                    m,
                     burst.frame(i),
                     d,
                     self.decisions[i],
@@ -239,13 +239,20 @@ impl Pipeline {
                 && m.status == ParseStatus::Ok
                 && !self.tables.watch().is_empty()
             {
-                self.decisions[i] = self.watch(&m, self.decisions[i], now_ns);
+                self.decisions[i] = watch(
+                    &self.tables,
+                    &mut self.sources,
+                    &mut self.report,
+                    m,
+                    self.decisions[i],
+                    now_ns,
+                );
             }
             if d == Direction::Outbound && m.status == ParseStatus::Ok && track_destinations {
                 self.peer_countdown -= 1;
                 if self.peer_countdown == 0 {
                     self.peer_countdown = PEER_ONE_IN;
-                    self.learn_peer(&m);
+                    learn_peer(&self.protected, &mut self.report, m);
                 }
             }
             let decision = self.decisions[i];
@@ -258,7 +265,7 @@ impl Pipeline {
             };
             self.report.count(
                 d,
-                &m,
+                m,
                 drop,
                 decision.rule_id(),
                 decision == Decision::Allowlisted,
@@ -270,11 +277,11 @@ impl Pipeline {
                 if track_destinations {
                     if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
                         if self.protected.contains(dst) {
-                            self.report.count_destination(&m);
+                            self.report.count_destination(m);
                             self.shape_countdown -= 1;
                             if self.shape_countdown == 0 {
                                 self.shape_countdown = SHAPE_ONE_IN;
-                                self.report.shape(&m);
+                                self.report.shape(m);
                             }
                         }
                     }
@@ -296,63 +303,6 @@ impl Pipeline {
             }
         }
         keep
-    }
-
-    /// A packet toward a target under attack: a known source passes signatures
-    /// and rate limits; the attack's classes are counted per source, and a
-    /// source over its limit is reported.
-    #[inline(never)]
-    fn watch(&mut self, m: &PacketMeta, decision: Decision, now_ns: u64) -> Decision {
-        let watch = self.tables.watch();
-        let Some((index, target)) = watch.target_of(u128::from_be_bytes(m.dst)) else {
-            return decision;
-        };
-        let src = u128::from_be_bytes(m.src);
-        let known = target.is_known(src);
-        let decision = match decision {
-            Decision::Signature { .. }
-            | Decision::SignatureRateLimited { .. }
-            | Decision::SourceRateLimited { .. }
-                if known =>
-            {
-                Decision::Pass
-            }
-            d => d,
-        };
-        if target.counts(m.class) && !matches!(decision, Decision::Blocked { .. }) {
-            let limit = if known {
-                target.known_limit_pps
-            } else {
-                target.limit_pps
-            };
-            let share = limit.div_ceil(self.tables.workers());
-            let prefix = target.target;
-            if let Some(packets) = self.sources.count(src, index as u16, share, now_ns) {
-                self.report.over_limit(OverLimit {
-                    target: prefix,
-                    src,
-                    packets,
-                    known,
-                });
-            }
-        }
-        decision
-    }
-
-    /// A protected host sending to a peer: the peer exchanged traffic with it.
-    /// SYN-ACKs and ICMP are left out: a spoofed flood's backscatter goes to
-    /// addresses that never asked.
-    #[inline(never)]
-    fn learn_peer(&mut self, m: &PacketMeta) {
-        use crate::wire::tcp::flags::SYN;
-        if m.protocol == 1 || m.protocol == 58 || (m.protocol == 6 && m.tcp_flags & SYN != 0) {
-            return;
-        }
-        let from_protected = Addr::from_meta(&m.src, m.family).is_some_and(|a| self.protected.contains(a));
-        if from_protected {
-            self.report
-                .peer(u128::from_be_bytes(m.src), u128::from_be_bytes(m.dst));
-        }
     }
 
     /// Packets the TX queue refused after the pipeline let them through.
@@ -432,6 +382,76 @@ impl Pipeline {
             now_ns
         };
         self.start_window(start);
+    }
+}
+
+/// A packet toward a target under attack: a known source passes signatures
+/// and rate limits; the attack's classes are counted per source, and a
+/// source over its limit is reported.
+#[inline(never)]
+fn watch(
+    tables: &RuleTables,
+    sources: &mut SourceAccounting,
+    report: &mut WindowReport,
+    m: &PacketMeta,
+    decision: Decision,
+    now_ns: u64,
+) -> Decision {
+    // A blocked source is dealt with: neither passed nor counted again.
+    if matches!(decision, Decision::Blocked { .. }) {
+        return decision;
+    }
+    let watch = tables.watch();
+    let Some((index, target)) = watch.target_of(u128::from_be_bytes(m.dst)) else {
+        return decision;
+    };
+    let counted = target.counts(m.class);
+    let limited = matches!(
+        decision,
+        Decision::Signature { .. }
+            | Decision::SignatureRateLimited { .. }
+            | Decision::SourceRateLimited { .. }
+    );
+    if !counted && !limited {
+        return decision;
+    }
+    let src = u128::from_be_bytes(m.src);
+    let known = target.is_known(src);
+    if counted {
+        let limit = if known {
+            target.known_limit_pps
+        } else {
+            target.limit_pps
+        };
+        let share = limit.div_ceil(tables.workers());
+        if let Some(packets) = sources.count(src, index as u16, share, now_ns) {
+            report.over_limit(OverLimit {
+                target: target.target,
+                src,
+                packets,
+                known,
+            });
+        }
+    }
+    if limited && known {
+        Decision::Pass
+    } else {
+        decision
+    }
+}
+
+/// A protected host sending to a peer: the peer exchanged traffic with it.
+/// SYN-ACKs and ICMP are left out: a spoofed flood's backscatter goes to
+/// addresses that never asked.
+#[inline(never)]
+fn learn_peer(protected: &PrefixTable<()>, report: &mut WindowReport, m: &PacketMeta) {
+    use crate::wire::tcp::flags::SYN;
+    if m.protocol == 1 || m.protocol == 58 || (m.protocol == 6 && m.tcp_flags & SYN != 0) {
+        return;
+    }
+    let from_protected = Addr::from_meta(&m.src, m.family).is_some_and(|a| protected.contains(a));
+    if from_protected {
+        report.peer(u128::from_be_bytes(m.src), u128::from_be_bytes(m.dst));
     }
 }
 

@@ -149,7 +149,8 @@ impl CaptureSource {
             return self.direction;
         };
         let m = crate::wire::parse(frame);
-        let inside = |a: &[u8; 16]| Addr::from_meta(a, m.family).is_some_and(|a| protected.contains(a));
+        let inside =
+            |a: &[u8; 16]| Addr::from_meta(a, m.family).is_some_and(|a| protected.contains(a));
         if !inside(&m.dst) && inside(&m.src) {
             Direction::Outbound
         } else {

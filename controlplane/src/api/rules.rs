@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ApiError;
+use crate::clock::rfc3339_ms;
 use crate::live::Live;
 use crate::mitigate::export::ExportFormat;
 use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, MANUAL};
-use crate::clock::rfc3339_ms;
 
 /// Longest TTL a manual rule may have: 30 days.
 pub const MAX_TTL_S: u64 = 30 * 24 * 3600;

@@ -227,7 +227,10 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["inc_n_0003.pcapng", "inc_n_0004.pcapng", "notes.txt"]);
+        assert_eq!(
+            left,
+            ["inc_n_0003.pcapng", "inc_n_0004.pcapng", "notes.txt"]
+        );
         assert_eq!(f.removed, 3);
     }
 }

@@ -432,7 +432,8 @@ impl Stream {
                     .filter_map(|v| match serde_json::from_value::<Decision>(v) {
                         Ok(d)
                             if normalise(&d.value).is_some()
-                                && (!need_duration || go_duration_seconds(&d.duration).is_some()) =>
+                                && (!need_duration
+                                    || go_duration_seconds(&d.duration).is_some()) =>
                         {
                             Some(d)
                         }

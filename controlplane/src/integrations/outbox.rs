@@ -14,8 +14,8 @@ use std::time::Duration;
 use super::{
     DeliveryContext, Enforcer, Integration, IntegrationSpec, Job, Origin, Outcome, Settings, Sink,
 };
-use crate::detect::IncidentEvent;
 use crate::clock::wall_ms;
+use crate::detect::IncidentEvent;
 use crate::store::{DeliveryRecord, NewDelivery, Store, StoreError};
 
 /// Deliveries attempted at once.

@@ -143,10 +143,7 @@ pub fn export(
     format: ExportFormat,
     generated_at: &str,
 ) -> String {
-    let active: Vec<&Rule> = rules
-        .iter()
-        .filter(|r| r.state.in_force())
-        .collect();
+    let active: Vec<&Rule> = rules.iter().filter(|r| r.state.in_force()).collect();
     match format {
         ExportFormat::Iptables => iptables(&active, allowlist, true, generated_at),
         ExportFormat::Ip6tables => iptables(&active, allowlist, false, generated_at),
@@ -277,7 +274,10 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
     let mut sets = String::new();
     for a in allowlist {
         let family = if a.addr().is_ipv4() { "ip" } else { "ip6" };
-        let _ = writeln!(body, "    {family} saddr {a} return comment \"levee allowlist\"");
+        let _ = writeln!(
+            body,
+            "    {family} saddr {a} return comment \"levee allowlist\""
+        );
     }
     for rule in rules {
         let note = comment(rule);
@@ -319,7 +319,12 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
                         let _ = write!(m, " ip length {lo}-{hi}");
                     }
                     (Some((lo, hi)), false) => {
-                        let _ = write!(m, " ip6 length {}-{}", lo.saturating_sub(40), hi.saturating_sub(40));
+                        let _ = write!(
+                            m,
+                            " ip6 length {}-{}",
+                            lo.saturating_sub(40),
+                            hi.saturating_sub(40)
+                        );
                     }
                     (None, _) => {}
                 }
@@ -499,14 +504,24 @@ mod tests {
         ];
         let allow: Vec<Prefix> = vec!["198.51.100.7/32".parse().expect("prefix")];
         let v4 = export(&rules, &allow, ExportFormat::Iptables, "now");
-        let accept = v4.find("-s 198.51.100.7/32 -m comment --comment \"levee allowlist\" -j RETURN");
+        let accept =
+            v4.find("-s 198.51.100.7/32 -m comment --comment \"levee allowlist\" -j RETURN");
         let drop = v4.find("-s 198.51.100.0/24");
         assert!(accept.is_some() && accept < drop, "{v4}");
-        assert!(v4.contains("--dport 27015 -m length --length 88:228"), "{v4}");
+        assert!(
+            v4.contains("--dport 27015 -m length --length 88:228"),
+            "{v4}"
+        );
         let nft = export(&rules, &allow, ExportFormat::Nftables, "now");
         let accept = nft.find("ip saddr 198.51.100.7/32 return");
-        assert!(accept.is_some() && accept < nft.find("ip saddr 198.51.100.0/24 drop"), "{nft}");
-        assert!(nft.contains("ip length 88-228 meta l4proto udp udp dport 27015"), "{nft}");
+        assert!(
+            accept.is_some() && accept < nft.find("ip saddr 198.51.100.0/24 drop"),
+            "{nft}"
+        );
+        assert!(
+            nft.contains("ip length 88-228 meta l4proto udp udp dport 27015"),
+            "{nft}"
+        );
         // The real tools accept it, where they are installed.
         for (tool, args, text) in [
             ("iptables-restore", &["--test", "--noflush"][..], &v4),

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use levee_dataplane::tables::{
-    FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit,
-    TablePublisher, WatchSet, WatchedTarget, MAX_SIGNATURES, MAX_WATCHED,
+    FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit, TablePublisher, WatchSet,
+    WatchedTarget, MAX_SIGNATURES, MAX_WATCHED,
 };
 use levee_dataplane::wire::{Reflector, TrafficClass, REFLECTORS};
 use serde::{Deserialize, Serialize};
@@ -424,7 +424,10 @@ impl Mitigator {
         let mut unknown = c.source_floor_pps;
         match detector.peacetime(&incident.target) {
             Some(p) => {
-                let per_source: f64 = classes.iter().map(|cl| p.class_pps[cl.index()]).sum::<f64>()
+                let per_source: f64 = classes
+                    .iter()
+                    .map(|cl| p.class_pps[cl.index()])
+                    .sum::<f64>()
                     / p.sources.max(1.0);
                 unknown = unknown.max(2.0 * per_source);
             }
@@ -463,11 +466,13 @@ impl Mitigator {
             for incident in &open {
                 let target = target_prefix(&incident.target);
                 if !target.contains(mapped_to_ip(shape.dst))
-                    || !incident
-                        .vectors
-                        .contains_key(&AttackType::of_class(shape.class).unwrap_or(AttackType::MultiVector))
+                    || !incident.vectors.contains_key(
+                        &AttackType::of_class(shape.class).unwrap_or(AttackType::MultiVector),
+                    )
                     || self.known.is_known(shape.dst, shape.src)
-                    || publisher.blocked().contains_key(&Prefix::host(mapped_to_ip(shape.src)))
+                    || publisher
+                        .blocked()
+                        .contains_key(&Prefix::host(mapped_to_ip(shape.src)))
                 {
                     continue;
                 }
@@ -502,7 +507,9 @@ impl Mitigator {
             .map(|incident| {
                 let (limit, known_limit) = self.source_limits(incident, detector);
                 let target = target_prefix(&incident.target);
-                let known = self.known.of(|h| target.contains(mapped_to_ip(h)), KNOWN_PER_TARGET);
+                let known = self
+                    .known
+                    .of(|h| target.contains(mapped_to_ip(h)), KNOWN_PER_TARGET);
                 WatchedTarget::new(
                     target,
                     incident.vectors.keys().flat_map(|a| classes_of(*a)),
@@ -667,8 +674,7 @@ impl Mitigator {
             .values()
             .filter(|r| {
                 open_ids.contains(r.incident_id.as_str())
-                    && (r.state.live()
-                        && r.expires_at_ns.saturating_sub(now_ns) < ttl_ns / 2
+                    && (r.state.live() && r.expires_at_ns.saturating_sub(now_ns) < ttl_ns / 2
                         || r.state == RuleState::Refused
                             && matches!(r.matches, RuleMatch::Signature { .. })
                             && r.note.as_deref().is_some_and(|n| n.contains("no room")))
@@ -781,10 +787,7 @@ impl Mitigator {
                     ..
                 } | RuleMatch::SourceLimit { .. }
             );
-            if class_wide
-                && rule.state.live()
-                && !wanted.iter().any(|(m, _)| *m == rule.matches)
-            {
+            if class_wide && rule.state.live() && !wanted.iter().any(|(m, _)| *m == rule.matches) {
                 signatures_changed |= rule.state.in_force();
                 rule.state = RuleState::Removed;
                 rule.note = Some("superseded: the incident no longer calls for it".into());
@@ -864,7 +867,12 @@ impl Mitigator {
     }
 
     /// Take `rule` as an owner of `prefix` in the tables.
-    fn hold(&mut self, prefix: Prefix, rule: &Rule, publisher: &mut TablePublisher) -> Result<(), String> {
+    fn hold(
+        &mut self,
+        prefix: Prefix,
+        rule: &Rule,
+        publisher: &mut TablePublisher,
+    ) -> Result<(), String> {
         if let Some(why) = self.block_refusal(&prefix, publisher) {
             return Err(why);
         }
@@ -1202,11 +1210,7 @@ impl Mitigator {
         // Bounded: the oldest ended rules leave memory (the store keeps them).
         while self.ended.len() > ENDED_KEPT {
             if let Some(id) = self.ended.pop_front() {
-                if self
-                    .rules
-                    .get(&id)
-                    .is_some_and(|r| !r.state.live())
-                {
+                if self.rules.get(&id).is_some_and(|r| !r.state.live()) {
                     self.rules.remove(&id);
                 }
             }
@@ -1256,11 +1260,18 @@ impl Mitigator {
     /// published so far).
     fn stamp(&mut self, publisher: &TablePublisher) {
         let seq = publisher.last_seq();
-        for r in self.rules.values().filter(|r| r.state == RuleState::Pending) {
+        for r in self
+            .rules
+            .values()
+            .filter(|r| r.state == RuleState::Pending)
+        {
             self.awaiting.entry(r.id).or_insert(seq);
         }
-        self.awaiting
-            .retain(|id, _| self.rules.get(id).is_some_and(|r| r.state == RuleState::Pending));
+        self.awaiting.retain(|id, _| {
+            self.rules
+                .get(id)
+                .is_some_and(|r| r.state == RuleState::Pending)
+        });
     }
 
     /// Pending rules every worker has applied become active (recorded); returns
@@ -1306,7 +1317,11 @@ pub fn tcp_flags_text(mask: u8, value: u8) -> String {
             .collect()
     };
     let v = letters(value);
-    format!("{}/{}", if v.is_empty() { "".into() } else { v }, letters(mask))
+    format!(
+        "{}/{}",
+        if v.is_empty() { "".into() } else { v },
+        letters(mask)
+    )
 }
 
 /// TCP flag letters, in the order of their bits.

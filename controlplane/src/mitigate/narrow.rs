@@ -51,7 +51,13 @@ impl Narrow {
         let of_protocol: Vec<&Shape> = samples.iter().filter(|s| s.protocol == protocol).collect();
         let non_first = of_protocol.iter().all(|s| s.non_first_fragment);
         let ports = matches!(protocol, 6 | 17) && !non_first;
-        let port = |f: &dyn Fn(&Shape) -> u32| if ports { dominant(f).map(|p| p as u16) } else { None };
+        let port = |f: &dyn Fn(&Shape) -> u32| {
+            if ports {
+                dominant(f).map(|p| p as u16)
+            } else {
+                None
+            }
+        };
         // Lengths: the range of the middle 99% (an outlier does not widen it).
         let mut lens: Vec<u16> = of_protocol.iter().map(|s| s.ip_len).collect();
         lens.sort_unstable();
@@ -193,7 +199,9 @@ mod tests {
 
     #[test]
     fn the_signature_keeps_what_the_attack_shares_and_no_more() {
-        let attack: Vec<Shape> = (0..200).map(|i| udp(i, 27015, 100 + (i % 50) as u16)).collect();
+        let attack: Vec<Shape> = (0..200)
+            .map(|i| udp(i, 27015, 100 + (i % 50) as u16))
+            .collect();
         let n = Narrow::derive(&attack).expect("enough samples");
         assert_eq!(n.protocol, 17);
         assert_eq!(n.dst_port, Some(27015));
@@ -211,7 +219,10 @@ mod tests {
         let mut shapes: Vec<Shape> = (0..900).map(|i| udp(i, 53, 70)).collect();
         shapes.extend((0..100).map(|_| udp(5000, 27015, 120)));
         p.observe(0, &shapes, |_| true);
-        assert_eq!(p.collateral(|h| h == 1, &Narrow::default(), |_, _| false), None);
+        assert_eq!(
+            p.collateral(|h| h == 1, &Narrow::default(), |_, _| false),
+            None
+        );
         p.observe(super::super::known::COMMIT_NS, &[], |_| true);
         let rule = Narrow {
             protocol: 17,
@@ -234,6 +245,9 @@ mod tests {
         // The host goes over its limits before the samples are committed.
         p.observe(1_000_000_000, &[], |_| false);
         p.observe(5_000_000_000, &[], |_| true);
-        assert_eq!(p.collateral(|h| h == 1, &Narrow::default(), |_, _| false), None);
+        assert_eq!(
+            p.collateral(|h| h == 1, &Narrow::default(), |_, _| false),
+            None
+        );
     }
 }

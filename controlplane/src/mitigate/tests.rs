@@ -31,7 +31,8 @@ struct Worker {
 
 impl Worker {
     fn new() -> Worker {
-        let (publisher, mut mailboxes) = TablePublisher::new(1, TableCapacities::default(), 1 << 16);
+        let (publisher, mut mailboxes) =
+            TablePublisher::new(1, TableCapacities::default(), 1 << 16);
         Worker {
             publisher,
             mailbox: mailboxes.remove(0),
@@ -179,15 +180,24 @@ fn every_attacker_found_is_blocked_for_as_long_as_the_attack_lasts() {
     e.step(50_000, &names[1000..]);
     assert_eq!(e.blocks_of(&id).len(), 3000);
     // Pending until the worker has them, then active.
-    assert!(e.blocks_of(&id).iter().any(|r| r.state == RuleState::Pending));
+    assert!(e
+        .blocks_of(&id)
+        .iter()
+        .any(|r| r.state == RuleState::Pending));
     e.step(50_000, &[]);
-    assert!(e.blocks_of(&id).iter().all(|r| r.state == RuleState::Active));
+    assert!(e
+        .blocks_of(&id)
+        .iter()
+        .all(|r| r.state == RuleState::Active));
     assert!(e.worker.blocked(&bots[0]) && e.worker.blocked(&bots[2999]));
     // 45 s of attack with a 10 s TTL: the rules are renewed, never expired.
     for _ in 0..450 {
         e.step(50_000, &[]);
     }
-    assert!(e.blocks_of(&id).iter().all(|r| r.state == RuleState::Active));
+    assert!(e
+        .blocks_of(&id)
+        .iter()
+        .all(|r| r.state == RuleState::Active));
     assert!(e.blocks_of(&id).iter().all(|r| r.expires_at_ns > e.now()));
     assert!(e.worker.blocked(&bots[1234]));
     // The attack stops: after the cool-down the incident resolves and the
@@ -203,7 +213,10 @@ fn every_attacker_found_is_blocked_for_as_long_as_the_attack_lasts() {
     assert!(!e.worker.blocked(&bots[1234]));
     // Events list the configured 20 and count them all.
     let event = e.detector.incident(&id).expect("kept").event("x", e.now());
-    assert_eq!((event.attacker_ips.len(), event.attackers_total), (20, 3000));
+    assert_eq!(
+        (event.attacker_ips.len(), event.attackers_total),
+        (20, 3000)
+    );
 }
 
 #[test]
@@ -213,7 +226,11 @@ fn an_entry_stays_while_any_owner_holds_it() {
     // The configuration's blocklist holds 203.0.0.1 from the start.
     e.worker
         .publisher
-        .block(Prefix::host(ip("203.0.0.1")), crate::setup::STATIC_BLOCKLIST_RULE, u64::MAX)
+        .block(
+            Prefix::host(ip("203.0.0.1")),
+            crate::setup::STATIC_BLOCKLIST_RULE,
+            u64::MAX,
+        )
         .expect("static");
     // An operator blocks 203.0.0.2 too.
     let manual = e
@@ -276,8 +293,16 @@ fn the_protected_are_protected_on_every_path() {
         (MANUAL, "198.51.0.0/16", "covers the allowlisted"),
         (MANUAL, "198.51.100.7", "allowlisted"),
         (MANUAL, "10.0.0.5", "protected network"),
-        ("crowdsec:int_1", "0.0.0.0/0", "shortest prefix a pulled ban"),
-        ("crowdsec:int_1", "2001:db8::/16", "shortest prefix a pulled ban"),
+        (
+            "crowdsec:int_1",
+            "0.0.0.0/0",
+            "shortest prefix a pulled ban",
+        ),
+        (
+            "crowdsec:int_1",
+            "2001:db8::/16",
+            "shortest prefix a pulled ban",
+        ),
     ] {
         match add(origin, source) {
             Err(RuleError::Refused(m)) => assert!(m.contains(says), "{source}: {m}"),
@@ -338,20 +363,26 @@ fn signatures_beyond_the_classifier_are_refused_and_retried_when_room_frees() {
         now,
         now,
     );
-    incident.vectors.insert(AttackType::NtpAmplification, 50_000.0);
+    incident
+        .vectors
+        .insert(AttackType::NtpAmplification, 50_000.0);
     let rules = e
         .mitigator
         .on_incident(&incident, now, &mut e.worker.publisher);
     assert!(!rules.is_empty());
     for r in &rules {
         assert_eq!(r.state, RuleState::Refused, "{r:?}");
-        assert!(r.note.as_deref().is_some_and(|n| n.contains("no room")), "{r:?}");
+        assert!(
+            r.note.as_deref().is_some_and(|n| n.contains("no room")),
+            "{r:?}"
+        );
     }
     // Room frees: the refused rule is applied on the next window of its incident.
     e.mitigator
         .delete(ids[0], &mut e.worker.publisher)
         .expect("delete");
-    e.mitigator.renew(&[incident], now + WINDOW, &mut e.worker.publisher);
+    e.mitigator
+        .renew(&[incident], now + WINDOW, &mut e.worker.publisher);
     let applied = e
         .mitigator
         .rules()
@@ -370,7 +401,10 @@ fn resolved_incidents_and_ended_rules_are_bounded_in_memory() {
                 break c.incident_id.clone();
             }
         };
-        e.step(50_000, &[&format!("203.0.{}.{}", round / 200, 1 + round % 200)]);
+        e.step(
+            50_000,
+            &[&format!("203.0.{}.{}", round / 200, 1 + round % 200)],
+        );
         let now = e.now();
         e.detector.resolve(&id, now);
         e.mitigator.on_resolved(&id, &mut e.worker.publisher);
@@ -396,5 +430,9 @@ fn resolved_incidents_and_ended_rules_are_bounded_in_memory() {
             .delete(r.id, &mut e.worker.publisher)
             .expect("delete");
     }
-    assert!(e.mitigator.rules().count() <= ENDED_KEPT, "{}", e.mitigator.rules().count());
+    assert!(
+        e.mitigator.rules().count() <= ENDED_KEPT,
+        "{}",
+        e.mitigator.rules().count()
+    );
 }

@@ -80,7 +80,12 @@ mod tests {
         assert_eq!(over, [11]);
         // Another target is counted apart; the next second starts afresh.
         assert_eq!((0..11).filter_map(|_| a.count(7, 1, 10, t0)).count(), 1);
-        assert_eq!((0..10).filter_map(|_| a.count(7, 0, 10, t0 + PERIOD_NS)).count(), 0);
+        assert_eq!(
+            (0..10)
+                .filter_map(|_| a.count(7, 0, 10, t0 + PERIOD_NS))
+                .count(),
+            0
+        );
         assert_eq!(a.count(7, 0, 10, t0 + PERIOD_NS), Some(11));
     }
 

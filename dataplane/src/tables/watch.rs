@@ -112,7 +112,10 @@ impl WatchSet {
     /// The watched target a destination belongs to, and its index.
     #[inline]
     pub fn target_of(&self, dst_key: u128) -> Option<(usize, &WatchedTarget)> {
-        self.targets.iter().enumerate().find(|(_, t)| t.covers(dst_key))
+        self.targets
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.covers(dst_key))
     }
 
     pub fn targets(&self) -> &[WatchedTarget] {
