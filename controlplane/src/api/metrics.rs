@@ -295,6 +295,12 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             &[],
             control.control.forensics.removed,
         );
+        m.family(
+            "levee_table_backlog",
+            "gauge",
+            "Table changes waiting for a worker whose mailbox is full.",
+        );
+        m.sample("levee_table_backlog", &[], control.publisher.backlog());
         let mitigator = &control.control.mitigator;
         m.family(
             "levee_known_sources",

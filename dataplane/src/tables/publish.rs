@@ -110,11 +110,28 @@ impl TablePublisher {
     fn send(&mut self, command: TableCommand) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        // A whole-set replacement supersedes the ones of its kind still waiting
+        // for a stalled worker: only the last counts, so the backlog stays
+        // bounded by the entries changed, not by how often sets are published.
+        let supersedes = |waiting: &TableCommand| {
+            matches!(
+                (waiting, &command),
+                (TableCommand::Signatures(_), TableCommand::Signatures(_))
+                    | (TableCommand::Watch(_), TableCommand::Watch(_))
+                    | (TableCommand::SourceLimit(_), TableCommand::SourceLimit(_))
+            )
+        };
         for w in 0..self.senders.len() {
+            self.backlog[w].retain(|(_, waiting)| !supersedes(waiting));
             self.backlog[w].push_back((seq, command.clone()));
         }
         self.flush();
         seq
+    }
+
+    /// Commands waiting for a worker whose mailbox is full, over all workers.
+    pub fn backlog(&self) -> usize {
+        self.backlog.iter().map(VecDeque::len).sum()
     }
 
     /// Push backlogged commands into mailboxes that have room; returns how many

@@ -42,7 +42,14 @@ fn tables_with(capacities: TableCapacities) -> (TablePublisher, TableMailbox, Ru
 }
 
 fn sync(p: &mut TablePublisher, mb: &mut TableMailbox, t: &mut RuleTables, now: u64) {
-    while p.flush() > 0 || mb.drain(t, now, usize::MAX) > 0 {}
+    // Both every time: with the mailbox full, only draining lets the backlog in.
+    loop {
+        let waiting = p.flush();
+        let applied = mb.drain(t, now, usize::MAX);
+        if waiting == 0 && applied == 0 {
+            break;
+        }
+    }
 }
 
 fn p(s: &str) -> Prefix {
@@ -427,4 +434,41 @@ impl RuleTables {
             None => false,
         }
     }
+}
+
+#[test]
+fn a_stalled_worker_keeps_one_of_each_set_and_every_entry_change() {
+    // A mailbox of 4 that the worker does not drain for a while.
+    let caps = TableCapacities::default();
+    let (mut pb, mut mailboxes) = TablePublisher::new(1, caps, 4);
+    let mut mb = mailboxes.pop().expect("one mailbox");
+    let mut t = RuleTables::new(caps, 1);
+    for i in 0..1000u32 {
+        // Every window republishes the sets...
+        pb.set_watch(WatchSet::new(vec![WatchedTarget::new(
+            p("10.0.0.1/32"),
+            [crate::wire::TrafficClass::Udp],
+            10 + i,
+            100,
+            Vec::new(),
+        )]));
+        pb.set_signatures(vec![SignatureRule {
+            protocol: Some(17),
+            ..SignatureRule::drop_all(i)
+        }])
+        .expect("valid");
+    }
+    // ...and a few entries change.
+    for i in 0..10u8 {
+        pb.block(p(&format!("203.0.113.{i}")), 1, u64::MAX)
+            .expect("room");
+    }
+    assert!(pb.backlog() <= 4 + 2 + 10, "backlog {}", pb.backlog());
+    let last = pb.last_seq();
+    sync(&mut pb, &mut mb, &mut t, 0);
+    assert!(pb.visible_everywhere(last));
+    // The worker ends with the last sets and every entry.
+    assert_eq!(t.watch().targets()[0].limit_pps, 1009);
+    assert_eq!(t.signatures().rules()[0].id, 999);
+    assert_eq!(t.blocked_len(), 10);
 }
