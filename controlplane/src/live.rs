@@ -246,6 +246,9 @@ pub struct Live {
     pub outbox: std::sync::Arc<crate::integrations::Outbox>,
     /// Pulled decisions that could not be read, by rule origin.
     pub malformed_decisions: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// A read-only connection to the store for the API's reads (none when the
+    /// store lives in memory: then reads go through the control plane's).
+    pub reader: Option<Mutex<crate::store::Store>>,
 }
 
 /// Integrations that act on rules (CrowdSec's pull, the host firewall) go
@@ -334,6 +337,20 @@ impl Live {
             }
         }
         current
+    }
+
+    /// Read the store without holding the control plane (when it is a file).
+    pub fn with_store<T>(&self, f: impl FnOnce(Option<&crate::store::Store>) -> T) -> T {
+        match &self.reader {
+            Some(reader) => {
+                let store = reader.lock().unwrap_or_else(|e| e.into_inner());
+                f(Some(&store))
+            }
+            None => {
+                let control = self.control();
+                f(control.control.mitigator.store.as_ref())
+            }
+        }
     }
 
     /// The control plane, even if a thread panicked while holding it (its state

@@ -242,6 +242,13 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         pipelines,
         sink,
     } = dataplane;
+    let reader = if config.store.enabled {
+        Some(Mutex::new(
+            crate::store::Store::open_read_only(&config.store.path).map_err(runtime)?,
+        ))
+    } else {
+        None
+    };
     let live = Arc::new(Live {
         node_id,
         mode: config.mode,
@@ -253,6 +260,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         clock: TscClock::new(&eal),
         outbox: Arc::clone(&outbox),
         malformed_decisions: Mutex::default(),
+        reader,
     });
     let enforcer: std::sync::Weak<dyn crate::integrations::Enforcer> = {
         let weak: std::sync::Weak<Live> = Arc::downgrade(&live);

@@ -101,13 +101,10 @@ pub async fn list(
         limit,
         offset: q.offset.unwrap_or(0).min(i64::MAX as u64),
     };
-    let (records, total) = {
-        let control = live.control();
-        match &control.control.mitigator.store {
-            Some(store) => store.incidents(&query)?,
-            None => (Vec::new(), 0),
-        }
-    };
+    let (records, total) = live.with_store(|store| match store {
+        Some(store) => store.incidents(&query),
+        None => Ok((Vec::new(), 0)),
+    })?;
     let incidents: Vec<Value> = records
         .into_iter()
         .map(|r| incident_json(&live, r))
@@ -117,12 +114,12 @@ pub async fn list(
 
 pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&id)?;
-    let (found, rules) = {
+    let found = live.with_store(|store| match store {
+        Some(store) => store.incident(id),
+        None => Ok(None),
+    })?;
+    let rules = {
         let control = live.control();
-        let found = match &control.control.mitigator.store {
-            Some(store) => store.incident(id)?,
-            None => None,
-        };
         let rules: Vec<Value> = control
             .control
             .mitigator
@@ -130,7 +127,7 @@ pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpRes
             .filter(|r| r.incident_id == id)
             .map(rule_json)
             .collect();
-        (found, rules)
+        rules
     };
     let (record, events) = found.ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
     Ok(HttpResponse::Ok().json(json!({

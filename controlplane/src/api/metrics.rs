@@ -76,6 +76,12 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     );
 
     {
+        // Read from the store before the control plane is held (with no file
+        // store, the read itself goes through the control plane).
+        let incident_states = live.with_store(|store| match store {
+            Some(store) => store.incident_states(),
+            None => Ok(Vec::new()),
+        })?;
         let control = live.control();
         let totals = &control.control.totals;
         let dirs = Direction::ALL.map(|d| (d.name(), &totals.directions[d as usize]));
@@ -239,12 +245,10 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         }
         m.family("levee_incidents", "gauge", "Incidents recorded, by state.");
         let mut states = vec![("open".to_owned(), 0u64), ("resolved".to_owned(), 0u64)];
-        if let Some(store) = &control.control.mitigator.store {
-            for (state, n) in store.incident_states()? {
-                match states.iter_mut().find(|(s, _)| *s == state) {
-                    Some(e) => e.1 = n,
-                    None => states.push((state, n)),
-                }
+        for (state, n) in incident_states {
+            match states.iter_mut().find(|(s, _)| *s == state) {
+                Some(e) => e.1 = n,
+                None => states.push((state, n)),
             }
         }
         for (state, n) in &states {

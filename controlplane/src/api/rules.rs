@@ -71,11 +71,11 @@ pub async fn list(
 /// Every rule in a state: recorded ones from the store (also those of earlier
 /// runs), live ones from the mitigator.
 fn all_rules(live: &Live, state: Option<RuleState>) -> Result<Vec<Rule>, ApiError> {
+    let mut rules = live.with_store(|store| match store {
+        Some(store) => store.rules(state.map(RuleState::name)),
+        None => Ok(Vec::new()),
+    })?;
     let control = live.control();
-    let mut rules = match &control.control.mitigator.store {
-        Some(store) => store.rules(state.map(RuleState::name))?,
-        None => Vec::new(),
-    };
     let mut by_id: std::collections::BTreeMap<u32, Rule> =
         rules.drain(..).map(|r| (r.id, r)).collect();
     for r in control.control.mitigator.rules() {

@@ -403,6 +403,25 @@ impl Store {
     }
 
     /// A store that lives in memory only (nothing survives a restart).
+    /// A read-only connection to a store another connection writes (WAL lets
+    /// it read while the writer writes): the API's reads never wait on the
+    /// control plane.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let p = path.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: p.clone(),
+            source,
+        };
+        let db = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        Ok(Store { db, path: p })
+    }
+
     pub fn in_memory() -> Result<Store, StoreError> {
         let err = |source| StoreError::Sqlite {
             path: ":memory:".into(),
