@@ -440,6 +440,18 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
         metrics.contains("levee_incidents{state=\"open\"} 1"),
         "{metrics}"
     );
+    // The engine's state is visible: the incident's target is watched, and what
+    // it holds in memory is counted by kind.
+    for sample in [
+        "levee_watched_targets 1",
+        "levee_memory_entries{kind=\"open_incidents\"} 1",
+        "levee_memory_entries{kind=\"rules\"}",
+        "levee_known_sources",
+        "levee_table_backlog",
+        "levee_store_pruned_total",
+    ] {
+        assert!(metrics.contains(sample), "{sample} missing");
+    }
     let mut check = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -313,6 +313,24 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         );
         m.sample("levee_known_sources", &[], mitigator.known_sources());
         m.family(
+            "levee_memory_entries",
+            "gauge",
+            "What the control plane holds in memory, by kind; each is bounded (docs/DESIGN.md).",
+        );
+        for (kind, n) in mitigator.memory() {
+            m.sample("levee_memory_entries", &[("kind", kind)], n);
+        }
+        m.sample(
+            "levee_memory_entries",
+            &[("kind", "resolved_incidents")],
+            control.control.detector.resolved.len(),
+        );
+        m.sample(
+            "levee_memory_entries",
+            &[("kind", "open_incidents")],
+            control.control.detector.active().count(),
+        );
+        m.family(
             "levee_watched_targets",
             "gauge",
             "Targets under attack whose traffic the workers account per source.",

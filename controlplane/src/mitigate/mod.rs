@@ -1301,9 +1301,22 @@ impl Mitigator {
         self.rules.get(&id)
     }
 
-    /// Known sources and attack samples, for metrics.
+    /// Known sources, for metrics.
     pub fn known_sources(&self) -> usize {
         self.known.len()
+    }
+
+    /// What the mitigator holds in memory, by kind (each bounded), for metrics.
+    pub fn memory(&self) -> [(&'static str, usize); 4] {
+        [
+            ("rules", self.rules.len()),
+            ("known_sources", self.known.len()),
+            ("peacetime_samples", self.peacetime.len()),
+            (
+                "attack_samples",
+                self.attack_samples.values().map(Vec::len).sum(),
+            ),
+        ]
     }
 }
 

@@ -143,6 +143,11 @@ impl Peacetime {
         }
     }
 
+    /// Samples held, committed and waiting (for the metrics).
+    pub fn len(&self) -> usize {
+        self.hosts.values().map(VecDeque::len).sum::<usize>() + self.pending.len()
+    }
+
     fn learn(&mut self, s: Shape) {
         if !self.hosts.contains_key(&s.dst) && self.hosts.len() >= PEACETIME_HOSTS {
             return;
