@@ -234,6 +234,8 @@ pub struct Mitigator {
     pub over_limit_lost: u64,
     /// Pending rules and the table change that carries them.
     awaiting: HashMap<u32, u64>,
+    /// The known sources of each open incident's target, taken when it opened.
+    watch_known: HashMap<String, Vec<u128>>,
 }
 
 const FIRST_RULE_ID: u32 = 1000;
@@ -305,6 +307,7 @@ impl Mitigator {
             ended: std::collections::VecDeque::new(),
             over_limit_lost: 0,
             awaiting: HashMap::new(),
+            watch_known: HashMap::new(),
         }
     }
 
@@ -502,14 +505,30 @@ impl Mitigator {
         if signatures_changed {
             self.publish_signatures(publisher);
         }
+        // A target's known sources are taken once, when its incident opens:
+        // nothing is learnt of a target under attack.
+        for incident in &open {
+            if !self.watch_known.contains_key(&incident.id) {
+                let target = target_prefix(&incident.target);
+                let mut known = self
+                    .known
+                    .of(|h| target.contains(mapped_to_ip(h)), KNOWN_PER_TARGET);
+                known.sort_unstable();
+                self.watch_known.insert(incident.id.clone(), known);
+            }
+        }
+        self.watch_known
+            .retain(|id, _| open.iter().any(|i| i.id == *id));
         let mut watched: Vec<WatchedTarget> = open
             .iter()
             .map(|incident| {
                 let (limit, known_limit) = self.source_limits(incident, detector);
                 let target = target_prefix(&incident.target);
                 let known = self
-                    .known
-                    .of(|h| target.contains(mapped_to_ip(h)), KNOWN_PER_TARGET);
+                    .watch_known
+                    .get(&incident.id)
+                    .cloned()
+                    .unwrap_or_default();
                 WatchedTarget::new(
                     target,
                     incident.vectors.keys().flat_map(|a| classes_of(*a)),
