@@ -269,11 +269,6 @@ pub enum RuleError {
     Conflict(String),
 }
 
-/// SYNs per second a source may send while a SYN flood from real sources lasts
-/// (and as a burst). Browsers open a handful of connections at a
-/// time; a large NAT can need more, which `[rules.source_limit]` can raise.
-const SYN_PER_SOURCE_PPS: u32 = 5;
-
 /// The traffic classes of an attack type.
 fn classes_of(a: AttackType) -> impl Iterator<Item = TrafficClass> {
     TrafficClass::all().filter(move |c| AttackType::of_class(*c) == Some(a))
@@ -308,6 +303,30 @@ impl Mitigator {
             over_limit_lost: 0,
             awaiting: HashMap::new(),
             watch_known: HashMap::new(),
+        }
+    }
+
+    /// A new staged rule of `origin`, numbered, lasting `ttl_s` from `now_ns`.
+    fn new_rule(
+        &mut self,
+        origin: &str,
+        matches: RuleMatch,
+        reason: String,
+        now_ns: u64,
+        ttl_s: u64,
+    ) -> Rule {
+        let id = self.next_id;
+        self.next_id += 1;
+        Rule {
+            id,
+            incident_id: origin.into(),
+            state: RuleState::Staged,
+            matches,
+            reason,
+            created_at_ns: now_ns,
+            expires_at_ns: now_ns.saturating_add(ttl_s.saturating_mul(1_000_000_000)),
+            note: None,
+            collateral: None,
         }
     }
 
@@ -491,7 +510,7 @@ impl Mitigator {
                 continue;
             };
             for ip in attackers {
-                signatures_changed |= self.block_attacker(incident, &ip, now_ns, publisher);
+                self.block_attacker(incident, &ip, now_ns, publisher);
             }
         }
         for incident in &open {
@@ -549,49 +568,38 @@ impl Mitigator {
         self.stamp(publisher);
     }
 
-    /// Block one attacker of an incident (owned by it). Returns false: blocks
-    /// never change the signature set.
+    /// Block one attacker of an incident (owned by it).
     fn block_attacker(
         &mut self,
         incident: &Incident,
         ip: &str,
         now_ns: u64,
         publisher: &mut TablePublisher,
-    ) -> bool {
+    ) {
         let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
-            return false;
+            return;
         };
         let prefix = Prefix::host(addr);
         let blocks = self.incident_blocks.entry(incident.id.clone()).or_default();
         if !blocks.insert(prefix) {
-            return false;
+            return;
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut rule = Rule {
-            id,
-            incident_id: incident.id.clone(),
-            state: RuleState::Staged,
-            matches: RuleMatch::Block {
-                source: prefix.to_string(),
-            },
-            reason: format!(
-                "attacker of {} ({})",
-                incident.id,
-                incident.attack_type.name()
-            ),
-            created_at_ns: now_ns,
-            expires_at_ns: now_ns + self.config.rule_ttl_s * 1_000_000_000,
-            note: None,
-            collateral: None,
+        let reason = format!(
+            "attacker of {} ({})",
+            incident.id,
+            incident.attack_type.name()
+        );
+        let matches = RuleMatch::Block {
+            source: prefix.to_string(),
         };
+        let ttl = self.config.rule_ttl_s;
+        let mut rule = self.new_rule(&incident.id, matches, reason, now_ns, ttl);
         if self.config.auto_apply {
             self.apply(&mut rule, publisher);
         } else {
             self.persist(&rule);
         }
-        self.rules.insert(id, rule);
-        false
+        self.rules.insert(rule.id, rule);
     }
 
     /// Derive, measure and apply (or stage) a narrow signature for each vector
@@ -623,9 +631,6 @@ impl Mitigator {
             let Some(narrow) = Narrow::derive(&samples) else {
                 continue;
             };
-            let id = self.next_id;
-            self.next_id += 1;
-            self.derived.insert(key, id);
             let target = target_prefix(&incident.target);
             let known = &self.known;
             let collateral = self.peacetime.collateral(
@@ -644,23 +649,18 @@ impl Mitigator {
                 ip_length: narrow.ip_length,
                 rate_limit_pps: None,
             };
-            let mut rule = Rule {
-                id,
-                incident_id: incident.id.clone(),
-                state: RuleState::Staged,
-                matches,
-                reason: format!(
-                    "{} toward {destination}: narrowest signature of {} sampled packets, matching {:.1}% of them ({})",
-                    vector.name(),
-                    samples.len(),
-                    100.0 * narrow.coverage(&samples),
-                    incident.id
-                ),
-                created_at_ns: now_ns,
-                expires_at_ns: now_ns + self.config.rule_ttl_s * 1_000_000_000,
-                note: None,
-                collateral,
-            };
+            let reason = format!(
+                "{} toward {destination}: narrowest signature of {} sampled packets, matching {:.1}% of them ({})",
+                vector.name(),
+                samples.len(),
+                100.0 * narrow.coverage(&samples),
+                incident.id
+            );
+            let ttl = self.config.rule_ttl_s;
+            let mut rule = self.new_rule(&incident.id, matches, reason, now_ns, ttl);
+            rule.collateral = collateral;
+            let id = rule.id;
+            self.derived.insert(key, id);
             let within = collateral.is_some_and(|c| c <= self.config.max_collateral);
             if !within {
                 rule.note = Some(match collateral {
@@ -788,7 +788,6 @@ impl Mitigator {
             };
             wanted.push((m, reason));
         }
-        let _ = SYN_PER_SOURCE_PPS;
 
         // A class-wide limit the incident no longer calls for (its spoofing
         // judgement changed) comes out; blocks and derived signatures stay.
@@ -825,19 +824,9 @@ impl Mitigator {
             {
                 continue;
             }
-            let id = self.next_id;
-            self.next_id += 1;
-            let mut rule = Rule {
-                id,
-                incident_id: incident.id.clone(),
-                state: RuleState::Staged,
-                matches: m,
-                reason,
-                created_at_ns: now_ns,
-                expires_at_ns: now_ns + self.config.rule_ttl_s * 1_000_000_000,
-                note: None,
-                collateral: None,
-            };
+            let ttl = self.config.rule_ttl_s;
+            let mut rule = self.new_rule(&incident.id, m, reason, now_ns, ttl);
+            let id = rule.id;
             if self.live() >= self.config.max_rules {
                 rule.state = RuleState::Refused;
                 rule.note = Some(format!(
@@ -1077,19 +1066,8 @@ impl Mitigator {
                 ))
             }
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut rule = Rule {
-            id,
-            incident_id: origin.into(),
-            state: RuleState::Staged,
-            matches,
-            reason,
-            created_at_ns: now_ns,
-            expires_at_ns: now_ns.saturating_add(ttl_s.saturating_mul(1_000_000_000)),
-            note: None,
-            collateral: None,
-        };
+        let mut rule = self.new_rule(origin, matches, reason, now_ns, ttl_s);
+        let id = rule.id;
         let signatures = self.apply(&mut rule, publisher);
         self.rules.insert(id, rule.clone());
         if signatures {
