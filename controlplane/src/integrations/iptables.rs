@@ -47,11 +47,17 @@ impl IptablesSettings {
 #[derive(Debug)]
 pub struct Iptables {
     settings: IptablesSettings,
+    /// One host sync at a time: each reads levee's rules and then writes them,
+    /// so a sync that read earlier can never finish after, and undo, a later one.
+    syncing: tokio::sync::Mutex<()>,
 }
 
 impl Iptables {
     pub fn new(settings: IptablesSettings) -> Iptables {
-        Iptables { settings }
+        Iptables {
+            settings,
+            syncing: tokio::sync::Mutex::new(()),
+        }
     }
 }
 
@@ -86,15 +92,19 @@ async fn run(program: &str, args: &[&str], input: &str) -> Result<(), String> {
     }
 }
 
-/// Load the rules into the LEVEE chain and make sure traffic passes through it.
+/// Make sure traffic passes through the LEVEE chain, then load its rules.
+/// The jumps come first: a rule that is in the chain is in force at once, on
+/// both hooks, never on INPUT alone while FORWARD waits for its jump.
 async fn sync_iptables(tool: &str, text: &str) -> Result<(), String> {
-    run(&format!("{tool}-restore"), &["--noflush"], text).await?;
+    if run(tool, &["-n", "-L", CHAIN], "").await.is_err() {
+        run(tool, &["-N", CHAIN], "").await?;
+    }
     for hook in ["INPUT", "FORWARD"] {
         if run(tool, &["-C", hook, "-j", CHAIN], "").await.is_err() {
             run(tool, &["-I", hook, "-j", CHAIN], "").await?;
         }
     }
-    Ok(())
+    run(&format!("{tool}-restore"), &["--noflush"], text).await
 }
 
 impl Sink for Iptables {
@@ -123,6 +133,7 @@ impl Sink for Iptables {
                 };
             };
             let check = job.event == "test";
+            let _one_at_a_time = self.syncing.lock().await;
             let result = match self.settings.host_apply {
                 HostApply::None => {
                     return Outcome::Delivered {
