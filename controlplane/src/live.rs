@@ -1,128 +1,28 @@
 //! The running appliance's state that the admin API reads and changes.
 //!
-//! The control plane (detector, mitigator, table publisher, store) sits behind one
-//! mutex: the control thread holds it while it judges a window, the API while it
-//! reads or changes rules, so an operator's rule takes the same path as an
-//! automatic one. Port and worker figures are a snapshot the supervisor refreshes
-//! every second, so API reads never touch the dataplane.
+//! The control plane (detector, mitigator, table publisher, store writes) is
+//! owned by the control thread; the API and the integrations send it commands
+//! and read the view it publishes (`commands`), so an operator's rule takes the
+//! same path as an automatic one and never waits on a window. Port and worker
+//! figures are a snapshot the supervisor refreshes every second, so API reads
+//! never touch the dataplane.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use levee_dataplane::stats::{DirectionWindow, DropReason};
-use levee_dataplane::tables::TablePublisher;
 use levee_dataplane::wire::TrafficClass;
 use levee_dataplane::worker::Direction;
 use serde::Serialize;
 
+use crate::commands::{CommandError, ControlHandle};
 use crate::config::Mode;
-use crate::detect::IncidentEvent;
-use crate::engine::ControlLoop;
-use crate::mitigate::{Rule, RuleError, RuleMatch};
+use crate::mitigate::{Rule, RuleMatch};
+use crate::store::Store;
 
 /// Seconds of rate history kept for charts.
 pub const HISTORY_SECONDS: usize = 600;
-
-/// The control plane and what it acts through.
-#[derive(Debug)]
-pub struct ControlPlane {
-    pub control: ControlLoop,
-    pub publisher: TablePublisher,
-}
-
-/// Why an operator's incident action failed; the text is the message.
-#[derive(Debug, thiserror::Error)]
-pub enum IncidentError {
-    #[error("no incident {0}")]
-    NotFound(String),
-    #[error("incident {0} is already resolved")]
-    AlreadyResolved(String),
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
-}
-
-impl ControlPlane {
-    /// Add a manual rule (same checks and path as automatic mitigation).
-    pub fn add_rule(
-        &mut self,
-        origin: &str,
-        matches: RuleMatch,
-        ttl_s: u64,
-        reason: String,
-        now_ns: u64,
-    ) -> Result<Rule, RuleError> {
-        let rule = self.control.mitigator.add_manual(
-            origin,
-            matches,
-            ttl_s,
-            reason,
-            now_ns,
-            &mut self.publisher,
-        );
-        self.publisher.flush();
-        rule
-    }
-
-    pub fn approve_rule(&mut self, id: u32) -> Result<Rule, RuleError> {
-        let rule = self.control.mitigator.approve(id, &mut self.publisher);
-        self.publisher.flush();
-        self.ended_earlier(id, rule)
-    }
-
-    pub fn delete_rule(&mut self, id: u32) -> Result<Rule, RuleError> {
-        let rule = self.control.mitigator.delete(id, &mut self.publisher);
-        self.publisher.flush();
-        self.ended_earlier(id, rule)
-    }
-
-    /// A rule unknown to this run may be one that ended in an earlier run: say so.
-    fn ended_earlier(&self, id: u32, result: Result<Rule, RuleError>) -> Result<Rule, RuleError> {
-        match result {
-            Err(RuleError::NotFound(_)) => {
-                let recorded = self
-                    .control
-                    .mitigator
-                    .store
-                    .as_ref()
-                    .and_then(|s| s.rules(None).ok())
-                    .and_then(|rules| rules.into_iter().find(|r| r.id == id));
-                match recorded {
-                    Some(r) => Err(RuleError::Conflict(format!(
-                        "rule {id} is already {}",
-                        r.state.name()
-                    ))),
-                    None => Err(RuleError::NotFound(id)),
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// Resolve an open incident by hand: its rules come out as on a normal resolve.
-    pub fn resolve_incident(
-        &mut self,
-        id: &str,
-        now_ns: u64,
-    ) -> Result<IncidentEvent, IncidentError> {
-        let Some(event) = self.control.detector.resolve(id, now_ns) else {
-            let known = match &self.control.mitigator.store {
-                Some(store) => store.incident(id)?.is_some(),
-                None => self.control.detector.incident(id).is_some(),
-            };
-            return Err(if known {
-                IncidentError::AlreadyResolved(id.into())
-            } else {
-                IncidentError::NotFound(id.into())
-            });
-        };
-        self.control
-            .act(std::slice::from_ref(&event), now_ns, &mut self.publisher);
-        self.publisher.flush();
-        tracing::warn!(incident = id, "incident resolved by the operator");
-        Ok(event)
-    }
-}
 
 /// Packets and bytes per second of one direction, by class and drop reason.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -238,7 +138,8 @@ pub struct Live {
     /// Milliseconds since the epoch when `levee run` started.
     pub started_at_ms: u64,
     pub forensics_dir: Option<PathBuf>,
-    pub control: Mutex<ControlPlane>,
+    /// Commands to the control thread, and the view it publishes.
+    pub control: ControlHandle,
     pub snapshot: RwLock<Snapshot>,
     /// The dataplane's clock (wall-clock nanoseconds), for rule times.
     pub clock: levee_dataplane::worker::TscClock,
@@ -247,8 +148,8 @@ pub struct Live {
     /// Pulled decisions that could not be read, by rule origin.
     pub malformed_decisions: Mutex<std::collections::BTreeMap<String, u64>>,
     /// A read-only connection to the store for the API's reads (none when the
-    /// store lives in memory: then reads go through the control plane's).
-    pub reader: Option<Mutex<crate::store::Store>>,
+    /// store lives in memory: then reads run on the control thread).
+    pub reader: Option<Mutex<Store>>,
 }
 
 /// Integrations that act on rules (CrowdSec's pull, the host firewall) go
@@ -256,8 +157,8 @@ pub struct Live {
 impl crate::integrations::Enforcer for Live {
     fn block(&self, origin: &str, source: &str, ttl_s: u64, reason: String) -> Result<u32, String> {
         let now = self.now_ns();
-        let rule = self
-            .control()
+        let (rule, _) = self
+            .control
             .add_rule(
                 origin,
                 RuleMatch::Block {
@@ -268,38 +169,51 @@ impl crate::integrations::Enforcer for Live {
                 now,
             )
             .map_err(|e| e.to_string())?;
-        Ok(self.settled(rule).id)
+        let rule = rule.map_err(|e| e.to_string())?;
+        Ok(self.control.settled(rule).id)
     }
 
     fn unblock(&self, rule_id: u32) -> Result<(), String> {
-        self.control()
+        let (deleted, _) = self
+            .control
             .delete_rule(rule_id)
-            .map(|_| ())
+            .map_err(|e| e.to_string())?;
+        deleted.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn rules_from(&self, origin: &str) -> Result<Vec<(u32, String)>, String> {
+        let origin = origin.to_owned();
+        self.control
+            .read(move |plane| {
+                plane
+                    .control
+                    .mitigator
+                    .rules()
+                    .filter(|r| r.incident_id == origin && r.state.in_force())
+                    .filter_map(|r| match &r.matches {
+                        RuleMatch::Block { source } => Some((r.id, source.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
             .map_err(|e| e.to_string())
     }
 
-    fn rules_from(&self, origin: &str) -> Vec<(u32, String)> {
-        self.control()
+    fn export(&self, format: crate::mitigate::export::ExportFormat) -> Result<String, String> {
+        // Read after every change made so far: a host sync that follows an
+        // incident event carries that incident's rules.
+        let (rules, allowlist) = self
             .control
-            .mitigator
-            .rules()
-            .filter(|r| r.incident_id == origin && r.state.in_force())
-            .filter_map(|r| match &r.matches {
-                RuleMatch::Block { source } => Some((r.id, source.clone())),
-                _ => None,
+            .read(|plane| {
+                let rules: Vec<Rule> = plane.control.mitigator.rules().cloned().collect();
+                let allowlist: Vec<_> = plane.publisher.allowlist().iter().copied().collect();
+                (rules, allowlist)
             })
-            .collect()
-    }
-
-    fn export(&self, format: crate::mitigate::export::ExportFormat) -> String {
-        let (rules, allowlist) = {
-            let plane = self.control();
-            let rules: Vec<Rule> = plane.control.mitigator.rules().cloned().collect();
-            let allowlist: Vec<_> = plane.publisher.allowlist().iter().copied().collect();
-            (rules, allowlist)
-        };
+            .map_err(|e| e.to_string())?;
         let at = crate::integrations::rfc3339_ms(wall_ms());
-        crate::mitigate::export::export(&rules, &allowlist, format, &at)
+        Ok(crate::mitigate::export::export(
+            &rules, &allowlist, format, &at,
+        ))
     }
 
     fn inline(&self) -> bool {
@@ -314,49 +228,20 @@ impl crate::integrations::Enforcer for Live {
 }
 
 impl Live {
-    /// A rule once the workers have applied it: a pending rule is shown active
-    /// only when every worker acknowledged it (they drain their mailboxes
-    /// between bursts, microseconds apart). Waits at most a second, without
-    /// holding the control plane; a rule still pending then is returned so.
-    pub fn settled(&self, rule: Rule) -> Rule {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        let mut current = rule;
-        while current.state == crate::mitigate::RuleState::Pending
-            && std::time::Instant::now() < deadline
-        {
-            {
-                let mut guard = self.control();
-                let plane = &mut *guard;
-                plane.control.mitigator.acknowledge(&mut plane.publisher);
-                if let Some(r) = plane.control.mitigator.rule(current.id) {
-                    current = r.clone();
-                }
-            }
-            if current.state == crate::mitigate::RuleState::Pending {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
-        current
-    }
-
-    /// Read the store without holding the control plane (when it is a file).
-    pub fn with_store<T>(&self, f: impl FnOnce(Option<&crate::store::Store>) -> T) -> T {
+    /// Read the store without holding the control plane: through the API's own
+    /// read-only connection, or, when the store lives in memory, on the
+    /// control thread.
+    pub fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Option<&Store>) -> T + Send + 'static,
+    ) -> Result<T, CommandError> {
         match &self.reader {
             Some(reader) => {
                 let store = reader.lock().unwrap_or_else(|e| e.into_inner());
-                f(Some(&store))
+                Ok(f(Some(&store)))
             }
-            None => {
-                let control = self.control();
-                f(control.control.mitigator.store.as_ref())
-            }
+            None => self.control.read(move |plane| f(plane.store())),
         }
-    }
-
-    /// The control plane, even if a thread panicked while holding it (its state
-    /// stays consistent per call: every change is one call).
-    pub fn control(&self) -> MutexGuard<'_, ControlPlane> {
-        self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn snapshot(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
@@ -375,10 +260,10 @@ impl Live {
 }
 
 /// Running totals of both directions, for rates.
-pub fn direction_totals(control: &ControlPlane) -> [DirectionWindow; 2] {
+pub fn direction_totals(totals: &crate::windows::WindowTotals) -> [DirectionWindow; 2] {
     [
-        control.control.totals.directions[Direction::Inbound as usize].clone(),
-        control.control.totals.directions[Direction::Outbound as usize].clone(),
+        totals.directions[Direction::Inbound as usize].clone(),
+        totals.directions[Direction::Outbound as usize].clone(),
     ]
 }
 

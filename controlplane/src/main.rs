@@ -5,6 +5,7 @@
 mod api;
 mod client;
 mod clock;
+mod commands;
 mod config;
 mod detect;
 mod engine;

@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use std::sync::Mutex;
 
+use crate::commands::ControlPlane;
 use crate::config::{Config, Mode};
-use crate::live::{ControlPlane, Live, PortStatus, RatePoint, WorkerStatus};
+use crate::live::{Live, PortStatus, RatePoint, WorkerStatus};
 use crate::Failure;
 
 thread_local! {
@@ -249,13 +250,15 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     } else {
         None
     };
+    let (control_thread, control_handle) =
+        crate::commands::control_thread(ControlPlane { control, publisher });
     let live = Arc::new(Live {
         node_id,
         mode: config.mode,
         dpdk_version: version.clone(),
         started_at_ms: crate::clock::wall_ms(),
         forensics_dir: config.forensics.dir.clone(),
-        control: Mutex::new(ControlPlane { control, publisher }),
+        control: control_handle,
         snapshot: Default::default(),
         clock: TscClock::new(&eal),
         outbox: Arc::clone(&outbox),
@@ -274,36 +277,11 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             ))
         })?;
     // The control plane: merges window reports, detects, mitigates through the
-    // publisher. Never on a worker lcore.
-    let control_live = Arc::clone(&live);
+    // publisher, runs the API's and the integrations' commands. Never on a
+    // worker lcore; it ends when every worker has dropped its end of the channel.
     let consumer = std::thread::Builder::new()
         .name("levee-control".into())
-        .spawn(move || {
-            let mut events = Vec::new();
-            // Ends when every worker has dropped its end of the channel.
-            while let Ok(report) = sink.reports.recv() {
-                let done = {
-                    let mut guard = control_live.control();
-                    let plane = &mut *guard;
-                    plane.control.report(&report, &mut plane.publisher)
-                };
-                for (_, evs) in done {
-                    for e in evs {
-                        tracing::warn!(
-                            event = e.event,
-                            incident = e.incident_id,
-                            attack = e.attack_type.name(),
-                            target = e.target,
-                            peak_pps = e.peak_pps,
-                            "incident"
-                        );
-                        events.push(serde_json::to_value(&e).unwrap_or_default());
-                    }
-                }
-                sink.recycle(report);
-            }
-            events
-        })
+        .spawn(move || control_thread.run(&sink))
         .map_err(|e| {
             Failure::Runtime(anyhow::anyhow!(
                 "cannot start the control plane thread: {e}"
@@ -408,14 +386,13 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     }
     let seconds = started.elapsed().as_secs_f64();
     let hz = dpdk::tsc_hz(&eal).max(1) as f64;
-    let events = consumer
+    let (events, plane) = consumer
         .join()
         .map_err(|_| Failure::Runtime(anyhow::anyhow!("the control plane thread failed")))?;
     // Deliveries due now get a moment to go out; the rest wait in the store
     // for the next start.
     outbox_runtime.stop(std::time::Duration::from_secs(3));
     let (window_totals, rules, open_incidents) = {
-        let plane = live.control();
         let rules: Vec<serde_json::Value> = plane
             .control
             .mitigator
@@ -610,14 +587,10 @@ impl Sampler {
                 });
             }
         }
-        let (directions, cycles, reports_dropped) = {
-            let plane = live.control();
-            (
-                crate::live::direction_totals(&plane),
-                plane.control.totals.worker_cycles.clone(),
-                plane.control.totals.reports_dropped.clone(),
-            )
-        };
+        let view = live.control.view();
+        let directions = crate::live::direction_totals(&view.totals);
+        let cycles = &view.totals.worker_cycles;
+        let reports_dropped = &view.totals.reports_dropped;
         let mut workers = Vec::new();
         let mut busy_ticks = Vec::new();
         for (i, (lcore, stats)) in shared.iter().enumerate() {

@@ -15,7 +15,7 @@ pub struct Query {
 }
 
 pub async fn list(live: web::Data<Live>, q: web::Query<Query>) -> Result<HttpResponse, ApiError> {
-    let mut baselines = live.control().control.detector.baselines();
+    let mut baselines = live.control.view().baselines.clone();
     if let Some(t) = &q.target {
         baselines.retain(|b| &b.target == t);
     }

@@ -5,7 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::live::IncidentError;
+use crate::commands::{CommandError, IncidentError};
 use crate::mitigate::RuleError;
 use crate::store::StoreError;
 
@@ -30,6 +30,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -44,6 +46,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -60,6 +63,7 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -89,6 +93,13 @@ impl From<IncidentError> for ApiError {
             IncidentError::AlreadyResolved(_) => ApiError::Conflict(e.to_string()),
             IncidentError::Store(s) => s.into(),
         }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        tracing::warn!("admin API: {e}");
+        ApiError::Unavailable(e.to_string())
     }
 }
 

@@ -101,10 +101,10 @@ pub async fn list(
         limit,
         offset: q.offset.unwrap_or(0).min(i64::MAX as u64),
     };
-    let (records, total) = live.with_store(|store| match store {
+    let (records, total) = live.with_store(move |store| match store {
         Some(store) => store.incidents(&query),
         None => Ok((Vec::new(), 0)),
-    })?;
+    })??;
     let incidents: Vec<Value> = records
         .into_iter()
         .map(|r| incident_json(&live, r))
@@ -114,21 +114,19 @@ pub async fn list(
 
 pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&id)?;
-    let found = live.with_store(|store| match store {
-        Some(store) => store.incident(id),
+    let wanted = id.to_owned();
+    let found = live.with_store(move |store| match store {
+        Some(store) => store.incident(&wanted),
         None => Ok(None),
-    })?;
-    let rules = {
-        let control = live.control();
-        let rules: Vec<Value> = control
-            .control
-            .mitigator
-            .rules()
-            .filter(|r| r.incident_id == id)
-            .map(rule_json)
-            .collect();
-        rules
-    };
+    })??;
+    let rules: Vec<Value> = live
+        .control
+        .view()
+        .rules
+        .iter()
+        .filter(|r| r.incident_id == id)
+        .map(rule_json)
+        .collect();
     let (record, events) = found.ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
     Ok(HttpResponse::Ok().json(json!({
         "incident": incident_json(&live, record),
@@ -143,7 +141,9 @@ pub async fn resolve(
 ) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&id)?;
     let now = live.now_ns();
-    let event = live.control().resolve_incident(id, now)?;
+    let (event, seq) = live.control.resolve_incident(id, now)?;
+    let event = event?;
+    live.control.wait_for_view(seq);
     Ok(HttpResponse::Ok().json(event))
 }
 

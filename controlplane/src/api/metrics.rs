@@ -81,9 +81,9 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         let incident_states = live.with_store(|store| match store {
             Some(store) => store.incident_states(),
             None => Ok(Vec::new()),
-        })?;
-        let control = live.control();
-        let totals = &control.control.totals;
+        })??;
+        let view = live.control.view();
+        let totals = &view.totals;
         let dirs = Direction::ALL.map(|d| (d.name(), &totals.directions[d as usize]));
 
         m.family(
@@ -235,12 +235,7 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
 
         m.family("levee_rules", "gauge", "Rules known to this run, by state.");
         for state in RuleState::ALL {
-            let n = control
-                .control
-                .mitigator
-                .rules()
-                .filter(|r| r.state == state)
-                .count();
+            let n = view.rules.iter().filter(|r| r.state == state).count();
             m.sample("levee_rules", &[("state", state.name())], n);
         }
         m.family("levee_incidents", "gauge", "Incidents recorded, by state.");
@@ -259,8 +254,8 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             "gauge",
             "Entries in each rule table.",
         );
-        let fill = control.publisher.fill();
-        for (table, entries, _) in &fill {
+        let fill = &view.tables;
+        for (table, entries, _) in fill {
             m.sample("levee_table_entries", &[("table", table)], entries);
         }
         m.family(
@@ -268,7 +263,7 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             "gauge",
             "Capacity of each rule table.",
         );
-        for (table, _, capacity) in &fill {
+        for (table, _, capacity) in fill {
             m.sample("levee_table_capacity", &[("table", table)], capacity);
         }
         m.family(
@@ -276,17 +271,13 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             "counter",
             "Table changes refused because a table was full.",
         );
-        m.sample(
-            "levee_table_refused_total",
-            &[],
-            control.publisher.refused_full,
-        );
+        m.sample("levee_table_refused_total", &[], view.tables_refused_full);
         m.family(
             "levee_store_pruned_total",
             "counter",
             "Rows the store's retention removed (store.keep_days), by kind.",
         );
-        for (kind, n) in &control.control.pruned {
+        for (kind, n) in &view.store_pruned {
             m.sample("levee_store_pruned_total", &[("kind", kind)], n);
         }
         m.family(
@@ -297,59 +288,50 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         m.sample(
             "levee_forensic_captures_removed_total",
             &[],
-            control.control.forensics.removed,
+            view.forensic_captures_removed,
         );
         m.family(
             "levee_table_backlog",
             "gauge",
             "Table changes waiting for a worker whose mailbox is full.",
         );
-        m.sample("levee_table_backlog", &[], control.publisher.backlog());
-        let mitigator = &control.control.mitigator;
+        m.sample("levee_table_backlog", &[], view.tables_backlog);
         m.family(
             "levee_known_sources",
             "gauge",
             "Peers the protected hosts exchanged traffic with in peacetime (they pass signatures and rate limits during an attack).",
         );
-        m.sample("levee_known_sources", &[], mitigator.known_sources());
+        m.sample("levee_known_sources", &[], view.known_sources);
         m.family(
             "levee_memory_entries",
             "gauge",
             "What the control plane holds in memory, by kind; each is bounded (docs/DESIGN.md).",
         );
-        for (kind, n) in mitigator.memory() {
+        for (kind, n) in &view.memory {
             m.sample("levee_memory_entries", &[("kind", kind)], n);
         }
         m.sample(
             "levee_memory_entries",
             &[("kind", "resolved_incidents")],
-            control.control.detector.resolved.len(),
+            view.resolved_incidents,
         );
         m.sample(
             "levee_memory_entries",
             &[("kind", "open_incidents")],
-            control.control.detector.active().count(),
+            view.open_incidents,
         );
         m.family(
             "levee_watched_targets",
             "gauge",
             "Targets under attack whose traffic the workers account per source.",
         );
-        m.sample(
-            "levee_watched_targets",
-            &[],
-            control.publisher.watch().targets().len(),
-        );
+        m.sample("levee_watched_targets", &[], view.watched_targets);
         m.family(
             "levee_over_limit_lost_total",
             "counter",
             "Sources over their limit that the workers' reports had no room for (found again in a later window).",
         );
-        m.sample(
-            "levee_over_limit_lost_total",
-            &[],
-            mitigator.over_limit_lost,
-        );
+        m.sample("levee_over_limit_lost_total", &[], view.over_limit_lost);
     }
 
     m.family(

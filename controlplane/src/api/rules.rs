@@ -71,14 +71,14 @@ pub async fn list(
 /// Every rule in a state: recorded ones from the store (also those of earlier
 /// runs), live ones from the mitigator.
 fn all_rules(live: &Live, state: Option<RuleState>) -> Result<Vec<Rule>, ApiError> {
-    let mut rules = live.with_store(|store| match store {
+    let mut rules = live.with_store(move |store| match store {
         Some(store) => store.rules(state.map(RuleState::name)),
         None => Ok(Vec::new()),
-    })?;
-    let control = live.control();
+    })??;
+    let view = live.control.view();
     let mut by_id: std::collections::BTreeMap<u32, Rule> =
         rules.drain(..).map(|r| (r.id, r)).collect();
-    for r in control.control.mitigator.rules() {
+    for r in &view.rules {
         if state.is_none_or(|s| s == r.state) {
             by_id.insert(r.id, r.clone());
         } else {
@@ -262,11 +262,12 @@ pub async fn add(
     live: web::Data<Live>,
     body: web::Json<NewRule>,
 ) -> Result<HttpResponse, ApiError> {
-    let default_ttl = live.control().control.mitigator.default_ttl_s();
+    let default_ttl = live.control.view().default_ttl_s;
     let (matches, ttl, reason) = body.into_inner().validate(default_ttl)?;
     let now = live.now_ns();
-    let rule = live.control().add_rule(MANUAL, matches, ttl, reason, now)?;
-    let rule = live.settled(rule);
+    let (rule, seq) = live.control.add_rule(MANUAL, matches, ttl, reason, now)?;
+    let rule = live.control.settled(rule?);
+    live.control.wait_for_view(seq);
     tracing::warn!(rule = rule.id, "rule added by the operator");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/rules/{}", rule.id)))
@@ -278,8 +279,9 @@ pub async fn approve(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = rule_id(&id)?;
-    let rule = live.control().approve_rule(id)?;
-    let rule = live.settled(rule);
+    let (rule, seq) = live.control.approve_rule(id)?;
+    let rule = live.control.settled(rule?);
+    live.control.wait_for_view(seq);
     tracing::warn!(rule = rule.id, "staged rule approved by the operator");
     Ok(HttpResponse::Ok().json(rule_json(&rule)))
 }
@@ -289,7 +291,9 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = rule_id(&id)?;
-    let rule = live.control().delete_rule(id)?;
+    let (rule, seq) = live.control.delete_rule(id)?;
+    let rule = rule?;
+    live.control.wait_for_view(seq);
     tracing::warn!(rule = rule.id, "rule deleted by the operator");
     Ok(HttpResponse::Ok().json(rule_json(&rule)))
 }
@@ -312,7 +316,8 @@ pub async fn export(
         ))
     })?;
     // The same text the host-firewall integration applies.
-    let text = crate::integrations::Enforcer::export(&**live, format);
+    let text =
+        crate::integrations::Enforcer::export(&**live, format).map_err(ApiError::Unavailable)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(text))

@@ -8,30 +8,19 @@ use crate::live::Live;
 use crate::mitigate::RuleState;
 
 pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
-    let (open_incidents, rule_counts, tables, reports_dropped) = {
-        let control = live.control();
-        let mut counts = serde_json::Map::new();
-        for state in RuleState::ALL {
-            counts.insert(state.name().into(), json!(0));
-        }
-        for r in control.control.mitigator.rules() {
-            if let Some(n) = counts.get_mut(r.state.name()) {
-                *n = json!(n.as_u64().unwrap_or(0) + 1);
-            }
-        }
-        let tables: Vec<_> = control
-            .publisher
-            .fill()
-            .iter()
-            .map(|(name, entries, capacity)| json!({"table": name, "entries": entries, "capacity": capacity}))
-            .collect();
-        (
-            control.control.detector.active().count(),
-            counts,
-            tables,
-            control.control.totals.reports_dropped(),
-        )
-    };
+    let view = live.control.view();
+    let mut rule_counts = serde_json::Map::new();
+    for state in RuleState::ALL {
+        let n = view.rules.iter().filter(|r| r.state == state).count();
+        rule_counts.insert(state.name().into(), json!(n));
+    }
+    let tables: Vec<_> = view
+        .tables
+        .iter()
+        .map(|(name, entries, capacity)| json!({"table": name, "entries": entries, "capacity": capacity}))
+        .collect();
+    let open_incidents = view.open_incidents;
+    let reports_dropped = view.totals.reports_dropped();
     let snapshot = live.snapshot();
     let now_ms = crate::clock::wall_ms();
     let rates = snapshot.history.back();

@@ -580,8 +580,14 @@ fn apply(
         entry.0 = entry.0.max(secs);
     }
     bans.retain(|_, ids| !ids.is_empty());
-    let active: HashMap<String, u32> = enforcer
-        .rules_from(origin)
+    let active = match enforcer.rules_from(origin) {
+        Ok(active) => active,
+        Err(e) => {
+            tracing::warn!("CrowdSec: decisions not applied: {e}");
+            return;
+        }
+    };
+    let active: HashMap<String, u32> = active
         .into_iter()
         .filter_map(|(id, source)| normalise(&source).map(|p| (p, id)))
         .collect();
@@ -651,11 +657,11 @@ mod tests {
         fn unblock(&self, _: u32) -> Result<(), String> {
             Ok(())
         }
-        fn rules_from(&self, _: &str) -> Vec<(u32, String)> {
-            Vec::new()
+        fn rules_from(&self, _: &str) -> Result<Vec<(u32, String)>, String> {
+            Ok(Vec::new())
         }
-        fn export(&self, _: crate::mitigate::export::ExportFormat) -> String {
-            String::new()
+        fn export(&self, _: crate::mitigate::export::ExportFormat) -> Result<String, String> {
+            Ok(String::new())
         }
         fn inline(&self) -> bool {
             true

@@ -149,8 +149,19 @@ impl Sink for Iptables {
                     }
                 }
                 HostApply::Iptables => {
-                    let v4 = enforcer.export(ExportFormat::Iptables);
-                    let v6 = enforcer.export(ExportFormat::Ip6tables);
+                    let texts = enforcer
+                        .export(ExportFormat::Iptables)
+                        .and_then(|v4| Ok((v4, enforcer.export(ExportFormat::Ip6tables)?)));
+                    let (v4, v6) = match texts {
+                        Ok(texts) => texts,
+                        Err(error) => {
+                            return Outcome::Retry {
+                                status: None,
+                                error,
+                                after: None,
+                            }
+                        }
+                    };
                     if check {
                         match run("iptables-restore", &["--test", "--noflush"], &v4).await {
                             Ok(()) => run("ip6tables-restore", &["--test", "--noflush"], &v6).await,
@@ -164,7 +175,16 @@ impl Sink for Iptables {
                     }
                 }
                 HostApply::Nftables => {
-                    let text = enforcer.export(ExportFormat::Nftables);
+                    let text = match enforcer.export(ExportFormat::Nftables) {
+                        Ok(text) => text,
+                        Err(error) => {
+                            return Outcome::Retry {
+                                status: None,
+                                error,
+                                after: None,
+                            }
+                        }
+                    };
                     let args: &[&str] = if check {
                         &["-c", "-f", "-"]
                     } else {

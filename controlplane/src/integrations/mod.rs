@@ -408,9 +408,9 @@ pub trait Enforcer: Send + Sync {
     /// End a rule this origin added.
     fn unblock(&self, rule_id: u32) -> Result<(), String>;
     /// Active rules an origin added: (rule id, blocked source).
-    fn rules_from(&self, origin: &str) -> Vec<(u32, String)>;
+    fn rules_from(&self, origin: &str) -> Result<Vec<(u32, String)>, String>;
     /// The active rules as firewall text.
-    fn export(&self, format: ExportFormat) -> String;
+    fn export(&self, format: ExportFormat) -> Result<String, String>;
     fn inline(&self) -> bool;
     /// Count decisions an origin pulled that could not be read (for /metrics).
     fn malformed(&self, origin: &str, count: u64);
