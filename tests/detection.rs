@@ -345,7 +345,10 @@ fn a_slow_ramp_of_normal_traffic_is_learnt_not_alarmed() {
     );
     // The same traffic judged by the floor alone (baselines never warm up) alarms:
     // the test above can fail.
-    let floor_only = learning.replace("warmup_seconds = 5", "warmup_seconds = 100000");
+    let floor_only = learning.replace(
+        "warmup_seconds = 5",
+        "warmup_seconds = 100000\ncold_start_floor_pps = 300",
+    );
     let lines = replay(dir.path(), "ramp-floor", &capture, &floor_only);
     assert!(
         !events(&lines, "incident.created").is_empty(),

@@ -355,6 +355,7 @@ impl ControlThread {
         }
         // Commands that raced the stop get their answers, and the view its last state.
         self.serve();
+        self.plane.control.save_baselines();
         self.publish();
         (events, self.plane)
     }

@@ -291,6 +291,14 @@ pub struct DetectionSection {
     /// Learning time before dynamic limits apply to a target.
     #[serde(default = "default_warmup")]
     pub warmup_seconds: f64,
+    /// Until a target's baseline is learnt (warm-up, or restored from the
+    /// store), no class of it is an attack below this many packets/s (never
+    /// less than `floor_pps`); static group limits apply from the first window.
+    #[serde(default = "default_cold_start_floor_pps")]
+    pub cold_start_floor_pps: f64,
+    /// Baselines saved longer ago than this are not restored at start.
+    #[serde(default = "default_baseline_max_age_hours")]
+    pub baseline_max_age_hours: f64,
     /// Consecutive windows over a limit before an incident starts.
     #[serde(default = "default_confirm")]
     pub confirm_windows: u32,
@@ -320,6 +328,12 @@ fn default_half_life() -> f64 {
 }
 fn default_warmup() -> f64 {
     5.0
+}
+fn default_cold_start_floor_pps() -> f64 {
+    50_000.0
+}
+fn default_baseline_max_age_hours() -> f64 {
+    168.0
 }
 fn default_confirm() -> u32 {
     2
@@ -1082,6 +1096,8 @@ impl Config {
             ("detection.floor_pps", d.floor_pps),
             ("detection.floor_bps", d.floor_bps),
             ("detection.prefix_floor_pps", d.prefix_floor_pps),
+            ("detection.baseline_max_age_hours", d.baseline_max_age_hours),
+            ("detection.cold_start_floor_pps", d.cold_start_floor_pps),
             (
                 "detection.baseline_half_life_seconds",
                 d.baseline_half_life_seconds,
@@ -1449,6 +1465,7 @@ impl Config {
             multiplier: d.multiplier,
             baseline_half_life_s: d.baseline_half_life_seconds,
             warmup_windows: ((d.warmup_seconds * 1000.0) / window_ms as f64).ceil() as u32,
+            cold_start_floor_pps: d.cold_start_floor_pps,
             confirm_windows: d.confirm_windows,
             cooldown_s: d.cooldown_seconds,
             max_attackers: d.max_attackers,

@@ -30,12 +30,17 @@ pub struct ControlLoop {
     /// How long the store keeps what is over (ns), and when it was last pruned.
     keep_ns: u64,
     pruned_at_ns: u64,
+    /// When the baselines were last saved, and the latest window's end.
+    baselines_saved_at_ns: u64,
+    latest_ns: u64,
     /// Rows retention removed, by kind.
     pub pruned: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// How often the store is pruned.
 const PRUNE_EVERY_NS: u64 = 3600 * 1_000_000_000;
+/// How often the learnt baselines are saved (and once more at a clean stop).
+const SAVE_BASELINES_EVERY_NS: u64 = 60 * 1_000_000_000;
 
 impl ControlLoop {
     pub fn new(config: &Config, workers: usize) -> Self {
@@ -65,6 +70,8 @@ impl ControlLoop {
             outbox: None,
             keep_ns: (config.store.keep_days * 86_400e9) as u64,
             pruned_at_ns: 0,
+            baselines_saved_at_ns: 0,
+            latest_ns: 0,
             pruned: Default::default(),
         }
     }
@@ -108,8 +115,31 @@ impl ControlLoop {
         if v.end_ns.saturating_sub(self.pruned_at_ns) >= PRUNE_EVERY_NS {
             self.prune(v.end_ns);
         }
+        self.latest_ns = v.end_ns;
+        if self.baselines_saved_at_ns == 0 {
+            self.baselines_saved_at_ns = v.end_ns;
+        } else if v.end_ns.saturating_sub(self.baselines_saved_at_ns) >= SAVE_BASELINES_EVERY_NS {
+            self.save_baselines();
+        }
         publisher.flush();
         events
+    }
+
+    /// Write what the detector has learnt to the store, so a restart starts
+    /// from it instead of from the cold-start floor.
+    pub fn save_baselines(&mut self) {
+        self.baselines_saved_at_ns = self.latest_ns;
+        let Some(store) = &self.mitigator.store else {
+            return;
+        };
+        if self.latest_ns == 0 {
+            return;
+        }
+        let saved = self.detector.saved_baselines();
+        match store.save_baselines(&saved, self.latest_ns) {
+            Ok(()) => tracing::debug!(targets = saved.len(), "baselines saved"),
+            Err(e) => tracing::error!("saving the baselines: {e}"),
+        }
     }
 
     /// Retention: what the store holds of what is over goes after `keep_days`.

@@ -196,6 +196,19 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         control
             .detector
             .set_incident_count(store.incident_count().map_err(runtime)?);
+        let max_age_ns = (config.detection.baseline_max_age_hours * 3600e9) as u64;
+        let (baselines, unreadable) = store
+            .baselines(now_ns.saturating_sub(max_age_ns))
+            .map_err(runtime)?;
+        let saved: Vec<_> = baselines.into_iter().map(|(b, _)| b).collect();
+        let restored = control.detector.restore_baselines(&saved);
+        if restored > 0 || unreadable > 0 {
+            tracing::info!(
+                restored,
+                unreadable,
+                "baselines restored from the store (their targets skip the cold start)"
+            );
+        }
         let open = store.open_incidents().map_err(runtime)?;
         for (event, started) in &open {
             control.detector.restore(event, *started, now_ns);

@@ -11,6 +11,11 @@
 //!   so an attack cannot teach it that the attack is normal while a slow ramp of
 //!   real traffic is followed. The limit is `max(floor, multiplier × baseline)`.
 //!
+//! Until a target's baseline is learnt (its warm-up, or restored from the store
+//! at start), its floor is the much higher cold-start floor, so a busy service
+//! is not taken for a flood the moment levee starts; static group limits apply
+//! from the first window. Learning during the warm-up is clipped to that floor.
+//!
 //! A target over a limit for `confirm_windows` windows in a row becomes an
 //! incident; its vectors are the classes over their limits. Two checks keep
 //! legitimate surges (a flash crowd of complete sessions) from being named TCP
@@ -20,6 +25,8 @@
 mod aggregate;
 mod classify;
 mod incident;
+#[cfg(test)]
+mod tests;
 
 pub use aggregate::{Aggregator, WindowView};
 pub use classify::AttackType;
@@ -57,6 +64,9 @@ pub struct DetectionConfig {
     pub baseline_half_life_s: f64,
     /// Windows of learning before dynamic limits apply to a target.
     pub warmup_windows: u32,
+    /// Until then, no class of the target is an attack below this (static
+    /// group limits apply from the first window).
+    pub cold_start_floor_pps: f64,
     /// Consecutive windows over a limit before an incident is created.
     pub confirm_windows: u32,
     /// Time under the limits before an incident is resolved.
@@ -84,6 +94,7 @@ impl Default for DetectionConfig {
             multiplier: 4.0,
             baseline_half_life_s: 300.0,
             warmup_windows: 50,
+            cold_start_floor_pps: 50_000.0,
             confirm_windows: 2,
             cooldown_s: 10.0,
             attacker_share: 0.02,
@@ -118,6 +129,18 @@ impl Default for Baseline {
             windows: 0,
         }
     }
+}
+
+/// A target's learnt baseline as the store keeps it across restarts.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedBaseline {
+    pub target: String,
+    pub windows: u32,
+    pub pps: f64,
+    pub bps: f64,
+    pub sources: f64,
+    /// Learnt packets/s by class name (classes with traffic only).
+    pub class_pps: BTreeMap<String, f64>,
 }
 
 /// A target's baseline as the API shows it.
@@ -201,6 +224,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// An address (a host) or a prefix, as [`Target::display`] writes them.
+    pub fn parse(s: &str) -> Option<Target> {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => Some(Target::Host(levee_dataplane::tables::mapped_key(ip))),
+            Err(_) => s.parse::<Prefix>().ok().map(Target::Prefix),
+        }
+    }
+
     pub fn display(&self) -> String {
         match self {
             Target::Host(k) => mapped_to_ip(*k).to_string(),
@@ -310,15 +341,8 @@ impl Detector {
 
     /// Carry on an incident that was open before a restart.
     pub fn restore(&mut self, e: &IncidentEvent, started_at_ns: u64, now_ns: u64) {
-        let target = match e.target.parse::<IpAddr>() {
-            Ok(ip) => Target::Host(match ip {
-                IpAddr::V4(a) => u128::from_be_bytes(a.to_ipv6_mapped().octets()),
-                IpAddr::V6(a) => u128::from(a),
-            }),
-            Err(_) => match e.target.parse::<Prefix>() {
-                Ok(p) => Target::Prefix(p),
-                Err(_) => return,
-            },
+        let Some(target) = Target::parse(&e.target) else {
+            return;
         };
         self.incidents
             .insert(target, Incident::restore(e, target, started_at_ns, now_ns));
@@ -356,10 +380,7 @@ impl Detector {
             .iter()
             .map(|(target, b)| {
                 let learnt = b.windows >= c.warmup_windows;
-                let floor = match target {
-                    Target::Host(_) => c.floor_pps,
-                    Target::Prefix(_) => c.prefix_floor_pps,
-                };
+                let floor = self.floor(target, learnt);
                 let group = self.group_of(target);
                 let classes = TrafficClass::all()
                     .filter(|cl| AttackType::of_class(*cl).is_some())
@@ -556,10 +577,7 @@ impl Detector {
         let c = &self.config;
         let baseline = self.baselines.get(target);
         let learnt = baseline.is_some_and(|b| b.windows >= c.warmup_windows);
-        let floor = match target {
-            Target::Host(_) => c.floor_pps,
-            Target::Prefix(_) => c.prefix_floor_pps,
-        };
+        let floor = self.floor(target, learnt);
         let group = self.group_of(target);
         let mut vectors: BTreeMap<AttackType, (f64, f64)> = BTreeMap::new();
         let mut ratio: f64 = 0.0;
@@ -640,7 +658,89 @@ impl Detector {
         })
     }
 
-    /// Learn from a window judged normal, clipped to the current limits.
+    /// The rate below which no class of a target is an attack: the floor, or
+    /// until its baseline is learnt, the cold-start floor. Before levee knows
+    /// what a target's normal is, a busy service is not taken for a flood.
+    fn floor(&self, target: &Target, learnt: bool) -> f64 {
+        let c = &self.config;
+        let floor = match target {
+            Target::Host(_) => c.floor_pps,
+            Target::Prefix(_) => c.prefix_floor_pps,
+        };
+        if learnt {
+            floor
+        } else {
+            floor.max(c.cold_start_floor_pps)
+        }
+    }
+
+    /// What has been learnt, for the store: targets with at least one window.
+    pub fn saved_baselines(&self) -> Vec<SavedBaseline> {
+        let mut out: Vec<SavedBaseline> = self
+            .baselines
+            .iter()
+            .filter(|(_, b)| b.windows > 0)
+            .map(|(target, b)| SavedBaseline {
+                target: target.display(),
+                windows: b.windows,
+                pps: b.pps,
+                bps: b.bps,
+                sources: b.sources,
+                class_pps: TrafficClass::all()
+                    .filter(|c| b.class_pps[c.index()] > 0.0)
+                    .map(|c| (c.name().to_owned(), b.class_pps[c.index()]))
+                    .collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.target.cmp(&b.target));
+        out
+    }
+
+    /// Take back baselines learnt before a restart (targets outside the
+    /// protected networks, and classes this build does not know, are left
+    /// out); how many were taken.
+    pub fn restore_baselines(&mut self, saved: &[SavedBaseline]) -> usize {
+        let mut restored = 0;
+        for b in saved {
+            let Some(target) = Target::parse(&b.target) else {
+                continue;
+            };
+            let protected = match target {
+                Target::Host(k) => self
+                    .config
+                    .protected
+                    .iter()
+                    .any(|p| p.contains(mapped_to_ip(k))),
+                Target::Prefix(p) => self.config.protected.contains(&p),
+            };
+            let finite = [b.pps, b.bps, b.sources]
+                .into_iter()
+                .chain(b.class_pps.values().copied())
+                .all(|x| x.is_finite() && x >= 0.0);
+            if !protected || !finite {
+                continue;
+            }
+            let mut baseline = Baseline {
+                pps: b.pps,
+                bps: b.bps,
+                sources: b.sources,
+                windows: b.windows,
+                ..Baseline::default()
+            };
+            for class in TrafficClass::all() {
+                if let Some(pps) = b.class_pps.get(class.name()) {
+                    baseline.class_pps[class.index()] = *pps;
+                }
+            }
+            self.baselines.insert(target, baseline);
+            restored += 1;
+        }
+        restored
+    }
+
+    /// Learn from a window judged normal, clipped to the current limits (during
+    /// the warm-up, to the cold-start floor: what cannot alarm yet cannot
+    /// teach more than that either).
     fn learn(&mut self, target: &Target, r: &TargetRates) {
         let c = &self.config;
         let alpha =
@@ -656,7 +756,7 @@ impl Detector {
             let limit = if b.windows >= c.warmup_windows {
                 (c.multiplier * b.class_pps[i]).max(c.floor_pps)
             } else {
-                f64::MAX
+                c.floor_pps.max(c.cold_start_floor_pps)
             };
             let x = r.class_pps[i].min(limit);
             b.class_pps[i] += a * (x - b.class_pps[i]);

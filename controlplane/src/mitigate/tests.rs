@@ -92,9 +92,12 @@ struct Engine {
 
 impl Engine {
     fn new(config: MitigationConfig) -> Engine {
+        // Attacks here start at the first window: judged by the floor, not
+        // the cold start (which the detector's own tests cover).
         let detection = DetectionConfig {
             protected: vec!["10.0.0.1/32".parse().expect("prefix")],
             allowlist: vec!["198.51.100.0/24".parse().expect("prefix")],
+            cold_start_floor_pps: 5_000.0,
             ..DetectionConfig::default()
         };
         Engine {
@@ -395,12 +398,14 @@ fn signatures_beyond_the_classifier_are_refused_and_retried_when_room_frees() {
 fn resolved_incidents_and_ended_rules_are_bounded_in_memory() {
     let mut e = Engine::new(MitigationConfig::default());
     for round in 0..(crate::detect::RESOLVED_KEPT + 5) {
-        let id = loop {
-            let evs = e.step(50_000, &[]);
-            if let Some(c) = evs.iter().find(|ev| ev.event == "incident.created") {
-                break c.incident_id.clone();
-            }
-        };
+        let id = (0..100)
+            .find_map(|_| {
+                let evs = e.step(50_000, &[]);
+                evs.iter()
+                    .find(|ev| ev.event == "incident.created")
+                    .map(|c| c.incident_id.clone())
+            })
+            .expect("an incident within 100 windows");
         e.step(
             50_000,
             &[&format!("203.0.{}.{}", round / 200, 1 + round % 200)],

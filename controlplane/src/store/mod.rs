@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 mod outbox;
 pub use outbox::{DeliveryRecord, NewDelivery};
 
-use crate::detect::{Incident, IncidentEvent};
+use crate::detect::{Incident, IncidentEvent, SavedBaseline};
 use crate::mitigate::Rule;
 
 /// Store errors; the text is the message shown.
@@ -76,6 +76,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_status INTEGER,
     last_error TEXT,
     log TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS baselines (
+    target TEXT PRIMARY KEY,
+    saved_at_ns INTEGER NOT NULL,
+    record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS deliveries_of ON deliveries (integration_id, id);
@@ -243,7 +248,7 @@ impl Store {
     /// Remove what is older than `cutoff_ns`: resolved incidents and their
     /// events, ended rules, finished deliveries. Open incidents, live rules and
     /// pending deliveries always stay. Returns the rows removed, by kind.
-    pub fn prune(&self, cutoff_ns: u64) -> Result<[(&'static str, usize); 4], StoreError> {
+    pub fn prune(&self, cutoff_ns: u64) -> Result<[(&'static str, usize); 5], StoreError> {
         let cutoff = i64::try_from(cutoff_ns).unwrap_or(i64::MAX);
         let cutoff_ms = cutoff / 1_000_000;
         let old_incidents =
@@ -276,12 +281,67 @@ impl Store {
                 [cutoff_ms],
             )
             .map_err(self.err())?;
+        let baselines = self
+            .db
+            .execute("DELETE FROM baselines WHERE saved_at_ns < ?1", [cutoff])
+            .map_err(self.err())?;
         Ok([
             ("incidents", incidents),
             ("incident_events", events),
             ("rules", rules),
             ("deliveries", deliveries),
+            ("baselines", baselines),
         ])
+    }
+
+    /// Save what the detector has learnt, in one transaction (a target's
+    /// earlier record is replaced).
+    pub fn save_baselines(&self, saved: &[SavedBaseline], now_ns: u64) -> Result<(), StoreError> {
+        let at = i64::try_from(now_ns).unwrap_or(i64::MAX);
+        let tx = self.db.unchecked_transaction().map_err(self.err())?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO baselines (target, saved_at_ns, record) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(self.err())?;
+            for b in saved {
+                insert
+                    .execute(params![b.target, at, serde_json::to_string(b)?])
+                    .map_err(self.err())?;
+            }
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Baselines saved at or after `since_ns`, with when each was saved; a
+    /// record that cannot be read is left out and counted.
+    pub fn baselines(
+        &self,
+        since_ns: u64,
+    ) -> Result<(Vec<(SavedBaseline, u64)>, usize), StoreError> {
+        let since = i64::try_from(since_ns).unwrap_or(i64::MAX);
+        let mut q = self
+            .db
+            .prepare(
+                "SELECT record, saved_at_ns FROM baselines WHERE saved_at_ns >= ?1 ORDER BY target",
+            )
+            .map_err(self.err())?;
+        let rows = q
+            .query_map([since], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        let mut unreadable = 0;
+        for row in rows {
+            let (record, at) = row.map_err(self.err())?;
+            match serde_json::from_str::<SavedBaseline>(&record) {
+                Ok(b) => out.push((b, at.max(0) as u64)),
+                Err(_) => unreadable += 1,
+            }
+        }
+        Ok((out, unreadable))
     }
 
     /// Incidents, newest first, with their last event's payload.
@@ -519,6 +579,20 @@ mod tests {
                 )
                 .expect("delivery");
         }
+        let baseline = |target: &str| SavedBaseline {
+            target: target.into(),
+            windows: 50,
+            pps: 9000.0,
+            bps: 1e7,
+            sources: 300.0,
+            class_pps: [("udp_dns".to_owned(), 9000.0)].into(),
+        };
+        store
+            .save_baselines(&[baseline("10.0.0.1")], (now - 40 * DAY_NS) as u64)
+            .expect("old baseline");
+        store
+            .save_baselines(&[baseline("10.0.0.2")], (now - DAY_NS) as u64)
+            .expect("recent baseline");
         let removed = store.prune((now - 30 * DAY_NS) as u64).expect("prune");
         assert_eq!(
             removed,
@@ -526,9 +600,13 @@ mod tests {
                 ("incidents", 1),
                 ("incident_events", 1),
                 ("rules", 1),
-                ("deliveries", 1)
+                ("deliveries", 1),
+                ("baselines", 1)
             ]
         );
+        let (kept, unreadable) = store.baselines(0).expect("baselines");
+        assert_eq!(kept, vec![(baseline("10.0.0.2"), (now - DAY_NS) as u64)]);
+        assert_eq!(unreadable, 0);
         assert_eq!(
             (
                 count(&store, "incidents"),
@@ -540,5 +618,32 @@ mod tests {
         );
         // Ids go on from the highest recorded, not from how many are left.
         assert_eq!(store.incident_count().expect("count"), 3);
+    }
+
+    #[test]
+    fn baselines_round_trip_replace_and_skip_what_cannot_be_read() {
+        let store = Store::in_memory().expect("store");
+        let mut b = SavedBaseline {
+            target: "10.0.0.1".into(),
+            windows: 12,
+            pps: 9000.0,
+            bps: 1e7,
+            sources: 300.0,
+            class_pps: [("udp_dns".to_owned(), 9000.0)].into(),
+        };
+        store.save_baselines(&[b.clone()], 5).expect("save");
+        b.windows = 600;
+        store.save_baselines(&[b.clone()], 7).expect("save again");
+        store
+            .db
+            .execute(
+                "INSERT INTO baselines VALUES ('10.0.0.9', 7, 'not json')",
+                [],
+            )
+            .expect("a bad row");
+        let (all, unreadable) = store.baselines(0).expect("read");
+        assert_eq!(all, vec![(b, 7)], "the later save replaced the earlier");
+        assert_eq!(unreadable, 1);
+        assert!(store.baselines(8).expect("read").0.is_empty(), "too old");
     }
 }

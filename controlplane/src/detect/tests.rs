@@ -1,0 +1,136 @@
+//! The detector alone, window by window: start-up, restored baselines.
+
+use std::net::IpAddr;
+
+use levee_dataplane::stats::DestinationStats;
+use levee_dataplane::tables::mapped_key;
+use levee_dataplane::wire::TrafficClass;
+
+use super::*;
+
+const S: u64 = 1_000_000_000;
+const WINDOW: u64 = S / 10;
+const T0: u64 = 1_700_000_000 * S;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+/// Window `n` with `pps` of DNS queries toward `target`.
+fn window(n: u64, target: &str, pps: u32) -> WindowView {
+    let packets = pps / 10;
+    let mut stats = DestinationStats {
+        packets: u64::from(packets),
+        bytes: u64::from(packets) * 80,
+        ..DestinationStats::default()
+    };
+    let class = TrafficClass::Udp.index();
+    stats.class_packets[class] = packets;
+    stats.class_bytes[class] = packets * 80;
+    stats.ttl_buckets[4] = packets;
+    let mut v = WindowView {
+        slot: n,
+        start_ns: T0 + n * WINDOW,
+        end_ns: T0 + (n + 1) * WINDOW,
+        seconds: 0.1,
+        top_sources: vec![Vec::new(); TrafficClass::COUNT],
+        workers: 1,
+        ..WindowView::default()
+    };
+    v.inbound.class_packets[class] = u64::from(packets);
+    v.destinations.insert(mapped_key(ip(target)), stats);
+    v
+}
+
+fn detector(groups: Vec<HostGroup>) -> Detector {
+    Detector::new(
+        DetectionConfig {
+            protected: vec!["10.0.0.0/24".parse().expect("prefix")],
+            groups,
+            ..DetectionConfig::default()
+        },
+        "nd_test".into(),
+    )
+}
+
+/// Windows `from..to` at `pps`; the events they caused.
+fn feed(d: &mut Detector, from: u64, to: u64, pps: u32) -> Vec<IncidentEvent> {
+    (from..to)
+        .flat_map(|n| d.observe(&window(n, "10.0.0.53", pps)))
+        .collect()
+}
+
+#[test]
+fn a_busy_service_does_not_alarm_at_start_and_a_flood_on_it_does() {
+    let mut d = detector(Vec::new());
+    // 9 kpps of queries from the first window: above the floor, below the
+    // cold-start floor, and learnt as the service's normal.
+    assert!(feed(&mut d, 0, 100, 9_000).is_empty());
+    let learnt = &d.baselines()[0];
+    assert!(learnt.learnt);
+    let udp = learnt
+        .classes
+        .iter()
+        .find(|c| c.class == "udp")
+        .expect("dns");
+    assert!((udp.pps - 9_000.0).abs() < 1.0, "{}", udp.pps);
+    assert!((udp.limit_pps - 36_000.0).abs() < 10.0, "{}", udp.limit_pps);
+    // Four times its normal is a flood, although under the cold-start floor.
+    let events = feed(&mut d, 100, 103, 40_000);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].event, "incident.created");
+    assert_eq!(events[0].target, "10.0.0.53");
+}
+
+#[test]
+fn before_a_baseline_only_the_cold_start_floor_or_a_static_limit_alarms() {
+    let mut d = detector(Vec::new());
+    assert!(
+        feed(&mut d, 0, 10, 40_000).is_empty(),
+        "under the cold-start floor"
+    );
+    let view = &d.baselines()[0];
+    assert!(!view.learnt);
+    let udp = view.classes.iter().find(|c| c.class == "udp").expect("dns");
+    assert_eq!(udp.limit_pps, 50_000.0);
+    let events = feed(&mut d, 10, 13, 200_000);
+    assert_eq!(events.len(), 1, "over it: {events:?}");
+
+    // A group's static limit applies from the first window.
+    let mut d = detector(vec![HostGroup {
+        name: "dns".into(),
+        prefixes: vec!["10.0.0.53/32".parse().expect("prefix")],
+        pps: None,
+        bps: None,
+        class_pps: [(TrafficClass::Udp.index(), 5_000.0)].into(),
+    }]);
+    let events = feed(&mut d, 0, 3, 9_000);
+    assert_eq!(events.len(), 1, "{events:?}");
+}
+
+#[test]
+fn restored_baselines_skip_the_cold_start_and_bad_ones_are_left_out() {
+    let mut before = detector(Vec::new());
+    assert!(feed(&mut before, 0, 100, 9_000).is_empty());
+    let mut saved = before.saved_baselines();
+    assert_eq!(saved.len(), 2, "the host and its /24: {saved:?}");
+    // Outside the protected networks, or not numbers: never taken back.
+    let mut outside = saved[0].clone();
+    outside.target = "192.0.2.1".into();
+    let mut broken = saved[0].clone();
+    broken.target = "10.0.0.54".into();
+    broken.pps = f64::NAN;
+    saved.extend([outside, broken]);
+
+    let mut after = detector(Vec::new());
+    assert_eq!(after.restore_baselines(&saved), 2);
+    assert!(after.baselines().iter().all(|b| b.learnt));
+    // The host it knew is judged against what it learnt at once.
+    assert!(feed(&mut after, 0, 5, 9_000).is_empty());
+    let events = feed(&mut after, 5, 8, 40_000);
+    assert_eq!(events.len(), 1, "{events:?}");
+
+    // Without the saved baselines the same 40 kpps is only a busy start.
+    let mut cold = detector(Vec::new());
+    assert!(feed(&mut cold, 0, 8, 40_000).is_empty());
+}
