@@ -64,6 +64,66 @@ pub struct Incident {
     sampled_sources: HashSet<IpAddr>,
     samples: u64,
     repeats: u64,
+    /// The source ports of the target's sampled plain-UDP packets.
+    udp_source_ports: SourcePorts,
+    /// A UDP source port judged a reflected service by the traffic's shape.
+    pub reflector_port: Option<u16>,
+}
+
+/// Sampled UDP packets toward a target, by source port: many sources sending
+/// large packets from one port is a reflection (amplification) attack, from a
+/// service levee's reflector table may not list (STUN, IPsec NAT-T...).
+#[derive(Clone, Debug, Default)]
+struct SourcePorts {
+    ports: BTreeMap<u16, PortTally>,
+    packets: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct PortTally {
+    packets: u64,
+    bytes: u64,
+    sources: HashSet<u128>,
+}
+
+/// Ports and sources per port a [`SourcePorts`] remembers.
+const MAX_TALLIED_PORTS: usize = 1024;
+const MAX_TALLIED_SOURCES: usize = 64;
+/// Sampled packets needed before the shape is judged.
+const SHAPE_MIN_PACKETS: u64 = 32;
+/// One source port carrying at least this share of the sampled UDP...
+const REFLECTED_PORT_SHARE: f64 = 0.8;
+/// ...from at least this many sources...
+const REFLECTED_MIN_SOURCES: usize = 8;
+/// ...with packets this large on average (IP length): answers, not requests.
+const REFLECTED_MIN_LENGTH: u64 = 200;
+
+impl SourcePorts {
+    fn add(&mut self, src: u128, src_port: u16, ip_len: u16) {
+        self.packets += 1;
+        if !self.ports.contains_key(&src_port) && self.ports.len() >= MAX_TALLIED_PORTS {
+            return;
+        }
+        let t = self.ports.entry(src_port).or_default();
+        t.packets += 1;
+        t.bytes += u64::from(ip_len);
+        if t.sources.len() < MAX_TALLIED_SOURCES {
+            t.sources.insert(src);
+        }
+    }
+
+    /// The one source port that carries the traffic, if it looks reflected.
+    fn reflected(&self) -> Option<u16> {
+        if self.packets < SHAPE_MIN_PACKETS {
+            return None;
+        }
+        let (port, t) = self.ports.iter().max_by_key(|(_, t)| t.packets)?;
+        let shaped = *port != 0
+            && t.packets as f64 >= REFLECTED_PORT_SHARE * self.packets as f64
+            && t.sources.len() >= REFLECTED_MIN_SOURCES
+            && t.bytes >= REFLECTED_MIN_LENGTH * t.packets;
+        shaped.then_some(*port)
+    }
 }
 
 /// Sampled sources remembered per incident.
@@ -87,6 +147,11 @@ impl Incident {
             .iter()
             .map(|v| (v.attack_type, v.peak_pps as f64))
             .collect();
+        i.reflector_port = e
+            .vectors
+            .iter()
+            .filter_map(|v| v.service.as_deref()?.strip_prefix("udp/")?.parse().ok())
+            .next();
         i.peak_pps = e.peak_pps as f64;
         i.peak_bps = e.peak_bps as f64;
         i.attackers = e.attacker_ips.iter().map(|a| (a.clone(), 0)).collect();
@@ -145,6 +210,9 @@ pub struct IncidentEvent {
 pub struct VectorInfo {
     pub attack_type: AttackType,
     pub peak_pps: u64,
+    /// The reflected service found by the traffic's shape (`udp/3478`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 fn rfc3339(ns: u64) -> String {
@@ -185,6 +253,8 @@ impl Incident {
             sampled_sources: HashSet::new(),
             samples: 0,
             repeats: 0,
+            udp_source_ports: SourcePorts::default(),
+            reflector_port: None,
         }
     }
 
@@ -214,6 +284,31 @@ impl Incident {
         for (a, p, _) in &over.vectors {
             let e = self.vectors.entry(*a).or_default();
             *e = e.max(*p);
+        }
+        // Plain UDP that many sources send from one port in large packets is
+        // reflected, whatever the port: named by its shape, not by a table.
+        if self.vectors.contains_key(&AttackType::UdpFlood) {
+            for s in view.shapes.iter().filter(|s| s.class == TrafficClass::Udp) {
+                let ours = match self.target {
+                    Target::Host(k) => s.dst == k,
+                    Target::Prefix(p) => p.contains(mapped_to_ip(s.dst)),
+                };
+                if ours {
+                    self.udp_source_ports.add(s.src, s.src_port, s.ip_len);
+                }
+            }
+            if self.reflector_port.is_none() {
+                self.reflector_port = self.udp_source_ports.reflected();
+            }
+        }
+        if self.reflector_port.is_some() {
+            if let Some(p) = self.vectors.remove(&AttackType::UdpFlood) {
+                let e = self
+                    .vectors
+                    .entry(AttackType::UdpAmplification)
+                    .or_default();
+                *e = e.max(p);
+            }
         }
         // Vectors that carry a real share of the attack at its peak.
         let strong: Vec<AttackType> = {
@@ -348,6 +443,10 @@ impl Incident {
             .map(|(a, p)| VectorInfo {
                 attack_type: *a,
                 peak_pps: *p as u64,
+                service: match (a, self.reflector_port) {
+                    (AttackType::UdpAmplification, Some(port)) => Some(format!("udp/{port}")),
+                    _ => None,
+                },
             })
             .collect();
         vectors.sort_by_key(|v| std::cmp::Reverse(v.peak_pps));

@@ -134,3 +134,81 @@ fn restored_baselines_skip_the_cold_start_and_bad_ones_are_left_out() {
     let mut cold = detector(Vec::new());
     assert!(feed(&mut cold, 0, 8, 40_000).is_empty());
 }
+
+/// Window `n` of a plain-UDP flood of `pps` toward 10.0.0.53 from `sources`,
+/// its sampled shapes sent from `src_port` (`None`: each source its own port).
+fn udp_flood(n: u64, pps: u32, sources: u32, src_port: Option<u16>, ip_len: u16) -> WindowView {
+    use levee_dataplane::stats::PacketShape;
+    let mut v = window(n, "10.0.0.53", 0);
+    let packets = pps / 10;
+    let class = TrafficClass::Udp.index();
+    let stats = v
+        .destinations
+        .get_mut(&mapped_key(ip("10.0.0.53")))
+        .expect("target");
+    stats.packets = u64::from(packets);
+    stats.bytes = u64::from(packets) * u64::from(ip_len);
+    stats.class_packets[class] = packets;
+    stats.class_bytes[class] = packets * u32::from(ip_len);
+    v.inbound.class_packets[class] = u64::from(packets);
+    v.shapes = (0..64)
+        .map(|i| {
+            let src = mapped_key(ip(&format!(
+                "198.18.{}.{}",
+                i % sources / 250,
+                1 + i % sources % 250
+            )));
+            PacketShape {
+                src,
+                dst: mapped_key(ip("10.0.0.53")),
+                class: TrafficClass::Udp,
+                protocol: 17,
+                src_port: src_port.unwrap_or(20_000 + (i % sources) as u16),
+                dst_port: 40_000 + i as u16,
+                ip_len,
+                tcp_flags: 0,
+                non_first_fragment: false,
+            }
+        })
+        .collect();
+    v
+}
+
+/// The state, after `views`, of the one incident they opened (events only
+/// say what changed materially).
+fn judged(views: impl Iterator<Item = WindowView>) -> IncidentEvent {
+    let mut d = detector(Vec::new());
+    let events: Vec<IncidentEvent> = views.flat_map(|v| d.observe(&v)).collect();
+    assert!(
+        events.iter().any(|e| e.event == "incident.created"),
+        "{events:?}"
+    );
+    let now = d
+        .active()
+        .next()
+        .expect("an incident")
+        .event("incident.updated", T0);
+    now
+}
+
+#[test]
+fn reflection_from_an_unlisted_port_is_named_by_its_shape() {
+    // STUN answers: many reflectors, one source port, large packets.
+    let e = judged((0..5).map(|n| udp_flood(n, 200_000, 40, Some(3478), 540)));
+    assert_eq!(e.attack_type, AttackType::UdpAmplification);
+    assert_eq!(e.vectors.len(), 1, "{:?}", e.vectors);
+    assert_eq!(e.vectors[0].service.as_deref(), Some("udp/3478"));
+    assert!(!e.spoofing_likely, "reflectors are real sources");
+
+    // The same flood from random ports, or in small packets, or from a few
+    // sources sharing a port, is a UDP flood.
+    for (sources, port, len) in [(40, None, 540), (40, Some(3478), 60), (3, Some(3478), 540)] {
+        let e = judged((0..5).map(|n| udp_flood(n, 200_000, sources, port, len)));
+        assert_eq!(
+            e.attack_type,
+            AttackType::UdpFlood,
+            "{sources} {port:?} {len}"
+        );
+        assert!(e.vectors.iter().all(|v| v.service.is_none()));
+    }
+}

@@ -756,11 +756,16 @@ impl Mitigator {
             };
             let m = match vector {
                 a if a.is_amplification() => {
-                    // Every reflector port of this vector's family.
+                    // Every reflector port of this vector's family, and the
+                    // port the traffic's shape named.
                     for (port, r) in REFLECTORS {
                         if reflector_attack(*r) == *a {
                             wanted.push((sig(17, Some(*port), None, false, None), reason.clone()));
                         }
+                    }
+                    if let (AttackType::UdpAmplification, Some(port)) = (a, incident.reflector_port)
+                    {
+                        wanted.push((sig(17, Some(port), None, false, None), reason.clone()));
                     }
                     continue;
                 }
