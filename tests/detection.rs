@@ -565,3 +565,47 @@ fn a_syn_flood_from_many_real_sources_has_every_source_over_its_limit_blocked() 
     let blocked = u(totals, "/directions/inbound/dropped/blocklist/packets");
     assert!(blocked > 10_000, "{blocked}");
 }
+
+#[test]
+fn replay_without_a_configuration_watches_every_destination_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = generate(
+        dir.path(),
+        "anywhere",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:8:3:20000:10.0.0.4:10",
+        ],
+    );
+    let out = levee()
+        .args(["replay", "--json"])
+        .arg(&capture)
+        .output()
+        .expect("levee");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "replay: {stderr}");
+    assert_eq!(
+        stderr.matches("watching every destination").count(),
+        1,
+        "one line says why: {stderr}"
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 1, "only the flood: {created:#?}");
+    assert_eq!(created[0]["target"], "10.0.0.4");
+    assert_eq!(created[0]["attack_type"], "UDP Flood");
+    assert_eq!(created[0]["carpet_bombing"], false);
+    // Its real sources are blocked, although every address is "protected" here.
+    let blocks = lines
+        .iter()
+        .filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block")
+        .count();
+    assert_eq!(blocks, 10);
+}

@@ -792,6 +792,19 @@ impl Config {
     }
 
     /// The configuration `levee replay` uses without `--config`.
+    /// With no protected networks, watch every destination (a capture from
+    /// anywhere gives an answer): each is judged as a host, and since
+    /// everything is "protected", attackers may be blocked as sources.
+    /// Whether it did.
+    pub fn watch_everything_if_unprotected(&mut self) -> bool {
+        if !self.pipeline.protected.is_empty() {
+            return false;
+        }
+        self.pipeline.protected = vec!["0.0.0.0/0".into(), "::/0".into()];
+        self.mitigation.block_protected_sources = true;
+        true
+    }
+
     pub fn replay_default() -> Config {
         toml::from_str("").unwrap_or_else(|_| unreachable!("every section has defaults"))
     }
@@ -1484,11 +1497,14 @@ impl Config {
                         .collect(),
                 })
                 .collect(),
+            // Prefixes judged as a whole (carpet bombing); the whole address
+            // space, when every destination is watched, is not one network.
             protected: self
                 .pipeline
                 .protected
                 .iter()
-                .filter_map(|p| p.parse().ok())
+                .filter_map(|p| p.parse::<Prefix>().ok())
+                .filter(|p| p.len() > 0)
                 .collect(),
             allowlist: self
                 .rules

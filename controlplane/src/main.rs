@@ -232,6 +232,12 @@ fn cmd_replay(
             .map_err(|e| Failure::Usage(e.into()))?,
         None => config::Config::replay_default(),
     };
+    let mut config = config;
+    if config.watch_everything_if_unprotected() {
+        eprintln!(
+            "levee replay: no protected networks ([pipeline] protected): watching every destination"
+        );
+    }
     init_logging(&config.log.level);
     let result = replay::replay(file, &config, out, dumps)?;
     replay::print_totals(file, &result.totals, out.json);
