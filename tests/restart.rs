@@ -210,3 +210,89 @@ fn rules_survive_kill_9_and_apply_before_the_first_packet() {
         "the incident's rules came out when it resolved: {live:?}"
     );
 }
+
+/// Block rules of `incident` (or of anyone, with `None`) in force, by source.
+fn blocks(levee: &Running, origin: Option<&str>) -> Vec<(u64, String)> {
+    let (status, body) = levee.get("/api/v1/rules?state=active&limit=1000");
+    assert_eq!(status, 200, "{body}");
+    body["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| r["match"]["kind"] == "block")
+        .filter(|r| origin.is_none_or(|o| r["incident_id"] == o))
+        .map(|r| {
+            (
+                r["id"].as_u64().expect("id"),
+                r["match"]["source"].as_str().expect("source").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_operators_block_outlives_the_incident_that_shared_it_across_a_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("attack.pcap");
+    attack_capture(
+        &capture,
+        &[
+            "--duration",
+            "3",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:0.5:2.5:20000:10.0.0.3:10",
+        ],
+    );
+    let with_api = |name: &str, rx: &str| {
+        let ports = format!("outside = \"net_pcap0,rx_pcap={rx}\"\ninside = \"net_null0\"");
+        let path = config(dir.path(), name, &ports);
+        let text = std::fs::read_to_string(&path).expect("config") + &api_section();
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+
+    // First life: the incident blocks its ten sources; the operator blocks one
+    // of them too, for an hour. Then kill -9.
+    let first = Running::start(&with_api(
+        "first.toml",
+        &format!("{},infinite_rx=1", capture.display()),
+    ));
+    let (incident, shared) = first.wait_for(30, "the incident's ten blocks", || {
+        let (_, body) = first.get("/api/v1/incidents?status=open");
+        let id = body["incidents"][0]["incident_id"].as_str()?.to_owned();
+        let b = blocks(&first, Some(&id));
+        (b.len() == 10).then(|| (id, b[0].1.clone()))
+    });
+    let (status, manual) = first.post(
+        "/api/v1/rules",
+        &serde_json::json!({"kind": "block", "source": shared, "ttl_seconds": 3600, "reason": "operator"}),
+    );
+    assert_eq!(status, 201, "{manual}");
+    assert_eq!(manual["state"], "active", "{manual}");
+    let manual_id = manual["id"].as_u64().expect("id");
+    drop(first);
+
+    // Second life: the capture once; its end lets the incident resolve. Its
+    // rules end, the entry the operator also holds stays.
+    let second = Running::start(&with_api("second.toml", &capture.display().to_string()));
+    second.wait_for(30, "the restored incident to resolve", || {
+        let (_, body) = second.get(&format!("/api/v1/incidents/{incident}"));
+        (body["incident"]["status"] == "resolved").then_some(())
+    });
+    let left = second.wait_for(10, "the incident's blocks to end", || {
+        let b = blocks(&second, None);
+        (b.len() == 1).then_some(b)
+    });
+    assert_eq!(
+        left,
+        vec![(manual_id, shared.clone())],
+        "only the operator's block"
+    );
+    let entries = second.wait_for(10, "the blocklist to hold one entry", || {
+        let n = second.metric("levee_table_entries{table=\"blocked_hosts\"}")?;
+        (n <= 1.0).then_some(n)
+    });
+    assert_eq!(entries, 1.0, "the shared entry stayed in the dataplane");
+}
