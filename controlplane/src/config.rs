@@ -562,6 +562,8 @@ pub struct SignatureSection {
     pub tcp_flags: Option<String>,
     /// IP length range, e.g. "1000-1500".
     pub ip_length: Option<toml::Value>,
+    /// TTL (IPv6: hop limit) range, e.g. "50-64" (0-255).
+    pub ttl: Option<toml::Value>,
     /// "any", "none", "first", "non-first", "any-fragment".
     pub fragment: Option<String>,
     /// "drop" or "rate-limit".
@@ -1430,6 +1432,13 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
         dst_ports: range("dst_ports", &s.dst_ports)?,
         tcp_flags,
         ip_length: range("ip_length", &s.ip_length)?,
+        ttl: match range("ttl", &s.ttl)? {
+            None => None,
+            Some((lo, hi)) => match (u8::try_from(lo), u8::try_from(hi)) {
+                (Ok(lo), Ok(hi)) => Some((lo, hi)),
+                _ => return Err(("ttl", format!("{lo}-{hi} is outside 0-255"))),
+            },
+        },
         fragment,
         action,
     };
@@ -1697,6 +1706,7 @@ mod tests {
             protocol = "udp"
             src_ports = 53
             ip_length = "512-1500"
+            ttl = "50-64"
             [[rules.signature]]
             id = 6
             protocol = "tcp"
@@ -1720,6 +1730,7 @@ mod tests {
             .collect();
         assert_eq!(rules[0].src_ports, Some((53, 53)));
         assert_eq!(rules[0].ip_length, Some((512, 1500)));
+        assert_eq!(rules[0].ttl, Some((50, 64)));
         assert_eq!(rules[1].tcp_flags, Some((0x12, 0x02)));
         assert_eq!(rules[1].action, SignatureAction::RateLimit { pps: 1000 });
         assert_eq!(c.pipeline_config().malformed, FramePolicy::Forward);
@@ -1747,6 +1758,9 @@ mod tests {
             id = 2
             protocol = "tcp"
             tcp_flags = "XYZ"
+            [[rules.signature]]
+            id = 3
+            ttl = "50-300"
             [rules.source_limit]
             class = "tcp_sin"
             pps = 0
@@ -1763,6 +1777,7 @@ mod tests {
             "rules.signature[0].protocol",
             "rules.signature[1].id",
             "rules.signature[2].tcp_flags",
+            "rules.signature[3].ttl",
             "rules.source_limit.class",
             "rules.source_limit.pps",
         ] {

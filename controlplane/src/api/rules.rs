@@ -245,6 +245,7 @@ impl NewRule {
                     tcp_flags: self.tcp_flags.map(|f| f.to_ascii_uppercase()),
                     non_first_fragments: self.non_first_fragments,
                     ip_length: None,
+                    ip_ttl: None,
                     rate_limit_pps,
                 }
             }

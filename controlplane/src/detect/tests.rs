@@ -166,6 +166,7 @@ fn udp_flood(n: u64, pps: u32, sources: u32, src_port: Option<u16>, ip_len: u16)
                 src_port: src_port.unwrap_or(20_000 + (i % sources) as u16),
                 dst_port: 40_000 + i as u16,
                 ip_len,
+                ttl: 50 + (i % 8) as u8,
                 tcp_flags: 0,
                 non_first_fragment: false,
             }

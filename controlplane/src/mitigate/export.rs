@@ -193,6 +193,7 @@ fn iptables(rules: &[&Rule], allowlist: &[Prefix], v4: bool, generated_at: &str)
                 tcp_flags,
                 non_first_fragments,
                 ip_length,
+                ip_ttl,
                 rate_limit_pps,
             } => {
                 let Ok(d) = destination.parse::<Prefix>() else {
@@ -233,6 +234,20 @@ fn iptables(rules: &[&Rule], allowlist: &[Prefix], v4: bool, generated_at: &str)
                 // The length match counts the IP header, as levee does.
                 if let Some((lo, hi)) = ip_length {
                     let _ = write!(m, " -m length --length {lo}:{hi}");
+                }
+                // TTL (ttl match) or hop limit (hl match): strict bounds.
+                if let Some((lo, hi)) = ip_ttl {
+                    let (module, opt) = if v4 { ("ttl", "ttl") } else { ("hl", "hl") };
+                    if lo == hi {
+                        let _ = write!(m, " -m {module} --{opt}-eq {lo}");
+                    } else {
+                        if *lo > 0 {
+                            let _ = write!(m, " -m {module} --{opt}-gt {}", lo - 1);
+                        }
+                        if *hi < 255 {
+                            let _ = write!(m, " -m {module} --{opt}-lt {}", hi + 1);
+                        }
+                    }
                 }
                 match rate_limit_pps {
                     None => {
@@ -298,6 +313,7 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
                 tcp_flags,
                 non_first_fragments,
                 ip_length,
+                ip_ttl,
                 rate_limit_pps,
             } => {
                 let Ok(d) = destination.parse::<Prefix>() else {
@@ -327,6 +343,10 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
                         );
                     }
                     (None, _) => {}
+                }
+                if let Some((lo, hi)) = ip_ttl {
+                    let field = if v4 { "ip ttl" } else { "ip6 hoplimit" };
+                    let _ = write!(m, " {field} {lo}-{hi}");
                 }
                 let _ = write!(m, " meta l4proto {}", protocol_name(*protocol));
                 if matches!(protocol, 6 | 17) {
@@ -464,6 +484,7 @@ mod tests {
                 tcp_flags: Some("S/SA".into()),
                 non_first_fragments: false,
                 ip_length: None,
+                ip_ttl: None,
                 rate_limit_pps: Some(20000),
             },
         )];
@@ -498,6 +519,7 @@ mod tests {
                     tcp_flags: None,
                     non_first_fragments: false,
                     ip_length: Some((88, 228)),
+                    ip_ttl: Some((50, 57)),
                     rate_limit_pps: None,
                 },
             ),
@@ -509,7 +531,9 @@ mod tests {
         let drop = v4.find("-s 198.51.100.0/24");
         assert!(accept.is_some() && accept < drop, "{v4}");
         assert!(
-            v4.contains("--dport 27015 -m length --length 88:228"),
+            v4.contains(
+                "--dport 27015 -m length --length 88:228 -m ttl --ttl-gt 49 -m ttl --ttl-lt 58"
+            ),
             "{v4}"
         );
         let nft = export(&rules, &allow, ExportFormat::Nftables, "now");
@@ -519,7 +543,7 @@ mod tests {
             "{nft}"
         );
         assert!(
-            nft.contains("ip length 88-228 meta l4proto udp udp dport 27015"),
+            nft.contains("ip length 88-228 ip ttl 50-57 meta l4proto udp udp dport 27015"),
             "{nft}"
         );
         // The real tools accept it, where they are installed.

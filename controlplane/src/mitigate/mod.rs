@@ -134,6 +134,9 @@ pub enum RuleMatch {
         /// Inclusive range of the IP length.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ip_length: Option<(u16, u16)>,
+        /// Inclusive range of the TTL (IPv6: hop limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ip_ttl: Option<(u8, u8)>,
         /// None: drop; Some: rate limit in packets per second.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate_limit_pps: Option<u32>,
@@ -171,6 +174,7 @@ impl Rule {
             tcp_flags,
             non_first_fragments,
             ip_length,
+            ip_ttl,
             rate_limit_pps,
         } = &self.matches
         else {
@@ -185,6 +189,7 @@ impl Rule {
             dst_ports: dst_port.map(|p| (p, p)),
             tcp_flags: flags,
             ip_length: *ip_length,
+            ttl: *ip_ttl,
             fragment: if *non_first_fragments {
                 FragmentMatch::NonFirst
             } else {
@@ -647,6 +652,7 @@ impl Mitigator {
                 tcp_flags: narrow.tcp_flags.map(|(m, v)| tcp_flags_text(m, v)),
                 non_first_fragments: narrow.non_first_fragments,
                 ip_length: narrow.ip_length,
+                ip_ttl: narrow.ttl,
                 rate_limit_pps: None,
             };
             let reason = format!(
@@ -752,6 +758,7 @@ impl Mitigator {
                 tcp_flags: tcp_flags.map(str::to_owned),
                 non_first_fragments: frags,
                 ip_length: None,
+                ip_ttl: None,
                 rate_limit_pps: rate,
             };
             let m = match vector {

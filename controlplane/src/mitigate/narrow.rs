@@ -1,6 +1,6 @@
 //! Narrow signatures, measured before they apply: from the sampled packets of an
 //! attack, the narrowest signature they support (protocol, ports, IP length
-//! range, TCP flags, fragments); and its collateral, the share of the target's
+//! and TTL ranges, TCP flags, fragments); and its collateral, the share of the target's
 //! sampled peacetime packets it would drop (those of known sources pass).
 
 use std::collections::{HashMap, VecDeque};
@@ -18,6 +18,8 @@ pub struct Narrow {
     pub src_port: Option<u16>,
     pub dst_port: Option<u16>,
     pub ip_length: Option<(u16, u16)>,
+    /// TTL (hop limit) range, when the attack's TTLs cluster.
+    pub ttl: Option<(u8, u8)>,
     /// `FLAGS/MASK` notation of the exact flags seen (TCP).
     pub tcp_flags: Option<(u8, u8)>,
     pub non_first_fragments: bool,
@@ -25,6 +27,8 @@ pub struct Narrow {
 
 /// A field value held by at least this share of the attack's samples is kept.
 const DOMINANT: f64 = 0.95;
+/// A TTL range wider than this says nothing (spoofed floods draw TTLs at random).
+const MAX_TTL_SPAN: u16 = 128;
 /// Samples needed before a signature is derived.
 pub const MIN_SAMPLES: usize = 32;
 
@@ -63,6 +67,11 @@ impl Narrow {
         lens.sort_unstable();
         let cut = lens.len() / 200;
         let ip_length = Some((lens[cut], lens[lens.len() - 1 - cut]));
+        // TTLs the same way, kept only where they cluster.
+        let mut ttls: Vec<u8> = of_protocol.iter().map(|s| s.ttl).collect();
+        ttls.sort_unstable();
+        let (lo, hi) = (ttls[cut], ttls[ttls.len() - 1 - cut]);
+        let ttl = (u16::from(hi) - u16::from(lo) < MAX_TTL_SPAN).then_some((lo, hi));
         let tcp_flags = (protocol == 6 && !non_first)
             .then(|| dominant(&|s| u32::from(s.tcp_flags)))
             .flatten()
@@ -73,6 +82,7 @@ impl Narrow {
             src_port: port(&|s| u32::from(s.src_port)),
             dst_port: port(&|s| u32::from(s.dst_port)),
             ip_length,
+            ttl,
             tcp_flags,
             non_first_fragments: non_first,
         })
@@ -85,6 +95,7 @@ impl Narrow {
             && self
                 .ip_length
                 .is_none_or(|(lo, hi)| (lo..=hi).contains(&s.ip_len))
+            && self.ttl.is_none_or(|(lo, hi)| (lo..=hi).contains(&s.ttl))
             && self
                 .tcp_flags
                 .is_none_or(|(mask, value)| s.tcp_flags & mask == value)
@@ -189,6 +200,10 @@ mod tests {
     use super::*;
 
     fn udp(src: u128, dport: u16, len: u16) -> Shape {
+        udp_ttl(src, dport, len, 50 + (src % 8) as u8)
+    }
+
+    fn udp_ttl(src: u128, dport: u16, len: u16, ttl: u8) -> Shape {
         Shape {
             src,
             dst: 1,
@@ -197,6 +212,7 @@ mod tests {
             src_port: 40000 + (src % 1000) as u16,
             dst_port: dport,
             ip_len: len,
+            ttl,
             tcp_flags: 0,
             non_first_fragment: false,
         }
@@ -212,8 +228,17 @@ mod tests {
         assert_eq!(n.dst_port, Some(27015));
         assert_eq!(n.src_port, None, "source ports vary");
         assert_eq!(n.ip_length, Some((100, 149)));
+        assert_eq!(n.ttl, Some((50, 57)), "the bots' TTLs cluster");
         assert!(n.coverage(&attack) > 0.99);
         assert!(Narrow::derive(&attack[..10]).is_none(), "too few samples");
+        // A client whose TTL is outside the attack's passes a rule it would
+        // otherwise match.
+        assert!(!n.matches(&udp_ttl(7, 27015, 120, 120)));
+        // Spoofed TTLs, drawn from the whole range, say nothing.
+        let spoofed: Vec<Shape> = (0..200)
+            .map(|i| udp_ttl(i, 27015, 100, (i * 37 % 256) as u8))
+            .collect();
+        assert_eq!(Narrow::derive(&spoofed).expect("enough").ttl, None);
     }
 
     #[test]

@@ -348,6 +348,7 @@ fn signatures_beyond_the_classifier_are_refused_and_retried_when_room_frees() {
                     tcp_flags: None,
                     non_first_fragments: false,
                     ip_length: None,
+                    ip_ttl: None,
                     rate_limit_pps: None,
                 },
                 3600,

@@ -246,6 +246,8 @@ pub struct PacketShape {
     pub src_port: u16,
     pub dst_port: u16,
     pub ip_len: u16,
+    /// TTL (IPv4) or hop limit (IPv6).
+    pub ttl: u8,
     pub tcp_flags: u8,
     pub non_first_fragment: bool,
 }
@@ -261,6 +263,7 @@ impl PacketShape {
             src_port: m.src_port,
             dst_port: m.dst_port,
             ip_len: m.ip_len,
+            ttl: m.ttl,
             tcp_flags: m.tcp_flags,
             non_first_fragment: m.fragment == crate::wire::Fragment::NonFirst,
         }

@@ -47,6 +47,8 @@ pub struct SignatureRule {
     pub tcp_flags: Option<(u8, u8)>,
     /// Inclusive range of the IP length (IPv4 total length, IPv6 40 + payload).
     pub ip_length: Option<(u16, u16)>,
+    /// Inclusive range of the TTL (IPv4) or hop limit (IPv6).
+    pub ttl: Option<(u8, u8)>,
     pub fragment: FragmentMatch,
     pub action: SignatureAction,
 }
@@ -62,6 +64,7 @@ impl SignatureRule {
             dst_ports: None,
             tcp_flags: None,
             ip_length: None,
+            ttl: None,
             fragment: FragmentMatch::Any,
             action: SignatureAction::Drop,
         }
@@ -101,6 +104,11 @@ impl SignatureRule {
                 }
             }
         }
+        if let Some((lo, hi)) = self.ttl {
+            if lo > hi {
+                return bad(&format!("ttl: {lo} > {hi}"));
+            }
+        }
         if self.action == (SignatureAction::RateLimit { pps: 0 }) {
             return bad("a rate limit of 0 pps is a drop; say drop");
         }
@@ -124,6 +132,7 @@ impl SignatureRule {
                 .tcp_flags
                 .is_none_or(|(mask, value)| m.tcp_flags & mask == value)
             && in_range(self.ip_length, m.ip_len)
+            && self.ttl.is_none_or(|(lo, hi)| lo <= m.ttl && m.ttl <= hi)
             && match self.fragment {
                 FragmentMatch::Any => true,
                 FragmentMatch::NotFragmented => m.fragment == Fragment::None,
@@ -201,6 +210,8 @@ pub struct SignatureSet {
     dst_port: IntervalIndex<u16>,
     tcp_flags: Vec<Bits>,
     ip_length: IntervalIndex<u16>,
+    /// Rules by TTL, a direct table; empty when no rule looks at the TTL.
+    ttl: Vec<Bits>,
     fragment: [Bits; 3],
     /// The interval stages, most selective first.
     order: [Stage; 4],
@@ -272,6 +283,19 @@ impl SignatureSet {
                 b
             })
             .collect();
+        if rules.iter().any(|r| r.ttl.is_some()) {
+            set.ttl = (0..=255u8)
+                .map(|t| {
+                    let mut b = [0; WORDS];
+                    for (i, r) in rules.iter().enumerate() {
+                        if r.ttl.is_none_or(|(lo, hi)| lo <= t && t <= hi) {
+                            bit(i, &mut b);
+                        }
+                    }
+                    b
+                })
+                .collect();
+        }
         let frag_kinds = [Fragment::None, Fragment::First, Fragment::NonFirst];
         for (k, kind) in frag_kinds.iter().enumerate() {
             for (i, r) in rules.iter().enumerate() {
@@ -365,7 +389,11 @@ impl SignatureSet {
             Fragment::NonFirst => 2,
         };
         any = and_into(&mut acc, &self.fragment[frag], words)
-            && and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)], words);
+            && and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)], words)
+            && self
+                .ttl
+                .get(usize::from(m.ttl))
+                .is_none_or(|by_ttl| and_into(&mut acc, by_ttl, words));
         for stage in self.order {
             if !any {
                 return None;
@@ -496,6 +524,7 @@ mod tests {
             range(),
             proptest::option::of((any::<u8>(), any::<u8>())),
             range(),
+            proptest::option::of((any::<u8>(), any::<u8>())),
             prop_oneof![
                 Just(FragmentMatch::Any),
                 Just(FragmentMatch::NotFragmented),
@@ -504,24 +533,27 @@ mod tests {
                 Just(FragmentMatch::AnyFragment)
             ],
         )
-            .prop_map(|(destination, protocol, sp, dp, flags, len, fragment)| {
-                let ports_ok = matches!(protocol, Some(6 | 17));
-                SignatureRule {
-                    id: 0,
-                    destination,
-                    protocol,
-                    src_ports: if ports_ok { sp } else { None },
-                    dst_ports: if ports_ok { dp } else { None },
-                    tcp_flags: if protocol == Some(6) {
-                        flags.map(|(m, v)| (m, v & m))
-                    } else {
-                        None
-                    },
-                    ip_length: len,
-                    fragment,
-                    action: SignatureAction::Drop,
-                }
-            })
+            .prop_map(
+                |(destination, protocol, sp, dp, flags, len, ttl, fragment)| {
+                    let ports_ok = matches!(protocol, Some(6 | 17));
+                    SignatureRule {
+                        id: 0,
+                        destination,
+                        protocol,
+                        src_ports: if ports_ok { sp } else { None },
+                        dst_ports: if ports_ok { dp } else { None },
+                        tcp_flags: if protocol == Some(6) {
+                            flags.map(|(m, v)| (m, v & m))
+                        } else {
+                            None
+                        },
+                        ip_length: len,
+                        ttl: ttl.map(|(a, b)| (a.min(b), a.max(b))),
+                        fragment,
+                        action: SignatureAction::Drop,
+                    }
+                },
+            )
     }
 
     proptest! {
