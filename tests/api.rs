@@ -152,6 +152,21 @@ fn api_refuses_what_it_must_with_clear_errors() {
             json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "tcp", "tcp_flags": "SYN"}),
             "tcp_flags: \"SYN\"",
         ),
+        (
+            "TTL range backwards",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "ip_ttl": [64, 50]}),
+            "ip_ttl: [64, 50] is not [low, high]",
+        ),
+        (
+            "TTL above 255",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "ip_ttl": [50, 300]}),
+            "ip_ttl: [50, 300]",
+        ),
+        (
+            "length on a block",
+            json!({"kind": "block", "source": "203.0.113.1", "ip_length": [40, 60]}),
+            "ip_length belongs to signature rules",
+        ),
     ];
     for (what, body, expected) in bad {
         let (status, v) = levee.post("/api/v1/rules", body);
@@ -476,6 +491,8 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
         json!({"kind": "signature", "destination": "10.0.0.2", "protocol": "udp", "non_first_fragments": true}),
         json!({"kind": "signature", "destination": "2001:db8:1::1", "protocol": "udp", "src_port": 123}),
         json!({"kind": "signature", "destination": "10.0.0.3", "protocol": "icmp", "rate_limit_pps": 100}),
+        json!({"kind": "signature", "destination": "10.0.0.4", "protocol": "udp", "dst_port": 27015, "ip_length": [88, 228], "ip_ttl": [50, 57]}),
+        json!({"kind": "signature", "destination": "2001:db8:1::4", "protocol": "udp", "ip_length": [100, 200], "ip_ttl": [64, 64]}),
     ] {
         let (status, v) = levee.post("/api/v1/rules", &body);
         assert_eq!(status, 201, "{v}");

@@ -110,6 +110,24 @@ pub enum Protocol {
     Name(String),
 }
 
+/// An inclusive `[low, high]` range within `0..=max`.
+fn inclusive(
+    field: &str,
+    range: Option<[i64; 2]>,
+    max: u16,
+) -> Result<Option<(u16, u16)>, ApiError> {
+    let Some([lo, hi]) = range else {
+        return Ok(None);
+    };
+    let max = i64::from(max);
+    if !(0..=max).contains(&lo) || !(0..=max).contains(&hi) || lo > hi {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: [{lo}, {hi}] is not [low, high] with 0 <= low <= high <= {max}"
+        )));
+    }
+    Ok(Some((lo as u16, hi as u16)))
+}
+
 /// The body of `POST /api/v1/rules`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +142,10 @@ pub struct NewRule {
     tcp_flags: Option<String>,
     #[serde(default)]
     non_first_fragments: bool,
+    /// Inclusive [low, high] of the IP length.
+    ip_length: Option<[i64; 2]>,
+    /// Inclusive [low, high] of the TTL (IPv6: hop limit).
+    ip_ttl: Option<[i64; 2]>,
     rate_limit_pps: Option<i64>,
     ttl_seconds: Option<i64>,
     reason: Option<String>,
@@ -173,6 +195,8 @@ impl NewRule {
                     ("tcp_flags", self.tcp_flags.is_some()),
                     ("rate_limit_pps", self.rate_limit_pps.is_some()),
                     ("non_first_fragments", self.non_first_fragments),
+                    ("ip_length", self.ip_length.is_some()),
+                    ("ip_ttl", self.ip_ttl.is_some()),
                 ] {
                     if set {
                         return Err(ApiError::BadRequest(format!(
@@ -244,8 +268,9 @@ impl NewRule {
                     dst_port,
                     tcp_flags: self.tcp_flags.map(|f| f.to_ascii_uppercase()),
                     non_first_fragments: self.non_first_fragments,
-                    ip_length: None,
-                    ip_ttl: None,
+                    ip_length: inclusive("ip_length", self.ip_length, u16::MAX)?,
+                    ip_ttl: inclusive("ip_ttl", self.ip_ttl, u8::MAX.into())?
+                        .map(|(lo, hi)| (lo as u8, hi as u8)),
                     rate_limit_pps,
                 }
             }
