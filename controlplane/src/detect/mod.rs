@@ -264,6 +264,9 @@ pub struct Detector {
     pub resolved: std::collections::VecDeque<Incident>,
 }
 
+/// Windows of the warm-up averaged before a sudden rise is held back from it.
+const WARMUP_SETTLE_WINDOWS: u32 = 10;
+
 /// Resolved incidents kept in memory.
 pub const RESOLVED_KEPT: usize = 256;
 
@@ -752,18 +755,32 @@ impl Detector {
         } else {
             alpha
         };
+        let warming = b.windows < c.warmup_windows;
+        let settled = b.windows >= c.warmup_windows.min(WARMUP_SETTLE_WINDOWS);
+        let mut rose = false;
         for i in 0..TrafficClass::COUNT {
-            let limit = if b.windows >= c.warmup_windows {
-                (c.multiplier * b.class_pps[i]).max(c.floor_pps)
-            } else {
+            // In the warm-up, once its first second is averaged, a class that
+            // jumps over the floor and the multiplier times what was learnt is
+            // not learnt: an attack that starts then is judged when the warm-up
+            // ends, instead of becoming the target's normal.
+            if warming && settled && r.class_pps[i] > c.floor_pps.max(c.multiplier * b.class_pps[i])
+            {
+                rose = true;
+                continue;
+            }
+            let limit = if warming {
                 c.floor_pps.max(c.cold_start_floor_pps)
+            } else {
+                (c.multiplier * b.class_pps[i]).max(c.floor_pps)
             };
             let x = r.class_pps[i].min(limit);
             b.class_pps[i] += a * (x - b.class_pps[i]);
         }
-        b.pps += a * (r.pps - b.pps);
-        b.bps += a * (r.bps - b.bps);
-        b.sources += a * (r.distinct_sources - b.sources);
+        if !rose {
+            b.pps += a * (r.pps - b.pps);
+            b.bps += a * (r.bps - b.bps);
+            b.sources += a * (r.distinct_sources - b.sources);
+        }
         b.windows = b.windows.saturating_add(1);
     }
 }

@@ -213,3 +213,23 @@ fn reflection_from_an_unlisted_port_is_named_by_its_shape() {
         assert!(e.vectors.iter().all(|v| v.service.is_none()));
     }
 }
+
+#[test]
+fn a_flood_that_starts_in_the_warm_up_is_not_learnt_and_is_found_when_it_ends() {
+    let mut d = detector(Vec::new());
+    // 3 s of a quiet host, then 20 kpps: under the cold-start floor, so no
+    // incident yet, and not taken for the host's normal either.
+    assert!(feed(&mut d, 0, 30, 200).is_empty());
+    let early = feed(&mut d, 30, 50, 20_000);
+    assert!(early.is_empty(), "the cold start holds: {early:?}");
+    let events = feed(&mut d, 50, 53, 20_000);
+    assert_eq!(events.len(), 1, "found as the warm-up ends: {events:?}");
+    assert_eq!(events[0].event, "incident.created");
+    let udp = d.baselines()[0]
+        .classes
+        .iter()
+        .find(|c| c.class == "udp")
+        .map(|c| c.pps)
+        .expect("udp");
+    assert!(udp < 1_000.0, "the flood was not learnt: {udp}");
+}
