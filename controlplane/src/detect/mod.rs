@@ -264,6 +264,20 @@ pub struct Detector {
     pub resolved: std::collections::VecDeque<Incident>,
 }
 
+/// Whether sessions explain a TCP class's packets: SYNs matched by as many ACKs
+/// are handshakes completing (a flash crowd), not a SYN flood; ACKs with at
+/// least one SYN per 20 are sessions opening, not an ACK flood, whose ACKs come
+/// without handshakes.
+fn explained_by_sessions(class: TrafficClass, r: &TargetRates) -> bool {
+    let syn = r.class_pps[TrafficClass::TcpSyn.index()];
+    let ack = r.class_pps[TrafficClass::TcpAck.index()];
+    match class {
+        TrafficClass::TcpSyn => ack >= syn,
+        TrafficClass::TcpAck => syn * 20.0 >= ack,
+        _ => false,
+    }
+}
+
 /// Windows of the warm-up averaged before a sudden rise is held back from it.
 const WARMUP_SETTLE_WINDOWS: u32 = 10;
 
@@ -606,17 +620,7 @@ impl Detector {
             if pps <= limit {
                 continue;
             }
-            // SYNs matched by as many ACKs are handshakes completing (a flash
-            // crowd), not a SYN flood.
-            if class == TrafficClass::TcpSyn && r.class_pps[TrafficClass::TcpAck.index()] >= pps {
-                continue;
-            }
-            // ACKs that handshakes explain (at least one SYN per 20 ACKs: sessions
-            // opening, as in a flash crowd) are traffic, not an ACK flood, whose
-            // ACKs come without handshakes.
-            if class == TrafficClass::TcpAck
-                && r.class_pps[TrafficClass::TcpSyn.index()] * 20.0 >= pps
-            {
+            if explained_by_sessions(class, r) {
                 continue;
             }
             let e = vectors.entry(attack).or_default();
@@ -624,6 +628,54 @@ impl Detector {
             e.1 += r.class_bps[i];
             ratio = ratio.max(pps / limit);
             limit_pps = limit_pps.min(limit);
+        }
+        // Whole-target judgement: an attack spread over classes, each under its
+        // limit, is still over the target's learnt total. What sessions explain
+        // is left out; the vectors are the classes that carry the rise.
+        if vectors.is_empty() {
+            let counted = |i: usize, cl: TrafficClass| {
+                if AttackType::of_class(cl).is_some() && !explained_by_sessions(cl, r) {
+                    r.class_pps[i]
+                } else {
+                    0.0
+                }
+            };
+            let learnt_pps = |i: usize| {
+                if learnt {
+                    baseline.map_or(0.0, |b| b.class_pps[i])
+                } else {
+                    0.0
+                }
+            };
+            let total: f64 = TrafficClass::all().map(|cl| counted(cl.index(), cl)).sum();
+            let normal: f64 = TrafficClass::all()
+                .filter(|cl| AttackType::of_class(*cl).is_some())
+                .map(|cl| learnt_pps(cl.index()))
+                .sum();
+            let limit = floor.max(c.multiplier * normal);
+            if total > limit {
+                let rises: Vec<(TrafficClass, f64)> = TrafficClass::all()
+                    .map(|cl| {
+                        (
+                            cl,
+                            (counted(cl.index(), cl) - learnt_pps(cl.index())).max(0.0),
+                        )
+                    })
+                    .filter(|(_, rise)| *rise > 0.0)
+                    .collect();
+                let rise: f64 = rises.iter().map(|(_, x)| x).sum();
+                for (cl, x) in rises {
+                    if x >= c.multi_vector_share * rise {
+                        if let Some(a) = AttackType::of_class(cl) {
+                            let e = vectors.entry(a).or_default();
+                            e.0 += r.class_pps[cl.index()];
+                            e.1 += r.class_bps[cl.index()];
+                        }
+                    }
+                }
+                ratio = ratio.max(total / limit);
+                limit_pps = limit_pps.min(limit);
+            }
         }
         // Whole-target static limits: the dominant attack class names the vector.
         if let Some(g) = group {

@@ -233,3 +233,69 @@ fn a_flood_that_starts_in_the_warm_up_is_not_learnt_and_is_found_when_it_ends() 
         .expect("udp");
     assert!(udp < 1_000.0, "the flood was not learnt: {udp}");
 }
+
+/// Window `n` toward 10.0.0.53 with the given classes at their packets/s.
+fn mixed(n: u64, classes: &[(TrafficClass, u32)]) -> WindowView {
+    let mut v = window(n, "10.0.0.53", 0);
+    let stats = v
+        .destinations
+        .get_mut(&mapped_key(ip("10.0.0.53")))
+        .expect("target");
+    for (class, pps) in classes {
+        let packets = pps / 10;
+        let i = class.index();
+        stats.packets += u64::from(packets);
+        stats.bytes += u64::from(packets) * 500;
+        stats.class_packets[i] += packets;
+        stats.class_bytes[i] += packets * 500;
+        v.inbound.class_packets[i] += u64::from(packets);
+    }
+    v
+}
+
+#[test]
+fn an_attack_split_over_classes_is_judged_on_the_whole_target() {
+    use levee_dataplane::wire::Reflector;
+    let mut d = detector(Vec::new());
+    let calm = [(TrafficClass::Udp, 75)];
+    for n in 0..100 {
+        assert!(d.observe(&mixed(n, &calm)).is_empty());
+    }
+    // Three vectors, each under the 5000 pps floor, 12 kpps together.
+    let split = [
+        (TrafficClass::Udp, 75),
+        (TrafficClass::Fragment, 4_000),
+        (TrafficClass::Reflected(Reflector::Dns), 4_000),
+        (TrafficClass::Icmp, 4_000),
+    ];
+    let events: Vec<IncidentEvent> = (100..103)
+        .flat_map(|n| d.observe(&mixed(n, &split)))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].attack_type, AttackType::MultiVector);
+    let mut named: Vec<AttackType> = events[0].vectors.iter().map(|v| v.attack_type).collect();
+    named.sort();
+    let mut expected = vec![
+        AttackType::FragmentFlood,
+        AttackType::DnsAmplification,
+        AttackType::IcmpFlood,
+    ];
+    expected.sort();
+    assert_eq!(named, expected, "the calm UDP is no vector");
+
+    // Sessions opening (every SYN answered, one SYN per 10 ACKs) are no attack
+    // however many classes they touch.
+    let mut d = detector(Vec::new());
+    for n in 0..100 {
+        assert!(d.observe(&mixed(n, &calm)).is_empty());
+    }
+    let crowd = [
+        (TrafficClass::Udp, 75),
+        (TrafficClass::TcpSyn, 1_000),
+        (TrafficClass::TcpAck, 10_000),
+    ];
+    let events: Vec<IncidentEvent> = (100..110)
+        .flat_map(|n| d.observe(&mixed(n, &crowd)))
+        .collect();
+    assert!(events.is_empty(), "{events:?}");
+}
