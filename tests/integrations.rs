@@ -1043,3 +1043,76 @@ fn iptables_integration_applies_and_removes_host_rules_in_monitor_mode() {
         "{log}"
     );
 }
+
+#[test]
+fn misbehaving_receivers_hold_only_their_own_slots_and_end_in_clear_states() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = |name: &str| dir.path().join(format!("{name}.jsonl"));
+    let hang = Helper::webhook_receiver(WEBHOOK_SECRET, &logs("hang"), &["--hang"]);
+    let elsewhere = Helper::webhook_receiver(WEBHOOK_SECRET, &logs("elsewhere"), &[]);
+    let target = format!("{}/stolen", elsewhere.url());
+    let moved = Helper::webhook_receiver(WEBHOOK_SECRET, &logs("moved"), &["--redirect", &target]);
+    let endless = Helper::webhook_receiver(WEBHOOK_SECRET, &logs("endless"), &["--endless-body"]);
+    let good = Helper::webhook_receiver(WEBHOOK_SECRET, &logs("good"), &[]);
+    let sections: String = [
+        ("hang", &hang),
+        ("moved", &moved),
+        ("endless", &endless),
+        ("good", &good),
+    ]
+    .iter()
+    .map(|(name, r)| webhook_section(name, &r.url(), ""))
+    .collect();
+    let levee = Running::with_attacks(dir.path(), &[], &sections);
+    let test = |name: &str| -> u64 {
+        let id = integration_id(&levee, name);
+        let (status, v) = levee.post(&format!("/api/v1/integrations/{id}/test"), &json!({}));
+        assert_eq!(status, 202, "{v}");
+        v["deliveries"][0].as_u64().expect("a delivery id")
+    };
+    let state_of = |name: &str, delivery: u64| -> Option<Value> {
+        let id = integration_id(&levee, name);
+        deliveries(&levee, &id)
+            .into_iter()
+            .find(|d| d["id"] == delivery && d["state"] != "pending" && d["state"] != "sending")
+    };
+
+    // A receiver that takes requests and never answers: twenty tests to it
+    // wait on it (30 s each)...
+    for _ in 0..20 {
+        test("hang");
+    }
+    levee.wait_for(20, "the hanging receiver to hold requests", || {
+        (json_lines(&logs("hang")).len() >= 4).then_some(())
+    });
+    // ...while the others are delivered meanwhile, well before those time out.
+    let delivery = test("good");
+    let done = levee.wait_for(20, "the good receiver's delivery", || {
+        state_of("good", delivery)
+    });
+    assert_eq!(done["state"], "delivered", "{done}");
+    let in_flight = json_lines(&logs("hang")).len();
+    assert!(
+        in_flight <= 4,
+        "one integration holds at most 4 slots: {in_flight}"
+    );
+
+    // A redirect is not followed (the signature and keys stay with the
+    // configured receiver): a clear failure, nothing reaches the other URL.
+    let delivery = test("moved");
+    let done = levee.wait_for(20, "the redirected delivery to end", || {
+        state_of("moved", delivery)
+    });
+    assert_eq!(done["state"], "failed", "{done}");
+    let error = done["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("redirects are not followed"), "{done}");
+    assert!(error.contains("/stolen"), "the location is named: {done}");
+    assert!(json_lines(&logs("elsewhere")).is_empty());
+
+    // An endless body is read up to its cap: the 200 counts, at once.
+    let delivery = test("endless");
+    let done = levee.wait_for(20, "the endless body's delivery", || {
+        state_of("endless", delivery)
+    });
+    assert_eq!(done["state"], "delivered", "{done}");
+}

@@ -6,6 +6,9 @@ appends one JSON line per request to --log.
 Prints the port it listens on (127.0.0.1 only), then serves until killed. With
 --closed-until FILE the port is bound (so it is this receiver's) but refuses
 connections until FILE exists: a receiver that is down, then comes back.
+Misbehaving receivers, for the fault tests: --hang reads the request and never
+answers; --redirect URL answers 307 to URL; --endless-body answers 200 with a
+body that never ends.
 """
 import argparse
 import base64
@@ -24,6 +27,9 @@ ap.add_argument("--log", required=True)
 ap.add_argument("--port", type=int, default=0)
 ap.add_argument("--fail-first", type=int, default=0)
 ap.add_argument("--closed-until")
+ap.add_argument("--hang", action="store_true")
+ap.add_argument("--redirect")
+ap.add_argument("--endless-body", action="store_true")
 args = ap.parse_args()
 lock = threading.Lock()
 seen = 0
@@ -64,6 +70,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         }
         with lock, open(args.log, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if args.hang:
+            while True:
+                time.sleep(3600)
+        if args.redirect:
+            self.send_response(307)
+            self.send_header("Location", args.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if args.endless_body:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                return
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -72,6 +97,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+http.server.ThreadingHTTPServer.daemon_threads = True
 server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler, bind_and_activate=False)
 server.server_bind()
 print(server.server_address[1], flush=True)

@@ -319,7 +319,7 @@ impl Sink for AbuseIpdb {
             match result {
                 Ok(resp) if resp.status().as_u16() == 429 => {
                     let wait = super::retry_after(&resp).unwrap_or(Duration::from_secs(60));
-                    let body = super::snippet(&resp.text().await.unwrap_or_default());
+                    let body = super::snippet(&super::body_text(resp).await);
                     Outcome::Defer {
                         until_ms: now_ms + wait.as_millis() as u64,
                         reason: format!(
@@ -332,7 +332,9 @@ impl Sink for AbuseIpdb {
                     ledger.used_today = Some(used + 1);
                     ledger.reported_at.insert(ip.to_owned(), now_ms);
                     let status = resp.status().as_u16();
-                    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                    let body: serde_json::Value = super::body_json(resp, super::BODY_CAP)
+                        .await
+                        .unwrap_or_default();
                     let score = body.pointer("/data/abuseConfidenceScore").cloned();
                     Outcome::Delivered {
                         status: Some(status),
@@ -345,7 +347,9 @@ impl Sink for AbuseIpdb {
                 Ok(resp) if resp.status().is_client_error() => {
                     ledger.used_today = Some(used + 1);
                     let status = resp.status();
-                    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                    let body: serde_json::Value = super::body_json(resp, super::BODY_CAP)
+                        .await
+                        .unwrap_or_default();
                     let detail = body
                         .pointer("/errors/0/detail")
                         .and_then(|d| d.as_str())

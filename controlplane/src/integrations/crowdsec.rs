@@ -203,7 +203,9 @@ impl CrowdsecPush {
             .await;
         match result {
             Ok(resp) if resp.status().is_success() => {
-                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                let body: serde_json::Value = super::body_json(resp, super::BODY_CAP)
+                    .await
+                    .unwrap_or_default();
                 let Some(token) = body.get("token").and_then(|t| t.as_str()) else {
                     return Err(Outcome::Retry {
                         status: None,
@@ -220,7 +222,7 @@ impl CrowdsecPush {
             }
             Ok(resp) => {
                 let status = resp.status();
-                let body = super::snippet(&resp.text().await.unwrap_or_default());
+                let body = super::snippet(&super::body_text(resp).await);
                 let error = format!(
                     "login as {:?}: HTTP {status}: {body}",
                     self.settings.machine_id.as_deref().unwrap_or_default()
@@ -499,15 +501,15 @@ pub async fn pull(
             .send()
             .await;
         let stream = match result {
-            Ok(resp) if resp.status().is_success() => resp
-                .json::<RawStream>()
-                .await
-                .map(Stream::parse)
-                .map_err(|e| super::describe(&e)),
+            Ok(resp) if resp.status().is_success() => {
+                super::body_json::<RawStream>(resp, super::STREAM_BODY_CAP)
+                    .await
+                    .map(Stream::parse)
+            }
             Ok(resp) => Err(format!(
                 "HTTP {}: {}",
                 resp.status(),
-                super::snippet(&resp.text().await.unwrap_or_default())
+                super::snippet(&super::body_text(resp).await)
             )),
             Err(e) => Err(super::describe(&e)),
         };

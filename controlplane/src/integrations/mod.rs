@@ -338,8 +338,23 @@ pub async fn http_outcome(result: Result<reqwest::Response, reqwest::Error>) -> 
             let status = resp.status();
             let code = Some(status.as_u16());
             let after = retry_after(&resp);
-            let body = resp.text().await.unwrap_or_default();
-            let body = snippet(&body);
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(str::to_owned);
+            let body = snippet(&body_text(resp).await);
+            if status.is_redirection() {
+                // Never followed: the request carries signatures and keys
+                // meant for this receiver only.
+                return Outcome::Failed {
+                    status: code,
+                    error: format!(
+                        "HTTP {status}: redirects are not followed (Location: {}); point the integration at the final URL",
+                        location.as_deref().unwrap_or("none")
+                    ),
+                };
+            }
             if status.is_success() {
                 Outcome::Delivered {
                     status: code,
@@ -383,6 +398,44 @@ pub fn describe(e: &reqwest::Error) -> String {
 }
 
 /// The first line of a response body, short enough for a log.
+/// Response bodies are read this far at most: a hostile or broken receiver
+/// cannot make levee buffer without bound (the rest is left unread).
+pub const BODY_CAP: usize = 1 << 20;
+/// A pulled decision stream may be larger (a big shared blocklist).
+pub const STREAM_BODY_CAP: usize = 64 << 20;
+
+/// A response's body, at most `cap` bytes of it, and whether it was longer.
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return (body, true);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    (body, false)
+}
+
+/// A response's body as text (at most [`BODY_CAP`]).
+pub async fn body_text(resp: reqwest::Response) -> String {
+    let (body, _) = read_capped(resp, BODY_CAP).await;
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A response's body as JSON (at most `cap`), or why it is not.
+pub async fn body_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    cap: usize,
+) -> Result<T, String> {
+    let (body, cut) = read_capped(resp, cap).await;
+    if cut {
+        return Err(format!("the response body is over {} MiB", cap >> 20));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("the response is not the JSON expected: {e}"))
+}
+
 pub fn snippet(body: &str) -> String {
     let line = body.trim().lines().next().unwrap_or_default();
     line.chars().take(200).collect()

@@ -18,8 +18,10 @@ use crate::clock::wall_ms;
 use crate::detect::IncidentEvent;
 use crate::store::{DeliveryRecord, NewDelivery, Store, StoreError};
 
-/// Deliveries attempted at once.
+/// Deliveries attempted at once...
 const CONCURRENCY: usize = 16;
+/// ...and at most this many of them to one integration.
+const PER_INTEGRATION: usize = 4;
 
 /// Why an integration change was refused; the text is the message.
 #[derive(Debug, thiserror::Error)]
@@ -436,6 +438,8 @@ async fn dispatch(outbox: Arc<Outbox>) {
         .user_agent(concat!("levee/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
+        // Keys and signatures go to the configured URL only.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,
@@ -445,6 +449,7 @@ async fn dispatch(outbox: Arc<Outbox>) {
         }
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut pulls: HashMap<String, (u64, tokio::task::JoinHandle<()>)> = HashMap::new();
     let mut seen_generation = u64::MAX;
     loop {
@@ -459,10 +464,12 @@ async fn dispatch(outbox: Arc<Outbox>) {
         let now = wall_ms();
         let free = permits.available_permits();
         let due = if free > 0 {
-            outbox.store().claim_due(now, free)
+            let busy = in_flight.lock().map(|m| m.clone()).unwrap_or_default();
+            outbox.store().claim_due(now, free, &busy, PER_INTEGRATION)
         } else {
             Ok(Vec::new())
         };
+        let claimed = due.as_ref().map_or(0, Vec::len);
         match due {
             Ok(due) => {
                 for record in due {
@@ -470,8 +477,21 @@ async fn dispatch(outbox: Arc<Outbox>) {
                         break;
                     };
                     let (outbox, http) = (Arc::clone(&outbox), http.clone());
+                    let integration = record.integration_id.clone();
+                    if let Ok(mut m) = in_flight.lock() {
+                        *m.entry(integration.clone()).or_default() += 1;
+                    }
+                    let in_flight = Arc::clone(&in_flight);
                     tokio::spawn(async move {
                         attempt(&outbox, &http, record).await;
+                        if let Ok(mut m) = in_flight.lock() {
+                            if let Some(n) = m.get_mut(&integration) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    m.remove(&integration);
+                                }
+                            }
+                        }
                         drop(permit);
                         outbox.wake.notify_one();
                     });
@@ -480,7 +500,14 @@ async fn dispatch(outbox: Arc<Outbox>) {
             Err(e) => tracing::error!("outbox: {e}"),
         }
         let next = outbox.store().next_due_ms().ok().flatten();
-        let wait = next.map_or(1000, |t| t.saturating_sub(wall_ms()).clamp(5, 1000));
+        let now = wall_ms();
+        let wait = match next {
+            // Due but held back (its integration's slots are taken): a
+            // delivery that ends wakes the loop.
+            Some(t) if t <= now && claimed == 0 => 1000,
+            Some(t) => t.saturating_sub(now).clamp(5, 1000),
+            None => 1000,
+        };
         tokio::select! {
             () = outbox.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(wait)) => {}

@@ -143,9 +143,18 @@ impl Store {
     }
 
     /// Take up to `limit` due deliveries, marking them in flight.
-    pub fn claim_due(&self, now_ms: u64, limit: usize) -> Result<Vec<DeliveryRecord>, StoreError> {
+    pub fn claim_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        in_flight: &std::collections::HashMap<String, usize>,
+        per_integration: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let tx = self.db.unchecked_transaction().map_err(self.err())?;
         let rows = {
+            // Oldest first, at most `per_integration` in flight for each
+            // integration: one receiver that never answers holds its own
+            // slots, not everyone's.
             let mut stmt = tx
                 .prepare(&format!(
                     "SELECT {COLUMNS} FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= ?1
@@ -153,9 +162,22 @@ impl Store {
                 ))
                 .map_err(self.err())?;
             let rows = stmt
-                .query_map(params![now_ms as i64, limit as i64], record)
+                .query_map(params![now_ms as i64, (limit * 8 + 64) as i64], record)
                 .map_err(self.err())?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(self.err())?
+            let mut taken = Vec::new();
+            let mut counts = in_flight.clone();
+            for row in rows {
+                let row = row.map_err(self.err())?;
+                if taken.len() >= limit {
+                    break;
+                }
+                let n = counts.entry(row.integration_id.clone()).or_default();
+                if *n < per_integration {
+                    *n += 1;
+                    taken.push(row);
+                }
+            }
+            taken
         };
         for r in &rows {
             tx.execute(
