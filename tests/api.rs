@@ -55,6 +55,9 @@ fn api_refuses_what_it_must_with_clear_errors() {
     // Health needs no token; everything else does.
     let r = http.get(url("/api/v1/health")).send().expect("health");
     assert_eq!(r.status().as_u16(), 200);
+    let health: Value = r.json().expect("JSON");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["reasons"], json!([]), "{health}");
     for path in [
         "/api/v1/status",
         "/api/v1/rules",

@@ -296,3 +296,83 @@ fn an_operators_block_outlives_the_incident_that_shared_it_across_a_kill_9() {
     });
     assert_eq!(entries, 1.0, "the shared entry stayed in the dataplane");
 }
+
+#[test]
+fn a_corrupt_store_is_moved_aside_and_levee_forwards_with_its_configured_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("traffic.pcap");
+    attack_capture(
+        &capture,
+        &[
+            "--duration",
+            "2",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:0.5:1:500:10.0.0.3:2",
+        ],
+    );
+    // 64 KiB of noise where the store should be.
+    let db = dir.path().join("levee.db");
+    let noise: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&db, &noise).expect("noise");
+    let ports = format!(
+        "outside = \"net_pcap0,rx_pcap={},infinite_rx=1\"\ninside = \"net_null0\"",
+        capture.display()
+    );
+    let path = config(dir.path(), "levee.toml", &ports);
+    let text = std::fs::read_to_string(&path).expect("config")
+        + "[rules]\nblocklist = [\"198.51.0.1\"]\n"
+        + &api_section();
+    std::fs::write(&path, text).expect("config");
+
+    let levee = Running::start(&path);
+    // Forwarding goes on, and the configuration's block is in force.
+    levee.wait_for(
+        30,
+        "traffic forwarded and the configured block dropping",
+        || {
+            let forwarded = levee.metric("levee_forwarded_packets_total{direction=\"inbound\"}")?;
+            let dropped = levee.metric(
+                "levee_dropped_packets_total{direction=\"inbound\",reason=\"blocklist\"}",
+            )?;
+            (forwarded > 1000.0 && dropped > 0.0).then_some(())
+        },
+    );
+    // Not silently: health says what happened and where the old file went.
+    let (status, health) = levee.get("/api/v1/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "degraded", "{health}");
+    let reason = health["reasons"][0].as_str().expect("a reason").to_owned();
+    assert!(
+        reason.contains("could not be read") && reason.contains(".corrupt-"),
+        "{reason}"
+    );
+    assert_eq!(levee.metric("levee_degraded"), Some(1.0));
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("levee.db.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the old file is kept for the operator");
+    assert_eq!(
+        std::fs::read(aside[0].path()).expect("aside"),
+        noise,
+        "untouched"
+    );
+    // The new store works: rules can be added and are recorded.
+    let (status, rule) = levee.post(
+        "/api/v1/rules",
+        &serde_json::json!({"kind": "block", "source": "203.0.113.9"}),
+    );
+    assert_eq!(status, 201, "{rule}");
+    let id = rule["id"].as_u64().expect("id");
+    let rows = query(&db, &format!("SELECT state FROM rules WHERE id = {id}"));
+    assert_eq!(rows, vec![vec!["Text(\"active\")".to_owned()]], "recorded");
+}

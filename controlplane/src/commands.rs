@@ -173,6 +173,8 @@ impl ControlView {
 pub struct ControlHandle {
     commands: Sender<Command>,
     view: Arc<RwLock<Arc<ControlView>>>,
+    /// When the control loop last turned (ms since the epoch), for health.
+    turned_at_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ControlHandle {
@@ -263,6 +265,13 @@ impl ControlHandle {
         .map(|(value, _)| value)
     }
 
+    /// How long ago the control loop last turned: it turns at least every
+    /// [`VIEW_EVERY`], so a long time means it is stuck or has died.
+    pub fn idle_for(&self) -> Duration {
+        let at = self.turned_at_ms.load(std::sync::atomic::Ordering::Relaxed);
+        Duration::from_millis(crate::clock::wall_ms().saturating_sub(at))
+    }
+
     /// The latest view.
     pub fn view(&self) -> Arc<ControlView> {
         Arc::clone(&self.view.read().unwrap_or_else(|e| e.into_inner()))
@@ -294,12 +303,14 @@ pub struct ControlThread {
     /// Something changed since the last view, and whether a command did.
     dirty: bool,
     commanded: bool,
+    turned_at_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A control thread for `plane` and the handle that talks to it.
 pub fn control_thread(plane: ControlPlane) -> (ControlThread, ControlHandle) {
     let (tx, rx) = bounded(COMMAND_QUEUE);
     let view = Arc::new(RwLock::new(Arc::new(ControlView::of(&plane, 0))));
+    let turned_at_ms = Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::wall_ms()));
     (
         ControlThread {
             plane,
@@ -309,8 +320,13 @@ pub fn control_thread(plane: ControlPlane) -> (ControlThread, ControlHandle) {
             published_at: Instant::now(),
             dirty: false,
             commanded: false,
+            turned_at_ms: Arc::clone(&turned_at_ms),
         },
-        ControlHandle { commands: tx, view },
+        ControlHandle {
+            commands: tx,
+            view,
+            turned_at_ms: Arc::clone(&turned_at_ms),
+        },
     )
 }
 
@@ -320,6 +336,10 @@ impl ControlThread {
     pub fn run(mut self, sink: &ReportSink) -> (Vec<serde_json::Value>, ControlPlane) {
         let mut events = Vec::new();
         loop {
+            self.turned_at_ms.store(
+                crate::clock::wall_ms(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             // Wake for a report, a command, or a view that is due.
             let due = self.view_due_in().unwrap_or(VIEW_EVERY);
             crossbeam_channel::select! {

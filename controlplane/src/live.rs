@@ -145,6 +145,9 @@ pub struct Live {
     pub clock: levee_dataplane::worker::TscClock,
     /// Integrations and their deliveries.
     pub outbox: std::sync::Arc<crate::integrations::Outbox>,
+    /// What went wrong that the operator must know of (health, log), such as
+    /// a store moved aside at start.
+    pub alarms: Mutex<Vec<String>>,
     /// Pulled decisions that could not be read, by rule origin.
     pub malformed_decisions: Mutex<std::collections::BTreeMap<String, u64>>,
     /// A read-only connection to the store for the API's reads (none when the

@@ -170,11 +170,14 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     // control plane's consumer of window reports.
     let now_ns = TscClock::new(&eal).now_ns();
     let mut control = crate::engine::ControlLoop::new(config, worker_lcores.len());
+    // What the operator must be told (health, log): a store that had to be
+    // moved aside, records that could not be read.
+    let mut alarms = Vec::new();
     let store = if config.store.enabled {
-        Some(
-            crate::store::Store::open(&config.store.path)
-                .map_err(|e| Failure::Runtime(e.into()))?,
-        )
+        let (store, alarm) = crate::store::Store::open_checked(&config.store.path)
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        alarms.extend(alarm);
+        Some(store)
     } else {
         None
     };
@@ -209,11 +212,19 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 "baselines restored from the store (their targets skip the cold start)"
             );
         }
-        let open = store.open_incidents().map_err(runtime)?;
+        let (open, unreadable_incidents) = store.open_incidents().map_err(runtime)?;
         for (event, started) in &open {
             control.detector.restore(event, *started, now_ns);
         }
-        restore_rules = store.live_rules().map_err(runtime)?;
+        let (rules, unreadable_rules) = store.live_rules().map_err(runtime)?;
+        restore_rules = rules;
+        if unreadable_incidents + unreadable_rules > 0 {
+            let alarm = format!(
+                "the store held {unreadable_rules} rule(s) and {unreadable_incidents} open incident(s) that could not be read; they were left out"
+            );
+            tracing::error!("{alarm}");
+            alarms.push(alarm);
+        }
         next_rule_id = store.max_rule_id().map_err(runtime)? + 1;
         if !open.is_empty() || !restore_rules.is_empty() {
             tracing::info!(
@@ -276,6 +287,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         clock: TscClock::new(&eal),
         outbox: Arc::clone(&outbox),
         malformed_decisions: Mutex::default(),
+        alarms: Mutex::new(alarms),
         reader,
     });
     let enforcer: std::sync::Weak<dyn crate::integrations::Enforcer> = {

@@ -1,9 +1,33 @@
 //! `GET /api/v1/health`: the one route without a token, for load balancers and
-//! service managers.
+//! service managers. `ok`, or `degraded` with the reasons: forwarding goes on
+//! either way (the rules in force stay), but what is listed needs the operator.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-pub async fn get() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+use crate::live::Live;
+
+/// The control loop turns at least every quarter second; this long without a
+/// turn, it is stuck or has died.
+const CONTROL_STALLED_S: u64 = 5;
+
+pub async fn get(live: web::Data<Live>) -> HttpResponse {
+    let reasons = reasons(&live);
+    HttpResponse::Ok().json(json!({
+        "status": if reasons.is_empty() { "ok" } else { "degraded" },
+        "reasons": reasons,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Why levee is degraded, if it is (also for `/metrics`).
+pub fn reasons(live: &Live) -> Vec<String> {
+    let mut reasons: Vec<String> = live.alarms.lock().map(|a| a.clone()).unwrap_or_default();
+    let idle = live.control.idle_for().as_secs();
+    if idle >= CONTROL_STALLED_S {
+        reasons.push(format!(
+            "the control thread has not turned for {idle} s: detection, new rules and the API's changes wait; forwarding goes on with the rules in force"
+        ));
+    }
+    reasons
 }

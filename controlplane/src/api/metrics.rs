@@ -74,6 +74,16 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         &[],
         live.started_at_ms as f64 / 1000.0,
     );
+    m.family(
+        "levee_degraded",
+        "gauge",
+        "1 while /api/v1/health says degraded (a store moved aside at start, a stalled control thread...), else 0.",
+    );
+    m.sample(
+        "levee_degraded",
+        &[],
+        u8::from(!super::health::reasons(&live).is_empty()),
+    );
 
     {
         // Read from the store before the control plane is held (with no file

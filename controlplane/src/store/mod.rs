@@ -23,6 +23,11 @@ pub enum StoreError {
     },
     #[error("store: cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("store {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug)]
@@ -108,6 +113,80 @@ impl Store {
         Ok(Store { db, path: p })
     }
 
+    /// Open the store at `path` for `levee run`, checked (`PRAGMA quick_check`).
+    /// One that cannot be opened or fails the check is moved aside, never
+    /// silently replaced, and a new one is started: the reason comes back, for
+    /// the operator (health, log).
+    pub fn open_checked(path: &Path) -> Result<(Store, Option<String>), StoreError> {
+        if !path.exists() {
+            tracing::warn!(
+                path = %path.display(),
+                "no store yet: a new one is made (a new node id, nothing to restore)"
+            );
+            return Ok((Store::open(path)?, None));
+        }
+        let problem = match Store::open(path) {
+            Ok(store) => match store.check() {
+                Ok(()) => return Ok((store, None)),
+                Err(problem) => problem,
+            },
+            Err(e) => e.to_string(),
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = std::path::PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+        let moved = |from: &Path, to: &Path| {
+            std::fs::rename(from, to).map_err(|source| StoreError::File {
+                path: from.display().to_string(),
+                source,
+            })
+        };
+        moved(path, &aside)?;
+        for suffix in ["-wal", "-shm"] {
+            let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if side.exists() {
+                moved(&side, Path::new(&format!("{}{suffix}", aside.display())))?;
+            }
+        }
+        let store = Store::open(path)?;
+        let reason = format!(
+            "the store {} could not be read ({problem}); it was moved to {} and a new one started: \
+             the configuration's rules apply, earlier rules, incidents and baselines are not restored",
+            path.display(),
+            aside.display()
+        );
+        tracing::error!("{reason}");
+        Ok((store, Some(reason)))
+    }
+
+    /// SQLite's own check of the file, and every table readable.
+    fn check(&self) -> Result<(), String> {
+        let verdict: String = self
+            .db
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        if verdict != "ok" {
+            return Err(format!("quick_check: {verdict}"));
+        }
+        for table in [
+            "node",
+            "incidents",
+            "incident_events",
+            "rules",
+            "integrations",
+            "deliveries",
+            "baselines",
+        ] {
+            self.db
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| format!("{table}: {e}"))?;
+        }
+        Ok(())
+    }
+
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sqlite {
             path: self.path.clone(),
@@ -186,8 +265,9 @@ impl Store {
         Ok(())
     }
 
-    /// Rules that were active (or staged) when the node stopped.
-    pub fn live_rules(&self) -> Result<Vec<Rule>, StoreError> {
+    /// Rules that were active (or staged) when the node stopped, and how many
+    /// records could not be read (left out, not fatal).
+    pub fn live_rules(&self) -> Result<(Vec<Rule>, usize), StoreError> {
         let mut stmt = self
             .db
             .prepare("SELECT record FROM rules WHERE state IN ('active', 'staged') ORDER BY id")
@@ -196,10 +276,14 @@ impl Store {
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(self.err())?;
         let mut out = Vec::new();
+        let mut unreadable = 0;
         for row in rows {
-            out.push(serde_json::from_str(&row.map_err(self.err())?)?);
+            match serde_json::from_str(&row.map_err(self.err())?) {
+                Ok(rule) => out.push(rule),
+                Err(_) => unreadable += 1,
+            }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// The highest rule id used so far.
@@ -211,18 +295,23 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// The last event and start time of every incident still open.
-    pub fn open_incidents(&self) -> Result<Vec<(IncidentEvent, u64)>, StoreError> {
+    /// The last event and start time of every incident still open, and how
+    /// many records could not be read (left out, not fatal).
+    pub fn open_incidents(&self) -> Result<(Vec<(IncidentEvent, u64)>, usize), StoreError> {
         let mut stmt = self.db.prepare("SELECT last_event, started_at_ns FROM incidents WHERE state = 'open' ORDER BY started_at_ns").map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(self.err())?;
         let mut out = Vec::new();
+        let mut unreadable = 0;
         for row in rows {
             let (event, started) = row.map_err(self.err())?;
-            out.push((serde_json::from_str(&event)?, started as u64));
+            match serde_json::from_str(&event) {
+                Ok(event) => out.push((event, started as u64)),
+                Err(_) => unreadable += 1,
+            }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// The highest incident number recorded (ids end in it), so ids stay
@@ -456,8 +545,18 @@ impl Store {
             .query_map(params![state], |r| r.get::<_, String>(0))
             .map_err(self.err())?;
         let mut out = Vec::new();
+        let mut unreadable = 0;
         for row in rows {
-            out.push(serde_json::from_str(&row.map_err(self.err())?)?);
+            match serde_json::from_str(&row.map_err(self.err())?) {
+                Ok(rule) => out.push(rule),
+                Err(_) => unreadable += 1,
+            }
+        }
+        if unreadable > 0 {
+            tracing::warn!(
+                unreadable,
+                "store: rule records that cannot be read are left out"
+            );
         }
         Ok(out)
     }
