@@ -142,6 +142,9 @@ pub struct ControlView {
     pub store_pruned: BTreeMap<&'static str, u64>,
     pub forensic_captures_removed: u64,
     pub default_ttl_s: u64,
+    /// Rules in force the store could not record yet, and why.
+    pub unsaved_rules: usize,
+    pub store_error: Option<String>,
 }
 
 impl ControlView {
@@ -164,6 +167,8 @@ impl ControlView {
             store_pruned: c.pruned.clone(),
             forensic_captures_removed: c.forensics.removed,
             default_ttl_s: c.mitigator.default_ttl_s(),
+            unsaved_rules: c.mitigator.unsaved.len(),
+            store_error: c.mitigator.store_error.clone(),
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct ControlLoop {
     latest_ns: u64,
     /// Rows retention removed, by kind.
     pub pruned: std::collections::BTreeMap<&'static str, u64>,
+    /// Events of the window in progress, for the outbox once the window's
+    /// transaction is on the disk (the store first, then the integrations).
+    held_events: Option<Vec<IncidentEvent>>,
 }
 
 /// How often the store is pruned.
@@ -73,6 +76,7 @@ impl ControlLoop {
             baselines_saved_at_ns: 0,
             latest_ns: 0,
             pruned: Default::default(),
+            held_events: None,
         }
     }
 
@@ -93,8 +97,46 @@ impl ControlLoop {
             .collect()
     }
 
-    /// Judge a window and act on the events.
+    /// Judge a window and act on the events. Its changes are recorded in one
+    /// transaction, and reach the workers and the integrations after it
+    /// committed; if the store cannot take it, they apply from memory and are
+    /// written again later (the mitigator's unsaved rules).
     pub fn window(&mut self, v: &WindowView, publisher: &mut TablePublisher) -> Vec<IncidentEvent> {
+        let recording = match &self.mitigator.store {
+            Some(store) => match store.begin() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("the store cannot begin a window's transaction: {e}");
+                    false
+                }
+            },
+            None => false,
+        };
+        if recording {
+            publisher.defer(true);
+            self.held_events = Some(Vec::new());
+            self.mitigator.writing();
+            self.mitigator.catch_up();
+        }
+        let events = self.judge_and_act(v, publisher);
+        if recording {
+            if let Some(store) = &self.mitigator.store {
+                if let Err(e) = store.commit() {
+                    self.mitigator.write_failed(e.to_string());
+                }
+            }
+            publisher.defer(false);
+            let held = self.held_events.take().unwrap_or_default();
+            self.to_outbox(&held);
+        }
+        events
+    }
+
+    fn judge_and_act(
+        &mut self,
+        v: &WindowView,
+        publisher: &mut TablePublisher,
+    ) -> Vec<IncidentEvent> {
         self.forensics.samples(&v.samples, v.end_ns);
         let known = &self.mitigator.known;
         let events = self
@@ -139,6 +181,17 @@ impl ControlLoop {
         match store.save_baselines(&saved, self.latest_ns) {
             Ok(()) => tracing::debug!(targets = saved.len(), "baselines saved"),
             Err(e) => tracing::error!("saving the baselines: {e}"),
+        }
+    }
+
+    fn to_outbox(&self, events: &[IncidentEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(outbox) = &self.outbox {
+            if let Err(err) = outbox.enqueue(events) {
+                tracing::error!("integrations: {err}");
+            }
         }
     }
 
@@ -194,10 +247,9 @@ impl ControlLoop {
         }
         // Refused rules (allowlist, caps) are logged here and stay visible in
         // the rule list with their note.
-        if let Some(outbox) = &self.outbox {
-            if let Err(err) = outbox.enqueue(events) {
-                tracing::error!("integrations: {err}");
-            }
+        match &mut self.held_events {
+            Some(held) => held.extend(events.iter().cloned()),
+            None => self.to_outbox(events),
         }
         for refusal in self.mitigator.refusals.drain(..) {
             tracing::warn!("mitigation: {refusal}");

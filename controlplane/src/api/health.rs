@@ -23,6 +23,14 @@ pub async fn get(live: web::Data<Live>) -> HttpResponse {
 /// Why levee is degraded, if it is (also for `/metrics`).
 pub fn reasons(live: &Live) -> Vec<String> {
     let mut reasons: Vec<String> = live.alarms.lock().map(|a| a.clone()).unwrap_or_default();
+    let view = live.control.view();
+    if view.unsaved_rules > 0 {
+        reasons.push(format!(
+            "{} rule(s) in force are not recorded yet: the store cannot be written ({}); mitigation goes on from memory and they are written when it can",
+            view.unsaved_rules,
+            view.store_error.as_deref().unwrap_or("unknown error")
+        ));
+    }
     let idle = live.control.idle_for().as_secs();
     if idle >= CONTROL_STALLED_S {
         reasons.push(format!(

@@ -75,6 +75,16 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         live.started_at_ms as f64 / 1000.0,
     );
     m.family(
+        "levee_rules_unsaved",
+        "gauge",
+        "Rules in force that the store could not record yet (a full disk); written again each window.",
+    );
+    m.sample(
+        "levee_rules_unsaved",
+        &[],
+        live.control.view().unsaved_rules,
+    );
+    m.family(
         "levee_degraded",
         "gauge",
         "1 while /api/v1/health says degraded (a store moved aside at start, a stalled control thread...), else 0.",

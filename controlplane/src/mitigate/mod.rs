@@ -213,6 +213,14 @@ pub struct Mitigator {
     pub refusals: Vec<String>,
     /// Where rules are written before they are applied (none in replay).
     pub store: Option<Store>,
+    /// Rules in force that the store could not take yet (a full disk...):
+    /// mitigation goes on from memory, and they are written again each window
+    /// until it does.
+    pub unsaved: std::collections::BTreeSet<u32>,
+    /// Why the store last refused a write, while some rule is unsaved.
+    pub store_error: Option<String>,
+    /// Rules written in the store's open transaction (unsaved if it fails).
+    written: Vec<u32>,
     /// The configuration's signature rules, published ahead of the incidents'.
     pub static_signatures: Vec<SignatureRule>,
     /// The configuration's per-source limit, when no incident sets one.
@@ -295,6 +303,9 @@ impl Mitigator {
             next_id: FIRST_RULE_ID,
             refusals: Vec::new(),
             store: None,
+            unsaved: Default::default(),
+            store_error: None,
+            written: Vec::new(),
             static_signatures: Vec::new(),
             static_source_limit: None,
             owners: HashMap::new(),
@@ -335,20 +346,64 @@ impl Mitigator {
         }
     }
 
-    /// Record a rule; a rule that cannot be recorded is not applied.
-    fn persist(&mut self, rule: &Rule) -> bool {
-        match &self.store {
-            None => true,
-            Some(store) => match store.rule(rule) {
-                Ok(()) => true,
-                Err(e) => {
-                    self.refusals.push(format!(
-                        "rule {}: not recorded, so not applied: {e}",
+    /// Record a rule before it applies. A store that cannot take it (a full
+    /// disk) does not stop mitigation: the rule applies from memory and is
+    /// written again each window until the store takes it.
+    fn persist(&mut self, rule: &Rule) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        match store.rule(rule) {
+            Ok(()) => {
+                self.written.push(rule.id);
+                self.unsaved.remove(&rule.id);
+            }
+            Err(e) => {
+                if self.unsaved.is_empty() {
+                    tracing::error!(
+                        "rule {}: the store cannot record it ({e}); applied from memory, written when the store takes it",
                         rule.id
-                    ));
-                    false
+                    );
                 }
-            },
+                self.unsaved.insert(rule.id);
+                self.store_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// The store's transaction around a window's changes began: what is
+    /// written from now on is unsaved if it fails.
+    pub fn writing(&mut self) {
+        self.written.clear();
+    }
+
+    /// The transaction failed (nothing of it reached the disk): its rules are
+    /// unsaved, in force from memory.
+    pub fn write_failed(&mut self, error: String) {
+        if self.unsaved.is_empty() {
+            tracing::error!("the store cannot record this window's rules ({error}); applied from memory, written when the store takes them");
+        }
+        self.unsaved.extend(self.written.drain(..));
+        self.store_error = Some(error);
+    }
+
+    /// Write the unsaved rules again, as they are now.
+    pub fn catch_up(&mut self) {
+        if self.unsaved.is_empty() {
+            self.store_error = None;
+            return;
+        }
+        let ids: Vec<u32> = self.unsaved.iter().copied().collect();
+        for id in ids {
+            match self.rules.get(&id).cloned() {
+                Some(rule) => {
+                    self.persist(&rule);
+                }
+                // Gone from memory (ended and bounded out): nothing to save.
+                None => {
+                    self.unsaved.remove(&id);
+                }
+            }
         }
     }
 
@@ -978,11 +1033,7 @@ impl Mitigator {
         // Recorded before the tables change; active once every worker has it.
         rule.state = RuleState::Pending;
         rule.note = None;
-        if !self.persist(rule) {
-            rule.state = RuleState::Refused;
-            rule.note = Some("the store cannot record it".into());
-            return false;
-        }
+        self.persist(rule);
         match &rule.matches {
             RuleMatch::Block { source } => {
                 let held = source

@@ -107,8 +107,9 @@ impl Store {
         db.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        db.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
+        // A rule is applied once recorded: recorded means on the disk (the
+        // engine writes a window's changes in one transaction, one sync).
+        db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         db.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store { db, path: p })
     }
@@ -223,8 +224,15 @@ impl Store {
         } else {
             "open"
         };
-        let tx = self.db.unchecked_transaction().map_err(self.err())?;
-        tx.execute(
+        // Inside the engine's window transaction, or one of its own.
+        let own = self.db.is_autocommit();
+        let tx = if own {
+            Some(self.db.unchecked_transaction().map_err(self.err())?)
+        } else {
+            None
+        };
+        let db = &self.db;
+        db.execute(
             "INSERT INTO incidents (id, target, attack_type, severity, started_at_ns, resolved_at_ns, last_event, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET attack_type = ?3, severity = ?4, resolved_at_ns = ?6, last_event = ?7, state = ?8",
@@ -240,12 +248,30 @@ impl Store {
             ],
         )
         .map_err(self.err())?;
-        tx.execute(
+        db.execute(
             "INSERT INTO incident_events (incident_id, event, payload) VALUES (?1, ?2, ?3)",
             params![e.incident_id, e.event, payload],
         )
         .map_err(self.err())?;
-        tx.commit().map_err(self.err())
+        match tx {
+            Some(tx) => tx.commit().map_err(self.err()),
+            None => Ok(()),
+        }
+    }
+
+    /// Begin the transaction that records one window's changes (one sync to
+    /// the disk for all of them).
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.db.execute_batch("BEGIN IMMEDIATE").map_err(self.err())
+    }
+
+    /// Commit it; on failure it is rolled back (nothing of it was recorded).
+    pub fn commit(&self) -> Result<(), StoreError> {
+        let result = self.db.execute_batch("COMMIT").map_err(self.err());
+        if result.is_err() && !self.db.is_autocommit() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+        result
     }
 
     /// Write a rule (before it is applied, and at every change of state).
@@ -387,9 +413,15 @@ impl Store {
     /// earlier record is replaced).
     pub fn save_baselines(&self, saved: &[SavedBaseline], now_ns: u64) -> Result<(), StoreError> {
         let at = i64::try_from(now_ns).unwrap_or(i64::MAX);
-        let tx = self.db.unchecked_transaction().map_err(self.err())?;
+        let own = self.db.is_autocommit();
+        let tx = if own {
+            Some(self.db.unchecked_transaction().map_err(self.err())?)
+        } else {
+            None
+        };
         {
-            let mut insert = tx
+            let mut insert = self
+                .db
                 .prepare_cached(
                     "INSERT OR REPLACE INTO baselines (target, saved_at_ns, record) VALUES (?1, ?2, ?3)",
                 )
@@ -400,7 +432,10 @@ impl Store {
                     .map_err(self.err())?;
             }
         }
-        tx.commit().map_err(self.err())
+        match tx {
+            Some(tx) => tx.commit().map_err(self.err()),
+            None => Ok(()),
+        }
     }
 
     /// Baselines saved at or after `since_ns`, with when each was saved; a

@@ -70,6 +70,9 @@ pub struct TablePublisher {
     blocked_counts: [[usize; 2]; 2],
     /// Changes refused because a table was full.
     pub refused_full: u64,
+    /// While set, changes wait here instead of going to the workers (until
+    /// the control plane has recorded what they carry).
+    deferred: bool,
 }
 
 impl TablePublisher {
@@ -101,6 +104,7 @@ impl TablePublisher {
             retired: Vec::new(),
             watch: Arc::new(WatchSet::default()),
             retired_watch: Vec::new(),
+            deferred: false,
             blocked_counts: [[0; 2]; 2],
             refused_full: 0,
         };
@@ -129,6 +133,16 @@ impl TablePublisher {
         seq
     }
 
+    /// Hold changes back from the workers (`true`) until they may go
+    /// (`false`, which sends what waited): what the workers apply is then
+    /// never ahead of what the control plane recorded.
+    pub fn defer(&mut self, on: bool) {
+        self.deferred = on;
+        if !on {
+            self.flush();
+        }
+    }
+
     /// Commands waiting for a worker whose mailbox is full, over all workers.
     pub fn backlog(&self) -> usize {
         self.backlog.iter().map(VecDeque::len).sum()
@@ -137,6 +151,9 @@ impl TablePublisher {
     /// Push backlogged commands into mailboxes that have room; returns how many
     /// commands are still waiting (for a stalled worker).
     pub fn flush(&mut self) -> usize {
+        if self.deferred {
+            return self.backlog();
+        }
         for (w, tx) in self.senders.iter().enumerate() {
             while let Some(item) = self.backlog[w].pop_front() {
                 match tx.try_send(item) {

@@ -1,0 +1,235 @@
+//! Faults levee must survive without taking the link down: each is injected
+//! into a real `levee run`, which must go on forwarding with the rules in
+//! force, say what happened (health, metrics) and recover.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A levee configuration looping `capture` through its ports, its store at
+/// `db`, with the API and `extra` sections.
+fn config(dir: &Path, capture: &Path, db: &Path, extra: &str) -> PathBuf {
+    write_config(
+        dir,
+        "levee.toml",
+        &format!(
+            r#"
+            [dpdk]
+            eal_args = ["--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "--log-level=*:warning"]
+            mempool_size = 131071
+            [[pair]]
+            outside = "net_pcap0,rx_pcap={},infinite_rx=1"
+            inside = "net_null0"
+            [pipeline]
+            protected = ["10.0.0.0/24"]
+            [store]
+            path = "{}"
+            {extra}
+            {}
+            "#,
+            capture.display(),
+            db.display(),
+            api_section()
+        ),
+    )
+}
+
+fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    let c = rusqlite::Connection::open(db).expect("open store");
+    let mut stmt = c.prepare(sql).expect("query");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i)
+                    .map(|v| format!("{v:?}"))
+            })
+            .collect()
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn new(dir: &Path, size: &str) -> SmallDisk {
+        let at = dir.join("disk");
+        std::fs::create_dir(&at).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mount tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at)
+    }
+
+    /// Fill what is left with a file; removing it frees the room again.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write as _;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_mitigating_from_memory_and_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("traffic.pcap");
+    attack_capture(&capture, &["--duration", "2", "--normal-pps", "1000"]);
+    let disk = SmallDisk::new(dir.path(), "4m");
+    let db = disk.0.join("levee.db");
+    // No detection here: the operator's rule is the one that meets the full disk.
+    let path = config(
+        dir.path(),
+        &capture,
+        &db,
+        "[detection]\nfloor_pps = 1e12\ncold_start_floor_pps = 1e12\nprefix_floor_pps = 1e12\n",
+    );
+    let levee = Running::start(&path);
+    let (_, health) = levee.get("/api/v1/health");
+    assert_eq!(health["status"], "ok", "{health}");
+
+    let filler = disk.fill();
+    // The clients of the capture.
+    let source = "100.64.0.0/16";
+    let (status, rule) = levee.post(
+        "/api/v1/rules",
+        &serde_json::json!({"kind": "block", "source": source, "reason": "full disk"}),
+    );
+    assert_eq!(status, 201, "the rule is taken, not refused: {rule}");
+    assert_eq!(rule["state"], "active", "{rule}");
+    let id = rule["id"].as_u64().expect("id");
+    // It is in force: the source's packets are dropped.
+    let dropped = levee.wait_for(30, "the block dropping", || {
+        levee
+            .metric("levee_dropped_packets_total{direction=\"inbound\",reason=\"blocklist\"}")
+            .filter(|n| *n > 0.0)
+    });
+    assert!(dropped > 0.0);
+    // Not silently: health and metrics say the rule is not recorded.
+    let health = levee.wait_for(10, "health to say degraded", || {
+        let (_, h) = levee.get("/api/v1/health");
+        (h["status"] == "degraded").then_some(h)
+    });
+    assert!(
+        health["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("not recorded yet")),
+        "{health}"
+    );
+    assert_eq!(levee.metric("levee_rules_unsaved"), Some(1.0));
+    let before: Vec<Vec<String>> = query(&db, &format!("SELECT id FROM rules WHERE id = {id}"));
+    assert!(before.is_empty(), "not on the disk yet: {before:?}");
+
+    // Room again: the rule is written, health is ok again, forwarding never stopped.
+    std::fs::remove_file(&filler).expect("free the disk");
+    levee.wait_for(30, "the rule written", || {
+        (levee.metric("levee_rules_unsaved") == Some(0.0)).then_some(())
+    });
+    let rows = query(&db, &format!("SELECT state FROM rules WHERE id = {id}"));
+    assert_eq!(rows, vec![vec!["Text(\"active\")".to_owned()]]);
+    let (_, health) = levee.get("/api/v1/health");
+    assert_eq!(health["status"], "ok", "{health}");
+    let forwarded = levee.metric("levee_forwarded_packets_total{direction=\"inbound\"}");
+    assert!(forwarded.is_some_and(|n| n > 1000.0), "{forwarded:?}");
+}
+
+#[test]
+fn a_corrupt_store_is_moved_aside_and_levee_forwards_with_its_configured_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("traffic.pcap");
+    attack_capture(
+        &capture,
+        &[
+            "--duration",
+            "2",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:0.5:1:500:10.0.0.3:2",
+        ],
+    );
+    // 64 KiB of noise where the store should be.
+    let db = dir.path().join("levee.db");
+    let noise: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&db, &noise).expect("noise");
+    let path = config(
+        dir.path(),
+        &capture,
+        &db,
+        "[detection]\nwarmup_seconds = 0\n[rules]\nblocklist = [\"198.51.0.1\"]\n",
+    );
+
+    let levee = Running::start(&path);
+    // Forwarding goes on, and the configuration's block is in force.
+    levee.wait_for(
+        30,
+        "traffic forwarded and the configured block dropping",
+        || {
+            let forwarded = levee.metric("levee_forwarded_packets_total{direction=\"inbound\"}")?;
+            let dropped = levee.metric(
+                "levee_dropped_packets_total{direction=\"inbound\",reason=\"blocklist\"}",
+            )?;
+            (forwarded > 1000.0 && dropped > 0.0).then_some(())
+        },
+    );
+    // Not silently: health says what happened and where the old file went.
+    let (status, health) = levee.get("/api/v1/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "degraded", "{health}");
+    let reason = health["reasons"][0].as_str().expect("a reason").to_owned();
+    assert!(
+        reason.contains("could not be read") && reason.contains(".corrupt-"),
+        "{reason}"
+    );
+    assert_eq!(levee.metric("levee_degraded"), Some(1.0));
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("levee.db.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the old file is kept for the operator");
+    assert_eq!(
+        std::fs::read(aside[0].path()).expect("aside"),
+        noise,
+        "untouched"
+    );
+    // The new store works: rules can be added and are recorded.
+    let (status, rule) = levee.post(
+        "/api/v1/rules",
+        &serde_json::json!({"kind": "block", "source": "203.0.113.9"}),
+    );
+    assert_eq!(status, 201, "{rule}");
+    let id = rule["id"].as_u64().expect("id");
+    let rows = query(&db, &format!("SELECT state FROM rules WHERE id = {id}"));
+    assert_eq!(rows, vec![vec!["Text(\"active\")".to_owned()]], "recorded");
+}
