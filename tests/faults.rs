@@ -233,3 +233,92 @@ fn a_corrupt_store_is_moved_aside_and_levee_forwards_with_its_configured_rules()
     let rows = query(&db, &format!("SELECT state FROM rules WHERE id = {id}"));
     assert_eq!(rows, vec![vec!["Text(\"active\")".to_owned()]], "recorded");
 }
+
+/// Block rules in force, by source.
+fn blocks(levee: &Running) -> Vec<String> {
+    let (status, body) = levee.get("/api/v1/rules?state=active&limit=1000");
+    assert_eq!(status, 200, "{body}");
+    let mut sources: Vec<String> = body["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| r["match"]["kind"] == "block")
+        .filter_map(|r| r["match"]["source"].as_str().map(str::to_owned))
+        .collect();
+    sources.sort();
+    sources
+}
+
+#[test]
+fn a_control_plane_panic_is_survived_with_the_rules_in_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("attack.pcap");
+    attack_capture(
+        &capture,
+        &[
+            "--duration",
+            "3",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "udp:0.5:2.5:20000:10.0.0.3:10",
+        ],
+    );
+    let db = dir.path().join("levee.db");
+    let path = config(
+        dir.path(),
+        &capture,
+        &db,
+        "[detection]\nwarmup_seconds = 0\n",
+    );
+    // Only the attacked host is judged (see `Running::with_attacks`).
+    let text = std::fs::read_to_string(&path).expect("config").replace(
+        "protected = [\"10.0.0.0/24\"]",
+        "protected = [\"10.0.0.3/32\"]",
+    );
+    std::fs::write(&path, text).expect("config");
+    // The engine panics on its 60th window report (about 6 s in).
+    let mut command = levee();
+    command.env("LEVEE_TEST_PANIC_AT_REPORT", "60");
+    let levee = Running::start_command(command, &path);
+    let before = levee.wait_for(30, "the attack's ten sources blocked", || {
+        let b = blocks(&levee);
+        (b.len() == 10).then_some(b)
+    });
+    let health = levee.wait_for(30, "the fault to be reported", || {
+        let (_, h) = levee.get("/api/v1/health");
+        (h["status"] == "degraded").then_some(h)
+    });
+    let reason = health["reasons"][0].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.contains("injected") && reason.contains("rebuilt from the store"),
+        "{health}"
+    );
+    assert!(levee
+        .log()
+        .contains("a fault injected by LEVEE_TEST_PANIC_AT_REPORT"));
+    // Rebuilt: the same rules in force, the same incident open, and the
+    // dataplane still dropping the attack and forwarding the rest.
+    assert_eq!(blocks(&levee), before);
+    let (_, open) = levee.get("/api/v1/incidents?status=open");
+    assert_eq!(
+        open["incidents"].as_array().map(Vec::len),
+        Some(1),
+        "{open}"
+    );
+    let dropped = "levee_dropped_packets_total{direction=\"inbound\",reason=\"blocklist\"}";
+    let forwarded = "levee_forwarded_packets_total{direction=\"inbound\"}";
+    let (d0, f0) = (levee.metric(dropped), levee.metric(forwarded));
+    let d1 = levee.metric_settled(dropped);
+    let f1 = levee.metric(forwarded);
+    assert!(
+        d1 > d0 && f1 > f0,
+        "dropping {d0:?} -> {d1:?}, forwarding {f0:?} -> {f1:?}"
+    );
+    // The engine works on: an operator's rule goes in.
+    let (status, rule) = levee.post(
+        "/api/v1/rules",
+        &serde_json::json!({"kind": "block", "source": "203.0.113.9"}),
+    );
+    assert_eq!(status, 201, "{rule}");
+}

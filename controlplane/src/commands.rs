@@ -173,6 +173,10 @@ impl ControlView {
     }
 }
 
+/// How the control thread rebuilds the engine after a fault: from the store,
+/// onto the workers' tables (the publisher keeps them).
+pub type RestartFn = Box<dyn FnMut(&mut TablePublisher) -> Result<ControlLoop, String> + Send>;
+
 /// The sending side, shared by the API and the integrations.
 #[derive(Debug)]
 pub struct ControlHandle {
@@ -180,6 +184,8 @@ pub struct ControlHandle {
     view: Arc<RwLock<Arc<ControlView>>>,
     /// When the control loop last turned (ms since the epoch), for health.
     turned_at_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Faults the control thread recovered from, for health.
+    faults: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ControlHandle {
@@ -270,6 +276,11 @@ impl ControlHandle {
         .map(|(value, _)| value)
     }
 
+    /// Faults the control thread recovered from (the engine was rebuilt).
+    pub fn faults(&self) -> Vec<String> {
+        self.faults.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
     /// How long ago the control loop last turned: it turns at least every
     /// [`VIEW_EVERY`], so a long time means it is stuck or has died.
     pub fn idle_for(&self) -> Duration {
@@ -298,7 +309,6 @@ impl ControlHandle {
 }
 
 /// The control thread's side: it owns the control plane.
-#[derive(Debug)]
 pub struct ControlThread {
     pub plane: ControlPlane,
     commands: Receiver<Command>,
@@ -309,6 +319,9 @@ pub struct ControlThread {
     dirty: bool,
     commanded: bool,
     turned_at_ms: Arc<std::sync::atomic::AtomicU64>,
+    faults: Arc<std::sync::Mutex<Vec<String>>>,
+    restart: Option<RestartFn>,
+    reports_seen: u64,
 }
 
 /// A control thread for `plane` and the handle that talks to it.
@@ -316,6 +329,7 @@ pub fn control_thread(plane: ControlPlane) -> (ControlThread, ControlHandle) {
     let (tx, rx) = bounded(COMMAND_QUEUE);
     let view = Arc::new(RwLock::new(Arc::new(ControlView::of(&plane, 0))));
     let turned_at_ms = Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::wall_ms()));
+    let faults = Arc::<std::sync::Mutex<Vec<String>>>::default();
     (
         ControlThread {
             plane,
@@ -326,16 +340,73 @@ pub fn control_thread(plane: ControlPlane) -> (ControlThread, ControlHandle) {
             dirty: false,
             commanded: false,
             turned_at_ms: Arc::clone(&turned_at_ms),
+            faults: Arc::clone(&faults),
+            restart: None,
+            reports_seen: 0,
         },
         ControlHandle {
             commands: tx,
             view,
             turned_at_ms: Arc::clone(&turned_at_ms),
+            faults: Arc::clone(&faults),
         },
     )
 }
 
+impl std::fmt::Debug for ControlThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlThread")
+            .field("plane", &self.plane)
+            .field("applied", &self.applied)
+            .field("restart", &self.restart.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ControlThread {
+    /// Rebuild the engine with `restart` when it fails (a panic): the
+    /// workers keep forwarding with their tables meanwhile.
+    pub fn with_restart(mut self, restart: RestartFn) -> Self {
+        self.restart = Some(restart);
+        self
+    }
+
+    /// A panic in the engine is caught here: logged, told to health, and the
+    /// engine rebuilt from the store onto the workers' tables.
+    fn recover(&mut self, panic: Box<dyn std::any::Any + Send>) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let rebuilt = match &mut self.restart {
+            Some(restart) => restart(&mut self.plane.publisher),
+            None => Err("no way to rebuild it".into()),
+        };
+        let fault = match rebuilt {
+            Ok(control) => {
+                self.plane.control = control;
+                format!(
+                    "the control plane failed ({what}) at {} and was rebuilt from the store; forwarding went on with the rules in force",
+                    crate::clock::rfc3339_ms(crate::clock::wall_ms() * 1_000_000)
+                )
+            }
+            Err(e) => format!(
+                "the control plane failed ({what}) and could not be rebuilt ({e}); it goes on as it was"
+            ),
+        };
+        tracing::error!("{fault}");
+        // A window cut short leaves nothing held back from the workers.
+        self.plane.publisher.defer(false);
+        if let Ok(mut faults) = self.faults.lock() {
+            if faults.len() >= 16 {
+                faults.remove(0);
+            }
+            faults.push(fault);
+        }
+        self.dirty = true;
+    }
+
     /// Take window reports until every worker has gone, running commands in
     /// between; the incident events seen, as JSON, and the control plane.
     pub fn run(mut self, sink: &ReportSink) -> (Vec<serde_json::Value>, ControlPlane) {
@@ -350,9 +421,22 @@ impl ControlThread {
             crossbeam_channel::select! {
                 recv(sink.reports) -> report => {
                     let Ok(report) = report else { break };
-                    let done = self.plane.control.report(&report, &mut self.plane.publisher);
+                    self.reports_seen += 1;
+                    let seen = self.reports_seen;
+                    let plane = &mut self.plane;
+                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        injected_fault(seen);
+                        plane.control.report(&report, &mut plane.publisher)
+                    }));
                     sink.recycle(report);
                     self.dirty = true;
+                    let done = match done {
+                        Ok(done) => done,
+                        Err(panic) => {
+                            self.recover(panic);
+                            Vec::new()
+                        }
+                    };
                     for (_, evs) in done {
                         for e in evs {
                             tracing::warn!(
@@ -397,7 +481,10 @@ impl ControlThread {
         self.applied += 1;
         self.dirty = true;
         self.commanded = true;
-        self.execute(command);
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(command)));
+        if let Err(panic) = ran {
+            self.recover(panic);
+        }
     }
 
     fn execute(&mut self, command: Command) {
@@ -450,6 +537,17 @@ impl ControlThread {
         self.dirty = false;
         self.commanded = false;
     }
+}
+
+/// A fault for the tests (debug builds only): `LEVEE_TEST_PANIC_AT_REPORT=N`
+/// makes the engine panic on the Nth window report.
+fn injected_fault(report: u64) {
+    #[cfg(debug_assertions)]
+    if std::env::var("LEVEE_TEST_PANIC_AT_REPORT").is_ok_and(|n| n.parse() == Ok(report)) {
+        panic!("a fault injected by LEVEE_TEST_PANIC_AT_REPORT");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = report;
 }
 
 impl ControlPlane {

@@ -40,6 +40,14 @@ pub struct ControlLoop {
     held_events: Option<Vec<IncidentEvent>>,
 }
 
+/// What the store gave back to start the engine with.
+#[derive(Debug)]
+pub struct Restored {
+    pub rules: Vec<crate::mitigate::Rule>,
+    pub next_rule_id: u32,
+    pub alarms: Vec<String>,
+}
+
 /// How often the store is pruned.
 const PRUNE_EVERY_NS: u64 = 3600 * 1_000_000_000;
 /// How often the learnt baselines are saved (and once more at a clean stop).
@@ -78,6 +86,61 @@ impl ControlLoop {
             pruned: Default::default(),
             held_events: None,
         }
+    }
+
+    /// The engine for `config`, carried on from what `store` recorded:
+    /// incident numbering, learnt baselines, open incidents. The rules that
+    /// were live come back for the tables, with the next rule id and what the
+    /// operator must be told (records that could not be read).
+    pub fn from_store(
+        config: &Config,
+        workers: usize,
+        node_id: &str,
+        store: &crate::store::Store,
+        now_ns: u64,
+    ) -> Result<(ControlLoop, Restored), crate::store::StoreError> {
+        let mut control = ControlLoop::new(config, workers);
+        control.detector = Detector::new(config.detection_config(), node_id.to_owned());
+        control.detector.set_incident_count(store.incident_count()?);
+        let max_age_ns = (config.detection.baseline_max_age_hours * 3600e9) as u64;
+        let (baselines, unreadable) = store.baselines(now_ns.saturating_sub(max_age_ns))?;
+        let saved: Vec<_> = baselines.into_iter().map(|(b, _)| b).collect();
+        let restored = control.detector.restore_baselines(&saved);
+        if restored > 0 || unreadable > 0 {
+            tracing::info!(
+                restored,
+                unreadable,
+                "baselines restored from the store (their targets skip the cold start)"
+            );
+        }
+        let (open, unreadable_incidents) = store.open_incidents()?;
+        for (event, started) in &open {
+            control.detector.restore(event, *started, now_ns);
+        }
+        let (rules, unreadable_rules) = store.live_rules()?;
+        let mut alarms = Vec::new();
+        if unreadable_incidents + unreadable_rules > 0 {
+            let alarm = format!(
+                "the store held {unreadable_rules} rule(s) and {unreadable_incidents} open incident(s) that could not be read; they were left out"
+            );
+            tracing::error!("{alarm}");
+            alarms.push(alarm);
+        }
+        if !open.is_empty() || !rules.is_empty() {
+            tracing::info!(
+                open_incidents = open.len(),
+                rules = rules.len(),
+                "restored from the store"
+            );
+        }
+        Ok((
+            control,
+            Restored {
+                rules,
+                next_rule_id: store.max_rule_id()? + 1,
+                alarms,
+            },
+        ))
     }
 
     /// Take one report; returns the windows it completed with the events each caused.

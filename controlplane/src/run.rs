@@ -195,44 +195,18 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         if config.store.enabled && config.node.id.is_none() {
             node_id = store.node_id().map_err(runtime)?;
         }
-        control.detector = crate::detect::Detector::new(config.detection_config(), node_id.clone());
-        control
-            .detector
-            .set_incident_count(store.incident_count().map_err(runtime)?);
-        let max_age_ns = (config.detection.baseline_max_age_hours * 3600e9) as u64;
-        let (baselines, unreadable) = store
-            .baselines(now_ns.saturating_sub(max_age_ns))
-            .map_err(runtime)?;
-        let saved: Vec<_> = baselines.into_iter().map(|(b, _)| b).collect();
-        let restored = control.detector.restore_baselines(&saved);
-        if restored > 0 || unreadable > 0 {
-            tracing::info!(
-                restored,
-                unreadable,
-                "baselines restored from the store (their targets skip the cold start)"
-            );
-        }
-        let (open, unreadable_incidents) = store.open_incidents().map_err(runtime)?;
-        for (event, started) in &open {
-            control.detector.restore(event, *started, now_ns);
-        }
-        let (rules, unreadable_rules) = store.live_rules().map_err(runtime)?;
-        restore_rules = rules;
-        if unreadable_incidents + unreadable_rules > 0 {
-            let alarm = format!(
-                "the store held {unreadable_rules} rule(s) and {unreadable_incidents} open incident(s) that could not be read; they were left out"
-            );
-            tracing::error!("{alarm}");
-            alarms.push(alarm);
-        }
-        next_rule_id = store.max_rule_id().map_err(runtime)? + 1;
-        if !open.is_empty() || !restore_rules.is_empty() {
-            tracing::info!(
-                open_incidents = open.len(),
-                rules = restore_rules.len(),
-                "restored from the store before forwarding"
-            );
-        }
+        let (engine, restored) = crate::engine::ControlLoop::from_store(
+            config,
+            worker_lcores.len(),
+            &node_id,
+            store,
+            now_ns,
+        )
+        .map_err(runtime)?;
+        control = engine;
+        restore_rules = restored.rules;
+        next_rule_id = restored.next_rule_id;
+        alarms.extend(restored.alarms);
     }
     // Integrations deliver through an outbox on a connection of its own (the
     // same file, or memory when the store is off).
@@ -274,8 +248,36 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     } else {
         None
     };
+    // After a fault the engine is rebuilt from the store onto the workers'
+    // tables, which the publisher keeps; the workers never stop.
+    let restart: crate::commands::RestartFn = {
+        let config = config.clone();
+        let workers = worker_lcores.len();
+        let node_id = node_id.clone();
+        let outbox = Arc::clone(&outbox);
+        let clock = TscClock::new(&eal);
+        Box::new(move |publisher| {
+            let now = clock.now_ns();
+            let store = if config.store.enabled {
+                crate::store::Store::open(&config.store.path)
+            } else {
+                crate::store::Store::in_memory()
+            }
+            .map_err(|e| e.to_string())?;
+            let (mut control, restored) =
+                crate::engine::ControlLoop::from_store(&config, workers, &node_id, &store, now)
+                    .map_err(|e| e.to_string())?;
+            control.outbox = Some(Arc::clone(&outbox));
+            control.mitigator.store = Some(store);
+            control
+                .mitigator
+                .restore(restored.rules, restored.next_rule_id, now, publisher);
+            Ok(control)
+        })
+    };
     let (control_thread, control_handle) =
         crate::commands::control_thread(ControlPlane { control, publisher });
+    let control_thread = control_thread.with_restart(restart);
     let live = Arc::new(Live {
         node_id,
         mode: config.mode,

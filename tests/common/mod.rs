@@ -162,7 +162,7 @@ impl Running {
         Running::start_command(command, config)
     }
 
-    fn start_command(mut command: Command, config: &Path) -> Running {
+    pub fn start_command(mut command: Command, config: &Path) -> Running {
         use std::io::BufRead as _;
         let mut child = command
             .args(["run", "--config"])

@@ -23,6 +23,7 @@ pub async fn get(live: web::Data<Live>) -> HttpResponse {
 /// Why levee is degraded, if it is (also for `/metrics`).
 pub fn reasons(live: &Live) -> Vec<String> {
     let mut reasons: Vec<String> = live.alarms.lock().map(|a| a.clone()).unwrap_or_default();
+    reasons.extend(live.control.faults());
     let view = live.control.view();
     if view.unsaved_rules > 0 {
         reasons.push(format!(
