@@ -322,3 +322,108 @@ fn a_control_plane_panic_is_survived_with_the_rules_in_force() {
     );
     assert_eq!(status, 201, "{rule}");
 }
+
+#[test]
+fn a_stalled_control_plane_stops_feeding_the_watchdog_and_forwarding_goes_on() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("traffic.pcap");
+    attack_capture(&capture, &["--duration", "2", "--normal-pps", "1000"]);
+    let db = dir.path().join("levee.db");
+    let path = config(
+        dir.path(),
+        &capture,
+        &db,
+        "[detection]\nfloor_pps = 1e12\ncold_start_floor_pps = 1e12\nprefix_floor_pps = 1e12\n",
+    );
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut command = levee();
+    command
+        .env("NOTIFY_SOCKET", &socket_path)
+        // About 4 s in, the control loop stops for 8 s.
+        .env("LEVEE_TEST_STALL_AT_REPORT", "40");
+    let levee = Running::start_command(command, &path);
+    let mut buf = [0u8; 256];
+    let mut next = || -> (String, std::time::Instant) {
+        let n = socket.recv(&mut buf).expect("a notification within 30 s");
+        (
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+            std::time::Instant::now(),
+        )
+    };
+    let (first, _) = next();
+    assert!(first.starts_with("READY=1"), "{first}");
+    // What health and the ports said, four times a second, meanwhile.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = std::sync::Arc::clone(&done);
+        let (url, token) = (levee.url.clone(), ADMIN_TOKEN);
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let get = |path: &str| -> serde_json::Value {
+                    http.get(format!("{url}{path}"))
+                        .bearer_auth(token)
+                        .send()
+                        .and_then(|r| r.json())
+                        .unwrap_or_default()
+                };
+                let health = get("/api/v1/health");
+                let tx = get("/api/v1/status")["workers"][0]["tx_packets"]
+                    .as_u64()
+                    .unwrap_or(0);
+                seen.push((health, tx));
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            seen
+        })
+    };
+    // Fed every second while the loop turns; then a gap of the stall.
+    let mut last = std::time::Instant::now();
+    let mut gap = std::time::Duration::ZERO;
+    let mut fed = 0;
+    while fed < 12 {
+        let (message, at) = next();
+        assert_eq!(message, "WATCHDOG=1");
+        gap = gap.max(at - last);
+        last = at;
+        fed += 1;
+        if gap >= std::time::Duration::from_secs(4) {
+            break;
+        }
+    }
+    assert!(
+        gap >= std::time::Duration::from_secs(4),
+        "the watchdog went unfed while the control loop stalled (longest gap {gap:?})"
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = poller.join().expect("poller");
+    // Meanwhile health said so, and the workers forwarded all along.
+    let stalled: Vec<u64> = seen
+        .iter()
+        .filter(|(h, _)| {
+            h["reasons"][0]
+                .as_str()
+                .is_some_and(|r| r.contains("has not turned"))
+        })
+        .map(|(_, tx)| *tx)
+        .collect();
+    assert!(
+        stalled.len() >= 2,
+        "health said degraded during the stall: {seen:?}"
+    );
+    assert!(
+        stalled.last() > stalled.first(),
+        "packets forwarded during the stall: {stalled:?}"
+    );
+    let (_, health) = levee.get("/api/v1/health");
+    assert_eq!(
+        health["status"], "ok",
+        "recovered once the loop turns again: {health}"
+    );
+}

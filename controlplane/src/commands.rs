@@ -539,12 +539,19 @@ impl ControlThread {
     }
 }
 
-/// A fault for the tests (debug builds only): `LEVEE_TEST_PANIC_AT_REPORT=N`
-/// makes the engine panic on the Nth window report.
+/// Faults for the tests (debug builds only): `LEVEE_TEST_PANIC_AT_REPORT=N`
+/// makes the engine panic on the Nth window report, `LEVEE_TEST_STALL_AT_REPORT=N`
+/// stalls it there for 8 s.
 fn injected_fault(report: u64) {
     #[cfg(debug_assertions)]
-    if std::env::var("LEVEE_TEST_PANIC_AT_REPORT").is_ok_and(|n| n.parse() == Ok(report)) {
-        panic!("a fault injected by LEVEE_TEST_PANIC_AT_REPORT");
+    {
+        let at = |var: &str| std::env::var(var).is_ok_and(|n| n.parse() == Ok(report));
+        if at("LEVEE_TEST_STALL_AT_REPORT") {
+            std::thread::sleep(Duration::from_secs(8));
+        }
+        if at("LEVEE_TEST_PANIC_AT_REPORT") {
+            panic!("a fault injected by LEVEE_TEST_PANIC_AT_REPORT");
+        }
     }
     #[cfg(not(debug_assertions))]
     let _ = report;

@@ -15,6 +15,7 @@ mod live;
 mod mitigate;
 mod replay;
 mod run;
+mod service_notify;
 mod setup;
 mod store;
 mod windows;

@@ -499,6 +499,12 @@ fn supervise(
     pairs: &[(Port, Option<Port>)],
     hz: f64,
 ) {
+    // The service manager hears that levee forwards, and is fed its watchdog.
+    let notifier = crate::service_notify::Notifier::from_env();
+    if let Some(n) = &notifier {
+        n.send("READY=1\nSTATUS=forwarding");
+    }
+    let mut fed_at = Instant::now();
     let total_rx = || {
         shared
             .iter()
@@ -542,6 +548,15 @@ fn supervise(
         {
             sampler.sample(live, shared, pairs, hz);
         }
+        // The watchdog is fed only while the control loop turns.
+        if now.duration_since(fed_at) >= Duration::from_secs(1) {
+            fed_at = now;
+            if let Some(n) = &notifier {
+                if live.control.idle_for() < crate::api::CONTROL_STALLED {
+                    n.send("WATCHDOG=1");
+                }
+            }
+        }
         if now.duration_since(last_log) >= Duration::from_secs(5) {
             let pps = (rx - rx_at_last_log) as f64 / now.duration_since(last_log).as_secs_f64();
             tracing::info!(rx_packets = rx, rx_pps = pps as u64, "forwarding");
@@ -551,6 +566,9 @@ fn supervise(
     }
     if stop.load(Ordering::Relaxed) {
         tracing::info!("stop signal received");
+    }
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::live::Live;
 
 /// The control loop turns at least every quarter second; this long without a
-/// turn, it is stuck or has died.
-const CONTROL_STALLED_S: u64 = 5;
+/// turn, it is stuck or has died (and the service manager's watchdog goes unfed).
+pub const CONTROL_STALLED: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn get(live: web::Data<Live>) -> HttpResponse {
     let reasons = reasons(&live);
@@ -32,8 +32,9 @@ pub fn reasons(live: &Live) -> Vec<String> {
             view.store_error.as_deref().unwrap_or("unknown error")
         ));
     }
-    let idle = live.control.idle_for().as_secs();
-    if idle >= CONTROL_STALLED_S {
+    let idle = live.control.idle_for();
+    if idle >= CONTROL_STALLED {
+        let idle = idle.as_secs();
         reasons.push(format!(
             "the control thread has not turned for {idle} s: detection, new rules and the API's changes wait; forwarding goes on with the rules in force"
         ));

@@ -24,6 +24,7 @@ use actix_web::{http::Method, web, App, HttpServer};
 use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
+pub use health::CONTROL_STALLED;
 
 use crate::config::{ApiSection, ApiTokens};
 use crate::live::Live;
