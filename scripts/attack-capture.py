@@ -7,9 +7,12 @@ for levee's detection scenarios (`levee replay FILE --json`). No dependencies.
       [--attack KIND:START:DURATION:PPS[:TARGET[:SOURCES]]] ...
 
 KIND: udp syn synack ack rst icmp frag gre dns ntp memcached ssdp cldap chargen
-      snmp wsd ard (reflection from UDP port 3283), carpet-udp (every host of the
-      target /24). SOURCES: a number of real sources (fixed TTL each), or 'spoofed'
-      (a random source and TTL per packet). TARGET defaults to the first server.
+      snmp wsd ard (reflection from UDP port 3283), stun (3478) natt (4500): two
+      reflections from ports levee's reflector table does not list; carpet-udp (every
+      host of the target /24). SOURCES: a number of real sources (fixed TTL each), or
+      'spoofed' (a random source and TTL per packet). TARGET defaults to the first
+      server. --pulse ON:OFF makes every attack a pulse wave: ON seconds of it, OFF
+      seconds of nothing, from its START.
 
 Normal traffic: clients in 100.64.0.0/16 holding complete TCP sessions (handshake,
 data, close) with the servers and DNS queries to them, with the servers' answers.
@@ -20,9 +23,11 @@ import struct
 import sys
 
 REFLECTOR_PORTS = {"dns": 53, "ntp": 123, "memcached": 11211, "ssdp": 1900, "cldap": 389,
-                   "chargen": 19, "snmp": 161, "wsd": 3702, "ard": 3283}
+                   "chargen": 19, "snmp": 161, "wsd": 3702, "ard": 3283,
+                   "stun": 3478, "natt": 4500}
 RESPONSE_SIZES = {"dns": 1200, "ntp": 468, "memcached": 1400, "ssdp": 300, "cldap": 1400,
-                  "chargen": 1000, "snmp": 1000, "wsd": 700, "ard": 1000}
+                  "chargen": 1000, "snmp": 1000, "wsd": 700, "ard": 1000,
+                  "stun": 540, "natt": 800}
 MAC_A = bytes([2, 0, 0, 0, 0, 1])
 MAC_B = bytes([2, 0, 0, 0, 0, 2])
 
@@ -121,7 +126,7 @@ def normal_traffic(w, rng, duration, pps_at, servers, client_pool):
                 w.add(t + k * 0.001 + 0.0005, udp(ip4(server), ip4(client), 53, sport, b"a" * 120, ttl=64))
 
 
-def attack(w, rng, kind, start, duration, pps, target, sources):
+def attack(w, rng, kind, start, duration, pps, target, sources, pulse=None):
     spoofed = sources == "spoofed"
     fixed = [] if spoofed else [("198.51.%d.%d" % (i // 250, 1 + i % 250), rng.randrange(40, 250)) for i in range(int(sources))]
     if kind.startswith("carpet-"):
@@ -131,6 +136,8 @@ def attack(w, rng, kind, start, duration, pps, target, sources):
     else:
         targets = [target]
     for t in times(start, duration, pps, rng):
+        if pulse and (t - start) % (pulse[0] + pulse[1]) >= pulse[0]:
+            continue
         if spoofed:
             src = struct.pack("!I", rng.getrandbits(32))
             ttl = rng.randrange(1, 256)
@@ -171,6 +178,7 @@ def main():
     p.add_argument("--ramp", help="FROM:TO normal pps, linear over the capture")
     p.add_argument("--flash-crowd", help="START:DURATION:PPS of sessions from many new clients")
     p.add_argument("--attack", action="append", default=[])
+    p.add_argument("--pulse", help="ON:OFF seconds: every attack as a pulse wave")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=float, default=1_760_000_000.0, help="capture start, Unix seconds")
     a = p.parse_args()
@@ -197,7 +205,8 @@ def main():
         kind, start, duration, pps = parts[0], float(parts[1]), float(parts[2]), float(parts[3])
         target = parts[4] if len(parts) > 4 and parts[4] else servers[0]
         sources = parts[5] if len(parts) > 5 else "spoofed"
-        attack(w, rng, kind, start, duration, pps, target, sources)
+        pulse = tuple(float(x) for x in a.pulse.split(":")) if a.pulse else None
+        attack(w, rng, kind, start, duration, pps, target, sources, pulse)
     w.close(a.start)
     print("wrote %d packets to %s" % (len(w.packets), a.out))
 

@@ -609,3 +609,154 @@ fn replay_without_a_configuration_watches_every_destination_and_says_so() {
         .count();
     assert_eq!(blocks, 10);
 }
+
+#[test]
+fn reflection_from_ports_off_the_list_is_named_by_its_shape_and_dropped_by_port() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (kind, port) in [("stun", 3478), ("natt", 4500)] {
+        let lines = scenario(
+            dir.path(),
+            kind,
+            &[
+                "--duration",
+                "12",
+                "--normal-pps",
+                "1000",
+                "--attack",
+                &format!("{kind}:8:3:20000:10.0.0.4:300"),
+            ],
+            CONFIG,
+        );
+        let created = events(&lines, "incident.created");
+        assert_eq!(created.len(), 1, "{kind}: {created:#?}");
+        let c = created[0];
+        assert_eq!(c["target"], "10.0.0.4", "{c}");
+        // Named once the sampled shape is in (a window or two after the onset).
+        let last = lines
+            .iter()
+            .filter(|l| l["incident_id"] == c["incident_id"] && l["event"].is_string())
+            .next_back()
+            .expect("events");
+        let incident = if c["attack_type"] == "UDP Amplification" {
+            c
+        } else {
+            last
+        };
+        assert_eq!(
+            incident["attack_type"], "UDP Amplification",
+            "{kind}: {lines:#?}"
+        );
+        assert_eq!(
+            incident["vectors"][0]["service"],
+            format!("udp/{port}"),
+            "{incident}"
+        );
+        assert_eq!(
+            incident["spoofing_likely"], false,
+            "reflectors are real: {incident}"
+        );
+        let by_port = lines.iter().any(|l| {
+            l["type"] == "rule"
+                && l["match"]["kind"] == "signature"
+                && l["match"]["src_port"] == port
+        });
+        assert!(by_port, "{kind}: a rule on source port {port}");
+    }
+}
+
+#[test]
+fn two_targets_at_once_and_onsets_inside_a_window_are_each_named_in_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = scenario(
+        dir.path(),
+        "two",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "syn:8.03:3:20000:10.0.0.2:spoofed",
+            "--attack",
+            "ntp:8.07:3:20000:10.0.0.6:100",
+        ],
+        CONFIG,
+    );
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 2, "{created:#?}");
+    for (target, kind, onset) in [
+        ("10.0.0.2", "SYN Flood", 8.03),
+        ("10.0.0.6", "NTP Amplification", 8.07),
+    ] {
+        let c = created
+            .iter()
+            .find(|c| c["target"] == target)
+            .unwrap_or_else(|| panic!("no incident on {target}: {created:#?}"));
+        assert_eq!(c["attack_type"], kind, "{c}");
+        let latency = seconds(&c["at"]) - onset;
+        assert!(
+            (0.0..=0.3).contains(&latency),
+            "{target}: detected {latency:.3} s after the first attack packet"
+        );
+    }
+}
+
+#[test]
+fn a_pulse_wave_is_one_incident_mitigated_at_every_pulse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = scenario(
+        dir.path(),
+        "pulse",
+        &[
+            "--duration",
+            "16",
+            "--normal-pps",
+            "1000",
+            "--pulse",
+            "1:1",
+            "--attack",
+            "udp:8:6:40000:10.0.0.5:20",
+        ],
+        CONFIG,
+    );
+    // Gaps of a second are shorter than the cool-down: one incident.
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 1, "{created:#?}");
+    assert_eq!(created[0]["target"], "10.0.0.5");
+    assert_eq!(created[0]["attack_type"], "UDP Flood");
+    // Its sources stay blocked through the gaps: the later pulses are dropped.
+    let totals = lines
+        .iter()
+        .find(|l| l["type"] == "totals")
+        .expect("totals");
+    let dropped = u(totals, "/directions/inbound/dropped/blocklist/packets");
+    // Three pulses of 20000 packets each; all but the first pulse's start are dropped.
+    assert!(
+        dropped > 45_000,
+        "{dropped} of 60000 attack packets dropped"
+    );
+}
+
+#[test]
+fn a_busy_service_from_the_first_second_raises_nothing_until_it_is_attacked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 9 kpps of normal traffic from the capture's first packet, with the
+    // default warm-up and floors.
+    let lines = scenario(
+        dir.path(),
+        "busy",
+        &[
+            "--duration",
+            "16",
+            "--normal-pps",
+            "9000",
+            "--attack",
+            "udp:11:3:60000:10.0.0.1:spoofed",
+        ],
+        "[pipeline]\nprotected = [\"10.0.0.0/24\"]\n",
+    );
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 1, "only the attack: {created:#?}");
+    assert_eq!(created[0]["target"], "10.0.0.1");
+    assert!(seconds(&created[0]["at"]) >= 11.0, "{}", created[0]);
+}
