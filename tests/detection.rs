@@ -634,8 +634,7 @@ fn reflection_from_ports_off_the_list_is_named_by_its_shape_and_dropped_by_port(
         // Named once the sampled shape is in (a window or two after the onset).
         let last = lines
             .iter()
-            .filter(|l| l["incident_id"] == c["incident_id"] && l["event"].is_string())
-            .next_back()
+            .rfind(|l| l["incident_id"] == c["incident_id"] && l["event"].is_string())
             .expect("events");
         let incident = if c["attack_type"] == "UDP Amplification" {
             c
