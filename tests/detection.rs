@@ -759,3 +759,36 @@ fn a_busy_service_from_the_first_second_raises_nothing_until_it_is_attacked() {
     assert_eq!(created[0]["target"], "10.0.0.1");
     assert!(seconds(&created[0]["at"]) >= 11.0, "{}", created[0]);
 }
+
+#[test]
+fn an_ack_flood_with_syns_added_is_still_an_attack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One SYN per nine ACKs, as an attacker who read the old rule of thumb
+    // would send; the server answers none of them.
+    let lines = scenario(
+        dir.path(),
+        "ack-syn",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "ack:8:3:18000:10.0.0.7:spoofed",
+            "--attack",
+            "syn:8:3:2000:10.0.0.7:spoofed",
+        ],
+        CONFIG,
+    );
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 1, "{created:#?}");
+    assert_eq!(created[0]["target"], "10.0.0.7");
+    let vectors: Vec<&str> = created[0]["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .filter_map(|v| v["attack_type"].as_str())
+        .collect();
+    assert!(vectors.contains(&"ACK Flood"), "{}", created[0]);
+    assert!(seconds(&created[0]["at"]) - 8.0 <= 0.3, "{}", created[0]);
+}

@@ -322,6 +322,8 @@ pub struct ControlThread {
     faults: Arc<std::sync::Mutex<Vec<String>>>,
     restart: Option<RestartFn>,
     reports_seen: u64,
+    /// The mitigator's rule changes the integrations were told of.
+    rule_changes_told: u64,
 }
 
 /// A control thread for `plane` and the handle that talks to it.
@@ -343,6 +345,7 @@ pub fn control_thread(plane: ControlPlane) -> (ControlThread, ControlHandle) {
             faults: Arc::clone(&faults),
             restart: None,
             reports_seen: 0,
+            rule_changes_told: 0,
         },
         ControlHandle {
             commands: tx,
@@ -459,6 +462,7 @@ impl ControlThread {
                 default(due) => {}
             }
             self.serve();
+            self.follow_rule_changes();
             if self.view_due_in() == Some(Duration::ZERO) {
                 self.publish();
             }
@@ -468,6 +472,21 @@ impl ControlThread {
         self.plane.control.save_baselines();
         self.publish();
         (events, self.plane)
+    }
+
+    /// Tell the integrations that follow the rules in force (the host
+    /// firewall) when they changed between incident events.
+    fn follow_rule_changes(&mut self) {
+        let changes = self.plane.control.mitigator.rule_changes;
+        if changes == self.rule_changes_told {
+            return;
+        }
+        self.rule_changes_told = changes;
+        if let Some(outbox) = &self.plane.control.outbox {
+            if let Err(e) = outbox.rules_changed() {
+                tracing::error!("integrations: {e}");
+            }
+        }
     }
 
     /// Run the commands waiting now, in order.

@@ -139,7 +139,7 @@ pub struct Pipeline {
 /// Source slots of each worker's per-source accounting (32 bytes each).
 const SOURCE_SLOTS: usize = 1 << 17;
 /// One outbound packet in this many from a protected host names a peer.
-const PEER_ONE_IN: u32 = 8;
+pub const PEER_ONE_IN: u32 = 8;
 /// One inbound packet in this many to a protected host has its shape sampled.
 const SHAPE_ONE_IN: u32 = 8;
 
@@ -445,8 +445,10 @@ fn watch(
 /// addresses that never asked.
 #[inline(never)]
 fn learn_peer(protected: &PrefixTable<()>, report: &mut WindowReport, m: &PacketMeta) {
-    use crate::wire::tcp::flags::SYN;
-    if m.protocol == 1 || m.protocol == 58 || (m.protocol == 6 && m.tcp_flags & SYN != 0) {
+    use crate::wire::tcp::flags::{RST, SYN};
+    // SYN-ACKs, RSTs and ICMP are what a host sends to whoever wrote to it
+    // (the backscatter of a spoofed flood): no conversation.
+    if m.protocol == 1 || m.protocol == 58 || (m.protocol == 6 && m.tcp_flags & (SYN | RST) != 0) {
         return;
     }
     let from_protected = Addr::from_meta(&m.src, m.family).is_some_and(|a| protected.contains(a));

@@ -29,8 +29,14 @@ pub struct WindowView {
     pub over_limit: Vec<OverLimit>,
     /// Over-limit sources the reports had no room for.
     pub over_limit_overflow: u64,
-    /// Sampled (protected host, peer it sent to) pairs.
+    /// Sampled (protected host, peer it sent to) pairs, one in
+    /// [`levee_dataplane::pipeline::PEER_ONE_IN`] of the outbound packets.
     pub peers: Vec<(u128, u128)>,
+    /// Sampled pairs the reports had no room for.
+    pub peers_overflow: u64,
+    /// Packets from the protected side (none: levee sees one direction only,
+    /// as in monitor mode, and cannot tell whether hosts answer).
+    pub outbound_packets: u64,
     /// Sampled shapes of inbound packets to protected hosts.
     pub shapes: Vec<PacketShape>,
     pub workers: usize,
@@ -56,6 +62,7 @@ impl WindowView {
         self.end_ns = self.end_ns.max(r.end_ns);
         self.workers += 1;
         self.inbound.add(r.direction(Direction::Inbound));
+        self.outbound_packets += r.direction(Direction::Outbound).packets();
         for (k, s) in r.destinations.iter() {
             self.destinations.entry(*k).or_default().add(s);
         }
@@ -76,6 +83,7 @@ impl WindowView {
         self.over_limit.extend_from_slice(&r.over_limit);
         self.over_limit_overflow += r.over_limit_overflow;
         self.peers.extend_from_slice(&r.peers);
+        self.peers_overflow += r.peers_overflow;
         self.shapes.extend_from_slice(&r.shapes);
         self.admission_quantum = self
             .admission_quantum

@@ -19,8 +19,9 @@
 //! A target over a limit for `confirm_windows` windows in a row becomes an
 //! incident; its vectors are the classes over their limits. Two checks keep
 //! legitimate surges (a flash crowd of complete sessions) from being named TCP
-//! floods: SYNs matched by as many ACKs are handshakes completing, and ACKs with
-//! at least one SYN per 20 are sessions opening.
+//! floods: ACKs are sessions when SYNs open them and the target answers them
+//! (`explained_by_sessions`), and SYNs matched by as many such ACKs are
+//! handshakes completing.
 
 mod aggregate;
 mod classify;
@@ -177,6 +178,9 @@ pub struct TargetRates {
     /// TTL buckets holding at least 5% of the packets.
     pub ttl_spread: u32,
     pub hosts: usize,
+    /// What the target sent back (packets/s, from the sampled peers; SYN-ACKs,
+    /// RSTs and ICMP left out); `None` where levee cannot see it.
+    pub answered_pps: Option<f64>,
 }
 
 impl TargetRates {
@@ -201,6 +205,7 @@ impl TargetRates {
             distinct_sources: s.distinct_sources(),
             ttl_spread,
             hosts,
+            answered_pps: None,
         }
     }
 }
@@ -264,16 +269,19 @@ pub struct Detector {
     pub resolved: std::collections::VecDeque<Incident>,
 }
 
-/// Whether sessions explain a TCP class's packets: SYNs matched by as many ACKs
-/// are handshakes completing (a flash crowd), not a SYN flood; ACKs with at
-/// least one SYN per 20 are sessions opening, not an ACK flood, whose ACKs come
-/// without handshakes.
+/// Whether sessions explain a TCP class's packets. ACKs are sessions when
+/// handshakes open them (at least one SYN per 20) and the target answers them
+/// (it sends at least one packet per 4 ACKs, SYN-ACKs and RSTs not counted):
+/// an attacker can add SYNs to an ACK flood, not the target's answers. SYNs
+/// matched by as many such ACKs are handshakes completing (a flash crowd).
+/// Where levee cannot see the answers (one direction only), the SYNs decide.
 fn explained_by_sessions(class: TrafficClass, r: &TargetRates) -> bool {
     let syn = r.class_pps[TrafficClass::TcpSyn.index()];
     let ack = r.class_pps[TrafficClass::TcpAck.index()];
+    let sessions = syn * 20.0 >= ack && r.answered_pps.is_none_or(|a| a * 4.0 >= ack);
     match class {
-        TrafficClass::TcpSyn => ack >= syn,
-        TrafficClass::TcpAck => syn * 20.0 >= ack,
+        TrafficClass::TcpSyn => ack >= syn && sessions,
+        TrafficClass::TcpAck => sessions,
         _ => false,
     }
 }
@@ -451,12 +459,26 @@ impl Detector {
         let now_ns = view.end_ns.max(view.start_ns + (view.seconds * 1e9) as u64);
         let mut events = Vec::new();
         let mut seen: Vec<(Target, TargetRates)> = Vec::new();
+        // What each host sent back, where levee sees both directions in full.
+        let answers: Option<HashMap<u128, f64>> =
+            (view.outbound_packets > 0 && view.peers_overflow == 0).then(|| {
+                let each = f64::from(levee_dataplane::pipeline::PEER_ONE_IN) / view.seconds;
+                let mut m: HashMap<u128, f64> = HashMap::new();
+                for (host, _) in &view.peers {
+                    *m.entry(*host).or_default() += each;
+                }
+                m
+            });
+        let answered = |host: u128| {
+            answers
+                .as_ref()
+                .map(|m| m.get(&host).copied().unwrap_or(0.0))
+        };
         // Hosts.
         for (key, stats) in &view.destinations {
-            seen.push((
-                Target::Host(*key),
-                TargetRates::from_stats(stats, view.seconds, 1),
-            ));
+            let mut rates = TargetRates::from_stats(stats, view.seconds, 1);
+            rates.answered_pps = answered(*key);
+            seen.push((Target::Host(*key), rates));
         }
         // Prefixes as a whole: the sum of their hosts.
         for prefix in &self.config.protected {
@@ -469,10 +491,14 @@ impl Detector {
                 }
             }
             if hosts > 0 {
-                seen.push((
-                    Target::Prefix(*prefix),
-                    TargetRates::from_stats(&sum, view.seconds, hosts),
-                ));
+                let mut rates = TargetRates::from_stats(&sum, view.seconds, hosts);
+                rates.answered_pps = answers.as_ref().map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| prefix.contains(mapped_to_ip(**k)))
+                        .map(|(_, v)| v)
+                        .sum()
+                });
+                seen.push((Target::Prefix(*prefix), rates));
             }
         }
 

@@ -299,3 +299,47 @@ fn an_attack_split_over_classes_is_judged_on_the_whole_target() {
         .collect();
     assert!(events.is_empty(), "{events:?}");
 }
+
+/// `mixed` with the target answering `answered` packets/s (sampled as the
+/// workers do) and traffic seen in both directions.
+fn answering(n: u64, classes: &[(TrafficClass, u32)], answered: u32) -> WindowView {
+    let mut v = mixed(n, classes);
+    v.outbound_packets = 1 + u64::from(answered / 10);
+    let samples = answered / 10 / levee_dataplane::pipeline::PEER_ONE_IN;
+    v.peers = (0..samples)
+        .map(|i| (mapped_key(ip("10.0.0.53")), u128::from(i)))
+        .collect();
+    v
+}
+
+#[test]
+fn acks_are_sessions_only_when_the_target_answers_them() {
+    let calm = [(TrafficClass::Udp, 75)];
+    // One SYN per 9 ACKs: the old rule of thumb took that for sessions.
+    let acks = [
+        (TrafficClass::Udp, 75),
+        (TrafficClass::TcpSyn, 2_000),
+        (TrafficClass::TcpAck, 18_000),
+    ];
+    let judged = |answered: u32| {
+        let mut d = detector(Vec::new());
+        for n in 0..100 {
+            assert!(d.observe(&answering(n, &calm, 200)).is_empty());
+        }
+        (100..104)
+            .flat_map(|n| d.observe(&answering(n, &acks, answered)))
+            .collect::<Vec<IncidentEvent>>()
+    };
+    // The host sends nothing back: an ACK flood with SYNs added.
+    let events = judged(0);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0]
+            .vectors
+            .iter()
+            .any(|v| v.attack_type == AttackType::AckFlood),
+        "{events:?}"
+    );
+    // The host answers (data, acknowledgements): sessions, however many.
+    assert!(judged(12_000).is_empty());
+}

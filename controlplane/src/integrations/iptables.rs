@@ -119,6 +119,17 @@ impl Sink for Iptables {
         )]
     }
 
+    fn plan_rules_changed(&self) -> Vec<Plan> {
+        if self.settings.host_apply == HostApply::None {
+            return Vec::new();
+        }
+        vec![Plan::send(
+            "sync",
+            None,
+            serde_json::json!({"after": "rules.changed"}),
+        )]
+    }
+
     fn sample(&self, _node_id: &str) -> Vec<Plan> {
         vec![Plan::send("test", None, serde_json::Value::Null)]
     }

@@ -304,6 +304,13 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// What the test action sends: a sample of what real events would.
     fn sample(&self, node_id: &str) -> Vec<Plan>;
 
+    /// The deliveries a change of the rules in force calls for, between
+    /// incident events (an attacker found later, an operator's rule). At most
+    /// one of each waits at a time. Runs on the control thread: no I/O.
+    fn plan_rules_changed(&self) -> Vec<Plan> {
+        Vec::new()
+    }
+
     /// Attempt one delivery.
     fn deliver<'a>(&'a self, job: &'a Job, cx: &'a DeliveryContext<'a>) -> BoxFuture<'a, Outcome>;
 

@@ -294,6 +294,26 @@ impl Outbox {
         Ok(rows.len())
     }
 
+    /// The rules in force changed: queue what integrations that follow them
+    /// (the host firewall) ask for, unless such a delivery already waits.
+    pub fn rules_changed(&self) -> Result<usize, StoreError> {
+        let now_ms = wall_ms();
+        let mut rows = Vec::new();
+        for r in self.registry().iter().filter(|r| r.integration.enabled) {
+            for plan in r.sink.plan_rules_changed() {
+                if !self.store().waiting(&r.integration.id, &plan.event)? {
+                    rows.push(new_delivery(&r.integration.id, plan, now_ms));
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.store().insert_deliveries(&rows)?;
+        self.wake.notify_one();
+        Ok(rows.len())
+    }
+
     /// Queue the test action's sample deliveries; their ids.
     pub fn test(&self, id: &str) -> Result<Vec<i64>, IntegrationError> {
         let plans = {

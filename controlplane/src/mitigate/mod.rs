@@ -213,6 +213,9 @@ pub struct Mitigator {
     pub refusals: Vec<String>,
     /// Where rules are written before they are applied (none in replay).
     pub store: Option<Store>,
+    /// Changes of what is in force (entries in or out, signature sets), for
+    /// integrations that follow the rules (the host firewall).
+    pub rule_changes: u64,
     /// Rules in force that the store could not take yet (a full disk...):
     /// mitigation goes on from memory, and they are written again each window
     /// until it does.
@@ -303,6 +306,7 @@ impl Mitigator {
             next_id: FIRST_RULE_ID,
             refusals: Vec::new(),
             store: None,
+            rule_changes: 0,
             unsaved: Default::default(),
             store_error: None,
             written: Vec::new(),
@@ -982,6 +986,7 @@ impl Mitigator {
                 self.owners.remove(&prefix);
                 if current.is_some() {
                     let _ = publisher.unblock(prefix);
+                    self.rule_changes += 1;
                 }
             }
             Some(first) => {
@@ -990,8 +995,11 @@ impl Mitigator {
                     .filter(|c| owners.iter().any(|r| r.id == c.rule_id))
                     .map_or(first.id, |c| c.rule_id);
                 if current.is_none_or(|c| c.rule_id != rule_id || c.expires_at_ns != expires) {
-                    if let Err(e) = publisher.block(prefix, rule_id, expires) {
-                        self.refusals.push(format!("{prefix}: {e}"));
+                    match publisher.block(prefix, rule_id, expires) {
+                        // A renewal (a later expiry) changes nothing in force.
+                        Ok(_) if current.is_some_and(|c| c.rule_id == rule_id) => {}
+                        Ok(_) => self.rule_changes += 1,
+                        Err(e) => self.refusals.push(format!("{prefix}: {e}")),
                     }
                 }
             }
@@ -1296,8 +1304,9 @@ impl Mitigator {
             )
             .take(MAX_SIGNATURES)
             .collect();
-        if let Err(e) = publisher.set_signatures(rules) {
-            self.refusals.push(format!("signature set refused: {e}"));
+        match publisher.set_signatures(rules) {
+            Ok(_) => self.rule_changes += 1,
+            Err(e) => self.refusals.push(format!("signature set refused: {e}")),
         }
         let limit =
             self.rules

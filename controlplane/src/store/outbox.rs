@@ -190,6 +190,18 @@ impl Store {
         Ok(rows)
     }
 
+    /// Whether an integration has a delivery of `event` not yet attempted.
+    pub fn waiting(&self, integration_id: &str, event: &str) -> Result<bool, StoreError> {
+        self.db
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE integration_id = ?1 AND event = ?2
+                     AND state = 'pending' AND attempts = 0)",
+                params![integration_id, event],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(self.err())
+    }
+
     /// Whether a delivery is in flight or due by `now_ms`.
     pub fn busy_now(&self, now_ms: u64) -> Result<bool, StoreError> {
         self.db

@@ -306,6 +306,8 @@ pub struct WindowReport {
     pub over_limit_overflow: u64,
     /// Sampled peers the protected hosts sent to: (host, peer), IPv4-mapped keys.
     pub peers: Vec<(u128, u128)>,
+    /// Sampled peers that found no room in `peers`.
+    pub peers_overflow: u64,
     /// Sampled shapes of inbound packets to protected hosts.
     pub shapes: Vec<PacketShape>,
     /// TSC cycles per non-empty burst.
@@ -336,6 +338,7 @@ impl WindowReport {
             over_limit: Vec::with_capacity(capacities.over_limit),
             over_limit_overflow: 0,
             peers: Vec::with_capacity(capacities.peers),
+            peers_overflow: 0,
             shapes: Vec::with_capacity(capacities.shapes),
             // 1 cycle to 2^40 cycles at 2 significant digits: fixed size, and
             // recording never allocates.
@@ -359,6 +362,7 @@ impl WindowReport {
         self.over_limit.clear();
         self.over_limit_overflow = 0;
         self.peers.clear();
+        self.peers_overflow = 0;
         self.shapes.clear();
         self.burst_cycles.reset();
     }
@@ -475,6 +479,8 @@ impl WindowReport {
     pub fn peer(&mut self, host: u128, peer: u128) {
         if self.peers.len() < self.peers.capacity() {
             self.peers.push((host, peer));
+        } else {
+            self.peers_overflow += 1;
         }
     }
 
