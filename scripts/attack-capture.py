@@ -12,7 +12,9 @@ KIND: udp syn synack ack rst icmp frag gre dns ntp memcached ssdp cldap chargen
       host of the target /24). SOURCES: a number of real sources (fixed TTL each), or
       'spoofed' (a random source and TTL per packet). TARGET defaults to the first
       server. --pulse ON:OFF makes every attack a pulse wave: ON seconds of it, OFF
-      seconds of nothing, from its START.
+      seconds of nothing, from its START. udp6: a UDP flood over IPv6 from
+      2001:db8:bad::/64 toward 2001:db8::TARGET (TARGET: the host part, e.g. 5).
+      --qinq wraps every frame in two VLAN tags (802.1ad outer 100, inner 200).
 
 Normal traffic: clients in 100.64.0.0/16 holding complete TCP sessions (handshake,
 data, close) with the servers and DNS queries to them, with the servers' answers.
@@ -69,11 +71,37 @@ def icmp(src, dst, ttl=64):
     return ipv4_frame(src, dst, 1, body, ttl)
 
 
+def ipv6_frame(src, dst, nh, l4, hops=64):
+    hdr = struct.pack("!IHBB16s16s", 6 << 28, len(l4), nh, hops, src, dst)
+    return MAC_B + MAC_A + b"\x86\xdd" + hdr + l4
+
+
+def udp6(src, dst, sport, dport, payload, hops=64):
+    l4 = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    pseudo = src + dst + struct.pack("!IxxxB", len(l4), 17)
+    sum_ = csum(pseudo + l4) or 0xFFFF
+    l4 = l4[:6] + struct.pack("!H", sum_) + l4[8:]
+    return ipv6_frame(src, dst, 17, l4, hops)
+
+
+def ip6(host_part):
+    """2001:db8::HOST (host part in hex digits), or a full address."""
+    import ipaddress
+    text = host_part if ":" in host_part else "2001:db8::%s" % host_part
+    return ipaddress.IPv6Address(text).packed
+
+
+def qinq(frame):
+    """Two VLAN tags between the MACs and the EtherType."""
+    return frame[:12] + struct.pack("!HHHH", 0x88A8, 100, 0x8100, 200) + frame[12:]
+
+
 class Writer:
     def __init__(self, path):
         self.f = open(path, "wb")
         self.f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         self.packets = []
+        self.wrap = None
 
     def add(self, t, frame):
         self.packets.append((t, frame))
@@ -81,6 +109,8 @@ class Writer:
     def close(self, start):
         self.packets.sort(key=lambda p: p[0])
         for t, frame in self.packets:
+            if getattr(self, "wrap", None):
+                frame = self.wrap(frame)
             ts = start + t
             sec = int(ts)
             usec = int(round((ts - sec) * 1e6))
@@ -162,6 +192,10 @@ def attack(w, rng, kind, start, duration, pps, target, sources, pulse=None):
             f = ipv4_frame(src, dst, 17, b"\xbb" * 1000, ttl, frag=(rng.randrange(1, 400)) | 0x2000)
         elif kind == "gre":
             f = ipv4_frame(src, dst, 47, b"\x00\x00\x08\x00" + b"\xcc" * 500, ttl)
+        elif kind == "udp6":
+            i = rng.randrange(max(len(fixed), 1))
+            f = udp6(ip6("2001:db8:bad::%x" % (i + 1)), ip6(target), rng.randrange(1024, 65535),
+                     rng.randrange(1, 65535), b"\xaa" * 512, 64 if not fixed else fixed[i][1])
         elif kind in REFLECTOR_PORTS:
             f = udp(src, dst, REFLECTOR_PORTS[kind], dport, b"\xdd" * RESPONSE_SIZES[kind], ttl)
         else:
@@ -179,6 +213,7 @@ def main():
     p.add_argument("--flash-crowd", help="START:DURATION:PPS of sessions from many new clients")
     p.add_argument("--attack", action="append", default=[])
     p.add_argument("--pulse", help="ON:OFF seconds: every attack as a pulse wave")
+    p.add_argument("--qinq", action="store_true", help="every frame with two VLAN tags")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=float, default=1_760_000_000.0, help="capture start, Unix seconds")
     a = p.parse_args()
@@ -187,6 +222,8 @@ def main():
     servers = ["%s.%d" % (base, h) for h in range(1, 9)]
     clients = ["100.64.%d.%d" % (rng.randrange(0, 256), rng.randrange(1, 255)) for _ in range(400)]
     w = Writer(a.out)
+    if a.qinq:
+        w.wrap = qinq
     if a.ramp:
         lo, hi = (float(x) for x in a.ramp.split(":"))
         pps_at = lambda t: lo + (hi - lo) * t / a.duration

@@ -792,3 +792,37 @@ fn an_ack_flood_with_syns_added_is_still_an_attack() {
     assert!(vectors.contains(&"ACK Flood"), "{}", created[0]);
     assert!(seconds(&created[0]["at"]) - 8.0 <= 0.3, "{}", created[0]);
 }
+
+#[test]
+fn an_ipv6_flood_inside_qinq_is_detected_and_its_sources_blocked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = scenario(
+        dir.path(),
+        "v6-qinq",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--qinq",
+            "--attack",
+            "udp6:8:3:20000:5:10",
+        ],
+        "[pipeline]\nprotected = [\"10.0.0.0/24\", \"2001:db8::/64\"]\n[detection]\nwarmup_seconds = 3\ncooldown_seconds = 2\n",
+    );
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 1, "{created:#?}");
+    assert_eq!(created[0]["target"], "2001:db8::5");
+    assert_eq!(created[0]["attack_type"], "UDP Flood");
+    assert!(seconds(&created[0]["at"]) - 8.0 <= 0.3, "{}", created[0]);
+    let blocked: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "rule" && l["match"]["kind"] == "block")
+        .filter_map(|l| l["match"]["source"].as_str())
+        .collect();
+    assert_eq!(blocked.len(), 10, "{blocked:?}");
+    assert!(
+        blocked.iter().all(|s| s.starts_with("2001:db8:bad::")),
+        "{blocked:?}"
+    );
+}

@@ -264,6 +264,9 @@ pub struct Detector {
     /// Consecutive windows over the limits, per target not yet in an incident.
     pending: HashMap<Target, (u32, u64)>,
     next_incident: u64,
+    /// Windows judged since the detector started: a target first seen after
+    /// them was quiet all that time, and that is what it learnt.
+    windows_seen: u32,
     /// Resolved incidents, newest last (the last [`RESOLVED_KEPT`]; the store
     /// has them all).
     pub resolved: std::collections::VecDeque<Incident>,
@@ -309,6 +312,7 @@ impl Detector {
             incidents: BTreeMap::new(),
             pending: HashMap::new(),
             next_incident: 1,
+            windows_seen: 0,
             resolved: std::collections::VecDeque::new(),
         }
     }
@@ -601,6 +605,7 @@ impl Detector {
                 }
             }
         }
+        self.windows_seen = self.windows_seen.saturating_add(1);
         events
     }
 
@@ -619,7 +624,8 @@ impl Detector {
     fn judge(&self, target: &Target, r: &TargetRates) -> Option<Over> {
         let c = &self.config;
         let baseline = self.baselines.get(target);
-        let learnt = baseline.is_some_and(|b| b.windows >= c.warmup_windows);
+        // A target never seen has been quiet for every window so far.
+        let learnt = baseline.map_or(self.windows_seen, |b| b.windows) >= c.warmup_windows;
         let floor = self.floor(target, learnt);
         let group = self.group_of(target);
         let mut vectors: BTreeMap<AttackType, (f64, f64)> = BTreeMap::new();
@@ -826,7 +832,11 @@ impl Detector {
         let c = &self.config;
         let alpha =
             1.0 - 0.5f64.powf((c.window_ms as f64 / 1000.0) / c.baseline_half_life_s.max(0.001));
-        let b = self.baselines.entry(*target).or_default();
+        let quiet_until_now = self.windows_seen;
+        let b = self.baselines.entry(*target).or_insert_with(|| Baseline {
+            windows: quiet_until_now,
+            ..Baseline::default()
+        });
         // Early windows learn fast (plain average) so the baseline starts sensible.
         let a = if b.windows < c.warmup_windows {
             1.0 / f64::from(b.windows + 1)

@@ -343,3 +343,16 @@ fn acks_are_sessions_only_when_the_target_answers_them() {
     // The host answers (data, acknowledgements): sessions, however many.
     assert!(judged(12_000).is_empty());
 }
+
+#[test]
+fn a_host_quiet_through_the_warm_up_is_judged_by_the_floor_not_the_cold_start() {
+    let mut d = detector(Vec::new());
+    // Another host is busy; 10.0.0.53 sends and receives nothing for 8 s.
+    for n in 0..80 {
+        assert!(d.observe(&window(n, "10.0.0.9", 1_000)).is_empty());
+    }
+    // Its quiet was learnt: 20 kpps is a flood (under the cold-start floor).
+    let events = feed(&mut d, 80, 83, 20_000);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].target, "10.0.0.53");
+}
