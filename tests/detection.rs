@@ -826,3 +826,45 @@ fn an_ipv6_flood_inside_qinq_is_detected_and_its_sources_blocked() {
         "{blocked:?}"
     );
 }
+
+#[test]
+fn an_attack_split_over_classes_each_under_the_floor_is_one_multi_vector_incident() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // ACKs, fragments and DNS answers, 4000 pps each: no class over the 5000
+    // pps floor, together about 100 times the host's normal rate.
+    let lines = scenario(
+        dir.path(),
+        "split",
+        &[
+            "--duration",
+            "12",
+            "--normal-pps",
+            "1000",
+            "--attack",
+            "ack:8:3:4000:10.0.0.8:spoofed",
+            "--attack",
+            "frag:8:3:4000:10.0.0.8:spoofed",
+            "--attack",
+            "dns:8:3:4000:10.0.0.8:100",
+        ],
+        CONFIG,
+    );
+    let created = events(&lines, "incident.created");
+    assert_eq!(created.len(), 1, "{created:#?}");
+    let c = created[0];
+    assert_eq!(c["target"], "10.0.0.8");
+    assert_eq!(c["attack_type"], "Multi-vector", "{c}");
+    let mut vectors: Vec<&str> = c["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .filter_map(|v| v["attack_type"].as_str())
+        .collect();
+    vectors.sort_unstable();
+    assert_eq!(
+        vectors,
+        ["ACK Flood", "DNS Amplification", "IP Fragment Flood"],
+        "{c}"
+    );
+    assert!(seconds(&c["at"]) - 8.0 <= 0.3, "{c}");
+}
