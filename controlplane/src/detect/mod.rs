@@ -685,7 +685,22 @@ impl Detector {
                 .map(|cl| learnt_pps(cl.index()))
                 .sum();
             let limit = floor.max(c.multiplier * normal);
-            if total > limit {
+            // Bits too: a flood of large packets can stay under every packet
+            // limit. The bps floor scales with the packet floor in force (the
+            // cold start included).
+            let counted_bps: f64 = TrafficClass::all()
+                .filter(|cl| counted(cl.index(), *cl) > 0.0)
+                .map(|cl| r.class_bps[cl.index()])
+                .sum();
+            let normal_bps = if learnt {
+                baseline.map_or(0.0, |b| b.bps)
+            } else {
+                0.0
+            };
+            let floor_bps = c.floor_bps * floor / c.floor_pps.max(1.0);
+            let limit_bps = floor_bps.max(c.multiplier * normal_bps);
+            let over = (total / limit).max(counted_bps / limit_bps);
+            if over > 1.0 {
                 let rises: Vec<(TrafficClass, f64)> = TrafficClass::all()
                     .map(|cl| {
                         (
@@ -705,7 +720,7 @@ impl Detector {
                         }
                     }
                 }
-                ratio = ratio.max(total / limit);
+                ratio = ratio.max(over);
                 limit_pps = limit_pps.min(limit);
             }
         }

@@ -356,3 +356,33 @@ fn a_host_quiet_through_the_warm_up_is_judged_by_the_floor_not_the_cold_start() 
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].target, "10.0.0.53");
 }
+
+#[test]
+fn a_flood_of_large_packets_under_every_packet_limit_is_judged_by_its_bits() {
+    let mut d = detector(Vec::new());
+    for n in 0..100 {
+        assert!(d.observe(&mixed(n, &[(TrafficClass::Udp, 75)])).is_empty());
+    }
+    // 4800 pps of full-size packets: under the 5000 pps floor, 58 Mbps.
+    let flood = |n: u64| {
+        let mut v = mixed(
+            n,
+            &[(TrafficClass::Udp, 4_000), (TrafficClass::Fragment, 800)],
+        );
+        let stats = v
+            .destinations
+            .get_mut(&mapped_key(ip("10.0.0.53")))
+            .expect("target");
+        for class in [TrafficClass::Udp, TrafficClass::Fragment] {
+            let i = class.index();
+            stats.class_bytes[i] = stats.class_packets[i] * 1_500;
+        }
+        stats.bytes = stats.class_bytes.iter().map(|b| u64::from(*b)).sum();
+        v
+    };
+    let events: Vec<IncidentEvent> = (100..103).flat_map(|n| d.observe(&flood(n))).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].attack_type, AttackType::UdpFlood, "{events:?}");
+    // Named by the class carrying the rise (the fragments are under 20% of it).
+    assert!(events[0].peak_bps >= 40_000_000, "{events:?}");
+}
