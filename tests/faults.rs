@@ -106,7 +106,7 @@ fn a_full_disk_keeps_mitigating_from_memory_and_catches_up() {
         dir.path(),
         &capture,
         &db,
-        "[detection]\nfloor_pps = 1e12\ncold_start_floor_pps = 1e12\nprefix_floor_pps = 1e12\n",
+        "[detection]\nfloor_pps = 1e12\nfloor_bps = 1e15\ncold_start_floor_pps = 1e12\nprefix_floor_pps = 1e12\n",
     );
     let levee = Running::start(&path);
     let (_, health) = levee.get("/api/v1/health");
@@ -334,7 +334,7 @@ fn a_stalled_control_plane_stops_feeding_the_watchdog_and_forwarding_goes_on() {
         dir.path(),
         &capture,
         &db,
-        "[detection]\nfloor_pps = 1e12\ncold_start_floor_pps = 1e12\nprefix_floor_pps = 1e12\n",
+        "[detection]\nfloor_pps = 1e12\nfloor_bps = 1e15\ncold_start_floor_pps = 1e12\nprefix_floor_pps = 1e12\n",
     );
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
