@@ -371,6 +371,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spoofed_incidents_are_never_reported() {
+        let sink = AbuseIpdb::new(
+            serde_json::from_value(serde_json::json!({"api_key": "k"})).expect("settings"),
+        );
+        let event = |spoofed: bool| -> IncidentEvent {
+            serde_json::from_value(serde_json::json!({
+                "event": "incident.resolved", "incident_id": "inc_n_0001", "node_id": "nd_n",
+                "attack_type": "SYN Flood", "severity": "high", "target": "10.0.0.2",
+                "peak_pps": 100000, "peak_bps": 1000000, "duration_seconds": 30,
+                "attacker_ips": ["8.8.8.8", "198.51.100.7"], "attackers_total": 2,
+                "started_at": "2026-01-01T00:00:00Z", "resolved_at": "2026-01-01T00:00:30Z",
+                "at": "2026-01-01T00:00:30.000Z", "confidence": 0.9, "spoofing_likely": spoofed,
+                "vectors": [], "carpet_bombing": false, "hosts_hit": 1, "detection_ms": 200
+            }))
+            .expect("event")
+        };
+        let plans = sink.plan(&event(true));
+        assert_eq!(plans.len(), 1, "{plans:?}");
+        assert!(plans[0].subject.is_none());
+        let why = plans[0].skip.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("likely spoofed") && why.contains("SYN Flood"),
+            "{why}"
+        );
+        // The same incident judged real: both sources are reported.
+        let reported: Vec<_> = sink
+            .plan(&event(false))
+            .into_iter()
+            .filter_map(|p| p.subject)
+            .collect();
+        assert_eq!(reported, ["8.8.8.8", "198.51.100.7"]);
+    }
+
+    #[test]
     fn only_internet_routable_sources_are_reportable() {
         for ip in ["198.51.100.7", "8.8.8.8", "2001:db8::1", "2a00:1450::1"] {
             assert!(reportable(ip.parse().expect("ip")), "{ip}");
