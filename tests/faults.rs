@@ -37,20 +37,7 @@ fn config(dir: &Path, capture: &Path, db: &Path, extra: &str) -> PathBuf {
 }
 
 fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
-    let c = rusqlite::Connection::open(db).expect("open store");
-    let mut stmt = c.prepare(sql).expect("query");
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        (0..n)
-            .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i)
-                    .map(|v| format!("{v:?}"))
-            })
-            .collect()
-    })
-    .expect("query")
-    .collect::<Result<_, _>>()
-    .expect("rows")
+    store_rows(db, sql).expect("the store and its tables")
 }
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped.

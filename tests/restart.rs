@@ -35,7 +35,6 @@ fn config(dir: &Path, name: &str, ports: &str) -> std::path::PathBuf {
     )
 }
 
-/// Rows as debug strings; empty while the store is still being created.
 /// Kills the first levee if the test fails before it does.
 struct KillOnDrop(std::process::Child);
 
@@ -46,23 +45,9 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Rows as debug strings; empty while the store is still being created.
 fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
-    let c = rusqlite::Connection::open(db).expect("open store");
-    let Ok(mut stmt) = c.prepare(sql) else {
-        return Vec::new();
-    };
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        (0..n)
-            .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i)
-                    .map(|v| format!("{v:?}"))
-            })
-            .collect()
-    })
-    .expect("query")
-    .collect::<Result<_, _>>()
-    .expect("rows")
+    store_rows(db, sql).unwrap_or_default()
 }
 
 #[test]

@@ -460,3 +460,24 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
+
+/// Rows of a query on a levee store, each value as its debug string; `None`
+/// while the store (or the table) does not exist yet.
+pub fn store_rows(db: &Path, sql: &str) -> Option<Vec<Vec<String>>> {
+    let c = rusqlite::Connection::open(db).ok()?;
+    let mut stmt = c.prepare(sql).ok()?;
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect()
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    Some(rows)
+}

@@ -286,12 +286,17 @@ impl Outbox {
                 }
             }
         }
+        Ok(self.queue(&rows)?.len())
+    }
+
+    /// Write delivery rows (none: nothing to do) and wake the deliverers; their ids.
+    fn queue(&self, rows: &[NewDelivery]) -> Result<Vec<i64>, StoreError> {
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        self.store().insert_deliveries(&rows)?;
+        let ids = self.store().insert_deliveries(rows)?;
         self.wake.notify_one();
-        Ok(rows.len())
+        Ok(ids)
     }
 
     /// The rules in force changed: queue what integrations that follow them
@@ -306,12 +311,7 @@ impl Outbox {
                 }
             }
         }
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        self.store().insert_deliveries(&rows)?;
-        self.wake.notify_one();
-        Ok(rows.len())
+        Ok(self.queue(&rows)?.len())
     }
 
     /// Queue the test action's sample deliveries; their ids.
@@ -329,9 +329,7 @@ impl Outbox {
             .into_iter()
             .map(|p| new_delivery(id, p, now_ms))
             .collect();
-        let ids = self.store().insert_deliveries(&rows)?;
-        self.wake.notify_one();
-        Ok(ids)
+        Ok(self.queue(&rows)?)
     }
 
     pub fn deliveries(
