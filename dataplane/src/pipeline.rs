@@ -12,7 +12,10 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::dpdk::BURST_SIZE;
 use crate::stats::{DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport};
-use crate::tables::{Addr, Decision, HandshakeTracker, PrefixTable, RuleTables, TableMailbox};
+use crate::tables::{
+    Addr, ConnectionTable, Decision, HandshakeTracker, PrefixTable, RuleTables, SynCookies,
+    TableMailbox,
+};
 use crate::wire::{self, PacketMeta, ParseStatus};
 use crate::worker::{Direction, PacketBurst};
 
@@ -36,6 +39,10 @@ pub struct PipelineConfig {
     /// Well-formed frames that are not IP (ARP, LLDP...).
     pub non_ip: FramePolicy,
     pub capacities: ReportCapacities,
+    /// For how long after the connection table starts segments of unknown
+    /// connections still pass a connection state check (connections older than
+    /// the table).
+    pub connection_grace_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -47,8 +54,17 @@ impl Default for PipelineConfig {
             malformed: FramePolicy::Drop,
             non_ip: FramePolicy::Forward,
             capacities: ReportCapacities::default(),
+            connection_grace_ms: 60_000,
         }
     }
+}
+
+/// What became of a burst: the packets to forward, and those rewritten into
+/// answers to send back out the port they came in on (bit i = packet i).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BurstVerdict {
+    pub keep: u32,
+    pub reply: u32,
 }
 
 /// A worker's end of the report channels.
@@ -132,6 +148,13 @@ pub struct Pipeline {
     pub handshakes: HandshakeTracker,
     /// Per-source counters toward the targets under attack.
     pub sources: SourceAccounting,
+    /// SYN authentication's keyed cookies.
+    pub cookies: SynCookies,
+    /// The protected hosts' TCP connections (out-of-state TCP).
+    pub connections: ConnectionTable,
+    /// Table counts already reported (the tables count since the start):
+    /// verified refused, connections refused, handshakes completed.
+    reported: [u64; 3],
     peer_countdown: u32,
     shape_countdown: u32,
 }
@@ -145,6 +168,10 @@ const SHAPE_ONE_IN: u32 = 8;
 
 /// Handshakes in flight and verified sources each worker keeps track of.
 const HANDSHAKE_SLOTS: usize = 1 << 15;
+/// Sources each worker can hold as verified (16 bytes each).
+const VERIFIED_SLOTS: usize = 1 << 18;
+/// Connections each worker's table holds (16 bytes each).
+const CONNECTION_SLOTS: usize = 1 << 19;
 
 /// A big-endian u32 at `at` in `frame`, if it is there.
 #[inline(always)]
@@ -186,8 +213,14 @@ impl Pipeline {
             top_countdown: config.top_sources_one_in.max(1),
             metas: [PacketMeta::default(); BURST_SIZE],
             decisions: [Decision::Pass; BURST_SIZE],
-            handshakes: HandshakeTracker::new(HANDSHAKE_SLOTS, HANDSHAKE_SLOTS),
+            handshakes: HandshakeTracker::new(HANDSHAKE_SLOTS, VERIFIED_SLOTS),
             sources: SourceAccounting::new(SOURCE_SLOTS),
+            cookies: SynCookies::random(),
+            connections: ConnectionTable::new(
+                CONNECTION_SLOTS,
+                config.connection_grace_ms.saturating_mul(1_000_000),
+            ),
+            reported: [0; 3],
             peer_countdown: PEER_ONE_IN,
             shape_countdown: SHAPE_ONE_IN,
             config,
@@ -204,10 +237,15 @@ impl Pipeline {
         &self.report
     }
 
-    /// Judge and count a burst received in direction `d`; returns the mask of
-    /// packets to forward.
+    /// Judge and count a burst received in direction `d`; returns the packets
+    /// to forward and those rewritten into answers.
     #[inline]
-    pub fn process_burst<B: PacketBurst>(&mut self, burst: &B, d: Direction, now_ns: u64) -> u32 {
+    pub fn process_burst<B: PacketBurst>(
+        &mut self,
+        burst: &mut B,
+        d: Direction,
+        now_ns: u64,
+    ) -> BurstVerdict {
         if self.window_end_ns == 0 {
             self.start_window(now_ns);
         }
@@ -219,6 +257,7 @@ impl Pipeline {
         self.tables
             .decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
+        let mut reply = 0u32;
         let track_destinations = !self.protected.is_empty();
         // Handshakes are followed only while a SYN rate limit is in force (a
         // spoofed SYN flood's answer), so other traffic pays nothing.
@@ -235,6 +274,19 @@ impl Pipeline {
                     now_ns,
                 );
             }
+            if m.status == ParseStatus::Ok && m.protocol == 6 {
+                match d {
+                    Direction::Outbound => self.connections.sent(m, now_ns),
+                    Direction::Inbound => {
+                        let decision = self.decisions[i];
+                        self.decisions[i] = self.defend_tcp(burst, i, decision, now_ns);
+                        if matches!(self.decisions[i], Decision::Challenged { .. }) {
+                            reply |= 1 << i;
+                        }
+                    }
+                }
+            }
+            let m = &self.metas[i];
             if d == Direction::Inbound
                 && m.status == ParseStatus::Ok
                 && !self.tables.watch().is_empty()
@@ -302,7 +354,93 @@ impl Pipeline {
                 }
             }
         }
-        keep
+        BurstVerdict { keep, reply }
+    }
+
+    /// SYN authentication and connection state for an inbound TCP segment.
+    #[inline]
+    fn defend_tcp<B: PacketBurst>(
+        &mut self,
+        burst: &mut B,
+        i: usize,
+        decision: Decision,
+        now_ns: u64,
+    ) -> Decision {
+        use crate::wire::tcp::flags::{ACK, RST, SYN};
+        let m = &self.metas[i];
+        let src = u128::from_be_bytes(m.src);
+        let dst = u128::from_be_bytes(m.dst);
+        // A client's RST carrying a cookie answers a challenge: its source is
+        // real. The RST is the answer, not traffic for the server.
+        if self.tables.syn_authenticating()
+            && m.tcp_flags & RST != 0
+            && !matches!(decision, Decision::Blocked { .. })
+        {
+            let seq = be_u32(burst.frame(i), usize::from(m.l4_offset) + 4);
+            if seq.is_some_and(|seq| {
+                self.cookies
+                    .check(src, m.src_port, dst, m.dst_port, seq, now_ns)
+            }) {
+                self.report.defences.verified += 1;
+                // A full table refuses (counted at the window's end); the
+                // source then meets another challenge next time.
+                let _ = self.handshakes.challenge_answered(src, now_ns);
+                return Decision::ChallengeAnswer;
+            }
+            self.report.defences.failed += 1;
+        }
+        match decision {
+            Decision::Authenticate { rule_id } => {
+                if m.tcp_flags & (SYN | ACK) != SYN || self.handshakes.verified(src, now_ns) {
+                    return Decision::Pass;
+                }
+                let challenge = self
+                    .cookies
+                    .challenge(src, m.src_port, dst, m.dst_port, now_ns);
+                self.report.defences.challenges += 1;
+                let meta = *m;
+                match burst.frame_mut(i) {
+                    Some(frame) => match crate::wire::challenge::write_syn_ack(
+                        frame,
+                        &meta,
+                        challenge.seq,
+                        challenge.cookie,
+                    ) {
+                        Some(len) => {
+                            burst.truncate(i, len);
+                            Decision::Challenged { rule_id }
+                        }
+                        None => {
+                            self.report.defences.challenges -= 1;
+                            Decision::Unverified { rule_id }
+                        }
+                    },
+                    // A replay: counted as a challenge it would have sent.
+                    None => {
+                        self.report.defences.challenges_unsent += 1;
+                        Decision::Challenged { rule_id }
+                    }
+                }
+            }
+            Decision::RequireState { rule_id } => {
+                // A SYN opens a connection: SYN authentication's business.
+                if m.tcp_flags & (SYN | ACK) == SYN || self.connections.knows(m, now_ns) {
+                    Decision::Pass
+                } else if self.connections.in_grace(now_ns) {
+                    self.report.defences.grace_passes += 1;
+                    Decision::Pass
+                } else {
+                    Decision::OutOfState { rule_id }
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Answers the worker could not send (no way back, or a full TX queue).
+    #[inline]
+    pub fn count_unsent_answers(&mut self, answers: u64) {
+        self.report.defences.challenges_unsent += answers;
     }
 
     /// Packets the TX queue refused after the pipeline let them through.
@@ -344,6 +482,16 @@ impl Pipeline {
     }
 
     fn roll_window(&mut self, now_ns: u64) {
+        let totals = [
+            self.handshakes.refused(),
+            self.connections.refused(),
+            self.handshakes.completed,
+        ];
+        let d = &mut self.report.defences;
+        d.verified_refused = totals[0] - self.reported[0];
+        d.connections_refused = totals[1] - self.reported[1];
+        d.handshakes = totals[2] - self.reported[2];
+        self.reported = totals;
         self.report.end_ns = now_ns;
         self.report.sequence = self.sequence;
         self.report.reports_dropped = self.reports_dropped;
@@ -434,6 +582,7 @@ fn watch(
         }
     }
     if limited && known {
+        report.defences.known_passes += 1;
         Decision::Pass
     } else {
         decision

@@ -83,21 +83,7 @@ pub fn ipv4_frame(e: &Endpoints, protocol: u8, l4: &[u8]) -> Vec<u8> {
     f
 }
 
-/// The 16-bit one's complement sum of `data` added to `initial`, folded.
-pub fn ones_complement_sum(initial: u32, data: &[u8]) -> u16 {
-    let mut sum = initial;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
+pub use crate::wire::checksum::ones_complement_sum;
 
 fn transport_checksum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> u16 {
     let mut pseudo = [0u8; 12];

@@ -52,6 +52,20 @@ pub trait PacketBurst: Default {
     fn retain(&mut self, keep: u32) -> u32;
     /// Drop every packet still held.
     fn clear(&mut self);
+    /// The bytes of packet `i`, writable; `None` where frames cannot be
+    /// changed (a capture being replayed), so nothing can be answered.
+    fn frame_mut(&mut self, _i: usize) -> Option<&mut [u8]> {
+        None
+    }
+    /// Cut packet `i` to `len` bytes (after rewriting it shorter).
+    fn truncate(&mut self, _i: usize, _len: usize) {}
+    /// Keep the packets of `keep`, move those of `reply` to `replies`, drop
+    /// the rest; returns how many were dropped. Bursts that cannot answer
+    /// drop the replies too.
+    fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut Self) -> u32 {
+        let _ = (reply, replies);
+        self.retain(keep)
+    }
 }
 
 /// Where a worker receives packets and where it sends those it forwards.
@@ -64,6 +78,12 @@ pub trait PacketPath {
     /// Send every packet of `burst` to the peer; `None` when this path has no
     /// peer (monitor mode), in which case the caller drops them.
     fn transmit(&mut self, burst: &mut Self::Burst) -> Option<TxOutcome>;
+    /// The index (among the worker's paths) of the path whose transmit leaves
+    /// by the port this path receives on: where answers to its packets (SYN
+    /// authentication challenges) are sent. `None`: nothing is answered.
+    fn answered_through(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A monotonic tick source and its rate.
@@ -140,6 +160,18 @@ impl PacketBurst for MbufBurst {
     fn clear(&mut self) {
         self.free_all();
     }
+    #[inline(always)]
+    fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        Some(MbufBurst::frame_mut(self, i))
+    }
+    #[inline(always)]
+    fn truncate(&mut self, i: usize, len: usize) {
+        MbufBurst::truncate(self, i, len);
+    }
+    #[inline(always)]
+    fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut Self) -> u32 {
+        MbufBurst::sort_out(self, keep, reply, replies)
+    }
 }
 
 /// One RX queue of a port and, in inline mode, the TX queue of its peer port.
@@ -148,6 +180,8 @@ pub struct DpdkPath {
     pub rx: RxQueue,
     pub tx: Option<TxQueue>,
     pub direction: Direction,
+    /// The path transmitting out of `rx`'s port (inline mode).
+    pub answered_through: Option<usize>,
 }
 
 impl PacketPath for DpdkPath {
@@ -163,6 +197,9 @@ impl PacketPath for DpdkPath {
     #[inline(always)]
     fn transmit(&mut self, burst: &mut MbufBurst) -> Option<TxOutcome> {
         self.tx.as_mut().map(|tx| burst.transmit(tx))
+    }
+    fn answered_through(&self) -> Option<usize> {
+        self.answered_through
     }
 }
 
@@ -293,6 +330,8 @@ impl Default for WorkerSettings {
 pub struct WorkerContext<P: PacketPath, C: Clock> {
     counters: WorkerCounters,
     burst: P::Burst,
+    /// Answers the pipeline wrote over received packets, to send back.
+    replies: P::Burst,
     paths: Vec<P>,
     clock: C,
     shared: Arc<SharedWorkerStats>,
@@ -312,6 +351,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
         WorkerContext {
             counters: WorkerCounters::default(),
             burst: P::Burst::default(),
+            replies: P::Burst::default(),
             paths,
             clock,
             shared: Arc::new(SharedWorkerStats::default()),
@@ -390,19 +430,26 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             let counters = &mut self.counters.directions[dir as usize];
             let burst = &mut self.burst;
 
-            let keep = self.pipeline.process_burst(&*burst, dir, now_ns);
+            let mut lengths = [0u16; BURST_SIZE];
             let mut rx_bytes = 0u64;
+            for (i, len) in lengths.iter_mut().enumerate().take(n) {
+                *len = burst.frame(i).len() as u16;
+                rx_bytes += u64::from(*len);
+            }
+            let verdict = self.pipeline.process_burst(burst, dir, now_ns);
+            let keep = verdict.keep;
             let mut forwarded_bytes = 0u64;
-            for i in 0..n {
-                let len = burst.frame(i).len() as u64;
-                rx_bytes += len;
+            for (i, len) in lengths.iter().enumerate().take(n) {
                 if keep & (1 << i) != 0 {
-                    forwarded_bytes += len;
+                    forwarded_bytes += u64::from(*len);
                 }
             }
             counters.rx_packets += n as u64;
             counters.rx_bytes += rx_bytes;
-            let dropped = burst.retain(keep);
+            let answered_through = path.answered_through();
+            let freed = burst.sort_out(keep, verdict.reply, &mut self.replies);
+            let dropped = n as u32 - keep.count_ones();
+            debug_assert!(freed <= dropped);
             counters.dropped_packets += u64::from(dropped);
             counters.dropped_bytes += rx_bytes - forwarded_bytes;
             match path.transmit(burst) {
@@ -421,6 +468,15 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
                 }
                 // Monitor mode: the packet was seen and counted; nothing to forward.
                 None => burst.clear(),
+            }
+            if !self.replies.is_empty() {
+                let answers = self.replies.len() as u64;
+                let sent = answered_through
+                    .and_then(|q| self.paths.get_mut(q))
+                    .and_then(|back| back.transmit(&mut self.replies))
+                    .map_or(0, |o| u64::from(o.sent));
+                self.replies.clear();
+                self.pipeline.count_unsent_answers(answers - sent);
             }
             self.counters.bursts += 1;
             self.pipeline

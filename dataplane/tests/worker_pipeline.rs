@@ -12,6 +12,7 @@ use levee_dataplane::stats::ReportCapacities;
 use levee_dataplane::synth;
 use levee_dataplane::tables::{PrefixTable, RuleTables, TableCapacities};
 use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
+use levee_dataplane::wire::parse;
 
 /// `count` frames spread evenly over `seconds` of capture time.
 fn capture(count: usize, seconds: u64) -> Arc<Vec<Record>> {
@@ -148,6 +149,14 @@ impl levee_dataplane::worker::PacketBurst for Frames {
     fn frame(&self, i: usize) -> &[u8] {
         self.0.get(i).map_or(&[], |f| &f[..])
     }
+    fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        self.0.get_mut(i).map(|f| &mut f[..])
+    }
+    fn truncate(&mut self, i: usize, len: usize) {
+        if let Some(f) = self.0.get_mut(i) {
+            f.truncate(len);
+        }
+    }
     fn retain(&mut self, keep: u32) -> u32 {
         let before = self.0.len();
         let mut i = 0;
@@ -199,12 +208,12 @@ fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
     publisher.flush();
     pipeline.after_poll(t0);
     pipeline.process_burst(
-        &Frames(vec![synth::tcp_frame(&server, SYN | ACK, 70, 2, b"")]),
+        &mut Frames(vec![synth::tcp_frame(&server, SYN | ACK, 70, 2, b"")]),
         Direction::Outbound,
         t0,
     );
     pipeline.process_burst(
-        &Frames(vec![synth::tcp_frame(&client, ACK, 2, 71, b"")]),
+        &mut Frames(vec![synth::tcp_frame(&client, ACK, 2, 71, b"")]),
         Direction::Inbound,
         t0,
     );
@@ -224,8 +233,8 @@ fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
     let syn = |e: &synth::Endpoints| synth::tcp_frame(e, SYN, 1, 0, b"");
     let mut passed = |frames: Vec<Vec<u8>>, d: Direction, t: u64| {
         let n = frames.len() as u32;
-        let keep = pipeline.process_burst(&Frames(frames), d, t);
-        (keep.count_ones(), n)
+        let keep = pipeline.process_burst(&mut Frames(frames), d, t);
+        (keep.keep.count_ones(), n)
     };
     // The limit is used up: the client's SYN is dropped like the flood's.
     let flood: Vec<Vec<u8>> = (1..=8)
@@ -268,6 +277,166 @@ fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
     // From now on its SYNs pass the limit; the flood's still do not.
     let mut burst = flood;
     burst.push(syn(&ends("198.51.100.20", 41001, "10.0.0.1", 443)));
-    let keep = pipeline.process_burst(&Frames(burst), Direction::Inbound, t0 + 7);
+    let keep = pipeline
+        .process_burst(&mut Frames(burst), Direction::Inbound, t0 + 7)
+        .keep;
     assert_eq!(keep, 1 << 8, "only the verified client's SYN: {keep:b}");
+}
+
+fn tcp_ends(src: &str, sport: u16, dst: &str, dport: u16) -> synth::Endpoints {
+    synth::Endpoints {
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        src: src.parse().expect("ip"),
+        dst: dst.parse().expect("ip"),
+        src_port: sport,
+        dst_port: dport,
+        ttl: 60,
+    }
+}
+
+/// A pipeline with one signature toward 10.0.0.1 (TCP, `flags`, `action`).
+fn defended(
+    flags: (u8, u8),
+    action: levee_dataplane::tables::SignatureAction,
+    grace_ms: u64,
+    t0: u64,
+) -> Pipeline {
+    use levee_dataplane::tables::{SignatureRule, TablePublisher};
+    let caps = TableCapacities::default();
+    let (mut publisher, mut mailboxes) = TablePublisher::new(1, caps, 64);
+    let mut pipeline = Pipeline::new(
+        0,
+        RuleTables::new(caps, 1),
+        mailboxes.pop(),
+        protected(),
+        PipelineConfig {
+            connection_grace_ms: grace_ms,
+            ..PipelineConfig::default()
+        },
+        None,
+    );
+    publisher
+        .set_signatures(vec![SignatureRule {
+            destination: Some("10.0.0.1/32".parse().expect("prefix")),
+            protocol: Some(6),
+            tcp_flags: Some(flags),
+            action,
+            ..SignatureRule::drop_all(77)
+        }])
+        .expect("valid");
+    publisher.flush();
+    pipeline.after_poll(t0);
+    pipeline
+}
+
+#[test]
+fn syn_authentication_challenges_verifies_by_the_cookie_and_then_lets_the_client_through() {
+    use levee_dataplane::stats::DropReason;
+    use levee_dataplane::tables::SignatureAction;
+    use levee_dataplane::wire::tcp::flags::{ACK, RST, SYN};
+    let t0 = 1_700_000_000_000_000_000u64;
+    let mut pipeline = defended((SYN | ACK, SYN), SignatureAction::Authenticate, 0, t0);
+    let client = tcp_ends("198.51.100.20", 41000, "10.0.0.1", 443);
+    let syn = synth::tcp_frame(&client, SYN, 5000, 0, b"");
+
+    // The first SYN is not forwarded: it comes back as a SYN-ACK challenge.
+    let mut burst = Frames(vec![syn.clone()]);
+    let v = pipeline.process_burst(&mut burst, Direction::Inbound, t0 + 1);
+    assert_eq!((v.keep, v.reply), (0, 1));
+    let answer = parse(&burst.0[0]);
+    assert_eq!(answer.tcp_flags, SYN | ACK);
+    assert_eq!(answer.dst_ip(), Some("198.51.100.20".parse().expect("ip")));
+    let l4 = usize::from(answer.l4_offset);
+    let cookie = u32::from_be_bytes(burst.0[0][l4 + 8..l4 + 12].try_into().expect("4"));
+
+    // An RST with a wrong cookie verifies nothing (and is not consumed).
+    let forged = synth::tcp_frame(&client, RST, cookie.wrapping_add(1), 0, b"");
+    let v = pipeline.process_burst(&mut Frames(vec![forged]), Direction::Inbound, t0 + 2);
+    assert_eq!(v.keep, 1, "an RST that answers nothing goes on");
+    let v = pipeline.process_burst(&mut Frames(vec![syn.clone()]), Direction::Inbound, t0 + 3);
+    assert_eq!(v.reply, 1, "still unverified: challenged again");
+    // Another source cannot use this client's cookie.
+    let other = tcp_ends("198.51.100.21", 41000, "10.0.0.1", 443);
+    let stolen = synth::tcp_frame(&other, RST, cookie, 0, b"");
+    assert_eq!(
+        pipeline
+            .process_burst(&mut Frames(vec![stolen]), Direction::Inbound, t0 + 4)
+            .keep,
+        1
+    );
+
+    // The client's stack answers the bad SYN-ACK with an RST carrying the cookie.
+    let rst = synth::tcp_frame(&client, RST, cookie, 0, b"");
+    let v = pipeline.process_burst(&mut Frames(vec![rst]), Direction::Inbound, t0 + 5);
+    assert_eq!((v.keep, v.reply), (0, 0), "the answer is consumed");
+    // Its retransmitted SYN, and its next connections, reach the server.
+    let v = pipeline.process_burst(&mut Frames(vec![syn.clone()]), Direction::Inbound, t0 + 6);
+    assert_eq!((v.keep, v.reply), (1, 0));
+    let next = synth::tcp_frame(&tcp_ends("198.51.100.20", 41001, "10.0.0.1", 443), SYN, 9, 0, b"");
+    assert_eq!(
+        pipeline
+            .process_burst(&mut Frames(vec![next.clone()]), Direction::Inbound, t0 + 7)
+            .keep,
+        1
+    );
+    // The key rotates (every 8.6 s): verified sources stay verified.
+    let rotations = pipeline.cookies.rotations;
+    let later = t0 + 60 * 1_000_000_000;
+    let fresh = synth::tcp_frame(&tcp_ends("198.51.100.99", 1, "10.0.0.1", 443), SYN, 9, 0, b"");
+    let v = pipeline.process_burst(&mut Frames(vec![next, fresh]), Direction::Inbound, later);
+    assert_eq!((v.keep, v.reply), (0b01, 0b10));
+    assert!(pipeline.cookies.rotations > rotations);
+
+    let r = pipeline.current_report();
+    let d = &r.defences;
+    assert_eq!((d.challenges, d.verified, d.failed), (3, 1, 2));
+    let inbound = r.direction(Direction::Inbound);
+    assert_eq!(inbound.dropped_packets[DropReason::SynChallenge as usize], 3);
+    assert_eq!(inbound.dropped_packets[DropReason::ChallengeAnswer as usize], 1);
+}
+
+#[test]
+fn out_of_state_segments_are_dropped_and_known_connections_pass() {
+    use levee_dataplane::stats::DropReason;
+    use levee_dataplane::tables::SignatureAction;
+    use levee_dataplane::wire::tcp::flags::{ACK, PSH, RST, SYN};
+    let t0 = 1_700_000_000_000_000_000u64;
+    let mut pipeline = defended((SYN, 0), SignatureAction::RequireState, 0, t0);
+    let client = tcp_ends("198.51.100.20", 41000, "10.0.0.1", 443);
+    let server = tcp_ends("10.0.0.1", 443, "198.51.100.20", 41000);
+    // The server speaks on the connection: it is known.
+    pipeline.process_burst(
+        &mut Frames(vec![synth::tcp_frame(&server, PSH | ACK, 1, 1, b"hello")]),
+        Direction::Outbound,
+        t0 + 1,
+    );
+    let flood = |i: u32| {
+        let e = tcp_ends(&format!("203.0.{}.{}", i / 250, i % 250 + 1), 5555, "10.0.0.1", 443);
+        synth::tcp_frame(&e, if i % 2 == 0 { ACK } else { RST }, i, i, b"")
+    };
+    let mut frames: Vec<Vec<u8>> = (0..20).map(flood).collect();
+    frames.push(synth::tcp_frame(&client, ACK, 2, 6, b""));
+    frames.push(synth::tcp_frame(&tcp_ends("198.51.100.30", 1, "10.0.0.1", 443), SYN, 1, 0, b""));
+    let v = pipeline.process_burst(&mut Frames(frames), Direction::Inbound, t0 + 2);
+    assert_eq!(v.keep, 0b11 << 20, "the client's ACK and a SYN pass: {:b}", v.keep);
+    let inbound = pipeline.current_report().direction(Direction::Inbound).clone();
+    assert_eq!(inbound.dropped_packets[DropReason::OutOfState as usize], 20);
+
+    // Within the grace after start, unknown connections still pass (counted).
+    let mut young = defended((SYN, 0), SignatureAction::RequireState, 10_000, t0);
+    young.process_burst(
+        &mut Frames(vec![synth::tcp_frame(&server, ACK, 1, 1, b"")]),
+        Direction::Outbound,
+        t0 + 1,
+    );
+    let v = young.process_burst(&mut Frames(vec![flood(1)]), Direction::Inbound, t0 + 2);
+    assert_eq!(v.keep, 1);
+    assert_eq!(young.current_report().defences.grace_passes, 1);
+    let v = young.process_burst(
+        &mut Frames(vec![flood(1)]),
+        Direction::Inbound,
+        t0 + 11_000_000_000,
+    );
+    assert_eq!(v.keep, 0, "after the grace");
 }

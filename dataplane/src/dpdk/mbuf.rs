@@ -82,6 +82,64 @@ impl MbufBurst {
         }
     }
 
+    /// The frame bytes of packet `i`, writable (empty if `i` is out of range).
+    #[inline(always)]
+    pub fn frame_mut(&mut self, i: usize) -> &mut [u8] {
+        if i >= self.len {
+            return &mut [];
+        }
+        let m = self.mbufs[i];
+        // SAFETY: as in `frame`; the burst is borrowed mutably, so nothing else
+        // reads or writes the data while the slice lives.
+        unsafe {
+            let data = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
+            std::slice::from_raw_parts_mut(data, usize::from((*m).data_len))
+        }
+    }
+
+    /// Cut packet `i` to its first `len` bytes (never longer than it is).
+    #[inline]
+    pub fn truncate(&mut self, i: usize, len: usize) {
+        if i < self.len {
+            let m = self.mbufs[i];
+            // SAFETY: the mbuf is valid and owned by this burst; levee's frames are
+            // one segment, so the packet length is the segment's data length, and
+            // shrinking both keeps the mbuf consistent.
+            unsafe {
+                let len = (len as u16).min((*m).data_len);
+                (*m).data_len = len;
+                (*m).pkt_len = u32::from(len);
+            }
+        }
+    }
+
+    /// Keep the packets of `keep` in order, move those of `reply` (in order) to
+    /// `replies` (emptied first), free the rest. Returns how many were freed.
+    #[inline]
+    pub fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut MbufBurst) -> u32 {
+        replies.free_all();
+        let reply = reply & !keep;
+        let mut kept = 0;
+        let mut freed = 0;
+        for i in 0..self.len {
+            let m = self.mbufs[i];
+            if keep & (1 << i) != 0 {
+                self.mbufs[kept] = m;
+                kept += 1;
+            } else if reply & (1 << i) != 0 {
+                replies.mbufs[replies.len] = m;
+                replies.len += 1;
+            } else {
+                // SAFETY: m is a valid mbuf owned by this burst and leaves it here,
+                // so it is freed exactly once.
+                unsafe { dpdk_sys::levee_pktmbuf_free(m) };
+                freed += 1;
+            }
+        }
+        self.len = kept;
+        freed
+    }
+
     /// Prefetch the first cache line of packet `i`'s data.
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {

@@ -67,10 +67,18 @@ pub enum DropReason {
     NonIp,
     /// Forwarded by the pipeline, refused by a full TX queue.
     TxFull,
+    /// An unverified SYN, answered with a SYN authentication challenge.
+    SynChallenge,
+    /// An unverified SYN that could not be challenged.
+    UnverifiedSyn,
+    /// A client's answer to a challenge (its RST), consumed.
+    ChallengeAnswer,
+    /// A TCP segment of no known connection.
+    OutOfState,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 11;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Blocklist,
         DropReason::Signature,
@@ -79,6 +87,10 @@ impl DropReason {
         DropReason::Malformed,
         DropReason::NonIp,
         DropReason::TxFull,
+        DropReason::SynChallenge,
+        DropReason::UnverifiedSyn,
+        DropReason::ChallengeAnswer,
+        DropReason::OutOfState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,13 +102,24 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::NonIp => "non_ip",
             DropReason::TxFull => "tx_full",
+            DropReason::SynChallenge => "syn_challenge",
+            DropReason::UnverifiedSyn => "unverified_syn",
+            DropReason::ChallengeAnswer => "challenge_answer",
+            DropReason::OutOfState => "out_of_state",
         }
     }
 
     pub fn of(decision: Decision) -> Option<DropReason> {
         match decision {
-            Decision::Pass | Decision::Allowlisted => None,
+            Decision::Pass
+            | Decision::Allowlisted
+            | Decision::Authenticate { .. }
+            | Decision::RequireState { .. } => None,
             Decision::Blocked { .. } => Some(DropReason::Blocklist),
+            Decision::Challenged { .. } => Some(DropReason::SynChallenge),
+            Decision::Unverified { .. } => Some(DropReason::UnverifiedSyn),
+            Decision::ChallengeAnswer => Some(DropReason::ChallengeAnswer),
+            Decision::OutOfState { .. } => Some(DropReason::OutOfState),
             Decision::Signature { .. } => Some(DropReason::Signature),
             Decision::SignatureRateLimited { .. } => Some(DropReason::SignatureRateLimit),
             Decision::SourceRateLimited { .. } => Some(DropReason::SourceRateLimit),
@@ -315,6 +338,46 @@ pub struct WindowReport {
     /// Reports this worker could not deliver before this one (channel full or
     /// no free report), cumulative.
     pub reports_dropped: u64,
+    /// What the TCP defences and known sources did in this window.
+    pub defences: DefenceCounters,
+}
+
+/// The work of SYN authentication, out-of-state TCP and known sources in one
+/// window (the drops themselves are also counted by reason).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DefenceCounters {
+    /// SYN-ACK challenges written (sent, or in a replay: would have been sent).
+    pub challenges: u64,
+    /// Challenges the port could not send (monitor mode, a replay, a full TX queue).
+    pub challenges_unsent: u64,
+    /// Sources verified by the answer to a challenge.
+    pub verified: u64,
+    /// Sources verified by completing a handshake with a protected server.
+    pub handshakes: u64,
+    /// RSTs toward a target under SYN authentication that answer no challenge.
+    pub failed: u64,
+    /// Segments of unknown connections let through while the connection
+    /// table was younger than its grace.
+    pub grace_passes: u64,
+    /// Packets of known sources that passed a rule toward a target under attack.
+    pub known_passes: u64,
+    /// Verifications and connections the full tables refused (cumulative).
+    pub verified_refused: u64,
+    pub connections_refused: u64,
+}
+
+impl DefenceCounters {
+    pub fn add(&mut self, o: &DefenceCounters) {
+        self.challenges += o.challenges;
+        self.challenges_unsent += o.challenges_unsent;
+        self.verified += o.verified;
+        self.handshakes += o.handshakes;
+        self.failed += o.failed;
+        self.grace_passes += o.grace_passes;
+        self.known_passes += o.known_passes;
+        self.verified_refused += o.verified_refused;
+        self.connections_refused += o.connections_refused;
+    }
 }
 
 impl WindowReport {
@@ -345,6 +408,7 @@ impl WindowReport {
             burst_cycles: hdrhistogram::Histogram::new_with_bounds(1, 1 << 40, 2)
                 .expect("valid histogram bounds"),
             reports_dropped: 0,
+            defences: DefenceCounters::default(),
         })
     }
 
@@ -365,6 +429,7 @@ impl WindowReport {
         self.peers_overflow = 0;
         self.shapes.clear();
         self.burst_cycles.reset();
+        self.defences = DefenceCounters::default();
     }
 
     pub fn direction(&self, d: Direction) -> &DirectionWindow {

@@ -1,16 +1,19 @@
-//! Sources that proved they are real by completing a TCP handshake with a
-//! protected server, so a class-wide SYN rate limit (the answer to a spoofed
-//! SYN flood, whose sources cannot be blocked one by one) lets their new
-//! connections through.
+//! Sources that proved they are real: by completing a TCP handshake with a
+//! protected server, or by answering a SYN authentication challenge. A
+//! class-wide SYN rate limit or SYN authentication lets their new connections
+//! through.
 //!
 //! A spoofed source never sees the server's SYN-ACK, so it cannot send the ACK
 //! that acknowledges it: the worker remembers each outbound SYN-ACK's sequence
 //! number by (client, port), and an inbound ACK that acknowledges it verifies the
-//! client for a while. Both tables are fixed arrays indexed by a keyed hash
-//! (a newer entry replaces an older one in its slot), allocated once, owned by
-//! one worker: no allocation, no lock, constant work per packet.
+//! client for a while. The pending handshakes are a fixed array indexed by a
+//! keyed hash (a newer entry replaces an older one in its slot); the verified
+//! sources a [`FingerprintTable`] that refuses (and counts) when full, so a
+//! flood cannot push verified sources out. Allocated once, owned by one
+//! worker: no allocation, no lock, constant work per packet.
 
 use super::exact::{random_u64, TableKey};
+use super::fingerprints::{seconds, FingerprintTable, Insertion};
 
 /// How long a completed handshake vouches for its source.
 pub const VERIFIED_FOR_NS: u64 = 600 * 1_000_000_000;
@@ -26,21 +29,16 @@ struct Pending {
     until_ns: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Verified {
-    source: u128,
-    until_ns: u64,
-}
-
 #[derive(Debug)]
 pub struct HandshakeTracker {
     pending: Box<[Pending]>,
-    verified: Box<[Verified]>,
+    verified: FingerprintTable,
     pending_mask: usize,
-    verified_mask: usize,
     seed: u64,
     /// Handshakes completed (sources verified or refreshed).
     pub completed: u64,
+    /// Sources verified by a challenge's answer.
+    pub answered: u64,
 }
 
 impl HandshakeTracker {
@@ -48,14 +46,13 @@ impl HandshakeTracker {
     /// (each rounded up to a power of two).
     pub fn new(pending: usize, verified: usize) -> HandshakeTracker {
         let pending = pending.max(2).next_power_of_two();
-        let verified = verified.max(2).next_power_of_two();
         HandshakeTracker {
             pending: vec![Pending::default(); pending].into_boxed_slice(),
-            verified: vec![Verified::default(); verified].into_boxed_slice(),
+            verified: FingerprintTable::new(verified),
             pending_mask: pending - 1,
-            verified_mask: verified - 1,
             seed: random_u64(),
             completed: 0,
+            answered: 0,
         }
     }
 
@@ -66,8 +63,34 @@ impl HandshakeTracker {
     }
 
     #[inline(always)]
-    fn verified_slot(&self, source: u128) -> usize {
-        source.hash(HASH_M, self.seed.rotate_left(29)) as usize & self.verified_mask
+    fn fingerprint(&self, source: u128) -> u64 {
+        source.hash(HASH_M, self.seed.rotate_left(29))
+    }
+
+    /// Vouch for `source` for [`VERIFIED_FOR_NS`]; false when the table had
+    /// no room (counted in [`HandshakeTracker::refused`]).
+    #[inline]
+    fn vouch(&mut self, source: u128, now_ns: u64) -> bool {
+        let until = seconds(now_ns.saturating_add(VERIFIED_FOR_NS));
+        let f = self.fingerprint(source);
+        self.verified.insert(f, until, seconds(now_ns)) != Insertion::Full
+    }
+
+    /// `source` answered a challenge: it is verified.
+    #[inline]
+    pub fn challenge_answered(&mut self, source: u128, now_ns: u64) -> bool {
+        self.answered += 1;
+        self.vouch(source, now_ns)
+    }
+
+    /// Verifications refused because the verified table was full.
+    pub fn refused(&self) -> u64 {
+        self.verified.refused
+    }
+
+    /// Room in the verified table.
+    pub fn verified_capacity(&self) -> usize {
+        self.verified.capacity()
     }
 
     /// A protected server answered `client:port`'s SYN with sequence number `seq`.
@@ -89,11 +112,7 @@ impl HandshakeTracker {
         let p = self.pending[slot];
         if p.until_ns > now_ns && p.client == source && p.port == port && p.expected_ack == ack {
             self.pending[slot].until_ns = 0;
-            let v = self.verified_slot(source);
-            self.verified[v] = Verified {
-                source,
-                until_ns: now_ns.saturating_add(VERIFIED_FOR_NS),
-            };
+            self.vouch(source, now_ns);
             self.completed += 1;
         }
     }
@@ -101,8 +120,7 @@ impl HandshakeTracker {
     /// Whether `source` completed a handshake recently.
     #[inline]
     pub fn verified(&self, source: u128, now_ns: u64) -> bool {
-        let v = self.verified[self.verified_slot(source)];
-        v.source == source && v.until_ns > now_ns
+        self.verified.contains(self.fingerprint(source), seconds(now_ns))
     }
 }
 
@@ -128,7 +146,22 @@ mod tests {
         // A replayed ACK does not count twice; the vouching ends.
         t.ack_received(client, 40000, 1001, S + 3);
         assert_eq!(t.completed, 1);
-        assert!(!t.verified(client, S + 1 + VERIFIED_FOR_NS));
+        assert!(!t.verified(client, S + 1 + VERIFIED_FOR_NS + S));
+    }
+
+    #[test]
+    fn a_full_verified_table_refuses_counts_and_keeps_what_it_holds() {
+        let mut t = HandshakeTracker::new(16, 4);
+        let capacity = t.verified_capacity() as u128;
+        let mut held = Vec::new();
+        for source in 1..=capacity * 8 {
+            if t.challenge_answered(source, S) {
+                held.push(source);
+            }
+        }
+        assert!(t.refused() > 0, "a table of {capacity} took {} sources", held.len());
+        assert_eq!(held.len() as u64 + t.refused(), (capacity * 8) as u64);
+        assert!(held.iter().all(|s| t.verified(*s, S + 1)));
     }
 
     #[test]

@@ -31,20 +31,26 @@
 //! Time is passed in as nanoseconds (`now_ns`) so expiry is testable with a
 //! fake clock.
 
+mod connections;
 mod exact;
+mod fingerprints;
 mod handshake;
 mod prefix;
 mod publish;
 mod ratelimit;
 mod signature;
+mod syn_cookie;
 mod watch;
 
+pub use connections::{ConnectionTable, IDLE_FOR_NS};
 pub use exact::{ExactTable, SlotRef, TableKey, BULK_MAX};
+pub use fingerprints::{FingerprintTable, Insertion};
 pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
 pub use prefix::{Addr, Prefix, PrefixTable};
 pub use publish::{TableMailbox, TablePublisher};
 pub use ratelimit::{SourceLimit, SourceRateLimiter, TokenBucket};
 pub use signature::{FragmentMatch, SignatureAction, SignatureRule, SignatureSet, MAX_SIGNATURES};
+pub use syn_cookie::{Challenge, SynCookies};
 pub use watch::{mapped_key, WatchSet, WatchedTarget, MAX_WATCHED};
 
 use std::sync::Arc;
@@ -150,22 +156,61 @@ pub enum Decision {
     SourceRateLimited {
         rule_id: u32,
     },
+    /// A SYN toward a target under SYN authentication: the pipeline passes it
+    /// if its source is verified and answers it with a challenge otherwise.
+    Authenticate {
+        rule_id: u32,
+    },
+    /// A TCP segment toward a target whose connection state is checked: the
+    /// pipeline passes it if it belongs to a known connection.
+    RequireState {
+        rule_id: u32,
+    },
+    /// Answered with a challenge (not forwarded).
+    Challenged {
+        rule_id: u32,
+    },
+    /// An unverified SYN that could not be challenged (a tunnelled or unusual
+    /// frame, or the challenge rate is spent).
+    Unverified {
+        rule_id: u32,
+    },
+    /// A segment of no known connection.
+    OutOfState {
+        rule_id: u32,
+    },
+    /// A client's RST answering a challenge: it verified its source and is
+    /// consumed (the server never saw the connection).
+    ChallengeAnswer,
 }
 
 impl Decision {
     #[inline(always)]
     pub fn drops(self) -> bool {
-        !matches!(self, Decision::Pass | Decision::Allowlisted)
+        !matches!(
+            self,
+            Decision::Pass
+                | Decision::Allowlisted
+                | Decision::Authenticate { .. }
+                | Decision::RequireState { .. }
+        )
     }
 
     /// The rule responsible for a drop.
     pub fn rule_id(self) -> Option<u32> {
         match self {
-            Decision::Pass | Decision::Allowlisted => None,
+            Decision::Pass
+            | Decision::Allowlisted
+            | Decision::Authenticate { .. }
+            | Decision::RequireState { .. }
+            | Decision::ChallengeAnswer => None,
             Decision::Blocked { rule_id }
             | Decision::Signature { rule_id }
             | Decision::SignatureRateLimited { rule_id }
-            | Decision::SourceRateLimited { rule_id } => Some(rule_id),
+            | Decision::SourceRateLimited { rule_id }
+            | Decision::Challenged { rule_id }
+            | Decision::Unverified { rule_id }
+            | Decision::OutOfState { rule_id } => Some(rule_id),
         }
     }
 }
@@ -185,6 +230,9 @@ pub struct RuleTables {
     /// Whether a signature rate-limits TCP SYNs (a spoofed SYN flood's answer):
     /// the pipeline then follows handshakes to let verified clients through.
     syn_rate_limited: bool,
+    /// Whether a signature authenticates SYNs: the pipeline then checks
+    /// inbound RSTs for answers to its challenges.
+    syn_authenticating: bool,
     /// Targets under attack: their traffic is accounted per source, and their
     /// known sources pass signatures and rate limits.
     watch: Arc<WatchSet>,
@@ -205,6 +253,7 @@ impl RuleTables {
             workers: workers.max(1),
             source_limiter: SourceRateLimiter::new(capacities.source_limiter_slots),
             syn_rate_limited: false,
+            syn_authenticating: false,
             watch: Arc::new(WatchSet::default()),
             refused: 0,
         }
@@ -251,7 +300,9 @@ impl RuleTables {
                 for rule in set.rules() {
                     let pps = match rule.action {
                         SignatureAction::RateLimit { pps } => u64::from(pps.div_ceil(self.workers)),
-                        SignatureAction::Drop => 0,
+                        SignatureAction::Drop
+                        | SignatureAction::Authenticate
+                        | SignatureAction::RequireState => 0,
                     };
                     self.signature_buckets
                         .push(TokenBucket::new(pps, pps.max(1), now_ns));
@@ -266,6 +317,10 @@ impl RuleTables {
                                 || mask & crate::wire::tcp::flags::SYN == 0
                         })
                 });
+                self.syn_authenticating = set
+                    .rules()
+                    .iter()
+                    .any(|r| r.action == SignatureAction::Authenticate);
                 self.signatures = set;
                 Ok(())
             }
@@ -390,6 +445,8 @@ impl RuleTables {
                 let rule_id = rule.id;
                 return match rule.action {
                     SignatureAction::Drop => Decision::Signature { rule_id },
+                    SignatureAction::Authenticate => Decision::Authenticate { rule_id },
+                    SignatureAction::RequireState => Decision::RequireState { rule_id },
                     SignatureAction::RateLimit { .. } => {
                         if self
                             .signature_buckets
@@ -448,6 +505,12 @@ impl RuleTables {
     #[inline(always)]
     pub fn syn_rate_limited(&self) -> bool {
         self.syn_rate_limited
+    }
+
+    /// Whether a signature rule authenticates SYNs.
+    #[inline(always)]
+    pub fn syn_authenticating(&self) -> bool {
+        self.syn_authenticating
     }
 }
 

@@ -33,6 +33,11 @@ pub enum SignatureAction {
     RateLimit {
         pps: u32,
     },
+    /// SYN authentication: TCP SYNs from sources not yet verified are answered
+    /// with a challenge; verified sources pass.
+    Authenticate,
+    /// Out-of-state TCP: segments of no known connection are dropped.
+    RequireState,
 }
 
 /// One rule. Unset fields match everything.
@@ -111,6 +116,13 @@ impl SignatureRule {
         }
         if self.action == (SignatureAction::RateLimit { pps: 0 }) {
             return bad("a rate limit of 0 pps is a drop; say drop");
+        }
+        if matches!(
+            self.action,
+            SignatureAction::Authenticate | SignatureAction::RequireState
+        ) && self.protocol != Some(ip_protocol::TCP)
+        {
+            return bad("SYN authentication and connection state checks need protocol tcp (6)");
         }
         Ok(())
     }

@@ -8,6 +8,8 @@
 //! Pure Rust, no DPDK: workers, `levee replay` and the fuzzers share it.
 #![deny(unsafe_code)]
 
+pub mod challenge;
+pub mod checksum;
 mod class;
 pub mod ethernet;
 mod field;
