@@ -150,6 +150,11 @@ function Live() {
     table($("#ports"), ["Port", "Role", "Driver", "Link", "RX pps", "TX pps", "Missed", "Errors"], status.ports.map((p) =>
       `<tr><td>${esc(p.name)}</td><td>${esc(p.role)}</td><td>${esc(p.driver)}</td><td class="${p.link_up ? "ok" : "bad"}">${p.link_up ? "up" : "down"}</td>` +
       `<td>${fmt(p.rx_pps)}</td><td>${fmt(p.tx_pps)}</td><td>${esc(p.rx_missed)}</td><td>${(p.rx_errors || 0) + (p.tx_errors || 0)}</td></tr>`));
+    const d = status.defences || {};
+    table($("#defences"), ["SYN challenges", "Verified (challenge / handshake)", "Failed answers", "Out-of-state drops", "Grace passes", "Known-source passes", "Table refusals"], [
+      `<tr><td>${fmt(d.challenges || 0)}${d.challenges_unsent ? ` (${fmt(d.challenges_unsent)} unsent)` : ""}</td><td>${fmt(d.verified || 0)} / ${fmt(d.handshakes || 0)}</td>` +
+      `<td>${fmt(d.failed || 0)}</td><td>${fmt(d.out_of_state || 0)}</td><td>${fmt(d.grace_passes || 0)}</td><td>${fmt(d.known_passes || 0)}</td>` +
+      `<td>${fmt((d.verified_refused || 0) + (d.connections_refused || 0))}</td></tr>`]);
     table($("#workers"), ["lcore", "RX packets", "Dropped", "Busy", "Cycles/burst p50", "p99"], status.workers.map((w) =>
       `<tr><td>${esc(w.lcore)}</td><td>${fmt(w.rx_packets)}</td><td>${fmt(w.dropped_packets)}</td><td>${Math.round((w.busy_ratio || 0) * 100)}%</td>` +
       `<td>${esc(w.cycles_per_burst && w.cycles_per_burst.p50)}</td><td>${esc(w.cycles_per_burst && w.cycles_per_burst.p99)}</td></tr>`));
@@ -202,6 +207,8 @@ function describe(m) {
   if (m.dst_port) s += ` dport ${m.dst_port}`;
   if (m.tcp_flags) s += ` flags ${m.tcp_flags}`;
   if (m.non_first_fragments) s += " fragments";
+  if (m.check === "syn_authentication") return s + " authenticate SYNs";
+  if (m.check === "connection_state") return s + " drop out-of-state";
   return s + (m.rate_limit_pps ? ` limit ${m.rate_limit_pps}/s` : " drop");
 }
 

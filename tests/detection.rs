@@ -193,33 +193,33 @@ fn spoofed_floods_get_signatures_and_real_attackers_get_blocked() {
         rules.iter().all(|r| r["match"]["kind"] == "signature"),
         "{rules:#?}"
     );
-    // The SYNs toward the target are dropped or limited by an active signature:
-    // the narrowest one the samples support, or the class-wide limit where that
-    // would cost the target's peacetime traffic too much.
+    // The SYNs toward the target meet SYN authentication: no class-wide limit
+    // or narrow drop that would take new clients' SYNs with the flood's.
     let syn_rules: Vec<&&Value> = rules
         .iter()
         .filter(|r| {
             r["state"] == "active"
                 && r["match"]["destination"] == "10.0.0.4/32"
-                && r["match"]["tcp_flags"]
-                    .as_str()
-                    .is_some_and(|f| f.starts_with("S/"))
+                && r["match"]["tcp_flags"] == "S/SA"
+                && r["match"]["check"] == "syn_authentication"
         })
         .collect();
     assert!(!syn_rules.is_empty(), "{rules:#?}");
+    assert!(
+        rules.iter().all(|r| r["match"]["rate_limit_pps"].is_null()),
+        "no SYN rate limit: {rules:#?}"
+    );
     let totals = lines
         .iter()
         .find(|l| l["type"] == "totals")
         .expect("totals");
-    let dropped: u64 = ["signature", "signature_rate_limit"]
-        .iter()
-        .filter_map(|r| {
-            totals
-                .pointer(&format!("/directions/inbound/dropped/{r}/packets"))
-                .and_then(Value::as_u64)
-        })
-        .sum();
-    assert!(dropped > 30_000, "most of the 60 000 SYNs: {dropped}");
+    // A replay cannot answer: every spoofed SYN from the onset on is one
+    // levee would have challenged, and the server never sees.
+    let challenged = u(totals, "/directions/inbound/dropped/syn_challenge/packets");
+    assert!(challenged > 30_000, "most of the 60 000 SYNs: {challenged}");
+    assert_eq!(u(totals, "/defences/challenges"), challenged);
+    assert_eq!(u(totals, "/defences/challenges_unsent"), challenged);
+    assert_eq!(u(totals, "/defences/verified"), 0);
 
     let lines = scenario(
         dir.path(),

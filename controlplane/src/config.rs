@@ -397,6 +397,24 @@ pub struct MitigationSection {
     pub min_pulled_prefix_v4: u8,
     #[serde(default = "default_min_pulled_v6")]
     pub min_pulled_prefix_v6: u8,
+    /// Answer a SYN flood with SYN authentication: a target's unverified
+    /// sources get a challenge only a real TCP stack answers (instead of a
+    /// class-wide SYN rate limit).
+    #[serde(default = "default_true")]
+    pub syn_authentication: bool,
+    /// Answer an ACK, RST or other flag flood by dropping the target's TCP
+    /// segments that belong to no known connection.
+    #[serde(default = "default_true")]
+    pub connection_state: bool,
+    /// For how long after start a connection state check still lets unknown
+    /// connections through (connections opened before levee started, and
+    /// silent since, are not in its table).
+    #[serde(default = "default_connection_grace")]
+    pub connection_grace_seconds: u64,
+}
+
+fn default_connection_grace() -> u64 {
+    60
 }
 
 fn default_source_floor_pps() -> f64 {
@@ -1417,10 +1435,17 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
         ("drop", Some(_)) => return Err(("pps", "only a rate-limit action takes pps".into())),
         ("rate-limit", Some(pps)) if pps > 0 => SignatureAction::RateLimit { pps },
         ("rate-limit", _) => return Err(("pps", "a rate-limit action needs pps >= 1".into())),
+        ("syn-authentication", None) => SignatureAction::Authenticate,
+        ("connection-state", None) => SignatureAction::RequireState,
+        ("syn-authentication" | "connection-state", Some(_)) => {
+            return Err(("pps", "only a rate-limit action takes pps".into()))
+        }
         (other, _) => {
             return Err((
                 "action",
-                format!("{other:?} is neither drop nor rate-limit"),
+                format!(
+                    "{other:?} is not drop, rate-limit, syn-authentication or connection-state"
+                ),
             ))
         }
     };
@@ -1463,6 +1488,10 @@ impl Config {
                 samples: p.samples_per_window,
                 ..ReportCapacities::default()
             },
+            connection_grace_ms: self
+                .mitigation
+                .connection_grace_seconds
+                .saturating_mul(1000),
         }
     }
 
@@ -1537,6 +1566,8 @@ impl Config {
             multiplier: self.detection.multiplier,
             block_protected_sources: m.block_protected_sources,
             min_pulled_prefix: (m.min_pulled_prefix_v4, m.min_pulled_prefix_v6),
+            syn_authentication: m.syn_authentication,
+            connection_state: m.connection_state,
             protected: self
                 .pipeline
                 .protected

@@ -276,5 +276,25 @@ pub fn print_totals(file: &Path, totals: &WindowTotals, json_output: bool) {
             totals.windows,
             direction_line(&totals.directions[0])
         );
+        let d = &totals.defences;
+        if d.challenges > 0 {
+            // A capture cannot answer: every challenge stays unanswered, so
+            // each unverified SYN is one the server would not have seen.
+            println!(
+                "{}: SYN authentication: {} challenges levee would have sent (a replay cannot send them, so no source answers)",
+                file.display(),
+                d.challenges
+            );
+        }
+        let out_of_state = totals.directions[0].dropped_packets
+            [levee_dataplane::stats::DropReason::OutOfState as usize];
+        if out_of_state > 0 || d.grace_passes > 0 {
+            println!(
+                "{}: connection state: {} segments of no known connection dropped, {} passed within the grace after start",
+                file.display(),
+                out_of_state,
+                d.grace_passes
+            );
+        }
     }
 }

@@ -339,6 +339,9 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             let take_err = |e: dpdk::DpdkError| Failure::Runtime(e.into());
             match inside {
                 Some(inside) => {
+                    // Each path answers through the other: the outbound path
+                    // transmits out of the port the inbound one receives on.
+                    let inbound = paths.len();
                     paths.push(DpdkPath {
                         rx: outside.rx_queue(queue).map_err(take_err)?,
                         tx: if inline {
@@ -347,6 +350,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                             None
                         },
                         direction: Direction::Inbound,
+                        answered_through: inline.then_some(inbound + 1),
                     });
                     paths.push(DpdkPath {
                         rx: inside.rx_queue(queue).map_err(take_err)?,
@@ -356,12 +360,14 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                             None
                         },
                         direction: Direction::Outbound,
+                        answered_through: inline.then_some(inbound),
                     });
                 }
                 None => paths.push(DpdkPath {
                     rx: outside.rx_queue(queue).map_err(take_err)?,
                     tx: None,
                     direction: Direction::Inbound,
+                    answered_through: None,
                 }),
             }
         }

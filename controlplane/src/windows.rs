@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use levee_dataplane::stats::{DirectionWindow, DropReason, WindowReport};
+use levee_dataplane::stats::{DefenceCounters, DirectionWindow, DropReason, WindowReport};
 use levee_dataplane::wire::{ParseStatus, TrafficClass};
 use levee_dataplane::worker::Direction;
 use serde_json::{json, Map, Value};
@@ -24,6 +24,8 @@ pub struct WindowTotals {
     pub burst_cycles_p99: u64,
     /// Each worker's cycles per burst in its latest window.
     pub worker_cycles: BTreeMap<u16, BurstCycles>,
+    /// SYN authentication, out-of-state TCP and known sources.
+    pub defences: DefenceCounters,
 }
 
 /// Cycles per burst of one worker's window, from its HdrHistogram.
@@ -52,6 +54,7 @@ impl WindowTotals {
         let d = self.reports_dropped.entry(r.worker).or_default();
         *d = (*d).max(r.reports_dropped);
         self.destinations_overflow += r.destinations_overflow;
+        self.defences.add(&r.defences);
         if !r.burst_cycles.is_empty() {
             self.bursts += r.burst_cycles.len();
             self.burst_cycles_p50 = r.burst_cycles.value_at_quantile(0.5);
@@ -93,8 +96,24 @@ impl WindowTotals {
             "bursts": self.bursts,
             "burst_cycles_p50": self.burst_cycles_p50,
             "burst_cycles_p99": self.burst_cycles_p99,
+            "defences": defences_json(&self.defences),
         })
     }
+}
+
+/// The TCP defences' and known sources' counters, by stable names.
+pub fn defences_json(d: &DefenceCounters) -> Value {
+    json!({
+        "challenges": d.challenges,
+        "challenges_unsent": d.challenges_unsent,
+        "verified": d.verified,
+        "handshakes": d.handshakes,
+        "failed": d.failed,
+        "grace_passes": d.grace_passes,
+        "known_passes": d.known_passes,
+        "verified_refused": d.verified_refused,
+        "connections_refused": d.connections_refused,
+    })
 }
 
 /// Non-zero counters of one direction, by stable names.

@@ -11,8 +11,8 @@ use levee_dataplane::replay::CaptureSource;
 use levee_dataplane::stats::ReportCapacities;
 use levee_dataplane::synth;
 use levee_dataplane::tables::{PrefixTable, RuleTables, TableCapacities};
-use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
 use levee_dataplane::wire::parse;
+use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
 
 /// `count` frames spread evenly over `seconds` of capture time.
 fn capture(count: usize, seconds: u64) -> Arc<Vec<Record>> {
@@ -373,7 +373,13 @@ fn syn_authentication_challenges_verifies_by_the_cookie_and_then_lets_the_client
     // Its retransmitted SYN, and its next connections, reach the server.
     let v = pipeline.process_burst(&mut Frames(vec![syn.clone()]), Direction::Inbound, t0 + 6);
     assert_eq!((v.keep, v.reply), (1, 0));
-    let next = synth::tcp_frame(&tcp_ends("198.51.100.20", 41001, "10.0.0.1", 443), SYN, 9, 0, b"");
+    let next = synth::tcp_frame(
+        &tcp_ends("198.51.100.20", 41001, "10.0.0.1", 443),
+        SYN,
+        9,
+        0,
+        b"",
+    );
     assert_eq!(
         pipeline
             .process_burst(&mut Frames(vec![next.clone()]), Direction::Inbound, t0 + 7)
@@ -383,7 +389,13 @@ fn syn_authentication_challenges_verifies_by_the_cookie_and_then_lets_the_client
     // The key rotates (every 8.6 s): verified sources stay verified.
     let rotations = pipeline.cookies.rotations;
     let later = t0 + 60 * 1_000_000_000;
-    let fresh = synth::tcp_frame(&tcp_ends("198.51.100.99", 1, "10.0.0.1", 443), SYN, 9, 0, b"");
+    let fresh = synth::tcp_frame(
+        &tcp_ends("198.51.100.99", 1, "10.0.0.1", 443),
+        SYN,
+        9,
+        0,
+        b"",
+    );
     let v = pipeline.process_burst(&mut Frames(vec![next, fresh]), Direction::Inbound, later);
     assert_eq!((v.keep, v.reply), (0b01, 0b10));
     assert!(pipeline.cookies.rotations > rotations);
@@ -392,8 +404,14 @@ fn syn_authentication_challenges_verifies_by_the_cookie_and_then_lets_the_client
     let d = &r.defences;
     assert_eq!((d.challenges, d.verified, d.failed), (3, 1, 2));
     let inbound = r.direction(Direction::Inbound);
-    assert_eq!(inbound.dropped_packets[DropReason::SynChallenge as usize], 3);
-    assert_eq!(inbound.dropped_packets[DropReason::ChallengeAnswer as usize], 1);
+    assert_eq!(
+        inbound.dropped_packets[DropReason::SynChallenge as usize],
+        3
+    );
+    assert_eq!(
+        inbound.dropped_packets[DropReason::ChallengeAnswer as usize],
+        1
+    );
 }
 
 #[test]
@@ -412,15 +430,34 @@ fn out_of_state_segments_are_dropped_and_known_connections_pass() {
         t0 + 1,
     );
     let flood = |i: u32| {
-        let e = tcp_ends(&format!("203.0.{}.{}", i / 250, i % 250 + 1), 5555, "10.0.0.1", 443);
-        synth::tcp_frame(&e, if i % 2 == 0 { ACK } else { RST }, i, i, b"")
+        let e = tcp_ends(
+            &format!("203.0.{}.{}", i / 250, i % 250 + 1),
+            5555,
+            "10.0.0.1",
+            443,
+        );
+        synth::tcp_frame(&e, if i.is_multiple_of(2) { ACK } else { RST }, i, i, b"")
     };
     let mut frames: Vec<Vec<u8>> = (0..20).map(flood).collect();
     frames.push(synth::tcp_frame(&client, ACK, 2, 6, b""));
-    frames.push(synth::tcp_frame(&tcp_ends("198.51.100.30", 1, "10.0.0.1", 443), SYN, 1, 0, b""));
+    frames.push(synth::tcp_frame(
+        &tcp_ends("198.51.100.30", 1, "10.0.0.1", 443),
+        SYN,
+        1,
+        0,
+        b"",
+    ));
     let v = pipeline.process_burst(&mut Frames(frames), Direction::Inbound, t0 + 2);
-    assert_eq!(v.keep, 0b11 << 20, "the client's ACK and a SYN pass: {:b}", v.keep);
-    let inbound = pipeline.current_report().direction(Direction::Inbound).clone();
+    assert_eq!(
+        v.keep,
+        0b11 << 20,
+        "the client's ACK and a SYN pass: {:b}",
+        v.keep
+    );
+    let inbound = pipeline
+        .current_report()
+        .direction(Direction::Inbound)
+        .clone();
     assert_eq!(inbound.dropped_packets[DropReason::OutOfState as usize], 20);
 
     // Within the grace after start, unknown connections still pass (counted).

@@ -253,6 +253,71 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             totals.destinations_overflow,
         );
 
+        let d = &totals.defences;
+        m.family(
+            "levee_syn_challenges_total",
+            "counter",
+            "SYN authentication challenges written, and those the port could not send.",
+        );
+        m.sample(
+            "levee_syn_challenges_total",
+            &[("outcome", "written")],
+            d.challenges,
+        );
+        m.sample(
+            "levee_syn_challenges_total",
+            &[("outcome", "unsent")],
+            d.challenges_unsent,
+        );
+        m.family(
+            "levee_verified_sources_total",
+            "counter",
+            "Sources verified: by answering a challenge, or by completing a handshake with a protected server.",
+        );
+        m.sample(
+            "levee_verified_sources_total",
+            &[("by", "challenge")],
+            d.verified,
+        );
+        m.sample(
+            "levee_verified_sources_total",
+            &[("by", "handshake")],
+            d.handshakes,
+        );
+        m.family(
+            "levee_challenge_failures_total",
+            "counter",
+            "RSTs toward targets under SYN authentication that answered no challenge.",
+        );
+        m.sample("levee_challenge_failures_total", &[], d.failed);
+        m.family(
+            "levee_connection_grace_passes_total",
+            "counter",
+            "Segments of unknown connections let through while the connection table was younger than its grace.",
+        );
+        m.sample("levee_connection_grace_passes_total", &[], d.grace_passes);
+        m.family(
+            "levee_known_source_passes_total",
+            "counter",
+            "Packets of a target's known sources that passed a rule during its incident.",
+        );
+        m.sample("levee_known_source_passes_total", &[], d.known_passes);
+        m.family(
+            "levee_defence_table_refusals_total",
+            "counter",
+            "Entries the workers' full state tables refused, by table.",
+        );
+        m.sample(
+            "levee_defence_table_refusals_total",
+            &[("table", "verified")],
+            d.verified_refused,
+        );
+        m.sample(
+            "levee_defence_table_refusals_total",
+            &[("table", "connections")],
+            d.connections_refused,
+        );
+
         m.family("levee_rules", "gauge", "Rules known to this run, by state.");
         for state in RuleState::ALL {
             let n = view.rules.iter().filter(|r| r.state == state).count();

@@ -11,7 +11,7 @@ use super::ApiError;
 use crate::clock::rfc3339_ms;
 use crate::live::Live;
 use crate::mitigate::export::ExportFormat;
-use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, MANUAL};
+use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, SignatureCheck, MANUAL};
 
 /// Longest TTL a manual rule may have: 30 days.
 pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
@@ -147,6 +147,8 @@ pub struct NewRule {
     /// Inclusive [low, high] of the TTL (IPv6: hop limit).
     ip_ttl: Option<[i64; 2]>,
     rate_limit_pps: Option<i64>,
+    /// `syn_authentication` or `connection_state` (TCP only).
+    check: Option<String>,
     ttl_seconds: Option<i64>,
     reason: Option<String>,
 }
@@ -194,6 +196,7 @@ impl NewRule {
                     ("dst_port", self.dst_port.is_some()),
                     ("tcp_flags", self.tcp_flags.is_some()),
                     ("rate_limit_pps", self.rate_limit_pps.is_some()),
+                    ("check", self.check.is_some()),
                     ("non_first_fragments", self.non_first_fragments),
                     ("ip_length", self.ip_length.is_some()),
                     ("ip_ttl", self.ip_ttl.is_some()),
@@ -261,6 +264,26 @@ impl NewRule {
                         })
                     })
                     .transpose()?;
+                let check = match self.check.as_deref() {
+                    None => None,
+                    Some(c) => {
+                        let check = SignatureCheck::parse(c).ok_or_else(|| {
+                            ApiError::BadRequest(format!(
+                                "check: {c:?} is not \"syn_authentication\" or \"connection_state\""
+                            ))
+                        })?;
+                        if protocol != 6 {
+                            return Err(ApiError::BadRequest("check needs protocol tcp".into()));
+                        }
+                        if rate_limit_pps.is_some() {
+                            return Err(ApiError::BadRequest(
+                                "a rule either checks or rate-limits: give check or rate_limit_pps"
+                                    .into(),
+                            ));
+                        }
+                        Some(check)
+                    }
+                };
                 RuleMatch::Signature {
                     destination: destination.to_string(),
                     protocol,
@@ -272,6 +295,7 @@ impl NewRule {
                     ip_ttl: inclusive("ip_ttl", self.ip_ttl, u8::MAX.into())?
                         .map(|(lo, hi)| (lo as u8, hi as u8)),
                     rate_limit_pps,
+                    check,
                 }
             }
             other => {

@@ -21,6 +21,11 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         .collect();
     let open_incidents = view.open_incidents;
     let reports_dropped = view.totals.reports_dropped();
+    let mut defences = crate::windows::defences_json(&view.totals.defences);
+    defences["out_of_state"] = json!(
+        view.totals.directions[0].dropped_packets
+            [levee_dataplane::stats::DropReason::OutOfState as usize]
+    );
     let snapshot = live.snapshot();
     let now_ms = crate::clock::wall_ms();
     let rates = snapshot.history.back();
@@ -38,5 +43,6 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
         "open_incidents": open_incidents,
         "rules": rule_counts,
         "tables": tables,
+        "defences": defences,
     })))
 }

@@ -56,6 +56,9 @@ pub enum NewRule {
         /// Rate-limit to this many packets/s instead of dropping.
         #[arg(long)]
         rate_limit: Option<u32>,
+        /// Instead of dropping (TCP): syn_authentication or connection_state.
+        #[arg(long)]
+        check: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -94,9 +97,12 @@ fn describe(m: &Value) -> String {
             if m["non_first_fragments"].as_bool() == Some(true) {
                 s.push_str(" fragments");
             }
-            match m["rate_limit_pps"].as_u64() {
-                Some(pps) => s.push_str(&format!(" limit {pps}/s")),
-                None => s.push_str(" drop"),
+            match (m["check"].as_str(), m["rate_limit_pps"].as_u64()) {
+                (Some("syn_authentication"), _) => s.push_str(" authenticate SYNs"),
+                (Some("connection_state"), _) => s.push_str(" drop out-of-state"),
+                (Some(other), _) => s.push_str(&format!(" {other}")),
+                (None, Some(pps)) => s.push_str(&format!(" limit {pps}/s")),
+                (None, None) => s.push_str(" drop"),
             }
             s
         }
@@ -165,6 +171,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     tcp_flags,
                     fragments,
                     rate_limit,
+                    check,
                     common,
                 } => json!({
                     "kind": "signature",
@@ -175,6 +182,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     "tcp_flags": tcp_flags,
                     "non_first_fragments": fragments,
                     "rate_limit_pps": rate_limit,
+                    "check": check,
                     "ttl_seconds": ttl_seconds(&common.ttl)?,
                     "reason": common.reason,
                 }),

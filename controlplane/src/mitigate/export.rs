@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use levee_dataplane::tables::Prefix;
 
-use super::{parse_tcp_flags, Rule, RuleMatch, TCP_FLAG_LETTERS};
+use super::{parse_tcp_flags, Rule, RuleMatch, SignatureCheck, TCP_FLAG_LETTERS};
 
 /// The text formats rules export to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,11 +195,16 @@ fn iptables(rules: &[&Rule], allowlist: &[Prefix], v4: bool, generated_at: &str)
                 ip_length,
                 ip_ttl,
                 rate_limit_pps,
+                check,
             } => {
                 let Ok(d) = destination.parse::<Prefix>() else {
                     continue;
                 };
                 if d.addr().is_ipv4() != v4 {
+                    continue;
+                }
+                if let Some(c) = check {
+                    let _ = writeln!(out, "{}", stateful_comment(rule.id, *c));
                     continue;
                 }
                 if *non_first_fragments && !v4 {
@@ -315,10 +320,15 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
                 ip_length,
                 ip_ttl,
                 rate_limit_pps,
+                check,
             } => {
                 let Ok(d) = destination.parse::<Prefix>() else {
                     continue;
                 };
+                if let Some(c) = check {
+                    let _ = writeln!(body, "    {}", stateful_comment(rule.id, *c));
+                    continue;
+                }
                 let v4 = d.addr().is_ipv4();
                 let family = if v4 { "ip" } else { "ip6" };
                 let mut m = format!("{family} daddr {d}");
@@ -416,6 +426,16 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
     out
 }
 
+/// A stateful check has no host firewall equivalent: the export says so
+/// rather than drop the rule silently (the host's own SYN cookies and
+/// connection tracking are its counterparts there).
+fn stateful_comment(id: u32, check: SignatureCheck) -> String {
+    format!(
+        "# rule {id}: {} is enforced by levee's dataplane only",
+        check.name()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +506,7 @@ mod tests {
                 ip_length: None,
                 ip_ttl: None,
                 rate_limit_pps: Some(20000),
+                check: None,
             },
         )];
         let v4 = export(&rules, &[], ExportFormat::Iptables, "now");
@@ -521,6 +542,7 @@ mod tests {
                     ip_length: Some((88, 228)),
                     ip_ttl: Some((50, 57)),
                     rate_limit_pps: None,
+                    check: None,
                 },
             ),
         ];

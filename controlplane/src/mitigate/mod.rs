@@ -43,12 +43,18 @@ pub struct MitigationConfig {
     /// Shortest prefix (IPv4, IPv6) a pulled ban may block.
     pub min_pulled_prefix: (u8, u8),
     pub protected: Vec<Prefix>,
+    /// SYN floods are answered with SYN authentication.
+    pub syn_authentication: bool,
+    /// ACK, RST and flag floods are answered with a connection state check.
+    pub connection_state: bool,
 }
 
 impl Default for MitigationConfig {
     fn default() -> Self {
         MitigationConfig {
             auto_apply: true,
+            syn_authentication: true,
+            connection_state: true,
             rule_ttl_s: 3600,
             keep_after_resolve: false,
             max_rules: 10_000,
@@ -140,10 +146,42 @@ pub enum RuleMatch {
         /// None: drop; Some: rate limit in packets per second.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate_limit_pps: Option<u32>,
+        /// Instead of dropping: challenge unverified SYNs, or drop only the
+        /// segments of no known connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<SignatureCheck>,
     },
     /// A per-source token bucket for one traffic class (e.g. SYNs per source).
     #[serde(rename = "source_limit")]
     SourceLimit { class: String, pps: u32 },
+}
+
+/// What a signature checks before it lets a TCP segment through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureCheck {
+    /// SYNs of sources not yet verified are answered with a challenge that
+    /// only a real TCP stack answers; verified sources pass.
+    SynAuthentication,
+    /// Segments that belong to no connection the protected host has are dropped.
+    ConnectionState,
+}
+
+impl SignatureCheck {
+    pub fn name(self) -> &'static str {
+        match self {
+            SignatureCheck::SynAuthentication => "syn_authentication",
+            SignatureCheck::ConnectionState => "connection_state",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SignatureCheck> {
+        match s {
+            "syn_authentication" => Some(SignatureCheck::SynAuthentication),
+            "connection_state" => Some(SignatureCheck::ConnectionState),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -176,6 +214,7 @@ impl Rule {
             ip_length,
             ip_ttl,
             rate_limit_pps,
+            check,
         } = &self.matches
         else {
             return None;
@@ -195,9 +234,12 @@ impl Rule {
             } else {
                 FragmentMatch::Any
             },
-            action: rate_limit_pps.map_or(SignatureAction::Drop, |pps| {
-                SignatureAction::RateLimit { pps }
-            }),
+            action: match (check, rate_limit_pps) {
+                (Some(SignatureCheck::SynAuthentication), _) => SignatureAction::Authenticate,
+                (Some(SignatureCheck::ConnectionState), _) => SignatureAction::RequireState,
+                (None, Some(pps)) => SignatureAction::RateLimit { pps: *pps },
+                (None, None) => SignatureAction::Drop,
+            },
         })
     }
 }
@@ -679,7 +721,9 @@ impl Mitigator {
         let vectors: Vec<AttackType> = incident.vectors.keys().copied().collect();
         for vector in vectors {
             let key = (incident.id.clone(), vector);
-            if self.derived.contains_key(&key) {
+            // A stateful defence tells real clients from the flood; a narrow
+            // signature could only drop both.
+            if self.derived.contains_key(&key) || self.stateful_defence(vector).is_some() {
                 continue;
             }
             let samples: Vec<Shape> = self
@@ -713,6 +757,7 @@ impl Mitigator {
                 ip_length: narrow.ip_length,
                 ip_ttl: narrow.ttl,
                 rate_limit_pps: None,
+                check: None,
             };
             let reason = format!(
                 "{} toward {destination}: narrowest signature of {} sampled packets, matching {:.1}% of them ({})",
@@ -819,7 +864,27 @@ impl Mitigator {
                 ip_length: None,
                 ip_ttl: None,
                 rate_limit_pps: rate,
+                check: None,
             };
+            // TCP floods meet the dataplane's stateful defences, spoofed or
+            // not (a botnet's real stacks pass them, and are blocked source by
+            // source): no class-wide limit that would starve new clients.
+            if let Some((flags, check)) = self.stateful_defence(*vector) {
+                let mut m = sig(6, None, Some(flags), false, None);
+                if let RuleMatch::Signature { check: c, .. } = &mut m {
+                    *c = Some(check);
+                }
+                let reason = match check {
+                    SignatureCheck::SynAuthentication => {
+                        format!("{reason}: SYNs of unverified sources are challenged")
+                    }
+                    SignatureCheck::ConnectionState => {
+                        format!("{reason}: segments of no known connection are dropped")
+                    }
+                };
+                wanted.push((m, reason));
+                continue;
+            }
             let m = match vector {
                 a if a.is_amplification() => {
                     // Every reflector port of this vector's family, and the
@@ -921,6 +986,23 @@ impl Mitigator {
             self.publish_signatures(publisher);
         }
         new_rules
+    }
+
+    /// The stateful defence the dataplane answers a TCP vector with, if it is
+    /// on: the signature's TCP flags and its check.
+    fn stateful_defence(&self, vector: AttackType) -> Option<(&'static str, SignatureCheck)> {
+        match vector {
+            AttackType::SynFlood if self.config.syn_authentication => {
+                Some(("S/SA", SignatureCheck::SynAuthentication))
+            }
+            AttackType::AckFlood | AttackType::RstFlood if self.config.connection_state => {
+                Some(("/S", SignatureCheck::ConnectionState))
+            }
+            AttackType::SynAckFlood if self.config.connection_state => {
+                Some(("SA/SA", SignatureCheck::ConnectionState))
+            }
+            _ => None,
+        }
     }
 
     /// Why a block of `prefix` may not be made: allowlisted, or a protected
@@ -1433,7 +1515,8 @@ pub fn parse_tcp_flags(s: &str) -> Option<(u8, u8)> {
         })
     };
     let (value, mask) = match s.split_once('/') {
-        Some((v, m)) => (bits(v)?, bits(m)?),
+        // "/S": SYN clear, whatever else.
+        Some((v, m)) => (if v.is_empty() { 0 } else { bits(v)? }, bits(m)?),
         None => {
             let v = bits(s)?;
             (v, v)

@@ -350,6 +350,7 @@ fn signatures_beyond_the_classifier_are_refused_and_retried_when_room_frees() {
                     ip_length: None,
                     ip_ttl: None,
                     rate_limit_pps: None,
+                    check: None,
                 },
                 3600,
                 "fill".into(),

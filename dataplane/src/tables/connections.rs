@@ -43,7 +43,13 @@ impl ConnectionTable {
     }
 
     #[inline(always)]
-    fn fingerprint(&self, remote: &[u8; 16], remote_port: u16, local: &[u8; 16], local_port: u16) -> u64 {
+    fn fingerprint(
+        &self,
+        remote: &[u8; 16],
+        remote_port: u16,
+        local: &[u8; 16],
+        local_port: u16,
+    ) -> u64 {
         let r = u128::from_be_bytes(*remote);
         let l = u128::from_be_bytes(*local);
         let ports = u128::from(u32::from(remote_port) << 16 | u32::from(local_port));
@@ -62,9 +68,11 @@ impl ConnectionTable {
         if m.tcp_flags & RST != 0 {
             self.table.remove(f);
         } else {
-            let _: Insertion =
-                self.table
-                    .insert(f, seconds(now_ns.saturating_add(IDLE_FOR_NS)), seconds(now_ns));
+            let _: Insertion = self.table.insert(
+                f,
+                seconds(now_ns.saturating_add(IDLE_FOR_NS)),
+                seconds(now_ns),
+            );
         }
     }
 
@@ -134,10 +142,16 @@ mod tests {
         assert!(!t.knows(&seg(server, 443, client, 41000, ACK), t0 + S));
         // It is forgotten when idle, and kept alive by the server's segments.
         assert!(!t.knows(&seg(client, 41000, server, 443, ACK), t0 + IDLE_FOR_NS + S));
-        t.sent(&seg(server, 443, client, 41000, PSH | ACK), t0 + IDLE_FOR_NS);
+        t.sent(
+            &seg(server, 443, client, 41000, PSH | ACK),
+            t0 + IDLE_FOR_NS,
+        );
         assert!(t.knows(&seg(client, 41000, server, 443, ACK), t0 + IDLE_FOR_NS + S));
         t.sent(&seg(server, 443, client, 41000, RST), t0 + IDLE_FOR_NS + S);
-        assert!(!t.knows(&seg(client, 41000, server, 443, ACK), t0 + IDLE_FOR_NS + 2 * S));
+        assert!(!t.knows(
+            &seg(client, 41000, server, 443, ACK),
+            t0 + IDLE_FOR_NS + 2 * S
+        ));
     }
 
     #[test]

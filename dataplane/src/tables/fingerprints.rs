@@ -116,7 +116,11 @@ impl FingerprintTable {
     pub fn live(&self, now_s: u32) -> usize {
         self.buckets
             .iter()
-            .map(|b| (0..WAYS).filter(|w| b.tags[*w] != 0 && b.until_s[*w] > now_s).count())
+            .map(|b| {
+                (0..WAYS)
+                    .filter(|w| b.tags[*w] != 0 && b.until_s[*w] > now_s)
+                    .count()
+            })
             .sum()
     }
 }

@@ -120,7 +120,8 @@ impl HandshakeTracker {
     /// Whether `source` completed a handshake recently.
     #[inline]
     pub fn verified(&self, source: u128, now_ns: u64) -> bool {
-        self.verified.contains(self.fingerprint(source), seconds(now_ns))
+        self.verified
+            .contains(self.fingerprint(source), seconds(now_ns))
     }
 }
 
@@ -159,7 +160,11 @@ mod tests {
                 held.push(source);
             }
         }
-        assert!(t.refused() > 0, "a table of {capacity} took {} sources", held.len());
+        assert!(
+            t.refused() > 0,
+            "a table of {capacity} took {} sources",
+            held.len()
+        );
         assert_eq!(held.len() as u64 + t.refused(), (capacity * 8) as u64);
         assert!(held.iter().all(|s| t.verified(*s, S + 1)));
     }

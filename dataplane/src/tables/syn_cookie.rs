@@ -186,6 +186,9 @@ mod tests {
         assert!(c.check(1, 2, 3, 4, ch.cookie, t + 20), "next slot");
         assert_eq!(c.rotations, r + 1);
         assert_ne!(c.challenge(1, 2, 3, 4, t + 20).cookie, ch.cookie);
-        assert!(!c.check(1, 2, 3, 4, ch.cookie, t + SLOT + 20), "two slots on");
+        assert!(
+            !c.check(1, 2, 3, 4, ch.cookie, t + SLOT + 20),
+            "two slots on"
+        );
     }
 }

@@ -139,10 +139,17 @@ mod tests {
         assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 1], "to the sender's MAC");
         assert_eq!(&f[6..12], &[2, 0, 0, 0, 0, 2]);
         let l3 = 18;
-        assert_eq!(ones_complement_sum(0, &f[l3..l3 + 20]), 0xffff, "IPv4 checksum");
+        assert_eq!(
+            ones_complement_sum(0, &f[l3..l3 + 20]),
+            0xffff,
+            "IPv4 checksum"
+        );
         assert_eq!(u16::from_be_bytes([f[l3 + 2], f[l3 + 3]]), 40);
         let tcp = &f[l3 + 20..l3 + 40];
-        assert_eq!(transport(&f[l3 + 12..l3 + 16], &f[l3 + 16..l3 + 20], 6, tcp), 0);
+        assert_eq!(
+            transport(&f[l3 + 12..l3 + 16], &f[l3 + 16..l3 + 20], 6, tcp),
+            0
+        );
         assert_eq!(&tcp[4..8], &0xdead_beefu32.to_be_bytes());
         assert_eq!(&tcp[8..12], &0x1234_5678u32.to_be_bytes());
         assert_eq!(tcp[12] >> 4, 5, "no options");
@@ -166,7 +173,11 @@ mod tests {
         assert_eq!(r.src_ip(), Some(dst.into()));
         assert_eq!(r.dst_ip(), Some(src.into()));
         assert_eq!(r.tcp_flags, SYN | ACK);
-        assert_eq!(transport(&f[22..38], &f[38..54], 6, &f[54..74]), 0, "TCP checksum");
+        assert_eq!(
+            transport(&f[22..38], &f[38..54], 6, &f[54..74]),
+            0,
+            "TCP checksum"
+        );
     }
 
     #[test]
