@@ -70,18 +70,22 @@ fn in_ns(ns: &str, args: &[&str]) -> Command {
     c
 }
 
-#[test]
-fn ping_and_tcp_pass_through_levee_between_namespaces() {
+const CLIENT_IP: &str = "10.77.0.1";
+const SERVER_IP: &str = "10.77.0.2";
+
+/// Two namespaces joined to levee's two `net_af_packet` ports by veth pairs.
+fn lab(tag: &str) -> Lab {
     let id = std::process::id() % 100_000;
-    let mut lab = Lab {
-        client_ns: format!("lvc{id}"),
-        server_ns: format!("lvs{id}"),
-        client_root_if: format!("lvc{id}b"),
-        server_root_if: format!("lvs{id}b"),
+    let tag = tag.chars().next().unwrap_or('x');
+    let lab = Lab {
+        client_ns: format!("lv{tag}c{id}"),
+        server_ns: format!("lv{tag}s{id}"),
+        client_root_if: format!("lv{tag}c{id}b"),
+        server_root_if: format!("lv{tag}s{id}b"),
         levee: None,
     };
-    let (client_if, server_if) = (format!("lvc{id}a"), format!("lvs{id}a"));
-    let (client_ip, server_ip) = ("10.77.0.1", "10.77.0.2");
+    let (client_if, server_if) = (format!("lv{tag}c{id}a"), format!("lv{tag}s{id}a"));
+    let (client_ip, server_ip) = (CLIENT_IP, SERVER_IP);
 
     for (ns, inner, outer, ip) in [
         (&lab.client_ns, &client_if, &lab.client_root_if, client_ip),
@@ -153,49 +157,79 @@ fn ping_and_tcp_pass_through_levee_between_namespaces() {
         "permanent",
     ]);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
-        dir.path(),
-        "levee.toml",
-        &format!(
-            r#"
-            mode = "inline"
-            [dpdk]
-            eal_args = {TEST_EAL_ARGS}
-            mempool_size = 4096
-            [[pair]]
-            outside = "net_af_packet0,iface={}"
-            inside = "net_af_packet1,iface={}"
-            "#,
-            lab.client_root_if, lab.server_root_if
-        ),
-    );
-    lab.levee = Some(
-        levee()
-            .args(["run", "--json", "--config"])
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start levee"),
-    );
+    lab
+}
 
-    // Wait until levee forwards (its ports come up within a second or two).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = in_ns(&lab.client_ns, &["ping", "-c", "1", "-W", "1", server_ip])
-            .output()
-            .expect("ping")
-            .status
-            .success();
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no ping reply through levee within 20 s"
+impl Lab {
+    /// Start `levee run` inline between the namespaces with `extra` configuration,
+    /// and wait until a ping crosses it.
+    fn start_levee(&mut self, dir: &std::path::Path, extra: &str) {
+        let config = write_config(
+            dir,
+            "levee.toml",
+            &format!(
+                r#"
+                mode = "inline"
+                [dpdk]
+                eal_args = {TEST_EAL_ARGS}
+                mempool_size = 4096
+                [[pair]]
+                outside = "net_af_packet0,iface={}"
+                inside = "net_af_packet1,iface={}"
+                {extra}
+                "#,
+                self.client_root_if, self.server_root_if
+            ),
         );
+        self.levee = Some(
+            levee()
+                .args(["run", "--json", "--config"])
+                .arg(&config)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start levee"),
+        );
+
+        // Wait until levee forwards (its ports come up within a second or two).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = in_ns(&self.client_ns, &["ping", "-c", "1", "-W", "1", SERVER_IP])
+                .output()
+                .expect("ping")
+                .status
+                .success();
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ping reply through levee within 20 s"
+            );
+        }
     }
+
+    /// Stop levee (SIGINT) and return its JSON summary.
+    fn stop_levee(&mut self) -> serde_json::Value {
+        let child = self.levee.take().expect("levee running");
+        sh(&["kill", "-INT", &child.id().to_string()]);
+        let out = child.wait_with_output().expect("levee exits");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "levee: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).expect("summary")
+    }
+}
+
+#[test]
+fn ping_and_tcp_pass_through_levee_between_namespaces() {
+    let mut lab = lab("plain");
+    let dir = tempfile::tempdir().expect("tempdir");
+    lab.start_levee(dir.path(), "");
+    let server_ip = SERVER_IP;
     let ping = in_ns(
         &lab.client_ns,
         &["ping", "-c", "5", "-i", "0.2", "-W", "2", server_ip],
@@ -272,16 +306,7 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
     );
 
     // Stop levee and check it saw the traffic in both directions.
-    let child = lab.levee.take().expect("levee running");
-    sh(&["kill", "-INT", &child.id().to_string()]);
-    let out = child.wait_with_output().expect("levee exits");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "levee: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary");
+    let summary = lab.stop_levee();
     assert!(
         u(&summary, "/workers/0/inbound/tx_packets") > 1000,
         "client->server packets: {summary}"
@@ -290,4 +315,103 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
         u(&summary, "/workers/0/outbound/tx_packets") > 100,
         "server->client packets: {summary}"
     );
+}
+
+/// SYN authentication in front of a real Linux server, with a real Linux client
+/// that never connected before: its first SYN is answered by levee's challenge,
+/// its stack answers with the RST that verifies it, and its retransmitted SYN
+/// reaches the server; its next connections are not challenged again.
+#[test]
+fn syn_authentication_lets_a_real_linux_client_connect_through_levee() {
+    let mut lab = lab("auth");
+    let dir = tempfile::tempdir().expect("tempdir");
+    lab.start_levee(
+        dir.path(),
+        &format!(
+            r#"
+            [pipeline]
+            protected = ["{SERVER_IP}/32"]
+            [[rules.signature]]
+            id = 9
+            destination = "{SERVER_IP}/32"
+            protocol = "tcp"
+            tcp_flags = "S/SA"
+            action = "syn-authentication"
+            "#
+        ),
+    );
+    let server_script = r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5002)); s.listen(16); s.settimeout(30)
+print("listening", flush=True)
+for _ in range(5):
+    c, _ = s.accept(); c.settimeout(10)
+    c.sendall(c.recv(100).upper()); c.close()
+print("served 5", flush=True)
+"#;
+    let mut server = in_ns(&lab.server_ns, &["python3", "-c", server_script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut server_stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut server_stdout, &mut line).expect("server ready");
+    assert_eq!(line.trim(), "listening", "the TCP server did not start");
+    // Five connections, each with the 3 s connect timeout of a patient user.
+    let client_script = format!(
+        r#"
+import socket, time
+for i in range(5):
+    t = time.monotonic()
+    s = socket.create_connection(("{SERVER_IP}", 5002), timeout=3)
+    connected = time.monotonic() - t
+    s.sendall(b"hello %d" % i)
+    print(s.recv(100).decode(), round(connected * 1000), flush=True)
+    s.close()
+"#
+    );
+    let client = in_ns(&lab.client_ns, &["python3", "-c", &client_script])
+        .output()
+        .expect("client");
+    let client_out = String::from_utf8_lossy(&client.stdout).to_string();
+    assert!(
+        client.status.success(),
+        "the client could not connect through SYN authentication: {client_out}{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    let replies: Vec<&str> = client_out.lines().collect();
+    assert_eq!(replies.len(), 5, "{client_out}");
+    for (i, r) in replies.iter().enumerate() {
+        assert!(r.starts_with(&format!("HELLO {i} ")), "{client_out}");
+    }
+    line.clear();
+    std::io::BufRead::read_line(&mut server_stdout, &mut line).expect("server done");
+    assert_eq!(line.trim(), "served 5");
+    let _ = server.wait();
+
+    let summary = lab.stop_levee();
+    let defences = &summary["pipeline"]["defences"];
+    // One challenge (the first SYN), answered by the client's own stack: the
+    // server never saw that SYN; every later SYN came from a verified source.
+    assert_eq!(u(defences, "/challenges"), 1, "{defences}");
+    assert_eq!(u(defences, "/challenges_unsent"), 0, "{defences}");
+    assert_eq!(u(defences, "/verified"), 1, "{defences}");
+    assert_eq!(
+        u(
+            &summary,
+            "/pipeline/directions/inbound/dropped/syn_challenge/packets"
+        ),
+        1,
+        "{summary}"
+    );
+    assert_eq!(
+        u(
+            &summary,
+            "/pipeline/directions/inbound/dropped/challenge_answer/packets"
+        ),
+        1,
+        "{summary}"
+    );
+    eprintln!("connect times (ms): {client_out}");
 }
