@@ -10,7 +10,7 @@ PACKAGES=(
   # capture files (net_pcap PMD) and inspecting them
   libpcap-dev tshark
   # network-namespace tests and the lab
-  iproute2 iputils-ping ethtool python3
+  iproute2 iputils-ping ethtool python3 tcpreplay
   # the firewall text levee exports is checked by the real tools
   iptables nftables curl
   # the dashboard's browser tests

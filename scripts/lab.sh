@@ -79,6 +79,11 @@ up() {
   # The Internet side: a bridge joining clients, attackers and levee's outside port.
   in_ns lv-edge ip link add lvbr0 type bridge
   in_ns lv-edge ip link set lvbr0 up
+  # A plain switch: bridged frames do not go through the firewall hooks
+  # (br_netfilter, when loaded, would run them for every frame).
+  for family in iptables ip6tables arptables; do
+    in_ns lv-edge sysctl -qw "net.bridge.bridge-nf-call-$family=0" 2>/dev/null || true
+  done
   veth c0 lv-clients "$CLIENT_IP/24" e-clients lv-edge
   veth a0 lv-attackers "$ATTACKER_IP/24" e-attackers lv-edge
   ip link add lv-out type veth peer name e-levee
@@ -90,6 +95,22 @@ up() {
   for port in e-clients e-attackers e-levee; do
     in_ns lv-edge ip link set "$port" master lvbr0
   done
+  # The attackers stand for the Internet: what goes back to their (spoofed)
+  # sources -- SYN-ACKs, challenges, RSTs -- would leave by a NIC toward
+  # those addresses' owners. Here a veth would run it through the attackers'
+  # IP stack on the sender's CPU (levee's worker), a cost no real uplink puts
+  # there; the lab's switch drops it at the attackers' port instead.
+  # LEVEE_LAB_BACKSCATTER=deliver keeps the delivery, to measure that cost.
+  if [ "${LEVEE_LAB_BACKSCATTER:-sink}" = sink ]; then
+    in_ns lv-edge nft -f - <<'NFT' || echo "lab: no nftables bridge family here: backscatter reaches the attackers' namespace" >&2
+table bridge lab {
+  chain backscatter {
+    type filter hook forward priority 0;
+    oifname "e-attackers" drop
+  }
+}
+NFT
+  fi
   # The protected side: levee's inside port and the server.
   veth s0 lv-server "$SERVER_IP/24" lv-in ""
   # Neighbours are static: the lab measures levee, not ARP timing.
