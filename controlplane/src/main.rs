@@ -69,9 +69,14 @@ enum Command {
         /// original timestamp.
         #[arg(long, value_name = "OUT.pcap")]
         forwarded: Option<PathBuf>,
-        /// Write every frame the pipeline dropped to this pcap.
+        /// Write every frame the pipeline dropped to this pcap (challenged
+        /// SYNs included: they do not reach the server).
         #[arg(long, value_name = "OUT.pcap")]
         dropped: Option<PathBuf>,
+        /// Write every SYN levee would have answered with a SYN authentication
+        /// challenge to this pcap (a replay cannot send challenges).
+        #[arg(long, value_name = "OUT.pcap")]
+        challenged: Option<PathBuf>,
     },
     /// Validate a configuration file: exit 0 if valid, 2 naming each bad key.
     CheckConfig {
@@ -145,11 +150,16 @@ fn main() -> ExitCode {
             windows,
             forwarded,
             dropped,
+            challenged,
         } => cmd_replay(
             &file,
             config.as_deref(),
             replay::Output { json, windows },
-            &replay::Dumps { forwarded, dropped },
+            &replay::Dumps {
+                forwarded,
+                dropped,
+                challenged,
+            },
         ),
         Command::CheckConfig { file } => cmd_check_config(&file),
         Command::Incidents { api, action } => {

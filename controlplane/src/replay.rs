@@ -34,19 +34,20 @@ pub struct Output {
 pub struct Dumps {
     pub forwarded: Option<std::path::PathBuf>,
     pub dropped: Option<std::path::PathBuf>,
+    pub challenged: Option<std::path::PathBuf>,
 }
 
 impl Dumps {
     fn wanted(&self) -> bool {
-        self.forwarded.is_some() || self.dropped.is_some()
+        self.forwarded.is_some() || self.dropped.is_some() || self.challenged.is_some()
     }
 
-    /// Write each record whose verdict is `want` to `path`, with its timestamp.
+    /// Write each record whose verdict is one of `want` to `path`, with its timestamp.
     fn write(
         path: &Path,
         records: &[pcap::Record],
         verdicts: &[Verdict],
-        want: Verdict,
+        want: &[Verdict],
     ) -> Result<(), Failure> {
         let fail = |e: std::io::Error| {
             Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
@@ -55,7 +56,7 @@ impl Dumps {
         let mut w = pcap::PcapWriter::new(std::io::BufWriter::new(file), pcap::LINKTYPE_ETHERNET)
             .map_err(fail)?;
         for (r, v) in records.iter().zip(verdicts) {
-            if *v == want {
+            if want.contains(v) {
                 w.write(r.timestamp_ns, &r.data).map_err(fail)?;
             }
         }
@@ -158,10 +159,18 @@ pub fn replay(
     worker.finish();
     if let Some(verdicts) = worker.paths().first().and_then(CaptureSource::verdicts) {
         if let Some(path) = &dumps.forwarded {
-            Dumps::write(path, &records, verdicts, Verdict::Forwarded)?;
+            Dumps::write(path, &records, verdicts, &[Verdict::Forwarded])?;
         }
         if let Some(path) = &dumps.dropped {
-            Dumps::write(path, &records, verdicts, Verdict::Dropped)?;
+            Dumps::write(
+                path,
+                &records,
+                verdicts,
+                &[Verdict::Dropped, Verdict::Challenged],
+            )?;
+        }
+        if let Some(path) = &dumps.challenged {
+            Dumps::write(path, &records, verdicts, &[Verdict::Challenged])?;
         }
     }
     drop(worker);

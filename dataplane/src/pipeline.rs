@@ -415,11 +415,9 @@ impl Pipeline {
                             Decision::Unverified { rule_id }
                         }
                     },
-                    // A replay: counted as a challenge it would have sent.
-                    None => {
-                        self.report.defences.challenges_unsent += 1;
-                        Decision::Challenged { rule_id }
-                    }
+                    // A replay: the challenge levee would have sent (the
+                    // worker counts it unsent).
+                    None => Decision::Challenged { rule_id },
                 }
             }
             Decision::RequireState { rule_id } => {

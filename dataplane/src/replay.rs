@@ -45,6 +45,17 @@ impl PacketBurst for RecordBurst {
     fn clear(&mut self) {
         self.len = 0;
     }
+    fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut Self) -> u32 {
+        replies.records = self.records.clone();
+        replies.len = 0;
+        for i in 0..self.len {
+            if reply & !keep & (1 << i) != 0 {
+                replies.index[replies.len] = self.index[i];
+                replies.len += 1;
+            }
+        }
+        self.retain(keep) - replies.len as u32
+    }
 }
 
 /// The capture clock: the timestamp of the last packet handed out.
@@ -72,6 +83,8 @@ pub enum Verdict {
     Unseen = 0,
     Forwarded,
     Dropped,
+    /// A SYN levee would have answered with a SYN authentication challenge.
+    Challenged,
 }
 
 /// Replays the Ethernet records of a capture, in bursts spanning at most
@@ -216,5 +229,21 @@ impl PacketPath for CaptureSource {
             unsent: 0,
             unsent_bytes: 0,
         })
+    }
+
+    /// A capture is its own way back: what levee would have answered is
+    /// recorded ([`Verdict::Challenged`]), never sent.
+    fn answered_through(&self) -> Option<usize> {
+        Some(0)
+    }
+
+    fn answer(&mut self, burst: &mut RecordBurst) -> Option<TxOutcome> {
+        if let Some(v) = &mut self.verdicts {
+            for i in &burst.index[..burst.len] {
+                v[*i as usize] = Verdict::Challenged;
+            }
+        }
+        burst.len = 0;
+        None
     }
 }

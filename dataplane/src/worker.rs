@@ -84,6 +84,11 @@ pub trait PacketPath {
     fn answered_through(&self) -> Option<usize> {
         None
     }
+    /// Send answers (rewritten packets) out of the port this path transmits
+    /// on; `None` when they cannot be sent.
+    fn answer(&mut self, burst: &mut Self::Burst) -> Option<TxOutcome> {
+        self.transmit(burst)
+    }
 }
 
 /// A monotonic tick source and its rate.
@@ -473,7 +478,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
                 let answers = self.replies.len() as u64;
                 let sent = answered_through
                     .and_then(|q| self.paths.get_mut(q))
-                    .and_then(|back| back.transmit(&mut self.replies))
+                    .and_then(|back| back.answer(&mut self.replies))
                     .map_or(0, |o| u64::from(o.sent));
                 self.replies.clear();
                 self.pipeline.count_unsent_answers(answers - sent);

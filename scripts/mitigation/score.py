@@ -5,7 +5,14 @@ onset, the share of legitimate traffic to the target delivered, legitimate
 packets lost before the onset, and the time from the onset until every later
 100 ms of the attack is at least 99% dropped. No dependencies.
 
-  score.py CAPTURE.pcap DROPPED.pcap
+  score.py CAPTURE.pcap DROPPED.pcap [CHALLENGED.pcap]
+
+With the SYNs levee would have answered with a SYN authentication challenge
+(`levee replay --challenged`), a legitimate client's challenged SYN counts as
+delivered: a real TCP stack answers the challenge and its retransmitted SYN
+goes through (shown live by scripts/lab-spoofed-tcp.sh), at the cost of one
+retransmission. A spoofed source cannot answer, so the attack's challenged
+SYNs stay dropped.
 """
 import ipaddress
 import json
@@ -37,6 +44,7 @@ def packets(path):
 
 def main():
     capture, dropped = sys.argv[1], sys.argv[2]
+    challenged = sys.argv[3] if len(sys.argv) > 3 else None
     with open(capture + ".json") as f:
         meta = json.load(f)
     target = ipaddress.IPv4Address(meta["target"]).packed
@@ -63,6 +71,7 @@ def main():
         return t
 
     sent, gone = tally(capture), tally(dropped)
+    asked = tally(challenged) if challenged else {"legit": 0, "attack": 0}
     # Time to 99%: the first 100 ms bin from which every later bin of the attack
     # is at least 99% dropped.
     last_bad = -1
@@ -77,7 +86,9 @@ def main():
         "attack_packets": sent["attack"],
         "attack_dropped_after_1s": share(gone["attack_late"], sent["attack_late"]),
         "legit_packets": sent["legit"],
-        "legit_delivered": share(sent["legit"] - gone["legit"], sent["legit"]),
+        "legit_delivered": share(sent["legit"] - gone["legit"] + asked["legit"], sent["legit"]),
+        "legit_challenged": share(asked["legit"], sent["legit"]),
+        "attack_challenged": share(asked["attack"], sent["attack"]),
         "legit_lost_before_onset": gone["legit_early"],
         "ms_to_99pct_dropped": to_99,
     }))
