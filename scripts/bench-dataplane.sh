@@ -8,6 +8,9 @@
 #                                      vs testpmd --forward-mode=io
 #   3. drop path: every source is in the blocklist
 #                                      vs testpmd --forward-mode=rxonly
+#   4. challenge path: every packet a SYN from a new source to a target under
+#      SYN authentication (parse, cookie, SYN-ACK written and sent back out)
+#                                      vs testpmd --forward-mode=io
 #
 #   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per measurement)
 set -euo pipefail
@@ -42,7 +45,7 @@ testpmd() { # $1 = forward mode; prints the median per-second pps of the counted
     awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
 }
 
-levee_run() { # $1 = extra TOML; $2 = JSON field (tx_pps or rx_pps)
+levee_run() { # $1 = extra TOML; $2 = JSON field (tx_pps or rx_pps); $3 = outside device
   cat >"$work/levee.toml" <<TOML
 mode = "inline"
 [dpdk]
@@ -51,7 +54,7 @@ main_lcore = 0
 worker_lcores = [1]
 mempool_size = 16383
 [[pair]]
-outside = "$RX_DEV"
+outside = "${3:-$RX_DEV}"
 inside = "$TX_DEV"
 [log]
 level = "warn"
@@ -70,9 +73,21 @@ $1
 # but its rules stay staged.
 auto_apply = false
 TOML
-  $LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>/dev/null | tail -1 |
-    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["totals"][sys.argv[1]]))' "$2"
+  $LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
+  [ -s "$work/summary.json" ] || { echo "levee failed:" >&2; cat "$work/levee.err" "$work/levee.toml" >&2; exit 1; }
+  python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "$2" "$work/summary.json"
 }
+
+# Every packet a SYN from one of 4096 spoofed sources to 10.0.0.1 (infinite_rx
+# holds the whole capture in mbufs): none
+# ever answers, so each one is challenged (the outside port's TX drops what
+# is sent back: net_pcap without a tx stream).
+python3 - "$work/syn-flood.pcap" <<'PY'
+import sys
+sys.path.insert(0, "scripts/lab")
+import spoofed_tcp
+spoofed_tcp.write_flood(sys.argv[1], "syn", 4096, bytes.fromhex("020000000002"), bytes.fromhex("020000000001"), "10.0.0.1", 7)
+PY
 
 # 1M blocked addresses: for the forwarding run none is a source of the capture
 # (198.18.0.0/15); for the drop run the whole /15 is in, as exact entries.
@@ -110,21 +125,32 @@ top_sources_one_in = 4
 blocked_hosts = 1048576
 [rules]"
 
-echo "running: testpmd io, levee forwarding, levee full pipeline, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
+echo "running: testpmd io, levee forwarding, levee full pipeline, levee challenge path, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
 io_pps=$(testpmd io)
 plain_pps=$(levee_run "" tx_pps)
 full_pps=$(levee_run "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-miss.txt\"
 $(cat "$work/signatures.toml")" tx_pps)
+challenge_pps=$(levee_run "[pipeline]
+protected = [\"10.0.0.0/24\"]
+[rules]
+[[rules.signature]]
+id = 9
+destination = \"10.0.0.1/32\"
+protocol = \"tcp\"
+tcp_flags = \"S/SA\"
+action = \"syn-authentication\"" rx_pps "net_pcap0,rx_pcap=$work/syn-flood.pcap,infinite_rx=1")
+challenges=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["pipeline"]["defences"]["challenges"], s["totals"]["rx_packets"])' "$work/summary.json")
 rxonly_pps=$(testpmd rxonly)
 drop_pps=$(levee_run "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-hit.txt\"
 $(cat "$work/signatures.toml")" rx_pps)
 
-python3 - "$io_pps" "$plain_pps" "$full_pps" "$rxonly_pps" "$drop_pps" "$SECONDS_PER_SIDE" <<'PY'
+python3 - "$io_pps" "$plain_pps" "$full_pps" "$rxonly_pps" "$drop_pps" "$SECONDS_PER_SIDE" "$challenge_pps" $challenges <<'PY'
 import sys
 io, plain, full, rxonly, drop = (float(x) for x in sys.argv[1:6])
 secs = sys.argv[6]
+challenge, challenged, received = float(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
 r = lambda a, b: a / b if b else float("nan")
 print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each")
 print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7}")
@@ -133,4 +159,6 @@ print(f"  {'levee forwarding (no rules)':<58} {plain/1e6:8.2f} {r(plain, io):7.3
 print(f"  {'levee full pipeline (1M blocklist, 200 signatures, stats)':<58} {full/1e6:8.2f} {r(full, io):7.3f}")
 print(f"  {'dpdk-testpmd --forward-mode=rxonly':<58} {rxonly/1e6:8.2f}")
 print(f"  {'levee drop path (every source blocked)':<58} {drop/1e6:8.2f} {r(drop, rxonly):7.3f}")
+print(f"  {'levee challenge path (SYN authentication, new sources)':<58} {challenge/1e6:8.2f} {r(challenge, io):7.3f}  (vs testpmd io)")
+print(f"    {challenged} challenges written for {received} packets received")
 PY

@@ -277,13 +277,14 @@ impl Pipeline {
             if m.status == ParseStatus::Ok && m.protocol == 6 {
                 match d {
                     Direction::Outbound => self.connections.sent(m, now_ns),
-                    Direction::Inbound => {
+                    Direction::Inbound if self.tables.tcp_defended() => {
                         let decision = self.decisions[i];
                         self.decisions[i] = self.defend_tcp(burst, i, decision, now_ns);
                         if matches!(self.decisions[i], Decision::Challenged { .. }) {
                             reply |= 1 << i;
                         }
                     }
+                    Direction::Inbound => {}
                 }
             }
             let m = &self.metas[i];

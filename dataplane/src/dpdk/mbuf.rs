@@ -119,6 +119,9 @@ impl MbufBurst {
     pub fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut MbufBurst) -> u32 {
         replies.free_all();
         let reply = reply & !keep;
+        if reply == 0 {
+            return self.retain(keep);
+        }
         let mut kept = 0;
         let mut freed = 0;
         for i in 0..self.len {

@@ -233,6 +233,9 @@ pub struct RuleTables {
     /// Whether a signature authenticates SYNs: the pipeline then checks
     /// inbound RSTs for answers to its challenges.
     syn_authenticating: bool,
+    /// Whether a signature authenticates SYNs or checks connection state: the
+    /// pipeline then resolves those decisions (other traffic pays nothing).
+    tcp_defended: bool,
     /// Targets under attack: their traffic is accounted per source, and their
     /// known sources pass signatures and rate limits.
     watch: Arc<WatchSet>,
@@ -254,6 +257,7 @@ impl RuleTables {
             source_limiter: SourceRateLimiter::new(capacities.source_limiter_slots),
             syn_rate_limited: false,
             syn_authenticating: false,
+            tcp_defended: false,
             watch: Arc::new(WatchSet::default()),
             refused: 0,
         }
@@ -321,6 +325,12 @@ impl RuleTables {
                     .rules()
                     .iter()
                     .any(|r| r.action == SignatureAction::Authenticate);
+                self.tcp_defended = set.rules().iter().any(|r| {
+                    matches!(
+                        r.action,
+                        SignatureAction::Authenticate | SignatureAction::RequireState
+                    )
+                });
                 self.signatures = set;
                 Ok(())
             }
@@ -511,6 +521,12 @@ impl RuleTables {
     #[inline(always)]
     pub fn syn_authenticating(&self) -> bool {
         self.syn_authenticating
+    }
+
+    /// Whether a signature rule authenticates SYNs or checks connection state.
+    #[inline(always)]
+    pub fn tcp_defended(&self) -> bool {
+        self.tcp_defended
     }
 }
 
