@@ -82,6 +82,11 @@ def write_flood(path, kind, sources, dst_mac, src_mac, target, seed):
             f.write(struct.pack("<IIII", n // 1000, (n % 1000) * 1000, len(frame), len(frame)) + frame)
 
 
+def rfc3339(s):
+    from datetime import datetime
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
 def mac_bytes(text):
     return bytes(int(x, 16) for x in text.strip().split(":"))
 
@@ -182,6 +187,7 @@ class Run:
         session = Session(self.env["SERVER_IP"], self.clients[-1])
         session.start()
         time.sleep(5)  # levee learns peacetime (warmup) with the session running
+        before = self.spoofed_at_server()
         onset = time.time()
         replay = self.spawn(["ip", "netns", "exec", "lv-attackers", "taskset", "-c", self.a.attacker_cpu, "tcpreplay", "-i", "a0", "--topspeed",
                              "--loop", "0", "--duration", str(int(a.seconds)), flood],
@@ -205,6 +211,7 @@ class Run:
             "attack_pps_after_1s": sent / max(at_end[0] - at_1s[0], 1e-9),
             "spoofed_sent_after_1s": sent, "spoofed_reached_server_after_1s": reached,
             "spoofed_reached_share": reached / max(sent, 1),
+            "spoofed_reached_server_in_all": at_end[2][which] - before[which],
             "new_clients": len(results), "new_clients_ok": len(ok),
             "connect_ms": {"median": statistics.median(times) if times else None,
                            "p99": sorted(times)[max(0, int(len(times) * 0.99) - 1)] if times else None,
@@ -217,7 +224,8 @@ class Run:
             "levee_rx": sum(w.get("rx_packets", 0) for w in status.get("workers", [])),
             "kernel_rx_outside": int(sh("cat", "/sys/class/net/lv-out/statistics/rx_packets")),
             "incidents": [{"id": i["incident_id"], "type": i["attack_type"], "target": i["target"]} for i in incidents],
-            "rules": [{"id": r["id"], "state": r["state"], "match": r["match"]} for r in rules
+            "rules": [{"id": r["id"], "state": r["state"], "match": r["match"],
+                       "ms_after_onset": round((rfc3339(r["created_at"]) - onset) * 1000)} for r in rules
                       if r["match"].get("kind") == "signature"],
             "tcpreplay": [l for l in replay_out.splitlines() if "Actual" in l or "Rated" in l],
         }
@@ -342,10 +350,12 @@ def main():
     print("  incidents: %s" % ", ".join("%s %s -> %s" % (i["id"], i["type"], i["target"]) for i in r["incidents"]))
     for rule in r["rules"]:
         m = rule["match"]
-        print("  rule %d (%s): tcp %s to %s, %s" % (rule["id"], rule["state"], m.get("tcp_flags"), m["destination"],
-                                                  m.get("check") or ("limit %s/s" % m["rate_limit_pps"] if m.get("rate_limit_pps") else "drop")))
-    print("  attack after 1 s: %d spoofed packets at %.0f pps; %d reached the server (%.3f%%)" % (
-        r["spoofed_sent_after_1s"], r["attack_pps_after_1s"], r["spoofed_reached_server_after_1s"], 100 * r["spoofed_reached_share"]))
+        print("  rule %d (%s, %d ms after the onset): tcp %s to %s, %s" % (
+            rule["id"], rule["state"], rule["ms_after_onset"], m.get("tcp_flags"), m["destination"],
+            m.get("check") or ("limit %s/s" % m["rate_limit_pps"] if m.get("rate_limit_pps") else "drop")))
+    print("  attack after 1 s: %d spoofed packets at %.0f pps; %d reached the server (%.3f%%); %d in all, from the onset" % (
+        r["spoofed_sent_after_1s"], r["attack_pps_after_1s"], r["spoofed_reached_server_after_1s"], 100 * r["spoofed_reached_share"],
+        r["spoofed_reached_server_in_all"]))
     c = r["connect_ms"]
     print("  new clients: %d/%d connected and served (%.2f%%) with a 3 s connect timeout; connect median %s ms, p99 %s ms, max %s ms" % (
         r["new_clients_ok"], r["new_clients"], 100.0 * r["new_clients_ok"] / max(r["new_clients"], 1),
