@@ -166,6 +166,26 @@ fn api_refuses_what_it_must_with_clear_errors() {
             "ip_ttl: [50, 300]",
         ),
         (
+            "unknown check",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "tcp", "check": "handshake"}),
+            "check: \"handshake\" is not",
+        ),
+        (
+            "check on udp",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "udp", "check": "connection_state"}),
+            "check needs protocol tcp",
+        ),
+        (
+            "check and rate limit",
+            json!({"kind": "signature", "destination": "10.0.0.1", "protocol": "tcp", "check": "syn_authentication", "rate_limit_pps": 10}),
+            "either checks or rate-limits",
+        ),
+        (
+            "check on a block",
+            json!({"kind": "block", "source": "203.0.113.1", "check": "syn_authentication"}),
+            "check belongs to signature rules",
+        ),
+        (
             "length on a block",
             json!({"kind": "block", "source": "203.0.113.1", "ip_length": [40, 60]}),
             "ip_length belongs to signature rules",
@@ -467,6 +487,12 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
         "levee_known_sources",
         "levee_table_backlog",
         "levee_store_pruned_total",
+        "levee_syn_challenges_total{outcome=\"written\"}",
+        "levee_verified_sources_total{by=\"challenge\"}",
+        "levee_challenge_failures_total",
+        "levee_known_source_passes_total",
+        "levee_defence_table_refusals_total{table=\"connections\"}",
+        "levee_dropped_packets_total{direction=\"inbound\",reason=\"out_of_state\"}",
     ] {
         assert!(metrics.contains(sample), "{sample} missing");
     }
@@ -496,6 +522,8 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
         json!({"kind": "signature", "destination": "10.0.0.3", "protocol": "icmp", "rate_limit_pps": 100}),
         json!({"kind": "signature", "destination": "10.0.0.4", "protocol": "udp", "dst_port": 27015, "ip_length": [88, 228], "ip_ttl": [50, 57]}),
         json!({"kind": "signature", "destination": "2001:db8:1::4", "protocol": "udp", "ip_length": [100, 200], "ip_ttl": [64, 64]}),
+        json!({"kind": "signature", "destination": "10.0.0.5", "protocol": "tcp", "tcp_flags": "S/SA", "check": "syn_authentication"}),
+        json!({"kind": "signature", "destination": "2001:db8:1::5", "protocol": "tcp", "tcp_flags": "/S", "check": "connection_state"}),
     ] {
         let (status, v) = levee.post("/api/v1/rules", &body);
         assert_eq!(status, 201, "{v}");
@@ -521,6 +549,16 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
                 "{format} export lacks {blocked}:\n{text}"
             );
         }
+        let dataplane_only = if format == "ip6tables" {
+            "connection_state is enforced by levee's dataplane only"
+        } else {
+            "syn_authentication is enforced by levee's dataplane only"
+        };
+        assert!(
+            text.contains(dataplane_only),
+            "{format}:
+{text}"
+        );
         let checked = Netns::new(&format!("api{format}")).run_with_input(&tool, &text);
         assert!(
             checked.status.success(),

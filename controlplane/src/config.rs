@@ -584,7 +584,8 @@ pub struct SignatureSection {
     pub ttl: Option<toml::Value>,
     /// "any", "none", "first", "non-first", "any-fragment".
     pub fragment: Option<String>,
-    /// "drop" or "rate-limit".
+    /// "drop", "rate-limit", or for TCP "syn-authentication" (challenge
+    /// unverified SYNs) or "connection-state" (drop segments of no known connection).
     #[serde(default = "default_drop")]
     pub action: String,
     /// For rate-limit: packets per second.
@@ -1744,6 +1745,18 @@ mod tests {
             tcp_flags = "S/SA"
             action = "rate-limit"
             pps = 1000
+            [[rules.signature]]
+            id = 7
+            destination = "10.0.0.1"
+            protocol = "tcp"
+            tcp_flags = "S/SA"
+            action = "syn-authentication"
+            [[rules.signature]]
+            id = 8
+            destination = "10.0.0.1"
+            protocol = "tcp"
+            tcp_flags = "/S"
+            action = "connection-state"
             [rules.source_limit]
             class = "tcp_syn"
             pps = 50
@@ -1764,6 +1777,9 @@ mod tests {
         assert_eq!(rules[0].ttl, Some((50, 64)));
         assert_eq!(rules[1].tcp_flags, Some((0x12, 0x02)));
         assert_eq!(rules[1].action, SignatureAction::RateLimit { pps: 1000 });
+        assert_eq!(rules[2].action, SignatureAction::Authenticate);
+        assert_eq!(rules[3].action, SignatureAction::RequireState);
+        assert_eq!(rules[3].tcp_flags, Some((0x02, 0)), "/S: SYN clear");
         assert_eq!(c.pipeline_config().malformed, FramePolicy::Forward);
         assert!(c
             .protected_networks()
@@ -1792,6 +1808,15 @@ mod tests {
             [[rules.signature]]
             id = 3
             ttl = "50-300"
+            [[rules.signature]]
+            id = 4
+            protocol = "udp"
+            action = "syn-authentication"
+            [[rules.signature]]
+            id = 5
+            protocol = "tcp"
+            action = "connection-state"
+            pps = 10
             [rules.source_limit]
             class = "tcp_sin"
             pps = 0
@@ -1809,6 +1834,8 @@ mod tests {
             "rules.signature[1].id",
             "rules.signature[2].tcp_flags",
             "rules.signature[3].ttl",
+            "rules.signature[4].id",
+            "rules.signature[5].pps",
             "rules.source_limit.class",
             "rules.source_limit.pps",
         ] {

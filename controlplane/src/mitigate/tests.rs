@@ -48,16 +48,16 @@ impl Worker {
     }
 }
 
-/// A view of window `n` with `udp_pps` of UDP toward 10.0.0.1 and sources
+/// A view of window `n` with `pps` of one class toward 10.0.0.1 and sources
 /// reported over their limit.
-fn view(n: u64, udp_pps: u32, over: &[&str]) -> WindowView {
+fn class_view(n: u64, class: TrafficClass, pps: u32, over: &[&str]) -> WindowView {
     let target = mapped_key(ip("10.0.0.1"));
     let mut stats = DestinationStats::default();
-    let packets = udp_pps / 10;
+    let packets = pps / 10;
     stats.packets = u64::from(packets);
     stats.bytes = u64::from(packets) * 100;
-    stats.class_packets[TrafficClass::Udp.index()] = packets;
-    stats.class_bytes[TrafficClass::Udp.index()] = packets * 100;
+    stats.class_packets[class.index()] = packets;
+    stats.class_bytes[class.index()] = packets * 100;
     // Real sources: a few TTLs, a handful of sources.
     stats.ttl_buckets[4] = packets;
     let mut v = WindowView {
@@ -69,7 +69,7 @@ fn view(n: u64, udp_pps: u32, over: &[&str]) -> WindowView {
         workers: 1,
         ..WindowView::default()
     };
-    v.inbound.class_packets[TrafficClass::Udp.index()] = u64::from(packets);
+    v.inbound.class_packets[class.index()] = u64::from(packets);
     v.destinations.insert(target, stats);
     v.over_limit = over
         .iter()
@@ -114,12 +114,21 @@ impl Engine {
     /// One window through the engine, as the control loop runs it (the worker
     /// has applied what was sent before).
     fn step(&mut self, udp_pps: u32, over: &[&str]) -> Vec<crate::detect::IncidentEvent> {
+        self.step_class(TrafficClass::Udp, udp_pps, over)
+    }
+
+    fn step_class(
+        &mut self,
+        class: TrafficClass,
+        pps: u32,
+        over: &[&str],
+    ) -> Vec<crate::detect::IncidentEvent> {
         self.worker.publisher.flush();
         let now = self.now();
         self.worker
             .mailbox
             .drain(&mut self.worker.tables, now, usize::MAX);
-        let v = view(self.window, udp_pps, over);
+        let v = class_view(self.window, class, pps, over);
         self.window += 1;
         let events = self.detector.observe(&v);
         self.mitigator.learn(&v, &self.detector);
@@ -442,4 +451,82 @@ fn resolved_incidents_and_ended_rules_are_bounded_in_memory() {
         "{}",
         e.mitigator.rules().count()
     );
+}
+
+#[test]
+fn tcp_floods_get_the_dataplanes_stateful_checks_and_no_class_wide_limit() {
+    for (class, flags, check) in [
+        (
+            TrafficClass::TcpSyn,
+            "S/SA",
+            SignatureCheck::SynAuthentication,
+        ),
+        (TrafficClass::TcpAck, "/S", SignatureCheck::ConnectionState),
+        (TrafficClass::TcpRst, "/S", SignatureCheck::ConnectionState),
+        (
+            TrafficClass::TcpSynAck,
+            "SA/SA",
+            SignatureCheck::ConnectionState,
+        ),
+    ] {
+        let mut e = Engine::new(MitigationConfig::default());
+        for _ in 0..10 {
+            e.step_class(class, 100, &[]);
+        }
+        for _ in 0..10 {
+            e.step_class(class, 200_000, &[]);
+        }
+        let open: Vec<_> = e.detector.active().cloned().collect();
+        assert_eq!(open.len(), 1, "{class:?}: one incident");
+        let rules: Vec<&Rule> = e.mitigator.rules().collect();
+        let checked: Vec<&&Rule> = rules
+            .iter()
+            .filter(|r| {
+                matches!(&r.matches, RuleMatch::Signature { check: Some(c), tcp_flags: Some(f), destination, protocol: 6, .. }
+                    if *c == check && f == flags && destination == "10.0.0.1/32")
+            })
+            .collect();
+        assert_eq!(checked.len(), 1, "{class:?}: {rules:#?}");
+        assert!(
+            checked[0].state.in_force(),
+            "{class:?}: {:?}",
+            checked[0].state
+        );
+        assert!(
+            rules.iter().all(|r| !matches!(
+                r.matches,
+                RuleMatch::Signature {
+                    rate_limit_pps: Some(_),
+                    ..
+                } | RuleMatch::SourceLimit { .. }
+            )),
+            "{class:?}: no class-wide limit: {rules:#?}"
+        );
+        // The check reaches the worker as its action.
+        e.worker.publisher.flush();
+        let now = e.now();
+        e.worker
+            .mailbox
+            .drain(&mut e.worker.tables, now, usize::MAX);
+        assert!(e.worker.tables.tcp_defended(), "{class:?}");
+        assert_eq!(
+            e.worker.tables.syn_authenticating(),
+            check == SignatureCheck::SynAuthentication
+        );
+    }
+    // Switched off, a SYN flood gets no SYN authentication.
+    let mut e = Engine::new(MitigationConfig {
+        syn_authentication: false,
+        ..MitigationConfig::default()
+    });
+    for _ in 0..10 {
+        e.step_class(TrafficClass::TcpSyn, 100, &[]);
+    }
+    for _ in 0..10 {
+        e.step_class(TrafficClass::TcpSyn, 200_000, &[]);
+    }
+    assert!(e
+        .mitigator
+        .rules()
+        .all(|r| !matches!(r.matches, RuleMatch::Signature { check: Some(_), .. })));
 }
