@@ -52,6 +52,10 @@ extract_deb() { # package, a file it must provide
 extract_deb prometheus usr/bin/promtool
 # CrowdSec's LAPI and cscli for the CrowdSec integration tests (LAPI only).
 extract_deb crowdsec usr/bin/crowdsec
+# BGP speakers for the bgp integration's tests: GoBGP (levee's speaker) and
+# BIRD (the upstream router), each run in a namespace a test makes.
+extract_deb gobgpd usr/bin/gobgpd
+extract_deb bird2 usr/sbin/bird
 
 # The API fuzzer (schemathesis, pinned) in its own virtualenv.
 SCHEMATHESIS_VERSION=4.32.5

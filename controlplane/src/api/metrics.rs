@@ -493,6 +493,14 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
             n,
         );
     }
+    m.family(
+        "levee_bgp_routes",
+        "gauge",
+        "Routes each bgp integration's speaker announces for levee (RTBH and FlowSpec); every announcement and withdrawal is a delivery (events bgp.announce, bgp.withdraw).",
+    );
+    for (integration, n) in live.outbox.bgp_routes() {
+        m.sample("levee_bgp_routes", &[("integration", &integration)], n);
+    }
     let ports = &snapshot.ports;
     type PortField = fn(&crate::live::PortStatus) -> u64;
     let port_counters: [(&str, &str, PortField); 7] = [

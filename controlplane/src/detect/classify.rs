@@ -45,6 +45,11 @@ pub enum AttackType {
 }
 
 impl AttackType {
+    /// The attack type a display name names.
+    pub fn from_name(name: &str) -> Option<AttackType> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+    }
+
     /// The display name.
     pub fn name(self) -> &'static str {
         match self {

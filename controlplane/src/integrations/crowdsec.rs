@@ -673,6 +673,9 @@ mod tests {
                 *m += count;
             }
         }
+        fn upstream(&self) -> Result<crate::integrations::bgp::UpstreamState, String> {
+            Ok(Default::default())
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! loses nothing.
 
 pub mod abuseipdb;
+pub mod bgp;
 pub mod crowdsec;
 pub mod iptables;
 pub mod outbox;
@@ -35,6 +36,7 @@ pub enum Settings {
     Abuseipdb(abuseipdb::AbuseIpdbSettings),
     Crowdsec(crowdsec::CrowdsecSettings),
     Iptables(iptables::IptablesSettings),
+    Bgp(bgp::BgpSettings),
 }
 
 impl Settings {
@@ -44,6 +46,7 @@ impl Settings {
             Settings::Abuseipdb(_) => "abuseipdb",
             Settings::Crowdsec(_) => "crowdsec",
             Settings::Iptables(_) => "iptables",
+            Settings::Bgp(_) => "bgp",
         }
     }
 
@@ -54,6 +57,7 @@ impl Settings {
             Settings::Abuseipdb(s) => s.validate(),
             Settings::Crowdsec(s) => s.validate(),
             Settings::Iptables(s) => s.validate(),
+            Settings::Bgp(s) => s.validate(),
         }
     }
 
@@ -77,7 +81,7 @@ impl Settings {
                 ("password", &mut s.password),
                 ("bouncer_key", &mut s.bouncer_key),
             ],
-            Settings::Iptables(_) => vec![],
+            Settings::Iptables(_) | Settings::Bgp(_) => vec![],
         }
     }
 
@@ -104,6 +108,7 @@ impl Settings {
             Settings::Abuseipdb(s) => Arc::new(abuseipdb::AbuseIpdb::new(s.clone())),
             Settings::Crowdsec(s) => Arc::new(crowdsec::CrowdsecPush::new(s.clone())),
             Settings::Iptables(s) => Arc::new(iptables::Iptables::new(s.clone())),
+            Settings::Bgp(s) => Arc::new(bgp::Bgp::new(s.clone())),
         }
     }
 }
@@ -198,7 +203,7 @@ impl IntegrationSpec {
             Some(_) => return Err("enabled: must be true or false".into()),
         };
         if !map.contains_key("kind") {
-            return Err("kind is required: webhook, abuseipdb, crowdsec or iptables".into());
+            return Err("kind is required: webhook, abuseipdb, crowdsec, iptables or bgp".into());
         }
         let settings: Settings =
             serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())?;
@@ -474,6 +479,9 @@ pub trait Enforcer: Send + Sync {
     fn inline(&self) -> bool;
     /// Count decisions an origin pulled that could not be read (for /metrics).
     fn malformed(&self, origin: &str, count: u64);
+    /// What upstream signalling (BGP) decides from: the open and recently
+    /// resolved incidents, the rules, the protected networks.
+    fn upstream(&self) -> Result<bgp::UpstreamState, String>;
 }
 
 /// `prefix` and `bytes` random bytes in hex (ids, generated secrets).

@@ -51,6 +51,8 @@ pub struct Outbox {
     generation: AtomicU64,
     node_id: String,
     enforcer: OnceLock<Weak<dyn Enforcer>>,
+    /// The running BGP speakers' state, by integration name (for /metrics).
+    speakers: Mutex<HashMap<String, Arc<super::bgp::Bgp>>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -143,6 +145,7 @@ impl Outbox {
             generation: AtomicU64::new(0),
             node_id,
             enforcer: OnceLock::new(),
+            speakers: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -370,6 +373,56 @@ impl Outbox {
             .cloned()
     }
 
+    /// Enabled BGP integrations.
+    fn speakers(&self) -> Vec<(Integration, super::bgp::BgpSettings)> {
+        self.registry()
+            .iter()
+            .filter(|r| r.integration.enabled)
+            .filter_map(|r| match &r.integration.settings {
+                Settings::Bgp(s) => Some((r.integration.clone(), s.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Write a finished delivery row: what an integration that follows
+    /// levee's state did by itself (a BGP announcement or withdrawal).
+    pub fn log(
+        &self,
+        integration_id: &str,
+        event: &str,
+        incident_id: Option<&str>,
+        subject: Option<&str>,
+        state: &'static str,
+        note: &str,
+    ) {
+        let row = NewDelivery {
+            integration_id: integration_id.into(),
+            event: event.into(),
+            incident_id: incident_id.map(Into::into),
+            subject: subject.map(Into::into),
+            payload: "null".into(),
+            state,
+            note: Some(note.into()),
+            now_ms: wall_ms(),
+        };
+        if let Err(e) = self.store().insert_deliveries(&[row]) {
+            tracing::error!("outbox: {e}");
+        }
+    }
+
+    /// Routes each BGP integration's speaker holds for levee (for /metrics).
+    pub fn bgp_routes(&self) -> Vec<(String, u64)> {
+        self.speakers
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, b)| (name.clone(), b.routes.load(Ordering::Relaxed)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Enabled CrowdSec integrations that pull decisions, with the generation.
     fn pulls(&self) -> Vec<(Integration, super::crowdsec::CrowdsecSettings)> {
         self.registry()
@@ -469,6 +522,7 @@ async fn dispatch(outbox: Arc<Outbox>) {
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut pulls: HashMap<String, (u64, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut speakers: Speakers = HashMap::new();
     let mut seen_generation = u64::MAX;
     loop {
         if outbox.stop.load(Ordering::Relaxed) {
@@ -478,6 +532,7 @@ async fn dispatch(outbox: Arc<Outbox>) {
         if generation != seen_generation {
             seen_generation = generation;
             follow_pulls(&outbox, &http, &mut pulls, generation);
+            follow_speakers(&outbox, &mut speakers);
         }
         let now = wall_ms();
         let free = permits.available_permits();
@@ -533,6 +588,82 @@ async fn dispatch(outbox: Arc<Outbox>) {
     }
     for (_, (_, task)) in pulls {
         task.abort();
+    }
+    // Announcements stay with the speaker when levee stops: an attack may go
+    // on, and the next start reconciles them.
+    for (_, (_, _, task)) in speakers {
+        task.abort();
+    }
+}
+
+/// Each BGP integration's reconciling task, its settings and its speaker.
+type Speakers = HashMap<
+    String,
+    (
+        super::bgp::BgpSettings,
+        Arc<super::bgp::Bgp>,
+        tokio::task::JoinHandle<()>,
+    ),
+>;
+
+/// One reconciling task per enabled BGP integration, restarted when its
+/// settings change; an integration deleted or disabled withdraws what it
+/// announced.
+fn follow_speakers(outbox: &Arc<Outbox>, speakers: &mut Speakers) {
+    let wanted = outbox.speakers();
+    let gone: Vec<String> = speakers
+        .iter()
+        .filter(|(id, (settings, _, _))| !wanted.iter().any(|(i, s)| &i.id == *id && s == settings))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        if let Some((_, speaker, task)) = speakers.remove(&id) {
+            task.abort();
+            let still = wanted.iter().any(|(i, _)| i.id == id);
+            if !still {
+                let outbox = Arc::clone(outbox);
+                tokio::spawn(async move {
+                    match speaker.reconcile(&super::bgp::Wanted::default()).await {
+                        Ok(changes) => {
+                            for c in changes {
+                                let (state, note) = match &c.result {
+                                    Ok(n) => ("delivered", n.clone()),
+                                    Err(e) => ("failed", e.clone()),
+                                };
+                                outbox.log(
+                                    &id,
+                                    c.event,
+                                    c.incident_id.as_deref(),
+                                    Some(&c.route),
+                                    state,
+                                    &note,
+                                );
+                            }
+                        }
+                        Err(e) => tracing::warn!("bgp: withdrawing on removal: {e}"),
+                    }
+                });
+            }
+        }
+    }
+    let mut names = HashMap::new();
+    for (integration, settings) in wanted {
+        let id = integration.id.clone();
+        if let Some((_, speaker, _)) = speakers.get(&id) {
+            names.insert(integration.name.clone(), Arc::clone(speaker));
+            continue;
+        }
+        let speaker = Arc::new(super::bgp::Bgp::new(settings.clone()));
+        let task = tokio::spawn(super::bgp::follow(
+            Arc::clone(outbox),
+            id.clone(),
+            Arc::clone(&speaker),
+        ));
+        names.insert(integration.name.clone(), Arc::clone(&speaker));
+        speakers.insert(id, (settings, speaker, task));
+    }
+    if let Ok(mut m) = outbox.speakers.lock() {
+        *m = names;
     }
 }
 

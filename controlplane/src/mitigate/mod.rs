@@ -333,7 +333,7 @@ fn classes_of(a: AttackType) -> impl Iterator<Item = TrafficClass> {
 }
 
 /// The prefix an incident's target covers.
-fn target_prefix(t: &Target) -> Prefix {
+pub fn target_prefix(t: &Target) -> Prefix {
     match t {
         Target::Host(k) => Prefix::host(mapped_to_ip(*k)),
         Target::Prefix(p) => *p,
@@ -1453,6 +1453,11 @@ impl Mitigator {
     }
 
     /// Known sources, for metrics.
+    /// The protected networks.
+    pub fn protected(&self) -> &[Prefix] {
+        &self.config.protected
+    }
+
     pub fn known_sources(&self) -> usize {
         self.known.len()
     }
