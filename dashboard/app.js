@@ -263,6 +263,9 @@ const FIELDS = {
   crowdsec: [["lapi_url", "LAPI URL", "text", "http://127.0.0.1:8080", true], ["machine_id", "Machine id (push)", "text", "levee"], ["password", "Machine password", "password"],
     ["ban_duration", "Ban duration (1h, 4h, 12h, 24h, 3d, 7d)", "text", "4h"], ["pull", "Pull decisions as a bouncer", "checkbox"], ["bouncer_key", "Bouncer key (pull)", "password"]],
   iptables: [["host_apply", "Apply on the host (none, iptables, nftables)", "text", "none"]],
+  bgp: [["api", "GoBGP API (host:port)", "text", "127.0.0.1:50051", true], ["gobgp", "gobgp command", "text", "gobgp"],
+    ["flowspec", "Announce FlowSpec rules too", "checkbox"], ["hold_down_seconds", "Hold-down after resolve (s)", "number", "300"],
+    ["max_announcements", "At most this many routes", "number", "64"]],
 };
 
 function Integrations() {

@@ -393,6 +393,14 @@ fn integrations_api_validates_hides_secrets_and_protects_configured_ones() {
             json!({"name": "x", "kind": "crowdsec", "lapi_url": "http://127.0.0.1:8080", "machine_id": "m", "password": "p", "ban_duration": "2h"}),
             "ban_duration",
         ),
+        (
+            json!({"name": "x", "kind": "bgp", "api": "gobgpd"}),
+            "api: \"gobgpd\" is not host:port",
+        ),
+        (
+            json!({"name": "x", "kind": "bgp", "when": "uplink_share"}),
+            "uplink_bps: required",
+        ),
     ] {
         let (status, v) = levee.post("/api/v1/integrations", &body);
         assert_eq!(status, 400, "{body} -> {v}");

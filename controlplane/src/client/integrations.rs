@@ -15,7 +15,7 @@ pub enum Action {
     /// url=https://hooks.example/levee --set 'headers={"X-Team":"noc"}'`.
     /// A webhook's signing secret is printed once.
     Add {
-        /// webhook, abuseipdb, crowdsec or iptables.
+        /// webhook, abuseipdb, crowdsec, iptables or bgp.
         kind: String,
         #[arg(long)]
         name: String,
