@@ -407,6 +407,44 @@ fn integrations_api_validates_hides_secrets_and_protects_configured_ones() {
         let message = v["error"]["message"].as_str().unwrap_or("");
         assert!(message.contains(expected), "{message:?} lacks {expected:?}");
     }
+    // A bgp integration that announces by approval takes approvals; others refuse.
+    let (status, bgp) = levee.post(
+        "/api/v1/integrations",
+        &json!({"name": "upstream", "kind": "bgp", "api": "127.0.0.1:9", "when": "approval"}),
+    );
+    assert_eq!(status, 201, "{bgp}");
+    let bgp_id = bgp["id"].as_str().expect("id").to_owned();
+    let (status, v) = levee.post(
+        &format!("/api/v1/integrations/{bgp_id}/approve"),
+        &json!({"incident_id": "inc_x_0001"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = levee.post(
+        &format!("/api/v1/integrations/{bgp_id}/approve"),
+        &json!({}),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (_, log) = levee.get(&format!("/api/v1/integrations/{bgp_id}/deliveries"));
+    assert!(
+        log["deliveries"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|d| d["event"] == "bgp.approved" && d["incident_id"] == "inc_x_0001"),
+        "{log}"
+    );
+    let (status, v) = levee.post(
+        "/api/v1/integrations/int_nope/approve",
+        &json!({"incident_id": "inc_x"}),
+    );
+    assert_eq!(status, 404, "{v}");
+    let hook = integration_id(&levee, "from-file");
+    let (status, v) = levee.post(
+        &format!("/api/v1/integrations/{hook}/approve"),
+        &json!({"incident_id": "inc_x"}),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert!(v.to_string().contains("announces without approval"), "{v}");
     // A webhook's generated secret is shown once.
     let (status, created) = levee.post(
         "/api/v1/integrations",

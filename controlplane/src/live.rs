@@ -253,6 +253,7 @@ impl crate::integrations::Enforcer for Live {
                     incidents,
                     rules: c.mitigator.rules().cloned().collect(),
                     protected: c.mitigator.protected().to_vec(),
+                    approved: Default::default(),
                 }
             })
             .map_err(|e| e.to_string())

@@ -90,6 +90,34 @@ pub async fn test(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpRe
     })))
 }
 
+/// The body of `POST /api/v1/integrations/{id}/approve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    incident_id: String,
+}
+
+/// Approve announcing an incident upstream through a bgp integration whose
+/// policy is `when = "approval"`.
+pub async fn approve(
+    live: web::Data<Live>,
+    id: web::Path<String>,
+    body: web::Json<Approval>,
+) -> Result<HttpResponse, ApiError> {
+    let incident = body.incident_id.trim();
+    if incident.is_empty() || incident.len() > 128 {
+        return Err(ApiError::BadRequest(
+            "incident_id: an incident id is required".into(),
+        ));
+    }
+    live.outbox.approve_announcement(&id, incident)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "integration_id": id.as_str(),
+        "incident_id": incident,
+        "approved": true,
+    })))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesQuery {

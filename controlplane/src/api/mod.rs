@@ -62,6 +62,7 @@ routes! {
     "/api/v1/integrations/{id}" => { get: integrations::get, put: integrations::update, delete: integrations::delete }
     "/api/v1/integrations/{id}/test" => { post: integrations::test }
     "/api/v1/integrations/{id}/deliveries" => { get: integrations::deliveries }
+    "/api/v1/integrations/{id}/approve" => { post: integrations::approve }
     "/api/v1/baselines" => { get: baselines::list }
     "/api/v1/openapi.json" => { get: openapi::get }
     "/metrics" => { get: metrics::get }

@@ -1,4 +1,4 @@
-//! `levee integrations list|show|add|test|deliveries|delete`.
+//! `levee integrations list|show|add|test|deliveries|approve|delete`.
 
 use serde_json::{Map, Value};
 
@@ -35,6 +35,9 @@ pub enum Action {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Approve announcing an incident upstream (a bgp integration with
+    /// `when = "approval"`).
+    Approve { id: String, incident_id: String },
     /// Remove an integration added through the API.
     Delete { id: String },
 }
@@ -152,6 +155,13 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     ],
                     &rows,
                 )
+            });
+        }
+        Action::Approve { id, incident_id } => {
+            let body = serde_json::json!({ "incident_id": incident_id });
+            let v = client.post(&format!("/api/v1/integrations/{id}/approve"), Some(&body))?;
+            client.print(&v, |_| {
+                format!("{incident_id}: approved; its routes are announced within a second\n")
             });
         }
         Action::Delete { id } => {

@@ -44,6 +44,9 @@ pub enum When {
     UplinkShare,
     /// Incidents of the listed `attack_types`.
     AttackTypes,
+    /// Incidents an operator approved (`levee integrations approve`): until
+    /// then their routes are staged, listed in the delivery log.
+    Approval,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -217,6 +220,8 @@ pub struct UpstreamState {
     pub incidents: Vec<IncidentState>,
     pub rules: Vec<Rule>,
     pub protected: Vec<Prefix>,
+    /// Incidents an operator approved announcing (for `when = "approval"`).
+    pub approved: std::collections::HashSet<String>,
 }
 
 /// An address family of gobgpd's RIB.
@@ -274,6 +279,8 @@ impl Route {
 pub struct Wanted {
     pub routes: Vec<Route>,
     pub refused: Vec<String>,
+    /// Routes waiting for an operator's approval.
+    pub staged: Vec<Route>,
 }
 
 fn covered(protected: &[Prefix], target: &Prefix) -> bool {
@@ -362,10 +369,10 @@ fn flowspec_match(rule: &Rule) -> Result<(Family, Vec<String>), String> {
     Ok((family, m))
 }
 
-/// Whether the policy calls for announcing this incident.
+/// Whether the policy calls for announcing this incident (approval aside).
 fn called_for(s: &BgpSettings, i: &IncidentState) -> bool {
     match s.when {
-        When::Always => true,
+        When::Always | When::Approval => true,
         When::UplinkShare => s
             .uplink_bps
             .is_some_and(|cap| i.peak_bps >= s.min_uplink_share * cap),
@@ -474,6 +481,13 @@ pub fn wanted(s: &BgpSettings, state: &UpstreamState, now_ms: u64) -> Wanted {
     // One route per NLRI (two incidents on one target share it).
     let mut seen = std::collections::HashSet::new();
     routes.retain(|r| seen.insert(r.key()));
+    if s.when == When::Approval {
+        let (go, wait): (Vec<Route>, Vec<Route>) = routes
+            .into_iter()
+            .partition(|r| state.approved.contains(&r.incident_id));
+        routes = go;
+        w.staged = wait;
+    }
     if routes.len() > s.max_announcements {
         for r in routes.drain(s.max_announcements..) {
             w.refused.push(format!(
@@ -687,6 +701,7 @@ const RECONCILE_EVERY: Duration = Duration::from_millis(250);
 pub async fn follow(outbox: Arc<Outbox>, integration_id: String, sink: Arc<Bgp>) {
     let mut last_error: Option<String> = None;
     let mut last_refused: Vec<String> = Vec::new();
+    let mut staged_logged = std::collections::HashSet::new();
     loop {
         let Some(enforcer) = outbox.enforcer() else {
             tokio::time::sleep(RECONCILE_EVERY).await;
@@ -694,8 +709,26 @@ pub async fn follow(outbox: Arc<Outbox>, integration_id: String, sink: Arc<Bgp>)
         };
         let now_ms = crate::clock::wall_ms();
         match enforcer.upstream() {
-            Ok(state) => {
+            Ok(mut state) => {
+                if sink.settings.when == When::Approval {
+                    state.approved = outbox.approved_announcements(&integration_id);
+                }
                 let want = wanted(&sink.settings, &state, now_ms);
+                for r in &want.staged {
+                    if staged_logged.insert(r.key()) {
+                        outbox.log(
+                            &integration_id,
+                            "bgp.staged",
+                            Some(&r.incident_id),
+                            Some(&r.key()),
+                            "skipped",
+                            &format!(
+                                "staged: announced once approved (levee integrations approve {integration_id} {})",
+                                r.incident_id
+                            ),
+                        );
+                    }
+                }
                 if want.refused != last_refused {
                     for why in want.refused.iter().filter(|w| !last_refused.contains(w)) {
                         outbox.log(

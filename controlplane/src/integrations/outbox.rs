@@ -411,6 +411,42 @@ impl Outbox {
         }
     }
 
+    /// Approve announcing `incident_id` through the bgp integration `id`
+    /// (one whose policy is `when = "approval"`).
+    pub fn approve_announcement(
+        &self,
+        id: &str,
+        incident_id: &str,
+    ) -> Result<(), IntegrationError> {
+        let integration = self.get(id)?;
+        match &integration.settings {
+            Settings::Bgp(s) if s.when == super::bgp::When::Approval => {}
+            _ => {
+                return Err(IntegrationError::Conflict(format!(
+                    "{} announces without approval: only a bgp integration with when = \"approval\" takes one",
+                    integration.name
+                )))
+            }
+        }
+        self.store()
+            .approve_announcement(id, incident_id, wall_ms())
+            .map_err(IntegrationError::Store)?;
+        self.log(
+            id,
+            "bgp.approved",
+            Some(incident_id),
+            None,
+            "delivered",
+            "an operator approved announcing this incident upstream",
+        );
+        Ok(())
+    }
+
+    /// The incidents approved for a bgp integration.
+    pub fn approved_announcements(&self, id: &str) -> std::collections::HashSet<String> {
+        self.store().approved_announcements(id).unwrap_or_default()
+    }
+
     /// Routes each BGP integration's speaker holds for levee (for /metrics).
     pub fn bgp_routes(&self) -> Vec<(String, u64)> {
         self.speakers

@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS baselines (
     saved_at_ns INTEGER NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bgp_approvals (
+    integration_id TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    approved_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, incident_id)
+);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS deliveries_of ON deliveries (integration_id, id);
 ";

@@ -132,6 +132,39 @@ impl Store {
         Ok(ids)
     }
 
+    /// An operator approved announcing an incident upstream (bgp, `when =
+    /// "approval"`).
+    pub fn approve_announcement(
+        &self,
+        integration_id: &str,
+        incident_id: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO bgp_approvals (integration_id, incident_id, approved_at_ms)
+                 VALUES (?1, ?2, ?3)",
+                params![integration_id, incident_id, now_ms as i64],
+            )
+            .map(drop)
+            .map_err(self.err())
+    }
+
+    /// The incidents an integration's announcements are approved for.
+    pub fn approved_announcements(
+        &self,
+        integration_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT incident_id FROM bgp_approvals WHERE integration_id = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![integration_id], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// Attempts cut short by a stop are due again.
     pub fn requeue_in_flight(&self) -> Result<usize, StoreError> {
         self.db

@@ -52,6 +52,7 @@ fn state(incidents: Vec<IncidentState>, rules: Vec<Rule>) -> UpstreamState {
             "10.0.0.0/24".parse().expect("prefix"),
             "2001:db8::/48".parse().expect("prefix"),
         ],
+        approved: Default::default(),
     }
 }
 
@@ -207,6 +208,40 @@ fn bgp_policy_decides_which_incidents_go_upstream() {
             .map(|r| r.incident_id.as_str())
             .collect::<Vec<_>>(),
         vec!["inc_big"]
+    );
+}
+
+#[test]
+fn bgp_with_approval_routes_wait_staged_until_an_operator_approves() {
+    let s = BgpSettings {
+        when: When::Approval,
+        ..settings()
+    };
+    let mut st = state(
+        vec![
+            incident("inc_1", "10.0.0.1/32", AttackType::UdpFlood),
+            incident("inc_2", "10.0.0.2/32", AttackType::UdpFlood),
+        ],
+        vec![],
+    );
+    let w = wanted(&s, &st, 2_000);
+    assert!(w.routes.is_empty());
+    assert_eq!(w.staged.len(), 2);
+    st.approved.insert("inc_2".into());
+    let w = wanted(&s, &st, 2_000);
+    assert_eq!(
+        w.routes
+            .iter()
+            .map(|r| r.incident_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["inc_2"]
+    );
+    assert_eq!(
+        w.staged
+            .iter()
+            .map(|r| r.incident_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["inc_1"]
     );
 }
 
