@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BoxFuture, DeliveryContext, Job, Outbox, Outcome, Plan, Sink};
 use crate::detect::{AttackType, IncidentEvent};
-use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, TCP_FLAG_LETTERS};
+use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, TCP_FLAG_LETTERS};
 
 /// When an incident's target is announced.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -431,11 +431,14 @@ pub fn wanted(s: &BgpSettings, state: &UpstreamState, now_ms: u64) -> Wanted {
             });
         }
         if s.flowspec {
-            for rule in state
-                .rules
-                .iter()
-                .filter(|r| r.incident_id == i.id && r.state.in_force())
-            {
+            // A resolved incident's rules ended with it; through its hold-down
+            // the upstream keeps what they were (a pulse comes back to them).
+            let held = i.resolved_at_ms.is_some();
+            for rule in state.rules.iter().filter(|r| {
+                r.incident_id == i.id
+                    && (r.state.in_force()
+                        || held && matches!(r.state, RuleState::Removed | RuleState::Expired))
+            }) {
                 let RuleMatch::Signature {
                     destination,
                     rate_limit_pps,

@@ -143,13 +143,31 @@ fn bgp_routes_stay_through_the_hold_down_and_the_cap_holds() {
     };
     let mut resolved = incident("inc_1", "10.0.0.1/32", AttackType::UdpFlood);
     resolved.resolved_at_ms = Some(10_000);
-    let st = state(vec![resolved], vec![]);
+    // Its signature ended with it, and stays upstream through the hold-down.
+    let mut ended = signature(10, "inc_1", "10.0.0.1/32", None);
+    ended.state = RuleState::Removed;
+    let st = state(vec![resolved], vec![ended]);
+    let with_flowspec = BgpSettings {
+        flowspec: true,
+        ..s.clone()
+    };
     assert_eq!(
-        wanted(&s, &st, 69_999).routes.len(),
-        1,
+        wanted(&with_flowspec, &st, 69_999).routes.len(),
+        2,
         "inside the hold-down"
     );
-    assert!(wanted(&s, &st, 70_000).routes.is_empty(), "after it");
+    assert!(
+        wanted(&with_flowspec, &st, 70_000).routes.is_empty(),
+        "after it"
+    );
+    // An open incident's ended rule is gone at once.
+    let mut open = st.clone();
+    open.incidents[0].resolved_at_ms = None;
+    assert_eq!(
+        wanted(&with_flowspec, &open, 20_000).routes.len(),
+        1,
+        "RTBH only"
+    );
     let many: Vec<IncidentState> = (1..=4)
         .map(|n| {
             incident(
