@@ -488,8 +488,9 @@ hold_down_seconds = 3
     let at = last["created_ms"].as_u64().expect("created_ms") as f64 / 1000.0;
     assert!(
         at >= resolved + 3.0 - 0.05,
-        "withdrawn {:.2} s after the last resolve, inside the hold-down",
-        at - resolved
+        "withdrawn {:.2} s after the last resolve, inside the hold-down: incidents {:#}\nlog {deliveries:#}",
+        at - resolved,
+        levee.get("/api/v1/incidents").1
     );
     let metrics = levee
         .request(reqwest::Method::GET, "/metrics")

@@ -145,6 +145,9 @@ pub struct ControlView {
     /// Rules in force the store could not record yet, and why.
     pub unsaved_rules: usize,
     pub store_error: Option<String>,
+    /// Open and recently resolved incidents, for upstream signalling.
+    pub incidents: Vec<crate::integrations::bgp::IncidentState>,
+    pub protected: Vec<levee_dataplane::tables::Prefix>,
 }
 
 impl ControlView {
@@ -169,6 +172,13 @@ impl ControlView {
             default_ttl_s: c.mitigator.default_ttl_s(),
             unsaved_rules: c.mitigator.unsaved.len(),
             store_error: c.mitigator.store_error.clone(),
+            incidents: c
+                .detector
+                .active()
+                .chain(c.detector.resolved.iter())
+                .map(crate::integrations::bgp::IncidentState::of)
+                .collect(),
+            protected: c.mitigator.protected().to_vec(),
         }
     }
 }

@@ -230,33 +230,15 @@ impl crate::integrations::Enforcer for Live {
     }
 
     fn upstream(&self) -> Result<crate::integrations::bgp::UpstreamState, String> {
-        use crate::integrations::bgp::{IncidentState, UpstreamState};
-        self.control
-            .read(|plane| {
-                let c = &plane.control;
-                let ms = |ns: u64| ns / 1_000_000;
-                let incidents = c
-                    .detector
-                    .active()
-                    .chain(c.detector.resolved.iter())
-                    .map(|i| IncidentState {
-                        id: i.id.clone(),
-                        target: crate::mitigate::target_prefix(&i.target),
-                        attack_type: i.attack_type,
-                        vectors: i.vectors.keys().copied().collect(),
-                        peak_bps: i.peak_bps,
-                        started_at_ms: ms(i.started_at_ns),
-                        resolved_at_ms: i.resolved_at_ns.map(ms),
-                    })
-                    .collect();
-                UpstreamState {
-                    incidents,
-                    rules: c.mitigator.rules().cloned().collect(),
-                    protected: c.mitigator.protected().to_vec(),
-                    approved: Default::default(),
-                }
-            })
-            .map_err(|e| e.to_string())
+        // The published view: never waits on the control thread (it turns at
+        // least every 250 ms, and 20 ms after a command).
+        let view = self.control.view();
+        Ok(crate::integrations::bgp::UpstreamState {
+            incidents: view.incidents.clone(),
+            rules: view.rules.clone(),
+            protected: view.protected.clone(),
+            approved: Default::default(),
+        })
     }
 }
 

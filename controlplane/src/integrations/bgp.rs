@@ -8,7 +8,7 @@
 //! levee speaks BGP through a real speaker, GoBGP: `gobgpd` runs beside levee
 //! (its own service, its own neighbours and policies) and levee drives its
 //! global RIB through the `gobgp` CLI over gobgpd's gRPC API. That RIB is
-//! levee's: every half second levee reconciles it with what the open
+//! levee's: at every change, and every second without one, levee reconciles it with what the open
 //! incidents call for (announces what is missing, withdraws what is not
 //! called for), so a restart of levee or of gobgpd, or a session reset,
 //! converges by itself; gobgpd re-advertises its RIB to a peer whose session
@@ -211,6 +211,21 @@ pub struct IncidentState {
     pub peak_bps: f64,
     pub started_at_ms: u64,
     pub resolved_at_ms: Option<u64>,
+}
+
+impl IncidentState {
+    pub fn of(i: &crate::detect::Incident) -> IncidentState {
+        let ms = |ns: u64| ns / 1_000_000;
+        IncidentState {
+            id: i.id.clone(),
+            target: crate::mitigate::target_prefix(&i.target),
+            attack_type: i.attack_type,
+            vectors: i.vectors.keys().copied().collect(),
+            peak_bps: i.peak_bps,
+            started_at_ms: ms(i.started_at_ns),
+            resolved_at_ms: i.resolved_at_ns.map(ms),
+        }
+    }
 }
 
 /// What levee knows that decides the announcements.
@@ -696,8 +711,11 @@ impl Bgp {
     }
 }
 
-/// How often the RIB is reconciled (and how soon an incident is announced).
-const RECONCILE_EVERY: Duration = Duration::from_millis(250);
+/// How often levee's state is looked at: a change is announced at once.
+const RECONCILE_EVERY: Duration = Duration::from_millis(100);
+/// Without a change, the speaker's RIB is still checked every this many looks
+/// (a restarted gobgpd, a route someone else added).
+const FULL_CHECK_EVERY: u32 = 10;
 
 /// Reconcile one integration's speaker with levee, for as long as it is
 /// enabled; each change goes to the delivery log.
@@ -705,7 +723,10 @@ pub async fn follow(outbox: Arc<Outbox>, integration_id: String, sink: Arc<Bgp>)
     let mut last_error: Option<String> = None;
     let mut last_refused: Vec<String> = Vec::new();
     let mut staged_logged = std::collections::HashSet::new();
+    let mut last_routes: Option<Vec<Route>> = None;
+    let mut looks = 0u32;
     loop {
+        looks = looks.wrapping_add(1);
         let Some(enforcer) = outbox.enforcer() else {
             tokio::time::sleep(RECONCILE_EVERY).await;
             continue;
@@ -745,6 +766,13 @@ pub async fn follow(outbox: Arc<Outbox>, integration_id: String, sink: Arc<Bgp>)
                     }
                     last_refused = want.refused.clone();
                 }
+                let unchanged = last_routes.as_ref() == Some(&want.routes);
+                // A speaker that failed is tried again at the next full check.
+                if unchanged && !looks.is_multiple_of(FULL_CHECK_EVERY) {
+                    tokio::time::sleep(RECONCILE_EVERY).await;
+                    continue;
+                }
+                last_routes = Some(want.routes.clone());
                 match sink.reconcile(&want).await {
                     Ok(changes) => {
                         last_error = None;
@@ -780,7 +808,7 @@ pub async fn follow(outbox: Arc<Outbox>, integration_id: String, sink: Arc<Bgp>)
 }
 
 impl Sink for Bgp {
-    /// Announcements follow levee's state (reconciled every 250 ms), not
+    /// Announcements follow levee's state (looked at every 100 ms), not
     /// single events: nothing to queue.
     fn plan(&self, _e: &IncidentEvent) -> Vec<Plan> {
         Vec::new()
