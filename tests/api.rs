@@ -496,6 +496,36 @@ fn staged_rules_are_reviewed_incidents_resolved_and_metrics_and_exports_accepted
     ] {
         assert!(metrics.contains(sample), "{sample} missing");
     }
+    // Every metric the shipped Grafana board queries is one levee serves.
+    let board: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/grafana/levee.json"),
+        )
+        .expect("config/grafana/levee.json"),
+    )
+    .expect("the board is JSON");
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in board["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(i) = rest.find("levee_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                queried.insert(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 15, "{queried:?}");
+    for name in &queried {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "the Grafana board queries {name}, which /metrics does not serve"
+        );
+    }
     let mut check = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

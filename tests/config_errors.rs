@@ -185,3 +185,100 @@ fn bad_flags_are_usage_errors() {
     let out = levee().args(["frobnicate"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_itself() {
+    let out = levee()
+        .args(["completions", "bash"])
+        .output()
+        .expect("levee");
+    assert!(out.status.success(), "{out:?}");
+    let script = String::from_utf8_lossy(&out.stdout).into_owned();
+    for word in [
+        "_levee",
+        "check-config",
+        "replay",
+        "integrations",
+        "--challenged",
+    ] {
+        assert!(
+            script.contains(word),
+            "{word} missing from the bash completion"
+        );
+    }
+    // The script is valid bash.
+    let check = std::process::Command::new("bash")
+        .args(["-n", "-c", &script])
+        .output()
+        .expect("bash");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = levee()
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("levee");
+    assert_usage_error(&out, &["tcsh"]);
+    let out = levee().arg("manpage").output().expect("levee");
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH levee 1"), "{page}");
+    assert!(page.contains("inline DDoS scrubbing appliance"), "{page}");
+    assert!(
+        page.contains("check\\-config"),
+        "subcommands listed: {page}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.pcap");
+    write_capture(&input, 64, 3);
+    let config = pair_config(
+        dir.path(),
+        "inline",
+        &format!("net_pcap0,rx_pcap={}", input.display()),
+        "net_null0",
+        "[log]\nlevel = \"info\"\nformat = \"json\"\n[store]\nenabled = false\n",
+    );
+    let out = levee()
+        .args(["run", "--duration", "1", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("levee");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let logs: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "forwarding started" && l["level"] == "INFO"),
+        "{stderr}"
+    );
+    // Every line levee logs is JSON (DPDK's own EAL lines may not be).
+    for l in &lines {
+        if !l.starts_with("EAL:") && !l.starts_with("TELEMETRY") {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(l).is_ok(),
+                "not JSON: {l}"
+            );
+        }
+    }
+    let bad = write_config(dir.path(), "bad.toml", "[log]\nformat = \"xml\"\n");
+    let out = levee()
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("levee");
+    assert_usage_error(&out, &["format"]);
+}

@@ -680,6 +680,18 @@ pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `levee=debug,warn`...
     #[serde(default = "default_log_level")]
     pub level: String,
+    /// `text` (for a terminal) or `json` (one object per line, for journald
+    /// and log shippers).
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn default_log_level() -> String {
@@ -690,6 +702,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: default_log_level(),
+            format: LogFormat::Text,
         }
     }
 }

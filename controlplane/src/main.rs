@@ -28,7 +28,7 @@ use clap::{Parser, Subcommand};
 
 /// An inline DDoS scrubbing appliance on DPDK.
 #[derive(Debug, Parser)]
-#[command(name = "levee", version, about)]
+#[command(name = "levee", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -123,6 +123,10 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print levee's man page (roff), e.g. `levee manpage > levee.1`.
+    Manpage,
 }
 
 /// How a command failed, which decides the exit code.
@@ -175,6 +179,20 @@ fn main() -> ExitCode {
         Command::GenerateCapture { out, packets, seed } => {
             cmd_generate_capture(&out, packets, seed)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "levee", &mut text);
+            print_bytes(&text)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut text)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot render the man page: {e}")))
+                .and_then(|()| print_bytes(&text))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,15 +207,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
-    let _ = tracing_subscriber::fmt()
+/// Write generated text to stdout; a closed pipe (`| head`) is not an error.
+fn print_bytes(text: &[u8]) -> Result<(), Failure> {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Runtime(
+            anyhow::anyhow!("cannot write to stdout: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn init_logging(log: &config::LogConfig) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| log.level.clone());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
 }
 
 fn seconds(flag: &str, value: Option<f64>) -> Result<Option<Duration>, Failure> {
@@ -217,7 +250,7 @@ fn cmd_run(
     json: bool,
 ) -> Result<(), Failure> {
     let config = config::Config::load(path).map_err(|e| Failure::Usage(e.into()))?;
-    init_logging(&config.log.level);
+    init_logging(&config.log);
     let stop_when = run::StopWhen {
         duration: seconds("duration", duration)?,
         idle: seconds("exit-when-idle", idle)?,
@@ -249,7 +282,7 @@ fn cmd_replay(
             "levee replay: no protected networks ([pipeline] protected): watching every destination"
         );
     }
-    init_logging(&config.log.level);
+    init_logging(&config.log);
     let result = replay::replay(file, &config, out, dumps)?;
     replay::print_totals(file, &result.totals, out.json);
     if !out.json {
