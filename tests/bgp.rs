@@ -477,7 +477,7 @@ hold_down_seconds = 3
     let last = of("bgp.withdraw", "ipv4 10.0.0.1/32")
         .into_iter()
         .max_by_key(|w| w["created_ms"].as_u64())
-        .expect("the /32 withdrawn");
+        .unwrap_or_else(|| panic!("no withdrawal of the /32 logged: {deliveries:#}"));
     assert_eq!(last["state"], "delivered", "{last}");
     assert!(
         last["incident_id"]

@@ -615,10 +615,17 @@ impl Bgp {
         self.gobgp(&args).await.map(|_| "withdrawn".into())
     }
 
-    /// Make the speaker's RIB what `want` says; the changes made.
-    pub async fn reconcile(&self, want: &Wanted) -> Result<Vec<Change>, String> {
-        let mut announced = self.announced.lock().await;
+    /// Make the speaker's RIB what `want` says. The changes made are
+    /// returned even when a later step failed (they happened: the log must
+    /// say so), with the failure.
+    pub async fn reconcile(&self, want: &Wanted) -> (Vec<Change>, Result<(), String>) {
         let mut changes = Vec::new();
+        let result = self.reconcile_into(want, &mut changes).await;
+        (changes, result)
+    }
+
+    async fn reconcile_into(&self, want: &Wanted, changes: &mut Vec<Change>) -> Result<(), String> {
+        let mut announced = self.announced.lock().await;
         let desired: BTreeMap<String, &Route> = want.routes.iter().map(|r| (r.key(), r)).collect();
         let mut total = 0u64;
         for family in Family::ALL {
@@ -707,7 +714,25 @@ impl Bgp {
         }
         self.routes
             .store(total, std::sync::atomic::Ordering::Relaxed);
-        Ok(changes)
+        Ok(())
+    }
+}
+
+/// Each change made to the speaker as a row of the delivery log.
+pub fn log_changes(outbox: &Outbox, integration_id: &str, changes: Vec<Change>) {
+    for c in changes {
+        let (state, note) = match &c.result {
+            Ok(note) => ("delivered", note.clone()),
+            Err(e) => ("failed", e.clone()),
+        };
+        outbox.log(
+            integration_id,
+            c.event,
+            c.incident_id.as_deref(),
+            Some(&c.route),
+            state,
+            &note,
+        );
     }
 }
 
@@ -773,24 +798,10 @@ pub async fn follow(outbox: Arc<Outbox>, integration_id: String, sink: Arc<Bgp>)
                     continue;
                 }
                 last_routes = Some(want.routes.clone());
-                match sink.reconcile(&want).await {
-                    Ok(changes) => {
-                        last_error = None;
-                        for c in changes {
-                            let (state, note) = match &c.result {
-                                Ok(note) => ("delivered", note.clone()),
-                                Err(e) => ("failed", e.clone()),
-                            };
-                            outbox.log(
-                                &integration_id,
-                                c.event,
-                                c.incident_id.as_deref(),
-                                Some(&c.route),
-                                state,
-                                &note,
-                            );
-                        }
-                    }
+                let (changes, result) = sink.reconcile(&want).await;
+                log_changes(&outbox, &integration_id, changes);
+                match result {
+                    Ok(()) => last_error = None,
                     Err(e) => {
                         // The speaker is down or unreachable: say so once, try on.
                         if last_error.as_deref() != Some(e.as_str()) {

@@ -659,24 +659,10 @@ fn follow_speakers(outbox: &Arc<Outbox>, speakers: &mut Speakers) {
             if !still {
                 let outbox = Arc::clone(outbox);
                 tokio::spawn(async move {
-                    match speaker.reconcile(&super::bgp::Wanted::default()).await {
-                        Ok(changes) => {
-                            for c in changes {
-                                let (state, note) = match &c.result {
-                                    Ok(n) => ("delivered", n.clone()),
-                                    Err(e) => ("failed", e.clone()),
-                                };
-                                outbox.log(
-                                    &id,
-                                    c.event,
-                                    c.incident_id.as_deref(),
-                                    Some(&c.route),
-                                    state,
-                                    &note,
-                                );
-                            }
-                        }
-                        Err(e) => tracing::warn!("bgp: withdrawing on removal: {e}"),
+                    let (changes, result) = speaker.reconcile(&super::bgp::Wanted::default()).await;
+                    super::bgp::log_changes(&outbox, &id, changes);
+                    if let Err(e) = result {
+                        tracing::warn!("bgp: withdrawing on removal: {e}");
                     }
                 });
             }
