@@ -297,7 +297,8 @@ path = "{}"
 floor_pps = 2000
 cold_start_floor_pps = 2000
 prefix_floor_pps = 1000000
-cooldown_seconds = 1
+# A stall of the replay on a loaded machine must not end the incident early.
+cooldown_seconds = 3
 [[integration]]
 name = "upstream"
 kind = "bgp"
@@ -428,9 +429,16 @@ hold_down_seconds = 3
             .collect();
         times.and_then(|t| t.into_iter().reduce(f64::max))
     });
-    wait(20, "the routes withdrawn after the hold-down", || {
+    // Gone from the speaker, and from the router with the session up (a
+    // router without a session shows no routes at all).
+    wait(30, "the routes withdrawn after the hold-down", || {
+        let speaker = up.gobgp(&["global", "rib", "-a", "ipv4"])
+            + &up.gobgp(&["global", "rib", "-a", "ipv4-flowspec"]);
         let (unicast, flow) = up.rib();
-        !unicast.contains("10.0.0.1/32") && !flow.contains("dst 10.0.0.1/32")
+        !speaker.contains("10.0.0.1/32")
+            && up.established()
+            && !unicast.contains("10.0.0.1/32")
+            && !flow.contains("dst 10.0.0.1/32")
     });
     // Every announcement and withdrawal is in the delivery log, with its time.
     let (_, list) = levee.get("/api/v1/integrations");
