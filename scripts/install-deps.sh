@@ -13,6 +13,8 @@ PACKAGES=(
   iproute2 iputils-ping ethtool python3 tcpreplay
   # the firewall text levee exports is checked by the real tools
   iptables nftables curl
+  # the service unit is checked by systemd-analyze verify
+  systemd
   # the dashboard's browser tests
   chromium
 )

@@ -282,3 +282,43 @@ fn json_logs_are_one_object_per_line() {
         .expect("levee");
     assert_usage_error(&out, &["format"]);
 }
+
+#[test]
+fn the_systemd_unit_is_accepted_by_systemd_analyze() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let unit = std::fs::read_to_string(root.join("packaging/levee.service")).expect("the unit");
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "RequiresMountsFor=/dev/hugepages",
+        "StateDirectory=levee",
+        "ExecStartPre=/usr/bin/levee check-config /etc/levee/levee.toml",
+    ] {
+        assert!(unit.contains(line), "{line} missing from the unit");
+    }
+    // Verified where it would run: the installed paths point at this build
+    // and at the shipped bare-metal configuration.
+    let config = root.join("config/bare-metal.toml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("levee.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/levee", env!("CARGO_BIN_EXE_levee"))
+            .replace("/etc/levee/levee.toml", config.to_str().expect("path")),
+    )
+    .expect("write");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (scripts/install-deps.sh installs systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+}
