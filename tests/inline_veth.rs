@@ -70,6 +70,19 @@ fn in_ns(ns: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Start a Python server in `ns`; returns once it printed "listening".
+fn serve(ns: &str, script: &str) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
+    let mut server = in_ns(ns, &["python3", "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).expect("server ready");
+    assert_eq!(ready.trim(), "listening", "the TCP server did not start");
+    (server, stdout)
+}
+
 const CLIENT_IP: &str = "10.77.0.1";
 const SERVER_IP: &str = "10.77.0.2";
 
@@ -255,15 +268,8 @@ while True:
     h.update(b); n += len(b)
 print(n, h.hexdigest(), flush=True)
 "#;
-    let mut server = in_ns(&lab.server_ns, &["python3", "-c", server_script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server");
     // The client connects once the server listens.
-    let mut server_stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
-    let mut ready = String::new();
-    std::io::BufRead::read_line(&mut server_stdout, &mut ready).expect("server ready");
-    assert_eq!(ready.trim(), "listening", "the TCP server did not start");
+    let (mut server, mut server_stdout) = serve(&lab.server_ns, server_script);
     let client_script = format!(
         r#"
 import hashlib, os, socket
@@ -350,14 +356,8 @@ for _ in range(5):
     c.sendall(c.recv(100).upper()); c.close()
 print("served 5", flush=True)
 "#;
-    let mut server = in_ns(&lab.server_ns, &["python3", "-c", server_script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server");
-    let mut server_stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let (mut server, mut server_stdout) = serve(&lab.server_ns, server_script);
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut server_stdout, &mut line).expect("server ready");
-    assert_eq!(line.trim(), "listening", "the TCP server did not start");
     // Five connections, each with the 3 s connect timeout of a patient user.
     let client_script = format!(
         r#"

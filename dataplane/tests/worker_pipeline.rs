@@ -186,15 +186,7 @@ fn a_syn_rate_limit_lets_clients_that_completed_a_handshake_through() {
         None,
     );
     let t0 = 1_700_000_000_000_000_000u64;
-    let ends = |src: &str, sport: u16, dst: &str, dport: u16| synth::Endpoints {
-        src_mac: [2, 0, 0, 0, 0, 1],
-        dst_mac: [2, 0, 0, 0, 0, 2],
-        src: src.parse().expect("ip"),
-        dst: dst.parse().expect("ip"),
-        src_port: sport,
-        dst_port: dport,
-        ttl: 60,
-    };
+    let ends = tcp_ends;
     let client = ends("198.51.100.20", 41000, "10.0.0.1", 443);
     let server = ends("10.0.0.1", 443, "198.51.100.20", 41000);
     // A UDP rate limit alone: handshakes are not followed (no cost for TCP).

@@ -15,18 +15,17 @@ packet is dropped.
 import argparse
 import json
 import os
-import re
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+import labkit
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 STATE = os.environ.get("LEVEE_LAB_STATE", "/run/levee-lab")
 
 
@@ -56,28 +55,19 @@ class Lab:
         self.a = a
         self.env = dict(l.strip().split("=", 1) for l in open(os.path.join(STATE, "lab.env")) if "=" in l)
         self.work = tempfile.mkdtemp(prefix="levee-lab-")
-        self.procs = []
+        self.procs = labkit.Processes()
         self.secret = "whsec_" + secrets.token_hex(24)
         self.token = None
         self.url = None
 
     def spawn(self, args, **kw):
-        p = subprocess.Popen(args, **kw)
-        self.procs.append(p)
-        return p
+        return self.procs.spawn(args, **kw)
 
     def in_ns(self, ns, args, **kw):
         return self.spawn(["ip", "netns", "exec", ns] + args, **kw)
 
     def close(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        self.procs.stop_all()
         # `ip netns exec` may fork: end what this run started in the lab's namespaces.
         for ns in ("lv-clients", "lv-attackers"):
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
@@ -94,9 +84,7 @@ class Lab:
                     subprocess.run(["kill", pid], capture_output=True)
 
     def api(self, path, method="GET"):
-        req = urllib.request.Request(self.url + path, method=method, headers={"Authorization": "Bearer " + self.token})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"null")
+        return labkit.api(self.url, self.token, path, method)
 
     def start(self):
         receiver = self.spawn(
@@ -104,28 +92,9 @@ class Lab:
              "--log", os.path.join(self.work, "webhooks.jsonl")],
             stdout=subprocess.PIPE, text=True)
         port = int(receiver.stdout.readline())
-        config = open(os.path.join(ROOT, "config", "inline-lab.toml")).read()
-        config = re.sub(r'(?m)^path = ".*"$', 'path = "%s/levee.db"' % self.work, config)
-        config = re.sub(r'(?m)^dir = ".*"$', 'dir = "%s/forensics"' % self.work, config)
-        config = re.sub(r'(?m)^listen = ".*"$', 'listen = "127.0.0.1:0"', config)
-        self.token = re.search(r'(?m)^token = "(.*)"$', config).group(1)
-        config += ('\n[[integration]]\nname = "lab-webhook"\nkind = "webhook"\nurl = "http://127.0.0.1:%d/levee"\n'
+        webhook = ('\n[[integration]]\nname = "lab-webhook"\nkind = "webhook"\nurl = "http://127.0.0.1:%d/levee"\n'
                    'secret = "%s"\nretry_base_ms = 200\n' % (port, self.secret))
-        path = os.path.join(self.work, "levee.toml")
-        open(path, "w").write(config)
-        log = open(os.path.join(self.work, "levee.log"), "w")
-        self.levee = self.spawn([self.a.levee, "run", "--config", path], stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.time() + 30
-        while self.url is None:
-            m = re.search(r"admin API listening on (http\S+)", open(log.name).read())
-            if m:
-                self.url = m.group(1)
-            elif self.levee.poll() is not None or time.time() > deadline:
-                sys.exit("levee did not start:\n" + open(log.name).read())
-            else:
-                time.sleep(0.1)
-        # levee's ports need a moment before they forward.
-        time.sleep(1.0)
+        self.levee, self.url, self.token = labkit.start_levee(self.a.levee, self.work, self.procs, webhook)
 
     def run(self):
         a = self.a

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import re
 import socket
 import statistics
 import struct
@@ -26,10 +25,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+
+import labkit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 STATE = os.environ.get("LEVEE_LAB_STATE", "/run/levee-lab")
 # Legitimate clients: addresses of the clients' namespace that levee never saw.
 CLIENT_NET = "198.18"
@@ -96,23 +95,14 @@ class Run:
         self.a = a
         self.env = dict(l.strip().split("=", 1) for l in open(os.path.join(STATE, "lab.env")) if "=" in l)
         self.work = tempfile.mkdtemp(prefix="levee-spoofed-")
-        self.procs = []
+        self.procs = labkit.Processes()
         self.clients = ["%s.%d.%d" % (CLIENT_NET, 1 + i // 250, 1 + i % 250) for i in range(a.clients)]
 
     def spawn(self, args, **kw):
-        p = subprocess.Popen(args, **kw)
-        self.procs.append(p)
-        return p
+        return self.procs.spawn(args, **kw)
 
     def close(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        self.procs.stop_all()
         in_ns("lv-server", "iptables", "-F", "INPUT", check=False)
         in_ns("lv-server", "ip", "route", "del", CLIENT_NET + ".0.0/16", check=False)
         batch = "".join("addr del %s/32 dev c0\n" % c for c in self.clients)
@@ -148,34 +138,13 @@ class Run:
         return int(in_ns("lv-attackers", "cat", "/sys/class/net/a0/statistics/tx_packets"))
 
     def start_levee(self):
-        config = open(os.path.join(ROOT, "config", "inline-lab.toml")).read()
-        config = re.sub(r'(?m)^path = ".*"$', 'path = "%s/levee.db"' % self.work, config)
-        config = re.sub(r'(?m)^dir = ".*"$', 'dir = "%s/forensics"' % self.work, config)
-        config = re.sub(r'(?m)^listen = ".*"$', 'listen = "127.0.0.1:0"', config)
-        self.token = re.search(r'(?m)^token = "(.*)"$', config).group(1)
         # The lab's levee starts a few seconds before the attack: connections
         # older than its table cannot exist here, so the grace is short.
-        config += "\n[mitigation]\nconnection_grace_seconds = 3\n"
-        path = os.path.join(self.work, "levee.toml")
-        open(path, "w").write(config)
-        log = open(os.path.join(self.work, "levee.log"), "w")
-        self.levee = self.spawn([self.a.levee, "run", "--config", path], stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.time() + 30
-        self.url = None
-        while self.url is None:
-            m = re.search(r"admin API listening on (http\S+)", open(log.name).read())
-            if m:
-                self.url = m.group(1)
-            elif self.levee.poll() is not None or time.time() > deadline:
-                sys.exit("levee did not start:\n" + open(log.name).read())
-            else:
-                time.sleep(0.1)
-        time.sleep(1.0)
+        self.levee, self.url, self.token = labkit.start_levee(
+            self.a.levee, self.work, self.procs, "\n[mitigation]\nconnection_grace_seconds = 3\n")
 
     def api(self, path):
-        req = urllib.request.Request(self.url + path, headers={"Authorization": "Bearer " + self.token})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
+        return labkit.api(self.url, self.token, path)
 
     def run(self):
         a = self.a

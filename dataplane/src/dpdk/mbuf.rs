@@ -113,36 +113,6 @@ impl MbufBurst {
         }
     }
 
-    /// Keep the packets of `keep` in order, move those of `reply` (in order) to
-    /// `replies` (emptied first), free the rest. Returns how many were freed.
-    #[inline]
-    pub fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut MbufBurst) -> u32 {
-        replies.free_all();
-        let reply = reply & !keep;
-        if reply == 0 {
-            return self.retain(keep);
-        }
-        let mut kept = 0;
-        let mut freed = 0;
-        for i in 0..self.len {
-            let m = self.mbufs[i];
-            if keep & (1 << i) != 0 {
-                self.mbufs[kept] = m;
-                kept += 1;
-            } else if reply & (1 << i) != 0 {
-                replies.mbufs[replies.len] = m;
-                replies.len += 1;
-            } else {
-                // SAFETY: m is a valid mbuf owned by this burst and leaves it here,
-                // so it is freed exactly once.
-                unsafe { dpdk_sys::levee_pktmbuf_free(m) };
-                freed += 1;
-            }
-        }
-        self.len = kept;
-        freed
-    }
-
     /// Prefetch the first cache line of packet `i`'s data.
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {
@@ -169,6 +139,25 @@ impl MbufBurst {
         if keep & all == all {
             return 0;
         }
+        self.split(keep, 0, None)
+    }
+
+    /// Keep the packets of `keep` in order, move those of `reply` (in order) to
+    /// `replies` (emptied first), free the rest. Returns how many were freed.
+    #[inline]
+    pub fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut MbufBurst) -> u32 {
+        replies.free_all();
+        let reply = reply & !keep;
+        if reply == 0 {
+            return self.retain(keep);
+        }
+        self.split(keep, reply, Some(replies))
+    }
+
+    /// One pass: packets of `keep` stay, those of `reply` move to `replies`
+    /// (which has room: it is empty and holds a burst), the rest are freed.
+    #[inline]
+    fn split(&mut self, keep: u32, reply: u32, mut replies: Option<&mut MbufBurst>) -> u32 {
         let mut kept = 0;
         let mut freed = 0;
         for i in 0..self.len {
@@ -176,12 +165,19 @@ impl MbufBurst {
             if keep & (1 << i) != 0 {
                 self.mbufs[kept] = m;
                 kept += 1;
-            } else {
-                // SAFETY: m is a valid mbuf owned by this burst; it is removed from
-                // the burst here, so it is freed exactly once.
-                unsafe { dpdk_sys::levee_pktmbuf_free(m) };
-                freed += 1;
+                continue;
             }
+            if reply & (1 << i) != 0 {
+                if let Some(r) = replies.as_deref_mut() {
+                    r.mbufs[r.len] = m;
+                    r.len += 1;
+                    continue;
+                }
+            }
+            // SAFETY: m is a valid mbuf owned by this burst and leaves it here,
+            // so it is freed exactly once.
+            unsafe { dpdk_sys::levee_pktmbuf_free(m) };
+            freed += 1;
         }
         self.len = kept;
         freed
