@@ -9,6 +9,9 @@ scripts/install-deps.sh
 # Lints are part of the suite: warnings fail it.
 cargo clippy --workspace --all-targets -q -- -D warnings
 
+# levee without DPDK (replay, check-config, the CLI) builds, lints and replays.
+scripts/no-dpdk.sh
+
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest runs every test in its own process: one DPDK EAL per process.
   cargo nextest run --workspace --no-fail-fast "$@"

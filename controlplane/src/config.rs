@@ -732,10 +732,11 @@ impl fmt::Display for Problem {
 /// Why a configuration cannot be used. The text is the message shown.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    // The reason is in the text, so it is not also a `source` (printed twice).
+    #[error("cannot read {path}: {reason}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path} is not a valid levee configuration: {message}")]
     Parse { path: PathBuf, message: String },
@@ -846,9 +847,9 @@ impl Config {
     /// Read, parse and validate a configuration file for a purpose: replay needs
     /// no ports.
     pub fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.into(),
-            source,
+            reason,
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.into(),

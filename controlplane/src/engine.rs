@@ -38,6 +38,10 @@ pub struct ControlLoop {
     /// Events of the window in progress, for the outbox once the window's
     /// transaction is on the disk (the store first, then the integrations).
     held_events: Option<Vec<IncidentEvent>>,
+    /// Incident numbers up to this one are reserved in the store: ids handed
+    /// out below it cannot be handed out again after a restart, even when the
+    /// incident's own record never reached the disk.
+    incidents_reserved: u64,
 }
 
 /// What the store gave back to start the engine with.
@@ -47,6 +51,10 @@ pub struct Restored {
     pub next_rule_id: u32,
     pub alarms: Vec<String>,
 }
+
+/// Incident numbers reserved ahead in the store; topped up once half are used,
+/// so a window opening fewer incidents than half of it never outruns it.
+const RESERVE_INCIDENT_NUMBERS: u64 = 64;
 
 /// How often the store is pruned.
 const PRUNE_EVERY_NS: u64 = 3600 * 1_000_000_000;
@@ -85,6 +93,7 @@ impl ControlLoop {
             latest_ns: 0,
             pruned: Default::default(),
             held_events: None,
+            incidents_reserved: 0,
         }
     }
 
@@ -101,7 +110,10 @@ impl ControlLoop {
     ) -> Result<(ControlLoop, Restored), crate::store::StoreError> {
         let mut control = ControlLoop::new(config, workers);
         control.detector = Detector::new(config.detection_config(), node_id.to_owned());
-        control.detector.set_incident_count(store.incident_count()?);
+        control
+            .detector
+            .set_incident_count(store.incident_numbers_used()?);
+        control.reserve_incident_numbers(store);
         let max_age_ns = (config.detection.baseline_max_age_hours * 3600e9) as u64;
         let (baselines, unreadable) = store.baselines(now_ns.saturating_sub(max_age_ns))?;
         let saved: Vec<_> = baselines.into_iter().map(|(b, _)| b).collect();
@@ -175,7 +187,16 @@ impl ControlLoop {
             },
             None => false,
         };
+        let mut reserving = None;
         if recording {
+            if let Some(store) = &self.mitigator.store {
+                reserving = self.incident_numbers_to_reserve().filter(|&upto| {
+                    store
+                        .reserve_incident_numbers(upto)
+                        .map_err(|e| tracing::error!("reserving incident numbers: {e}"))
+                        .is_ok()
+                });
+            }
             publisher.defer(true);
             self.held_events = Some(Vec::new());
             self.mitigator.writing();
@@ -184,8 +205,13 @@ impl ControlLoop {
         let events = self.judge_and_act(v, publisher);
         if recording {
             if let Some(store) = &self.mitigator.store {
-                if let Err(e) = store.commit() {
-                    self.mitigator.write_failed(e.to_string());
+                match store.commit() {
+                    Ok(()) => {
+                        if let Some(upto) = reserving {
+                            self.incidents_reserved = upto;
+                        }
+                    }
+                    Err(e) => self.mitigator.write_failed(e.to_string()),
                 }
             }
             publisher.defer(false);
@@ -193,6 +219,25 @@ impl ControlLoop {
             self.to_outbox(&held);
         }
         events
+    }
+
+    /// Where the reservation of incident numbers should reach, if it is
+    /// running low.
+    fn incident_numbers_to_reserve(&self) -> Option<u64> {
+        let next = self.detector.next_incident_number();
+        (next + RESERVE_INCIDENT_NUMBERS / 2 > self.incidents_reserved)
+            .then_some(next + RESERVE_INCIDENT_NUMBERS)
+    }
+
+    /// Reserve incident numbers ahead, on their own (at start, before any
+    /// window). A store that cannot take it is logged, not fatal.
+    fn reserve_incident_numbers(&mut self, store: &crate::store::Store) {
+        if let Some(upto) = self.incident_numbers_to_reserve() {
+            match store.reserve_incident_numbers(upto) {
+                Ok(()) => self.incidents_reserved = upto,
+                Err(e) => tracing::error!("reserving incident numbers: {e}"),
+            }
+        }
     }
 
     fn judge_and_act(
@@ -320,5 +365,25 @@ impl ControlLoop {
         for err in self.forensics.errors.drain(..) {
             tracing::warn!("forensic capture: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_numbers_are_reserved_before_use_and_never_repeat_after_a_restart() {
+        let config = Config::replay_default();
+        let store = crate::store::Store::in_memory().expect("store");
+        let (first, _) = ControlLoop::from_store(&config, 1, "nd_x", &store, 0).expect("start");
+        assert_eq!(first.detector.next_incident_number(), 1);
+        // Reserved at start, before any incident: a record lost to a full
+        // disk cannot free its number.
+        let reserved = store.incident_numbers_used().expect("used");
+        assert_eq!(reserved, 1 + RESERVE_INCIDENT_NUMBERS);
+        let (second, _) = ControlLoop::from_store(&config, 1, "nd_x", &store, 0).expect("restart");
+        assert_eq!(second.detector.next_incident_number(), reserved + 1);
+        assert!(store.incident_numbers_used().expect("used") > reserved + 1);
     }
 }

@@ -11,9 +11,9 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::stats::{DirectionWindow, DropReason};
 use levee_dataplane::wire::TrafficClass;
-use levee_dataplane::worker::Direction;
 use serde::Serialize;
 
 use crate::commands::{CommandError, ControlHandle};
@@ -142,7 +142,7 @@ pub struct Live {
     pub control: ControlHandle,
     pub snapshot: RwLock<Snapshot>,
     /// The dataplane's clock (wall-clock nanoseconds), for rule times.
-    pub clock: levee_dataplane::worker::TscClock,
+    pub clock: Box<dyn levee_dataplane::packet_io::Clock + Send + Sync>,
     /// Integrations and their deliveries.
     pub outbox: std::sync::Arc<crate::integrations::Outbox>,
     /// What went wrong that the operator must know of (health, log), such as
@@ -264,7 +264,6 @@ impl Live {
     }
 
     pub fn now_ns(&self) -> u64 {
-        use levee_dataplane::worker::Clock as _;
         self.clock.now_ns()
     }
 

@@ -7,11 +7,12 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::pcap;
 use levee_dataplane::replay::{CaptureSource, Verdict};
 use levee_dataplane::stats::WindowReport;
 use levee_dataplane::tables::TablePublisher;
-use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
+use levee_dataplane::worker::{WorkerContext, WorkerSettings};
 use serde_json::json;
 
 use crate::clock::rfc3339_ms;

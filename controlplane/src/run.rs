@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use levee_dataplane::dpdk::{self, Eal, Mempool, Port, PortConfig};
+use levee_dataplane::dpdk::{self, DpdkPath, Eal, Mempool, Port, PortConfig, TscClock};
+use levee_dataplane::packet_io::{Clock, Direction};
 use levee_dataplane::worker::{
-    Clock, Direction, DirectionCounters, DpdkPath, SharedWorkerStats, TscClock, WorkerContext,
-    WorkerCounters, WorkerSettings,
+    DirectionCounters, SharedWorkerStats, WorkerContext, WorkerCounters, WorkerSettings,
 };
 use serde::Serialize;
 
@@ -286,7 +286,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         forensics_dir: config.forensics.dir.clone(),
         control: control_handle,
         snapshot: Default::default(),
-        clock: TscClock::new(&eal),
+        clock: Box::new(TscClock::new(&eal)),
         outbox: Arc::clone(&outbox),
         malformed_decisions: Mutex::default(),
         alarms: Mutex::new(alarms),

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::stats::{DefenceCounters, DirectionWindow, DropReason, WindowReport};
 use levee_dataplane::wire::{ParseStatus, TrafficClass};
-use levee_dataplane::worker::Direction;
 use serde_json::{json, Map, Value};
 
 /// Sums of window reports.

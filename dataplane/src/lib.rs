@@ -1,11 +1,24 @@
 //! levee's dataplane: everything the poll-mode workers run.
 //!
-//! - [`dpdk`]: safe wrappers over DPDK (the only module with `unsafe`);
-//! - [`worker`]: the poll-mode loop, generic over its packet I/O and clock;
+//! - [`packet_io`]: what a packet source gives the loop (bursts, paths, a clock);
+//!   a leaf every other module may use;
+//! - [`cpu`]: a prefetch and the cycle counter;
+//! - [`named_enum!`]: enums with stable names, `ALL` and `COUNT` from one table;
 //! - [`wire`]: zero-copy parsers and traffic classes;
-//! - [`synth`]: synthetic frames and pcap writing for tests, demos and benchmarks.
+//! - [`tables`]: the lock-free rule tables and their publication;
+//! - [`stats`]: per-window counters and reports;
+//! - [`pipeline`]: one burst judged and counted (tables + stats);
+//! - [`worker`]: the poll-mode loop over any packet source;
+//! - [`replay`], [`pcap`]: capture files as a packet source;
+//! - [`synth`]: synthetic frames for tests, demos and benchmarks;
+//! - [`dpdk`] (feature `dpdk`, on by default): safe wrappers over DPDK and its
+//!   packet source. Everything else builds and tests without DPDK.
 
+pub mod cpu;
+#[cfg(feature = "dpdk")]
 pub mod dpdk;
+mod named;
+pub mod packet_io;
 pub mod pcap;
 pub mod pipeline;
 pub mod replay;

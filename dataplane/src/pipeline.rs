@@ -10,14 +10,13 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
-use crate::dpdk::BURST_SIZE;
+use crate::packet_io::{Direction, PacketBurst, BURST_SIZE};
 use crate::stats::{DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport};
 use crate::tables::{
     Addr, ConnectionTable, Decision, HandshakeTracker, PrefixTable, RuleTables, SynCookies,
     TableMailbox,
 };
 use crate::wire::{self, PacketMeta, ParseStatus};
-use crate::worker::{Direction, PacketBurst};
 
 /// What to do with frames the rules cannot judge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

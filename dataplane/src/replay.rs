@@ -5,10 +5,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::dpdk::{TxOutcome, BURST_SIZE};
+use crate::packet_io::{Clock, Direction, PacketBurst, PacketPath, TxOutcome, BURST_SIZE};
 use crate::pcap::{Record, LINKTYPE_ETHERNET};
 use crate::tables::{Addr, PrefixTable};
-use crate::worker::{Clock, Direction, PacketBurst, PacketPath};
 
 /// A burst of capture records (indices into the shared capture).
 #[derive(Debug, Default)]

@@ -8,205 +8,16 @@
 //! syscall.
 //!
 //! The loop is generic over its packet paths ([`PacketPath`]: the DPDK queues in
-//! `levee run`) and its [`Clock`] (the TSC), so the same code can be driven from a
-//! capture file with the capture's timestamps, or from tests.
+//! `levee run`, `crate::dpdk::DpdkPath`) and its [`Clock`] (the TSC), so the same
+//! code can be driven from a capture file with the capture's timestamps, or from
+//! tests, and builds without DPDK.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::dpdk::{self, MbufBurst, RxQueue, TxOutcome, TxQueue, BURST_SIZE};
+use crate::cpu;
+use crate::packet_io::{Clock, Direction, PacketBurst, PacketPath, BURST_SIZE};
 use crate::pipeline::Pipeline;
-
-/// Which way a packet travels through the bump in the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// From the outside (Internet-facing) port to the inside (protected) port.
-    Inbound = 0,
-    /// From the inside port to the outside port.
-    Outbound = 1,
-}
-
-impl Direction {
-    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
-
-/// A burst of received packets the worker can inspect and trim.
-pub trait PacketBurst: Default {
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// The bytes of packet `i` (empty if out of range).
-    fn frame(&self, i: usize) -> &[u8];
-    /// Hint that packet `i` will be read soon.
-    fn prefetch(&self, _i: usize) {}
-    /// Keep the packets whose bit is set in `keep`, drop the rest; returns how many
-    /// were dropped.
-    fn retain(&mut self, keep: u32) -> u32;
-    /// Drop every packet still held.
-    fn clear(&mut self);
-    /// The bytes of packet `i`, writable; `None` where frames cannot be
-    /// changed (a capture being replayed), so nothing can be answered.
-    fn frame_mut(&mut self, _i: usize) -> Option<&mut [u8]> {
-        None
-    }
-    /// Cut packet `i` to `len` bytes (after rewriting it shorter).
-    fn truncate(&mut self, _i: usize, _len: usize) {}
-    /// Keep the packets of `keep`, move those of `reply` to `replies`, drop
-    /// the rest; returns how many were dropped. Bursts that cannot answer
-    /// drop the replies too.
-    fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut Self) -> u32 {
-        let _ = (reply, replies);
-        self.retain(keep)
-    }
-}
-
-/// Where a worker receives packets and where it sends those it forwards.
-pub trait PacketPath {
-    type Burst: PacketBurst;
-    /// The direction of the traffic received on this path.
-    fn direction(&self) -> Direction;
-    /// Receive up to [`BURST_SIZE`] packets into `burst` (emptied first).
-    fn receive(&mut self, burst: &mut Self::Burst) -> usize;
-    /// Send every packet of `burst` to the peer; `None` when this path has no
-    /// peer (monitor mode), in which case the caller drops them.
-    fn transmit(&mut self, burst: &mut Self::Burst) -> Option<TxOutcome>;
-    /// The index (among the worker's paths) of the path whose transmit leaves
-    /// by the port this path receives on: where answers to its packets (SYN
-    /// authentication challenges) are sent. `None`: nothing is answered.
-    fn answered_through(&self) -> Option<usize> {
-        None
-    }
-    /// Send answers (rewritten packets) out of the port this path transmits
-    /// on; `None` when they cannot be sent.
-    fn answer(&mut self, burst: &mut Self::Burst) -> Option<TxOutcome> {
-        self.transmit(burst)
-    }
-}
-
-/// A monotonic tick source and its rate.
-pub trait Clock {
-    fn now(&self) -> u64;
-    fn hz(&self) -> u64;
-    /// The time in nanoseconds (the time base of rule expiry and windows).
-    fn now_ns(&self) -> u64 {
-        (u128::from(self.now()) * 1_000_000_000 / u128::from(self.hz().max(1))) as u64
-    }
-}
-
-/// The CPU's time-stamp counter, as calibrated by the EAL. Its nanoseconds are
-/// aligned on the wall clock at start-up, so times the control plane records
-/// (rule expiry, incident starts) mean the same after a restart.
-#[derive(Clone, Copy, Debug)]
-pub struct TscClock {
-    hz: u64,
-    /// Nanoseconds per tick in 32.32 fixed point.
-    ns_per_tick_q32: u128,
-    /// Unix time in ns minus the TSC's ns at start-up.
-    offset_ns: u64,
-}
-
-impl TscClock {
-    pub fn new(eal: &dpdk::Eal) -> Self {
-        let hz = dpdk::tsc_hz(eal).max(1);
-        let ns_per_tick_q32 = (1_000_000_000u128 << 32) / u128::from(hz);
-        let tsc_ns = ((u128::from(dpdk::tsc()) * ns_per_tick_q32) >> 32) as u64;
-        let unix_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        TscClock {
-            hz,
-            ns_per_tick_q32,
-            offset_ns: unix_ns.wrapping_sub(tsc_ns),
-        }
-    }
-}
-
-impl Clock for TscClock {
-    #[inline(always)]
-    fn now(&self) -> u64 {
-        dpdk::tsc()
-    }
-    fn hz(&self) -> u64 {
-        self.hz
-    }
-    #[inline(always)]
-    fn now_ns(&self) -> u64 {
-        (((u128::from(dpdk::tsc()) * self.ns_per_tick_q32) >> 32) as u64)
-            .wrapping_add(self.offset_ns)
-    }
-}
-
-impl PacketBurst for MbufBurst {
-    #[inline(always)]
-    fn len(&self) -> usize {
-        MbufBurst::len(self)
-    }
-    #[inline(always)]
-    fn frame(&self, i: usize) -> &[u8] {
-        MbufBurst::frame(self, i)
-    }
-    #[inline(always)]
-    fn prefetch(&self, i: usize) {
-        MbufBurst::prefetch(self, i);
-    }
-    #[inline(always)]
-    fn retain(&mut self, keep: u32) -> u32 {
-        MbufBurst::retain(self, keep)
-    }
-    #[inline(always)]
-    fn clear(&mut self) {
-        self.free_all();
-    }
-    #[inline(always)]
-    fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
-        Some(MbufBurst::frame_mut(self, i))
-    }
-    #[inline(always)]
-    fn truncate(&mut self, i: usize, len: usize) {
-        MbufBurst::truncate(self, i, len);
-    }
-    #[inline(always)]
-    fn sort_out(&mut self, keep: u32, reply: u32, replies: &mut Self) -> u32 {
-        MbufBurst::sort_out(self, keep, reply, replies)
-    }
-}
-
-/// One RX queue of a port and, in inline mode, the TX queue of its peer port.
-#[derive(Debug)]
-pub struct DpdkPath {
-    pub rx: RxQueue,
-    pub tx: Option<TxQueue>,
-    pub direction: Direction,
-    /// The path transmitting out of `rx`'s port (inline mode).
-    pub answered_through: Option<usize>,
-}
-
-impl PacketPath for DpdkPath {
-    type Burst = MbufBurst;
-
-    fn direction(&self) -> Direction {
-        self.direction
-    }
-    #[inline(always)]
-    fn receive(&mut self, burst: &mut MbufBurst) -> usize {
-        burst.receive(&mut self.rx)
-    }
-    #[inline(always)]
-    fn transmit(&mut self, burst: &mut MbufBurst) -> Option<TxOutcome> {
-        self.tx.as_mut().map(|tx| burst.transmit(tx))
-    }
-    fn answered_through(&self) -> Option<usize> {
-        self.answered_through
-    }
-}
 
 /// Counters of one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -428,7 +239,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             if n == 0 {
                 continue;
             }
-            let cycles_start = dpdk::tsc();
+            let cycles_start = cpu::cycles();
             received += n;
             let dir = path.direction();
             let now_ns = self.clock.now_ns();
@@ -485,7 +296,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             }
             self.counters.bursts += 1;
             self.pipeline
-                .record_burst_cycles(dpdk::tsc().wrapping_sub(cycles_start));
+                .record_burst_cycles(cpu::cycles().wrapping_sub(cycles_start));
         }
         self.pipeline.after_poll(self.clock.now_ns());
         received

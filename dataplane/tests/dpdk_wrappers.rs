@@ -4,9 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use levee_dataplane::dpdk::{
-    self, DpdkError, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE,
-};
+use levee_dataplane::dpdk::{self, DpdkError, Eal, MbufBurst, Mempool, Port, PortConfig};
+use levee_dataplane::packet_io::BURST_SIZE;
 use levee_dataplane::synth;
 
 fn frame(i: usize) -> Vec<u8> {

@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::pcap::{Record, LINKTYPE_ETHERNET};
 use levee_dataplane::pipeline::{report_channels, Pipeline, PipelineConfig};
 use levee_dataplane::replay::CaptureSource;
@@ -16,7 +17,7 @@ use levee_dataplane::synth;
 use levee_dataplane::tables::{
     PrefixTable, RuleTables, SignatureRule, TableCapacities, TablePublisher,
 };
-use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
+use levee_dataplane::worker::{WorkerContext, WorkerSettings};
 
 struct Counting;
 

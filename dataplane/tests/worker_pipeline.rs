@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::pcap::{Record, LINKTYPE_ETHERNET};
 use levee_dataplane::pipeline::{report_channels, Pipeline, PipelineConfig};
 use levee_dataplane::replay::CaptureSource;
@@ -12,7 +13,7 @@ use levee_dataplane::stats::ReportCapacities;
 use levee_dataplane::synth;
 use levee_dataplane::tables::{PrefixTable, RuleTables, TableCapacities};
 use levee_dataplane::wire::parse;
-use levee_dataplane::worker::{Direction, WorkerContext, WorkerSettings};
+use levee_dataplane::worker::{WorkerContext, WorkerSettings};
 
 /// `count` frames spread evenly over `seconds` of capture time.
 fn capture(count: usize, seconds: u64) -> Arc<Vec<Record>> {
@@ -142,7 +143,7 @@ fn a_stalled_consumer_loses_reports_not_packets() {
 #[derive(Default)]
 struct Frames(Vec<Vec<u8>>);
 
-impl levee_dataplane::worker::PacketBurst for Frames {
+impl levee_dataplane::packet_io::PacketBurst for Frames {
     fn len(&self) -> usize {
         self.0.len()
     }

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use actix_web::{web, HttpResponse};
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::stats::DropReason;
 use levee_dataplane::wire::{ParseStatus, TrafficClass};
-use levee_dataplane::worker::Direction;
 
 use super::ApiError;
 use crate::live::Live;

@@ -43,7 +43,7 @@ pub async fn list(
         .state
         .as_deref()
         .map(|s| {
-            RuleState::parse(s).ok_or_else(|| {
+            RuleState::from_name(s).ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "state: {s:?} is not one of {}",
                     RuleState::ALL.map(RuleState::name).join(", ")

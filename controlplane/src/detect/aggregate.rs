@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use levee_dataplane::packet_io::Direction;
 use levee_dataplane::stats::{
     DestinationStats, DirectionWindow, HeavyHitter, OverLimit, PacketShape, Sample, WindowReport,
     ADMIT_ONE_IN,
 };
 use levee_dataplane::wire::TrafficClass;
-use levee_dataplane::worker::Direction;
 
 /// The merged counters of one window.
 #[derive(Debug, Clone, Default)]

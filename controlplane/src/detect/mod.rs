@@ -382,6 +382,11 @@ impl Detector {
         self.next_incident = self.next_incident.max(n + 1);
     }
 
+    /// The number the next incident's id will end in.
+    pub fn next_incident_number(&self) -> u64 {
+        self.next_incident
+    }
+
     /// An incident by id, open or resolved.
     pub fn incident(&self, id: &str) -> Option<&Incident> {
         self.incidents

@@ -22,6 +22,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::Stdio;
+
+use levee_dataplane::named_enum;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,32 +241,18 @@ pub struct UpstreamState {
     pub approved: std::collections::HashSet<String>,
 }
 
-/// An address family of gobgpd's RIB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-    Ipv4Flowspec,
-    Ipv6Flowspec,
+named_enum! {
+    /// An address family of gobgpd's RIB.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Family {
+        Ipv4 => "ipv4",
+        Ipv6 => "ipv6",
+        Ipv4Flowspec => "ipv4-flowspec",
+        Ipv6Flowspec => "ipv6-flowspec",
+    }
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [
-        Family::Ipv4,
-        Family::Ipv6,
-        Family::Ipv4Flowspec,
-        Family::Ipv6Flowspec,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Ipv4 => "ipv4",
-            Family::Ipv6 => "ipv6",
-            Family::Ipv4Flowspec => "ipv4-flowspec",
-            Family::Ipv6Flowspec => "ipv6-flowspec",
-        }
-    }
-
     fn flowspec(self) -> bool {
         matches!(self, Family::Ipv4Flowspec | Family::Ipv6Flowspec)
     }

@@ -137,7 +137,7 @@ impl Integration {
     /// A new integration with a fresh id, created now.
     pub fn new(name: String, enabled: bool, origin: Origin, settings: Settings) -> Integration {
         Integration {
-            id: random_hex("int_", 6),
+            id: crate::ids::random_hex("int_", 6),
             name,
             enabled,
             origin,
@@ -335,9 +335,8 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
 pub fn backoff(base: Duration, attempts: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempts.saturating_sub(1).min(16));
     let exp = exp.min(Duration::from_secs(600));
-    let mut r = [0u8; 2];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
-    let jitter = f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX); // 0..=1
+    let r = crate::ids::random_bytes(2);
+    let jitter = f64::from(u16::from_le_bytes([r[0], r[1]])) / f64::from(u16::MAX); // 0..=1
     exp.mul_f64(0.75 + 0.5 * jitter)
 }
 
@@ -484,26 +483,9 @@ pub trait Enforcer: Send + Sync {
     fn upstream(&self) -> Result<bgp::UpstreamState, String>;
 }
 
-/// `prefix` and `bytes` random bytes in hex (ids, generated secrets).
-pub fn random_hex(prefix: &str, bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf);
-    format!("{prefix}{}", hex(&buf))
-}
-
 /// A webhook signing secret: `whsec_` and 64 hex digits.
 pub fn generate_secret() -> String {
-    random_hex("whsec_", 32)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::ids::random_hex("whsec_", 32)
 }
 
 /// An `http(s)://` URL, or what is wrong with it.

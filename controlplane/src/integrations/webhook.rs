@@ -117,7 +117,7 @@ pub fn sign(key: &str, message: &[u8]) -> String {
         return String::new();
     };
     mac.update(message);
-    super::hex(&mac.finalize().into_bytes())
+    crate::ids::hex(&mac.finalize().into_bytes())
 }
 
 impl Sink for Webhook {

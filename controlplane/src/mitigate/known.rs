@@ -99,7 +99,7 @@ impl KnownSources {
     }
 
     /// Known peers in all (for the metrics).
-    pub fn len(&self) -> usize {
+    pub fn peers(&self) -> usize {
         self.hosts.values().map(|h| h.known.len()).sum()
     }
 
@@ -166,6 +166,6 @@ mod tests {
         k.observe(4 * S, &[(1, 999_999)], |_| true);
         k.observe(7 * S, &[], |_| true);
         assert!(k.is_known(1, 999_999));
-        assert!(k.len() <= PEERS_PER_HOST);
+        assert!(k.peers() <= PEERS_PER_HOST);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use levee_dataplane::named_enum;
 use levee_dataplane::tables::{
     FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit, TablePublisher, WatchSet,
     WatchedTarget, MAX_SIGNATURES, MAX_WATCHED,
@@ -68,45 +69,23 @@ impl Default for MitigationConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuleState {
-    Staged,
-    /// Sent to the workers, not yet applied by every one of them.
-    Pending,
-    /// In every worker's tables.
-    Active,
-    Expired,
-    Removed,
-    /// Refused by the tables (allowlist, capacity): see `note`.
-    Refused,
+named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum RuleState {
+        Staged => "staged",
+        /// Sent to the workers, not yet applied by every one of them.
+        Pending => "pending",
+        /// In every worker's tables.
+        Active => "active",
+        Expired => "expired",
+        Removed => "removed",
+        /// Refused by the tables (allowlist, capacity): see `note`.
+        Refused => "refused",
+    }
 }
 
 impl RuleState {
-    pub const ALL: [RuleState; 6] = [
-        RuleState::Staged,
-        RuleState::Pending,
-        RuleState::Active,
-        RuleState::Expired,
-        RuleState::Removed,
-        RuleState::Refused,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RuleState::Staged => "staged",
-            RuleState::Pending => "pending",
-            RuleState::Active => "active",
-            RuleState::Expired => "expired",
-            RuleState::Removed => "removed",
-            RuleState::Refused => "refused",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RuleState> {
-        RuleState::ALL.into_iter().find(|st| st.name() == s)
-    }
-
     /// In the tables (or on its way there): pending or active.
     pub fn in_force(self) -> bool {
         matches!(self, RuleState::Pending | RuleState::Active)
@@ -1452,22 +1431,22 @@ impl Mitigator {
         self.rules.get(&id)
     }
 
-    /// Known sources, for metrics.
     /// The protected networks.
     pub fn protected(&self) -> &[Prefix] {
         &self.config.protected
     }
 
+    /// Known sources, for metrics.
     pub fn known_sources(&self) -> usize {
-        self.known.len()
+        self.known.peers()
     }
 
     /// What the mitigator holds in memory, by kind (each bounded), for metrics.
     pub fn memory(&self) -> [(&'static str, usize); 4] {
         [
             ("rules", self.rules.len()),
-            ("known_sources", self.known.len()),
-            ("peacetime_samples", self.peacetime.len()),
+            ("known_sources", self.known.peers()),
+            ("peacetime_samples", self.peacetime.samples()),
             (
                 "attack_samples",
                 self.attack_samples.values().map(Vec::len).sum(),

@@ -155,7 +155,7 @@ impl Peacetime {
     }
 
     /// Samples held, committed and waiting (for the metrics).
-    pub fn len(&self) -> usize {
+    pub fn samples(&self) -> usize {
         self.hosts.values().map(VecDeque::len).sum::<usize>() + self.pending.len()
     }
 

@@ -23,6 +23,12 @@ pub enum StoreError {
     },
     #[error("store: cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("store {path} has schema version {found}, newer than this levee's {known}: it was written by a newer levee (run that, or move the store aside to start afresh)")]
+    Newer {
+        path: String,
+        found: u32,
+        known: u32,
+    },
     #[error("store {path}: {source}")]
     File {
         path: String,
@@ -36,7 +42,21 @@ pub struct Store {
     path: String,
 }
 
-const SCHEMA: &str = "
+/// The schema's history: migration `n` (from 1) takes a store from version
+/// `n - 1` to `n` (`PRAGMA user_version`). Append, never edit: a store made by
+/// any earlier levee is brought up to date at open. Migration 1 is the schema
+/// levee had before it counted versions, so it is written to apply over it.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, COUNTERS_V2];
+
+/// Durable counters (the incident numbers reserved ahead of use).
+const COUNTERS_V2: &str = "
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// Counter name: incident numbers up to this one may have been handed out.
+const INCIDENTS_RESERVED: &str = "incident_numbers_reserved";
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS node (id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY,
@@ -116,8 +136,38 @@ impl Store {
         // A rule is applied once recorded: recorded means on the disk (the
         // engine writes a window's changes in one transaction, one sync).
         db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        db.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Store { db, path: p })
+        let store = Store { db, path: p };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The schema version this levee writes.
+    pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+    /// Bring the schema up to [`Store::SCHEMA_VERSION`], each step in a
+    /// transaction of its own with the version it reaches. A store from a newer
+    /// levee is refused as it is: it is not corrupt, and must not be moved aside
+    /// or written by a levee that does not know its schema.
+    fn migrate(&self) -> Result<(), StoreError> {
+        let version: u32 = self
+            .db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if version > Self::SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: self.path.clone(),
+                found: version,
+                known: Self::SCHEMA_VERSION,
+            });
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.db.unchecked_transaction().map_err(self.err())?;
+            tx.execute_batch(step).map_err(self.err())?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(self.err())?;
+            tx.commit().map_err(self.err())?;
+        }
+        Ok(())
     }
 
     /// Open the store at `path` for `levee run`, checked (`PRAGMA quick_check`).
@@ -137,6 +187,7 @@ impl Store {
                 Ok(()) => return Ok((store, None)),
                 Err(problem) => problem,
             },
+            Err(e @ StoreError::Newer { .. }) => return Err(e),
             Err(e) => e.to_string(),
         };
         let stamp = std::time::SystemTime::now()
@@ -184,6 +235,8 @@ impl Store {
             "integrations",
             "deliveries",
             "baselines",
+            "bgp_approvals",
+            "counters",
         ] {
             self.db
                 .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
@@ -211,11 +264,7 @@ impl Store {
         {
             return Ok(id);
         }
-        // RandomState is seeded from the operating system's randomness.
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        let id = format!("nd_{:012x}", h.finish() & 0xffff_ffff_ffff);
+        let id = crate::ids::random_hex("nd_", 6);
         self.db
             .execute("INSERT INTO node (id) VALUES (?1)", params![id])
             .map_err(self.err())?;
@@ -346,9 +395,44 @@ impl Store {
         Ok((out, unreadable))
     }
 
-    /// The highest incident number recorded (ids end in it), so ids stay
-    /// unique however many incidents retention has removed.
-    pub fn incident_count(&self) -> Result<u64, StoreError> {
+    /// The highest incident number that may have been handed out: the
+    /// highest recorded (ids end in it, so retention removing incidents does
+    /// not matter) or reserved ahead (an incident whose record never reached
+    /// the disk). The next incident takes the one after it.
+    pub fn incident_numbers_used(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .incident_count()?
+            .max(self.incident_numbers_reserved()?))
+    }
+
+    /// Incident numbers up to `upto` may be handed out: recorded before they
+    /// are (inside the window's transaction, or on its own).
+    pub fn reserve_incident_numbers(&self, upto: u64) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = max(value, ?2)",
+                params![INCIDENTS_RESERVED, upto as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn incident_numbers_reserved(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT value FROM counters WHERE name = ?1",
+                params![INCIDENTS_RESERVED],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(v.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The highest incident number recorded.
+    fn incident_count(&self) -> Result<u64, StoreError> {
         let mut stmt = self
             .db
             .prepare("SELECT id FROM incidents")
@@ -628,11 +712,12 @@ impl Store {
             source,
         };
         let db = Connection::open_in_memory().map_err(err)?;
-        db.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Store {
+        let store = Store {
             db,
             path: ":memory:".into(),
-        })
+        };
+        store.migrate()?;
+        Ok(store)
     }
 }
 
@@ -666,6 +751,95 @@ mod tests {
             .db
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .expect("count")
+    }
+
+    fn version(store: &Store) -> u32 {
+        store
+            .db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    }
+
+    #[test]
+    fn a_store_from_before_versions_is_migrated_and_keeps_its_records() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("levee.db");
+        {
+            // What levee wrote before it counted schema versions.
+            let db = Connection::open(&path).expect("db");
+            db.execute_batch(SCHEMA_V1).expect("old schema");
+            db.execute("INSERT INTO node (id) VALUES ('nd_0123456789ab')", [])
+                .expect("node");
+            db.execute(
+                "INSERT INTO incidents VALUES ('inc_0123456789ab_0007', '10.0.0.1', 'UDP Flood', 'high', 0, NULL, '{}', 'open')",
+                [],
+            )
+            .expect("incident");
+        }
+        let store = Store::open(&path).expect("migrated");
+        assert_eq!(version(&store), Store::SCHEMA_VERSION);
+        assert_eq!(store.node_id().expect("node"), "nd_0123456789ab");
+        assert_eq!(store.incident_numbers_used().expect("used"), 7);
+        drop(store);
+        // Opening again applies nothing twice.
+        let store = Store::open(&path).expect("again");
+        assert_eq!(version(&store), Store::SCHEMA_VERSION);
+        assert!(store.check().is_ok());
+    }
+
+    #[test]
+    fn a_store_from_a_newer_levee_is_refused_and_left_where_it_is() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("levee.db");
+        {
+            let db = Connection::open(&path).expect("db");
+            db.pragma_update(None, "user_version", Store::SCHEMA_VERSION + 1)
+                .expect("version");
+        }
+        let err = Store::open_checked(&path).expect_err("newer store");
+        let text = err.to_string();
+        assert!(text.contains("newer levee"), "{text}");
+        assert!(
+            text.contains(&format!("version {}", Store::SCHEMA_VERSION + 1)),
+            "{text}"
+        );
+        assert!(path.exists(), "the store must stay where it is");
+        let aside = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+            .count();
+        assert_eq!(aside, 0, "nothing moved aside");
+    }
+
+    #[test]
+    fn incident_numbers_reserved_ahead_are_never_handed_out_again() {
+        let store = Store::in_memory().expect("store");
+        assert_eq!(store.incident_numbers_used().expect("used"), 0);
+        store
+            .db
+            .execute(
+                "INSERT INTO incidents VALUES ('inc_n_0003', '10.0.0.1', 'UDP Flood', 'high', 0, NULL, '{}', 'open')",
+                [],
+            )
+            .expect("incident");
+        assert_eq!(store.incident_numbers_used().expect("used"), 3);
+        // Numbers 4..=64 reserved; 4 and 5 handed out, their records lost.
+        store.reserve_incident_numbers(64).expect("reserve");
+        assert_eq!(store.incident_numbers_used().expect("used"), 64);
+        // A reservation never goes back.
+        store.reserve_incident_numbers(10).expect("reserve");
+        assert_eq!(store.incident_numbers_used().expect("used"), 64);
+    }
+
+    #[test]
+    fn node_ids_are_random_and_kept() {
+        let a = Store::in_memory().expect("a");
+        let b = Store::in_memory().expect("b");
+        let id = a.node_id().expect("id");
+        assert!(id.starts_with("nd_") && id.len() == 15, "{id}");
+        assert_eq!(a.node_id().expect("again"), id);
+        assert_ne!(b.node_id().expect("other"), id);
     }
 
     #[test]

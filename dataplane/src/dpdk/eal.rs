@@ -107,8 +107,7 @@ impl Drop for EalInner {
 pub fn tsc() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: rdtsc is available on every x86_64 CPU and has no preconditions.
-        unsafe { core::arch::x86_64::_rdtsc() }
+        crate::cpu::cycles()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -2,9 +2,7 @@
 
 use super::port::{RxQueue, TxQueue};
 use super::Mempool;
-
-/// Packets moved per rx/tx call, as in DPDK's own examples.
-pub const BURST_SIZE: usize = 32;
+use crate::packet_io::{TxOutcome, BURST_SIZE};
 
 /// Up to [`BURST_SIZE`] mbufs owned by one worker. Whatever the burst still holds
 /// when it is dropped goes back to its mempool.
@@ -25,15 +23,6 @@ impl Default for MbufBurst {
             len: 0,
         }
     }
-}
-
-/// What became of a transmitted burst.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TxOutcome {
-    pub sent: u32,
-    /// Packets the TX queue did not take (full ring); they were freed.
-    pub unsent: u32,
-    pub unsent_bytes: u64,
 }
 
 impl MbufBurst {
@@ -122,7 +111,7 @@ impl MbufBurst {
             // bounds of its buffer; a prefetch never faults.
             unsafe {
                 let data = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
-                super::prefetch_ptr(data);
+                crate::cpu::prefetch_ptr(data);
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Safe wrappers over DPDK, the only module of levee (with the `dpdk-sys` crate)
-//! that contains `unsafe`. Every unsafe block says why it is sound.
+//! Safe wrappers over DPDK, the one module of levee (with the `dpdk-sys` crate and
+//! two CPU hints in `crate::cpu`) that contains `unsafe`. Every unsafe block says why it is sound.
 //!
 //! Start-up is staged the way DPDK wants it: [`Eal::init`] once per process, then
 //! [`Mempool::new`], then [`Port::open`] for each port (queues, start), then
@@ -13,13 +13,15 @@ mod hash;
 mod lcore;
 mod mbuf;
 mod mempool;
+mod path;
 mod port;
 
 pub use eal::{tsc, tsc_hz, Eal};
 pub use hash::{RteHashU32, RTE_HASH_BULK_MAX};
 pub use lcore::{current_lcore, launch_on_lcore, worker_lcores, LcoreJoin};
-pub use mbuf::{MbufBurst, TxOutcome, BURST_SIZE};
+pub use mbuf::MbufBurst;
 pub use mempool::Mempool;
+pub use path::{DpdkPath, TscClock};
 pub use port::{LinkState, Port, PortConfig, PortStats, RxQueue, TxQueue};
 
 use std::ffi::CStr;
@@ -54,31 +56,6 @@ pub enum DpdkError {
     },
     #[error("lcore {lcore} is not an enabled worker lcore, or it is busy")]
     LcoreUnavailable { lcore: u32 },
-}
-
-/// Ask the CPU to bring the cache line holding `value` closer (rte_prefetch0,
-/// inlined: a call through the C shim would cost more than it saves). Safe for any
-/// reference; used by the rule tables to overlap the misses of a burst.
-#[inline(always)]
-pub fn prefetch<T>(value: &T) {
-    prefetch_ptr((value as *const T).cast());
-}
-
-/// As [`prefetch`], for a raw address (which need not be valid: a prefetch never
-/// faults).
-#[inline(always)]
-pub(crate) fn prefetch_ptr(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint, not an access: it cannot fault whatever the
-    // address, and SSE is part of the x86_64 baseline.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: as above, through DPDK's own rte_prefetch0.
-    unsafe {
-        dpdk_sys::levee_prefetch0(p.cast());
-    }
 }
 
 /// The message for a negative errno-style return code, from `rte_strerror`.

@@ -13,9 +13,10 @@ mod topk;
 pub use sources::SourceAccounting;
 pub use topk::{HeavyHitter, SpaceSaving, ADMIT_ONE_IN};
 
+use crate::named_enum;
+use crate::packet_io::Direction;
 use crate::tables::{Decision, ExactTable};
 use crate::wire::{PacketMeta, ParseStatus, TrafficClass};
-use crate::worker::Direction;
 
 /// Bytes kept from each sampled packet.
 pub const SAMPLE_BYTES: usize = 128;
@@ -53,62 +54,33 @@ impl Default for ReportCapacities {
     }
 }
 
-/// Why a packet was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum DropReason {
-    Blocklist = 0,
-    Signature,
-    SignatureRateLimit,
-    SourceRateLimit,
-    /// Did not parse, and the policy drops such frames.
-    Malformed,
-    /// Not IP, and the policy drops non-IP.
-    NonIp,
-    /// Forwarded by the pipeline, refused by a full TX queue.
-    TxFull,
-    /// An unverified SYN, answered with a SYN authentication challenge.
-    SynChallenge,
-    /// An unverified SYN that could not be challenged.
-    UnverifiedSyn,
-    /// A client's answer to a challenge (its RST), consumed.
-    ChallengeAnswer,
-    /// A TCP segment of no known connection.
-    OutOfState,
+named_enum! {
+    /// Why a packet was dropped.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum DropReason {
+        Blocklist => "blocklist",
+        Signature => "signature",
+        SignatureRateLimit => "signature_rate_limit",
+        SourceRateLimit => "source_rate_limit",
+        /// Did not parse, and the policy drops such frames.
+        Malformed => "malformed",
+        /// Not IP, and the policy drops non-IP.
+        NonIp => "non_ip",
+        /// Forwarded by the pipeline, refused by a full TX queue.
+        TxFull => "tx_full",
+        /// An unverified SYN, answered with a SYN authentication challenge.
+        SynChallenge => "syn_challenge",
+        /// An unverified SYN that could not be challenged.
+        UnverifiedSyn => "unverified_syn",
+        /// A client's answer to a challenge (its RST), consumed.
+        ChallengeAnswer => "challenge_answer",
+        /// A TCP segment of no known connection.
+        OutOfState => "out_of_state",
+    }
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
-    pub const ALL: [DropReason; DropReason::COUNT] = [
-        DropReason::Blocklist,
-        DropReason::Signature,
-        DropReason::SignatureRateLimit,
-        DropReason::SourceRateLimit,
-        DropReason::Malformed,
-        DropReason::NonIp,
-        DropReason::TxFull,
-        DropReason::SynChallenge,
-        DropReason::UnverifiedSyn,
-        DropReason::ChallengeAnswer,
-        DropReason::OutOfState,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Blocklist => "blocklist",
-            DropReason::Signature => "signature",
-            DropReason::SignatureRateLimit => "signature_rate_limit",
-            DropReason::SourceRateLimit => "source_rate_limit",
-            DropReason::Malformed => "malformed",
-            DropReason::NonIp => "non_ip",
-            DropReason::TxFull => "tx_full",
-            DropReason::SynChallenge => "syn_challenge",
-            DropReason::UnverifiedSyn => "unverified_syn",
-            DropReason::ChallengeAnswer => "challenge_answer",
-            DropReason::OutOfState => "out_of_state",
-        }
-    }
-
     pub fn of(decision: Decision) -> Option<DropReason> {
         match decision {
             Decision::Pass

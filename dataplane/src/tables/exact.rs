@@ -162,13 +162,13 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
         for i in 0..n {
             let h = self.home(&keys[i]);
             homes[i] = h;
-            crate::dpdk::prefetch(&self.tags[h]);
+            crate::cpu::prefetch(&self.tags[h]);
         }
         for i in 0..n {
             out[i] = self.find(&keys[i], homes[i]).map(SlotRef);
             if let Some(SlotRef(s)) = out[i] {
                 // The caller reads the value of a hit next.
-                crate::dpdk::prefetch(&self.values[self.value_index(s)]);
+                crate::cpu::prefetch(&self.values[self.value_index(s)]);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! [`parse`]: a whole frame into a [`PacketMeta`].
 
+use crate::named_enum;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::ethernet::{
@@ -19,88 +20,44 @@ pub const MAX_VLAN_TAGS: usize = 3;
 /// IPv6 extension headers walked before giving up on a chain.
 pub const MAX_IPV6_EXTENSIONS: usize = 8;
 
-/// How far parsing got, and why it stopped if the frame is not usable.
-/// `Ok` and `NotIp` frames are well-formed; every other value is a reason to
-/// count and (by default) drop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[repr(u8)]
-pub enum ParseStatus {
-    #[default]
-    Ok = 0,
-    /// Well-formed Ethernet carrying something else than IP (ARP, LLDP...).
-    NotIp,
-    EthernetTruncated,
-    VlanTruncated,
-    TooManyVlanTags,
-    Ipv4Truncated,
-    Ipv4BadVersion,
-    /// IHL below 5.
-    Ipv4BadHeaderLength,
-    /// Total length larger than the frame.
-    Ipv4LengthTooLarge,
-    /// Total length smaller than the header.
-    Ipv4LengthTooSmall,
-    Ipv6Truncated,
-    Ipv6BadVersion,
-    /// Payload length larger than the frame.
-    Ipv6LengthTooLarge,
-    /// An extension header runs past the packet.
-    Ipv6ExtensionTruncated,
-    /// More than [`MAX_IPV6_EXTENSIONS`] extension headers.
-    Ipv6ExtensionChainTooLong,
-    /// The transport header does not fit in the IP payload.
-    L4Truncated,
-    /// TCP data offset below 5.
-    TcpBadHeaderLength,
+named_enum! {
+    /// How far parsing got, and why it stopped if the frame is not usable.
+    /// `Ok` and `NotIp` frames are well-formed; every other value is a reason to
+    /// count and (by default) drop.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    #[repr(u8)]
+    pub enum ParseStatus {
+        #[default]
+        Ok => "ok",
+        /// Well-formed Ethernet carrying something else than IP (ARP, LLDP...).
+        NotIp => "not_ip",
+        EthernetTruncated => "ethernet_truncated",
+        VlanTruncated => "vlan_truncated",
+        TooManyVlanTags => "too_many_vlan_tags",
+        Ipv4Truncated => "ipv4_truncated",
+        Ipv4BadVersion => "ipv4_bad_version",
+        /// IHL below 5.
+        Ipv4BadHeaderLength => "ipv4_bad_header_length",
+        /// Total length larger than the frame.
+        Ipv4LengthTooLarge => "ipv4_length_too_large",
+        /// Total length smaller than the header.
+        Ipv4LengthTooSmall => "ipv4_length_too_small",
+        Ipv6Truncated => "ipv6_truncated",
+        Ipv6BadVersion => "ipv6_bad_version",
+        /// Payload length larger than the frame.
+        Ipv6LengthTooLarge => "ipv6_length_too_large",
+        /// An extension header runs past the packet.
+        Ipv6ExtensionTruncated => "ipv6_extension_truncated",
+        /// More than [`MAX_IPV6_EXTENSIONS`] extension headers.
+        Ipv6ExtensionChainTooLong => "ipv6_extension_chain_too_long",
+        /// The transport header does not fit in the IP payload.
+        L4Truncated => "l4_truncated",
+        /// TCP data offset below 5.
+        TcpBadHeaderLength => "tcp_bad_header_length",
+    }
 }
 
 impl ParseStatus {
-    /// Number of distinct statuses, for arrays of counters indexed by status.
-    pub const COUNT: usize = ParseStatus::TcpBadHeaderLength as usize + 1;
-
-    pub const ALL: [ParseStatus; ParseStatus::COUNT] = [
-        ParseStatus::Ok,
-        ParseStatus::NotIp,
-        ParseStatus::EthernetTruncated,
-        ParseStatus::VlanTruncated,
-        ParseStatus::TooManyVlanTags,
-        ParseStatus::Ipv4Truncated,
-        ParseStatus::Ipv4BadVersion,
-        ParseStatus::Ipv4BadHeaderLength,
-        ParseStatus::Ipv4LengthTooLarge,
-        ParseStatus::Ipv4LengthTooSmall,
-        ParseStatus::Ipv6Truncated,
-        ParseStatus::Ipv6BadVersion,
-        ParseStatus::Ipv6LengthTooLarge,
-        ParseStatus::Ipv6ExtensionTruncated,
-        ParseStatus::Ipv6ExtensionChainTooLong,
-        ParseStatus::L4Truncated,
-        ParseStatus::TcpBadHeaderLength,
-    ];
-
-    /// A stable snake_case name, for metrics and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            ParseStatus::Ok => "ok",
-            ParseStatus::NotIp => "not_ip",
-            ParseStatus::EthernetTruncated => "ethernet_truncated",
-            ParseStatus::VlanTruncated => "vlan_truncated",
-            ParseStatus::TooManyVlanTags => "too_many_vlan_tags",
-            ParseStatus::Ipv4Truncated => "ipv4_truncated",
-            ParseStatus::Ipv4BadVersion => "ipv4_bad_version",
-            ParseStatus::Ipv4BadHeaderLength => "ipv4_bad_header_length",
-            ParseStatus::Ipv4LengthTooLarge => "ipv4_length_too_large",
-            ParseStatus::Ipv4LengthTooSmall => "ipv4_length_too_small",
-            ParseStatus::Ipv6Truncated => "ipv6_truncated",
-            ParseStatus::Ipv6BadVersion => "ipv6_bad_version",
-            ParseStatus::Ipv6LengthTooLarge => "ipv6_length_too_large",
-            ParseStatus::Ipv6ExtensionTruncated => "ipv6_extension_truncated",
-            ParseStatus::Ipv6ExtensionChainTooLong => "ipv6_extension_chain_too_long",
-            ParseStatus::L4Truncated => "l4_truncated",
-            ParseStatus::TcpBadHeaderLength => "tcp_bad_header_length",
-        }
-    }
-
     /// Whether the frame is well-formed (IP or not).
     #[inline(always)]
     pub fn is_well_formed(self) -> bool {
