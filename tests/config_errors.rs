@@ -58,6 +58,15 @@ fn check_config_names_every_bad_key() {
         rx_descriptors = 5
         [[pair]]
         outside = "wlan0"
+        [[rules.signature]]
+        id = 1
+        destination = "10.0.0.1"
+        protocol = "sctp"
+        [[rules.signature]]
+        id = 2
+        destination = "10.0.0.2"
+        protocol = "tcp"
+        tcp_flags = "SA/S"
         "#,
     );
     let out = levee()
@@ -73,6 +82,8 @@ fn check_config_names_every_bad_key() {
             "dpdk.rx_descriptors",
             "pair[0].outside",
             "pair[0].inside",
+            "rules.signature[0].protocol: \"sctp\" is not tcp, udp, icmp, icmpv6, gre, esp or a number",
+            "rules.signature[1].tcp_flags: \"SA/S\": every flag before the / must also be in the mask",
         ],
     );
 }

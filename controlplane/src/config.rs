@@ -14,6 +14,8 @@ use levee_dataplane::tables::{
 use levee_dataplane::wire::TrafficClass;
 use serde::Deserialize;
 
+use crate::rule_fields::{IpProtocol, TcpFlags};
+
 /// What levee does with the traffic it receives.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -1369,23 +1371,6 @@ fn range(
     Ok(Some((lo, hi)))
 }
 
-fn tcp_flag_bits(letters: &str) -> Option<u8> {
-    letters.chars().try_fold(0u8, |acc, c| {
-        let bit = match c.to_ascii_uppercase() {
-            'F' => 0x01,
-            'S' => 0x02,
-            'R' => 0x04,
-            'P' => 0x08,
-            'A' => 0x10,
-            'U' => 0x20,
-            'E' => 0x40,
-            'C' => 0x80,
-            _ => return None,
-        };
-        Some(acc | bit)
-    })
-}
-
 /// A `[[rules.signature]]` as a table rule; the error names the bad field.
 pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static str, String)> {
     let destination = s
@@ -1398,40 +1383,20 @@ pub fn signature_rule(s: &SignatureSection) -> Result<SignatureRule, (&'static s
         .transpose()?;
     let protocol = match &s.protocol {
         None => None,
-        Some(toml::Value::Integer(n)) => {
-            Some(u8::try_from(*n).map_err(|_| ("protocol", format!("{n} is not 0-255")))?)
-        }
-        Some(toml::Value::String(name)) => Some(match name.to_ascii_lowercase().as_str() {
-            "tcp" => 6,
-            "udp" => 17,
-            "icmp" => 1,
-            "icmpv6" => 58,
-            "gre" => 47,
-            "esp" => 50,
-            other => {
-                return Err((
-                    "protocol",
-                    format!("{other:?} is not tcp, udp, icmp, icmpv6, gre, esp or a number"),
-                ))
-            }
-        }),
+        Some(toml::Value::Integer(n)) => Some(IpProtocol::number(*n)),
+        Some(toml::Value::String(name)) => Some(name.parse::<IpProtocol>()),
         Some(v) => return Err(("protocol", format!("{v} is not a protocol"))),
-    };
-    let tcp_flags = match &s.tcp_flags {
-        None => None,
-        Some(f) => {
-            let (value, mask) = f.split_once('/').unwrap_or((f, f));
-            match (tcp_flag_bits(value), tcp_flag_bits(mask)) {
-                (Some(v), Some(m)) => Some((m, v)),
-                _ => {
-                    return Err((
-                        "tcp_flags",
-                        format!("{f:?}: use value/mask in letters FSRPAUEC, e.g. \"S/SA\""),
-                    ))
-                }
-            }
-        }
-    };
+    }
+    .transpose()
+    .map_err(|e| ("protocol", e.to_string()))?
+    .map(|p| p.0);
+    let tcp_flags = s
+        .tcp_flags
+        .as_deref()
+        .map(str::parse::<TcpFlags>)
+        .transpose()
+        .map_err(|e| ("tcp_flags", e.to_string()))?
+        .map(|f| (f.mask, f.value));
     let fragment = match s.fragment.as_deref() {
         None | Some("any") => FragmentMatch::Any,
         Some("none") => FragmentMatch::NotFragmented,

@@ -11,7 +11,8 @@ use super::ApiError;
 use crate::clock::rfc3339_ms;
 use crate::live::Live;
 use crate::mitigate::export::ExportFormat;
-use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, SignatureCheck, MANUAL};
+use crate::mitigate::{Rule, RuleMatch, RuleState, SignatureCheck, MANUAL};
+use crate::rule_fields::{IpProtocol, TcpFlags};
 
 /// Longest TTL a manual rule may have: 30 days.
 pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
@@ -218,24 +219,13 @@ impl NewRule {
                     ));
                 }
                 let destination = prefix("destination", self.destination.as_deref())?;
-                let protocol = match self.protocol {
+                let protocol = match &self.protocol {
                     None => return Err(ApiError::BadRequest("protocol is required".into())),
-                    Some(Protocol::Number(n)) => u8::try_from(n).map_err(|_| {
-                        ApiError::BadRequest(format!("protocol: {n} is outside 0..=255"))
-                    })?,
-                    Some(Protocol::Name(name)) => match name.to_ascii_lowercase().as_str() {
-                        "icmp" => 1,
-                        "tcp" => 6,
-                        "udp" => 17,
-                        "gre" => 47,
-                        "icmpv6" | "ipv6-icmp" => 58,
-                        _ => {
-                            return Err(ApiError::BadRequest(format!(
-                                "protocol: {name:?} is not tcp, udp, icmp, icmpv6, gre or a number"
-                            )))
-                        }
-                    },
-                };
+                    Some(Protocol::Number(n)) => IpProtocol::number(*n),
+                    Some(Protocol::Name(name)) => name.parse::<IpProtocol>(),
+                }
+                .map_err(|e| ApiError::BadRequest(format!("protocol: {e}")))?
+                .0;
                 let src_port = port("src_port", self.src_port)?;
                 let dst_port = port("dst_port", self.dst_port)?;
                 if (src_port.is_some() || dst_port.is_some()) && !matches!(protocol, 6 | 17) {
@@ -247,10 +237,8 @@ impl NewRule {
                     if protocol != 6 {
                         return Err(ApiError::BadRequest("tcp_flags needs protocol tcp".into()));
                     }
-                    if parse_tcp_flags(f).is_none() {
-                        return Err(ApiError::BadRequest(format!(
-                            "tcp_flags: {f:?} is not FLAGS/MASK in the letters FSRPAUEC (e.g. S/SA: SYN without ACK)"
-                        )));
+                    if let Err(e) = f.parse::<TcpFlags>() {
+                        return Err(ApiError::BadRequest(format!("tcp_flags: {e}")));
                     }
                 }
                 let rate_limit_pps = self

@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{BoxFuture, DeliveryContext, Job, Outbox, Outcome, Plan, Sink};
 use crate::detect::{AttackType, IncidentEvent};
-use crate::mitigate::{parse_tcp_flags, Rule, RuleMatch, RuleState, TCP_FLAG_LETTERS};
+use crate::mitigate::{Rule, RuleMatch, RuleState};
+use crate::rule_fields::TcpFlags;
 
 /// When an incident's target is announced.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -292,18 +293,13 @@ fn covered(protected: &[Prefix], target: &Prefix) -> bool {
         .any(|p| p.len() <= target.len() && p.contains(target.addr()))
 }
 
-/// `FLAGS/MASK` as a FlowSpec bitmask match: each masked bit set (`=S`) or
-/// clear (`!A`).
-fn flowspec_flags(mask: u8, value: u8) -> String {
-    TCP_FLAG_LETTERS
-        .iter()
-        .filter(|(_, bit)| mask & bit != 0)
-        .map(|(letter, bit)| {
-            if value & bit != 0 {
-                format!("={letter}")
-            } else {
-                format!("!{letter}")
-            }
+/// Flags as a FlowSpec bitmask match: each masked bit set (`=S`) or clear
+/// (`!A`).
+fn flowspec_flags(f: TcpFlags) -> String {
+    TcpFlags::of(f.mask)
+        .map(|flag| {
+            let op = if f.value & flag.bit != 0 { '=' } else { '!' };
+            format!("{op}{}", flag.letter)
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -360,8 +356,11 @@ fn flowspec_match(rule: &Rule) -> Result<(Family, Vec<String>), String> {
     if let Some(p) = dst_port {
         m.extend(["destination-port".into(), format!("=={p}")]);
     }
-    if let Some((mask, value)) = tcp_flags.as_deref().and_then(parse_tcp_flags) {
-        m.extend(["tcp-flags".into(), flowspec_flags(mask, value)]);
+    if let Some(f) = tcp_flags
+        .as_deref()
+        .and_then(|t| t.parse::<TcpFlags>().ok())
+    {
+        m.extend(["tcp-flags".into(), flowspec_flags(f)]);
     }
     if let Some((lo, hi)) = ip_length {
         m.extend(["packet-length".into(), format!(">={lo}&<={hi}")]);

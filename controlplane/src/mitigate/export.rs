@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use levee_dataplane::tables::Prefix;
 
-use super::{parse_tcp_flags, Rule, RuleMatch, SignatureCheck, TCP_FLAG_LETTERS};
+use super::{Rule, RuleMatch, SignatureCheck};
+use crate::rule_fields::TcpFlags;
 
 /// The text formats rules export to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,56 +63,30 @@ fn protocol_name(protocol: u8) -> String {
     }
 }
 
-/// (mask, value) as iptables' `--tcp-flags MASK SET` lists.
-fn iptables_flags(mask: u8, value: u8) -> String {
+/// Flags as iptables' `--tcp-flags MASK SET` lists.
+fn iptables_flags(f: TcpFlags) -> String {
     let names = |bits: u8| -> String {
-        let v: Vec<&str> = TCP_FLAG_LETTERS
-            .iter()
-            .filter(|(_, b)| bits & b != 0)
-            .map(|(l, _)| match l {
-                'F' => "FIN",
-                'S' => "SYN",
-                'R' => "RST",
-                'P' => "PSH",
-                'A' => "ACK",
-                'U' => "URG",
-                'E' => "ECE",
-                _ => "CWR",
-            })
-            .collect();
+        let v: Vec<&str> = TcpFlags::of(bits).map(|f| f.iptables).collect();
         if v.is_empty() {
             "NONE".into()
         } else {
             v.join(",")
         }
     };
-    format!("{} {}", names(mask), names(value))
+    format!("{} {}", names(f.mask), names(f.value))
 }
 
-/// (mask, value) as an nftables flags expression.
-fn nft_flags(mask: u8, value: u8) -> String {
+/// Flags as an nftables flags expression.
+fn nft_flags(f: TcpFlags) -> String {
     let names = |bits: u8| -> String {
-        let v: Vec<&str> = TCP_FLAG_LETTERS
-            .iter()
-            .filter(|(_, b)| bits & b != 0)
-            .map(|(l, _)| match l {
-                'F' => "fin",
-                'S' => "syn",
-                'R' => "rst",
-                'P' => "psh",
-                'A' => "ack",
-                'U' => "urg",
-                'E' => "ecn",
-                _ => "cwr",
-            })
-            .collect();
+        let v: Vec<&str> = TcpFlags::of(bits).map(|f| f.nft).collect();
         if v.is_empty() {
             "0x0".into()
         } else {
             v.join(" | ")
         }
     };
-    format!("tcp flags & ({}) == {}", names(mask), names(value))
+    format!("tcp flags & ({}) == {}", names(f.mask), names(f.value))
 }
 
 /// What a per-source limit's traffic class matches, for both tools.
@@ -226,12 +201,12 @@ fn iptables(rules: &[&Rule], allowlist: &[Prefix], v4: bool, generated_at: &str)
                 if let (true, Some(p)) = (ported, dst_port) {
                     let _ = write!(m, " --dport {p}");
                 }
-                if let Some((mask, value)) = tcp_flags
+                if let Some(f) = tcp_flags
                     .as_deref()
                     .filter(|_| *protocol == 6)
-                    .and_then(parse_tcp_flags)
+                    .and_then(|t| t.parse::<TcpFlags>().ok())
                 {
-                    let _ = write!(m, " --tcp-flags {}", iptables_flags(mask, value));
+                    let _ = write!(m, " --tcp-flags {}", iptables_flags(f));
                 }
                 if *non_first_fragments {
                     m.push_str(" -f");
@@ -368,12 +343,12 @@ fn nftables(rules: &[&Rule], allowlist: &[Prefix], generated_at: &str) -> String
                         let _ = write!(m, " {l4} dport {p}");
                     }
                 }
-                if let Some((mask, value)) = tcp_flags
+                if let Some(f) = tcp_flags
                     .as_deref()
                     .filter(|_| *protocol == 6)
-                    .and_then(parse_tcp_flags)
+                    .and_then(|t| t.parse::<TcpFlags>().ok())
                 {
-                    let _ = write!(m, " {}", nft_flags(mask, value));
+                    let _ = write!(m, " {}", nft_flags(f));
                 }
                 if let Some(pps) = rate_limit_pps {
                     let _ = write!(m, " limit rate over {pps}/second burst {pps} packets");

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use levee_dataplane::named_enum;
+
+use crate::rule_fields::TcpFlags;
 use levee_dataplane::tables::{
     FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit, TablePublisher, WatchSet,
     WatchedTarget, MAX_SIGNATURES, MAX_WATCHED,
@@ -198,7 +200,10 @@ impl Rule {
         else {
             return None;
         };
-        let flags = tcp_flags.as_deref().and_then(parse_tcp_flags);
+        let flags = tcp_flags
+            .as_deref()
+            .and_then(|t| t.parse::<TcpFlags>().ok())
+            .map(|f| (f.mask, f.value));
         Some(SignatureRule {
             id: self.id,
             destination: destination.parse().ok(),
@@ -731,7 +736,9 @@ impl Mitigator {
                 protocol: narrow.protocol,
                 src_port: narrow.src_port,
                 dst_port: narrow.dst_port,
-                tcp_flags: narrow.tcp_flags.map(|(m, v)| tcp_flags_text(m, v)),
+                tcp_flags: narrow
+                    .tcp_flags
+                    .map(|(mask, value)| TcpFlags { mask, value }.to_string()),
                 non_first_fragments: narrow.non_first_fragments,
                 ip_length: narrow.ip_length,
                 ip_ttl: narrow.ttl,
@@ -1453,60 +1460,6 @@ impl Mitigator {
             ),
         ]
     }
-}
-
-/// `FLAGS/MASK` text of a (mask, value) pair.
-pub fn tcp_flags_text(mask: u8, value: u8) -> String {
-    let letters = |bits: u8| -> String {
-        TCP_FLAG_LETTERS
-            .iter()
-            .filter(|(_, b)| bits & b != 0)
-            .map(|(l, _)| *l)
-            .collect()
-    };
-    let v = letters(value);
-    format!(
-        "{}/{}",
-        if v.is_empty() { "".into() } else { v },
-        letters(mask)
-    )
-}
-
-/// TCP flag letters, in the order of their bits.
-pub const TCP_FLAG_LETTERS: [(char, u8); 8] = [
-    ('F', 0x01),
-    ('S', 0x02),
-    ('R', 0x04),
-    ('P', 0x08),
-    ('A', 0x10),
-    ('U', 0x20),
-    ('E', 0x40),
-    ('C', 0x80),
-];
-
-/// `FLAGS/MASK` (`S/SA`: SYN set, ACK clear) as (mask, value); `FLAGS` alone
-/// means those flags set, others ignored. `None` if it is not that notation.
-pub fn parse_tcp_flags(s: &str) -> Option<(u8, u8)> {
-    let bits = |part: &str| -> Option<u8> {
-        if part.is_empty() {
-            return None;
-        }
-        part.chars().try_fold(0u8, |acc, c| {
-            TCP_FLAG_LETTERS
-                .iter()
-                .find(|(l, _)| *l == c.to_ascii_uppercase())
-                .map(|(_, b)| acc | b)
-        })
-    };
-    let (value, mask) = match s.split_once('/') {
-        // "/S": SYN clear, whatever else.
-        Some((v, m)) => (if v.is_empty() { 0 } else { bits(v)? }, bits(m)?),
-        None => {
-            let v = bits(s)?;
-            (v, v)
-        }
-    };
-    (value & !mask == 0).then_some((mask, value))
 }
 
 #[cfg(test)]
