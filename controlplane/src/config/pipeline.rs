@@ -82,8 +82,6 @@ pub fn traffic_class(name: &str) -> Option<TrafficClass> {
     TrafficClass::all().find(|c| c.name() == name)
 }
 
-/// Read a file of addresses/prefixes, one per line, '#' starting a comment.
-
 impl PipelineSection {
     pub(super) fn problems(&self, bad: &mut impl FnMut(&str, String)) {
         let p = self;

@@ -69,6 +69,7 @@ pub struct SourceLimitSection {
     pub burst: Option<u32>,
 }
 
+/// Read a file of addresses/prefixes, one per line, '#' starting a comment.
 pub fn read_prefix_file(path: &Path) -> Result<Vec<Prefix>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
