@@ -315,6 +315,31 @@ fn api_refuses_what_it_must_with_clear_errors() {
         String::from_utf8_lossy(&out.stderr).contains("--ttl"),
         "{out:?}"
     );
+    // A signature through the CLI, read back as the API's own types.
+    let out = levee.cli(&[
+        "rules", "add", "signature", "--destination", "10.0.0.9", "--protocol", "tcp",
+        "--dst-port", "443", "--tcp-flags", "s/sa", "--rate-limit", "100", "--ttl", "5m",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        shown.contains("to 10.0.0.9/32 proto tcp dport 443 flags S/SA limit 100/s"),
+        "{shown}"
+    );
+    let id = shown
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the rule's row")
+        .to_owned();
+    let listed = levee.cli(&["rules", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&format!("{id} ")) && l.contains("flags S/SA limit 100/s")),
+        "{listed}"
+    );
     let out = common::levee()
         .args([
             "status",

@@ -20,6 +20,7 @@ pub mod integrations;
 pub mod live;
 pub mod mitigate;
 pub mod replay;
+pub mod resources;
 pub mod rule_fields;
 #[cfg(feature = "dpdk")]
 pub mod run;

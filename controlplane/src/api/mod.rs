@@ -9,7 +9,7 @@ mod health;
 mod incidents;
 mod integrations;
 mod metrics;
-mod openapi;
+pub mod openapi;
 mod rules;
 mod status;
 mod traffic;

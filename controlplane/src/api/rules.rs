@@ -5,27 +5,22 @@
 use actix_web::{web, HttpResponse};
 use levee_dataplane::tables::Prefix;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::ApiError;
-use crate::clock::rfc3339_ms;
 use crate::live::Live;
 use crate::mitigate::export::ExportFormat;
 use crate::mitigate::{Rule, RuleMatch, RuleState, SignatureCheck, MANUAL};
+use crate::resources::rules::{NewRule, Protocol, RuleList, RuleView};
 use crate::rule_fields::{IpProtocol, TcpFlags};
 
 /// Longest TTL a manual rule may have: 30 days.
 pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
 const MAX_LIMIT: usize = 10_000;
 
-/// A rule as the API shows it: the record plus readable times.
+/// A rule as the API shows it (inside other answers).
 pub fn rule_json(r: &Rule) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("created_at".into(), json!(rfc3339_ms(r.created_at_ns)));
-        o.insert("expires_at".into(), json!(rfc3339_ms(r.expires_at_ns)));
-    }
-    v
+    serde_json::to_value(RuleView::of(r)).unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,13 +55,16 @@ pub async fn list(
     }
     let rules = all_rules(&live, state)?;
     let total = rules.len();
-    let page: Vec<Value> = rules
-        .iter()
-        .skip(q.offset.unwrap_or(0))
-        .take(limit)
-        .map(rule_json)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"rules": page, "total": total})))
+    let page = RuleList {
+        rules: rules
+            .iter()
+            .skip(q.offset.unwrap_or(0))
+            .take(limit)
+            .map(RuleView::of)
+            .collect(),
+        total,
+    };
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Every rule in a state: recorded ones from the store (also those of earlier
@@ -100,15 +98,7 @@ pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpRes
         .into_iter()
         .find(|r| r.id == n)
         .ok_or_else(|| ApiError::NotFound(format!("no rule {n}")))?;
-    Ok(HttpResponse::Ok().json(rule_json(&rule)))
-}
-
-/// A protocol by number or name.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Protocol {
-    Number(i64),
-    Name(String),
+    Ok(HttpResponse::Ok().json(RuleView::of(&rule)))
 }
 
 /// An inclusive `[low, high]` range within `0..=max`.
@@ -127,31 +117,6 @@ fn inclusive(
         )));
     }
     Ok(Some((lo as u16, hi as u16)))
-}
-
-/// The body of `POST /api/v1/rules`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRule {
-    /// `block` or `signature`.
-    kind: String,
-    source: Option<String>,
-    destination: Option<String>,
-    protocol: Option<Protocol>,
-    src_port: Option<i64>,
-    dst_port: Option<i64>,
-    tcp_flags: Option<String>,
-    #[serde(default)]
-    non_first_fragments: bool,
-    /// Inclusive [low, high] of the IP length.
-    ip_length: Option<[i64; 2]>,
-    /// Inclusive [low, high] of the TTL (IPv6: hop limit).
-    ip_ttl: Option<[i64; 2]>,
-    rate_limit_pps: Option<i64>,
-    /// `syn_authentication` or `connection_state` (TCP only).
-    check: Option<String>,
-    ttl_seconds: Option<i64>,
-    reason: Option<String>,
 }
 
 fn prefix(field: &str, value: Option<&str>) -> Result<Prefix, ApiError> {
@@ -173,6 +138,7 @@ fn port(field: &str, value: Option<i64>) -> Result<Option<u16>, ApiError> {
         .transpose()
 }
 
+/// The server's checks of a new rule (the type is shared with the CLI).
 impl NewRule {
     /// What the rule matches, its TTL and reason, or what is wrong with the request.
     pub fn validate(self, default_ttl_s: u64) -> Result<(RuleMatch, u64, String), ApiError> {
@@ -309,7 +275,7 @@ pub async fn add(
     tracing::warn!(rule = rule.id, "rule added by the operator");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/rules/{}", rule.id)))
-        .json(rule_json(&rule)))
+        .json(RuleView::of(&rule)))
 }
 
 pub async fn approve(
@@ -321,7 +287,7 @@ pub async fn approve(
     let rule = live.control.settled(rule?);
     live.control.wait_for_view(seq);
     tracing::warn!(rule = rule.id, "staged rule approved by the operator");
-    Ok(HttpResponse::Ok().json(rule_json(&rule)))
+    Ok(HttpResponse::Ok().json(RuleView::of(&rule)))
 }
 
 pub async fn delete(
@@ -333,7 +299,7 @@ pub async fn delete(
     let rule = rule?;
     live.control.wait_for_view(seq);
     tracing::warn!(rule = rule.id, "rule deleted by the operator");
-    Ok(HttpResponse::Ok().json(rule_json(&rule)))
+    Ok(HttpResponse::Ok().json(RuleView::of(&rule)))
 }
 
 #[derive(Debug, Deserialize)]

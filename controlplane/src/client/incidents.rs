@@ -67,7 +67,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             client.print(&v, show);
         }
         Action::Resolve { id } => {
-            let v = client.post(&format!("/api/v1/incidents/{id}/resolve"), None)?;
+            let v = client.post_empty(&format!("/api/v1/incidents/{id}/resolve"))?;
             client.print(&v, |e| {
                 format!(
                     "{} resolved at {}\n",
@@ -139,7 +139,10 @@ fn show(v: &Value) -> String {
     });
     out.push_str(&table(&["AT", "EVENT", "TYPE", "PEAK PPS"], &events));
     out.push_str("\nrules:\n");
-    let rules: Vec<Vec<String>> = rows(&v["rules"], super::rules::row);
+    let rules: Vec<Vec<String>> =
+        <Vec<crate::resources::rules::RuleView> as serde::Deserialize>::deserialize(&v["rules"])
+            .map(|rules| rules.iter().map(super::rules::row).collect())
+            .unwrap_or_default();
     out.push_str(&table(super::rules::HEADER, &rules));
     out
 }

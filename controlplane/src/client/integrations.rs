@@ -105,7 +105,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             disabled,
         } => {
             let body = settings(kind, name, &pairs, disabled)?;
-            let v = client.post("/api/v1/integrations", Some(&body))?;
+            let v = client.post("/api/v1/integrations", &body)?;
             client.print(&v, |v| {
                 let mut out = table(HEADER, &[row(v)]);
                 if let Some(secret) = v["secret"].as_str() {
@@ -117,7 +117,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             });
         }
         Action::Test { id } => {
-            let v = client.post(&format!("/api/v1/integrations/{id}/test"), None)?;
+            let v = client.post_empty(&format!("/api/v1/integrations/{id}/test"))?;
             client.print(&v, |v| {
                 format!(
                     "test queued as delivery {}; see `levee integrations deliveries {id}`\n",
@@ -159,7 +159,7 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
         }
         Action::Approve { id, incident_id } => {
             let body = serde_json::json!({ "incident_id": incident_id });
-            let v = client.post(&format!("/api/v1/integrations/{id}/approve"), Some(&body))?;
+            let v = client.post(&format!("/api/v1/integrations/{id}/approve"), &body)?;
             client.print(&v, |_| {
                 format!("{incident_id}: approved; its routes are announced within a second\n")
             });

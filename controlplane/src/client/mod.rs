@@ -163,12 +163,15 @@ impl Client {
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read the API's answer: {e}")))
     }
 
-    pub fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
-        let mut request = self.http.post(self.url(path));
-        if let Some(b) = body {
-            request = request.json(b);
-        }
-        self.send(request)?
+    pub fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Value, Failure> {
+        self.send(self.http.post(self.url(path)).json(body))?
+            .json()
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("the API's answer is not JSON: {e}")))
+    }
+
+    /// A POST without a body (an action on a resource).
+    pub fn post_empty(&self, path: &str) -> Result<Value, Failure> {
+        self.send(self.http.post(self.url(path)))?
             .json()
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("the API's answer is not JSON: {e}")))
     }
@@ -177,6 +180,26 @@ impl Client {
         self.send(self.http.delete(self.url(path)))?
             .json()
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("the API's answer is not JSON: {e}")))
+    }
+
+    /// As [`Client::print`], the human rendering reading the answer as the
+    /// API's own type (`crate::resources`).
+    pub fn print_as<T: serde::de::DeserializeOwned>(
+        &self,
+        value: &Value,
+        human: impl FnOnce(T) -> String,
+    ) -> Result<(), Failure> {
+        if self.json {
+            println!("{value}");
+            return Ok(());
+        }
+        let typed = T::deserialize(value).map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!(
+                "the API's answer is not what this levee expects ({e}): is the server another version?"
+            ))
+        })?;
+        print!("{}", human(typed));
+        Ok(())
     }
 
     /// Print JSON as one line (for scripts) when --json was given; otherwise

@@ -1,8 +1,9 @@
 //! `levee rules list|add|approve|delete|export`.
 
-use serde_json::{json, Value};
-
-use super::{cell, rows, table, Client};
+use super::{table, Client};
+use crate::mitigate::{RuleMatch, SignatureCheck};
+use crate::resources::rules::{self as resources, Protocol, RuleList, RuleView};
+use crate::rule_fields::IpProtocol;
 use crate::Failure;
 
 #[derive(Debug, clap::Subcommand)]
@@ -76,62 +77,67 @@ pub struct Common {
 pub const HEADER: &[&str] = &["ID", "STATE", "INCIDENT", "MATCH", "EXPIRES", "REASON"];
 
 /// A rule's match in a few words.
-fn describe(m: &Value) -> String {
-    match m["kind"].as_str() {
-        Some("block") => format!("block {}", cell(&m["source"])),
-        Some("signature") => {
-            let mut s = format!(
-                "to {} proto {}",
-                cell(&m["destination"]),
-                cell(&m["protocol"])
-            );
-            for (k, label) in [
-                ("src_port", "sport"),
-                ("dst_port", "dport"),
-                ("tcp_flags", "flags"),
-            ] {
-                if !m[k].is_null() {
-                    s.push_str(&format!(" {label} {}", cell(&m[k])));
-                }
+fn describe(m: &RuleMatch) -> String {
+    match m {
+        RuleMatch::Block { source } => format!("block {source}"),
+        RuleMatch::Signature {
+            destination,
+            protocol,
+            src_port,
+            dst_port,
+            tcp_flags,
+            non_first_fragments,
+            rate_limit_pps,
+            check,
+            ..
+        } => {
+            let mut s = format!("to {destination} proto {}", IpProtocol(*protocol));
+            if let Some(p) = src_port {
+                s.push_str(&format!(" sport {p}"));
             }
-            if m["non_first_fragments"].as_bool() == Some(true) {
+            if let Some(p) = dst_port {
+                s.push_str(&format!(" dport {p}"));
+            }
+            if let Some(f) = tcp_flags {
+                s.push_str(&format!(" flags {f}"));
+            }
+            if *non_first_fragments {
                 s.push_str(" fragments");
             }
-            match (m["check"].as_str(), m["rate_limit_pps"].as_u64()) {
-                (Some("syn_authentication"), _) => s.push_str(" authenticate SYNs"),
-                (Some("connection_state"), _) => s.push_str(" drop out-of-state"),
-                (Some(other), _) => s.push_str(&format!(" {other}")),
+            match (check, rate_limit_pps) {
+                (Some(SignatureCheck::SynAuthentication), _) => s.push_str(" authenticate SYNs"),
+                (Some(SignatureCheck::ConnectionState), _) => s.push_str(" drop out-of-state"),
                 (None, Some(pps)) => s.push_str(&format!(" limit {pps}/s")),
                 (None, None) => s.push_str(" drop"),
             }
             s
         }
-        Some("source_limit") => format!("{} per source {}/s", cell(&m["class"]), cell(&m["pps"])),
-        _ => m.to_string(),
+        RuleMatch::SourceLimit { class, pps } => format!("{class} per source {pps}/s"),
     }
 }
 
-pub fn row(r: &Value) -> Vec<String> {
-    let reason = match r["note"].as_str() {
-        Some(note) => format!("{} [{note}]", cell(&r["reason"])),
-        None => cell(&r["reason"]),
+pub fn row(r: &RuleView) -> Vec<String> {
+    let reason = match &r.rule.note {
+        Some(note) => format!("{} [{note}]", r.rule.reason),
+        None => r.rule.reason.clone(),
     };
     vec![
-        cell(&r["id"]),
-        cell(&r["state"]),
-        cell(&r["incident_id"]),
-        describe(&r["match"]),
-        cell(&r["expires_at"]),
+        r.rule.id.to_string(),
+        r.rule.state.name().into(),
+        r.rule.incident_id.clone(),
+        describe(&r.rule.matches),
+        r.expires_at.clone(),
         reason,
     ]
 }
 
-fn ttl_seconds(ttl: &Option<String>) -> Result<Option<u64>, Failure> {
+fn ttl_seconds(ttl: &Option<String>) -> Result<Option<i64>, Failure> {
     ttl.as_deref()
         .map(|t| {
             t.parse::<u64>()
                 .ok()
                 .or_else(|| humantime::parse_duration(t).ok().map(|d| d.as_secs()))
+                .map(|s| s.min(i64::MAX as u64) as i64)
                 .ok_or_else(|| {
                     Failure::Usage(anyhow::anyhow!(
                         "--ttl: {t:?} is not a duration (seconds, or 30m, 1h, 7d)"
@@ -141,8 +147,8 @@ fn ttl_seconds(ttl: &Option<String>) -> Result<Option<u64>, Failure> {
         .transpose()
 }
 
-fn one_rule(r: &Value) -> String {
-    table(HEADER, &[row(r)])
+fn one_rule(r: RuleView) -> String {
+    table(HEADER, &[row(&r)])
 }
 
 pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
@@ -150,19 +156,20 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
         Action::List { state } => {
             let q: Vec<(&str, String)> = state.map(|s| ("state", s)).into_iter().collect();
             let v = client.get("/api/v1/rules", &q)?;
-            client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = rows(&v["rules"], row);
+            client.print_as(&v, |list: RuleList| {
+                let rows: Vec<Vec<String>> = list.rules.iter().map(row).collect();
                 table(HEADER, &rows)
-            });
+            })?;
         }
         Action::Add(new) => {
             let body = match new {
-                NewRule::Block { source, common } => json!({
-                    "kind": "block",
-                    "source": source,
-                    "ttl_seconds": ttl_seconds(&common.ttl)?,
-                    "reason": common.reason,
-                }),
+                NewRule::Block { source, common } => resources::NewRule {
+                    kind: "block".into(),
+                    source: Some(source),
+                    ttl_seconds: ttl_seconds(&common.ttl)?,
+                    reason: common.reason,
+                    ..resources::NewRule::default()
+                },
                 NewRule::Signature {
                     destination,
                     protocol,
@@ -173,39 +180,34 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     rate_limit,
                     check,
                     common,
-                } => json!({
-                    "kind": "signature",
-                    "destination": destination,
-                    "protocol": protocol.parse::<u8>().map_or(json!(protocol), |n| json!(n)),
-                    "src_port": src_port,
-                    "dst_port": dst_port,
-                    "tcp_flags": tcp_flags,
-                    "non_first_fragments": fragments,
-                    "rate_limit_pps": rate_limit,
-                    "check": check,
-                    "ttl_seconds": ttl_seconds(&common.ttl)?,
-                    "reason": common.reason,
-                }),
+                } => resources::NewRule {
+                    kind: "signature".into(),
+                    destination: Some(destination),
+                    protocol: Some(match protocol.parse::<i64>() {
+                        Ok(n) => Protocol::Number(n),
+                        Err(_) => Protocol::Name(protocol),
+                    }),
+                    src_port: src_port.map(i64::from),
+                    dst_port: dst_port.map(i64::from),
+                    tcp_flags,
+                    non_first_fragments: fragments,
+                    rate_limit_pps: rate_limit.map(i64::from),
+                    check,
+                    ttl_seconds: ttl_seconds(&common.ttl)?,
+                    reason: common.reason,
+                    ..resources::NewRule::default()
+                },
             };
-            // Leave out what was not given, so the API's defaults apply.
-            let body = Value::Object(
-                body.as_object()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            );
-            let v = client.post("/api/v1/rules", Some(&body))?;
-            client.print(&v, one_rule);
+            let v = client.post("/api/v1/rules", &body)?;
+            client.print_as(&v, one_rule)?;
         }
         Action::Approve { id } => {
-            let v = client.post(&format!("/api/v1/rules/{id}/approve"), None)?;
-            client.print(&v, one_rule);
+            let v = client.post_empty(&format!("/api/v1/rules/{id}/approve"))?;
+            client.print_as(&v, one_rule)?;
         }
         Action::Delete { id } => {
             let v = client.delete(&format!("/api/v1/rules/{id}"))?;
-            client.print(&v, one_rule);
+            client.print_as(&v, one_rule)?;
         }
         Action::Export { format } => {
             let text = client.get_text("/api/v1/rules/export", &[("format", format)])?;

@@ -233,14 +233,23 @@ fn device_strings() {
 #[test]
 fn an_empty_file_means_the_cores_own_defaults() {
     let c = Config::replay_default();
-    assert_eq!(c.detection_config(), crate::detect::DetectionConfig::default());
-    assert_eq!(c.mitigation_config(), crate::mitigate::MitigationConfig::default());
+    assert_eq!(
+        c.detection_config(),
+        crate::detect::DetectionConfig::default()
+    );
+    assert_eq!(
+        c.mitigation_config(),
+        crate::mitigate::MitigationConfig::default()
+    );
     // Each section's defaults are its `impl Default`, whole or field by field.
     assert_eq!(
         format!("{:?}", c.pipeline),
         format!("{:?}", PipelineSection::default())
     );
     let partial: Config = toml::from_str("[dpdk]\nmain_lcore = 3\n").expect("parse");
-    assert_eq!(partial.dpdk.worker_lcores, DpdkConfig::default().worker_lcores);
+    assert_eq!(
+        partial.dpdk.worker_lcores,
+        DpdkConfig::default().worker_lcores
+    );
     assert_eq!(partial.dpdk.main_lcore, 3);
 }

@@ -165,7 +165,7 @@ impl SignatureCheck {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub id: u32,
     pub incident_id: String,
