@@ -317,8 +317,21 @@ fn api_refuses_what_it_must_with_clear_errors() {
     );
     // A signature through the CLI, read back as the API's own types.
     let out = levee.cli(&[
-        "rules", "add", "signature", "--destination", "10.0.0.9", "--protocol", "tcp",
-        "--dst-port", "443", "--tcp-flags", "s/sa", "--rate-limit", "100", "--ttl", "5m",
+        "rules",
+        "add",
+        "signature",
+        "--destination",
+        "10.0.0.9",
+        "--protocol",
+        "tcp",
+        "--dst-port",
+        "443",
+        "--tcp-flags",
+        "s/sa",
+        "--rate-limit",
+        "100",
+        "--ttl",
+        "5m",
     ]);
     assert!(out.status.success(), "{out:?}");
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -24,7 +24,8 @@ use levee_dataplane::tables::TablePublisher;
 
 use crate::detect::{BaselineView, IncidentEvent};
 use crate::engine::ControlLoop;
-use crate::mitigate::{Rule, RuleError, RuleMatch};
+use crate::mitigate::RuleError;
+use crate::rule::{Rule, RuleMatch};
 use crate::store::Store;
 use crate::windows::WindowTotals;
 
@@ -258,7 +259,7 @@ impl ControlHandle {
     pub fn settled(&self, rule: Rule) -> Rule {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut current = rule;
-        while current.state == crate::mitigate::RuleState::Pending && Instant::now() < deadline {
+        while current.state == crate::rule::RuleState::Pending && Instant::now() < deadline {
             match self.call(|reply| Command::Settle {
                 id: current.id,
                 reply,
@@ -266,7 +267,7 @@ impl ControlHandle {
                 Ok((Some(r), _)) => current = r,
                 Ok((None, _)) | Err(_) => break,
             }
-            if current.state == crate::mitigate::RuleState::Pending {
+            if current.state == crate::rule::RuleState::Pending {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -678,7 +679,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::mitigate::RuleState;
+    use crate::rule::RuleState;
 
     fn plane() -> ControlPlane {
         let config: Config = toml::from_str(

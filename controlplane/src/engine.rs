@@ -47,7 +47,7 @@ pub struct ControlLoop {
 /// What the store gave back to start the engine with.
 #[derive(Debug)]
 pub struct Restored {
-    pub rules: Vec<crate::mitigate::Rule>,
+    pub rules: Vec<crate::rule::Rule>,
     pub next_rule_id: u32,
     pub alarms: Vec<String>,
 }
@@ -65,7 +65,7 @@ impl ControlLoop {
     pub fn new(config: &Config, workers: usize) -> Self {
         let mut mitigator = Mitigator::new(config.mitigation_config());
         mitigator.static_source_limit = config.rules.source_limit.as_ref().and_then(|l| {
-            crate::config::traffic_class(&l.class).map(|class| {
+            levee_dataplane::wire::TrafficClass::from_name(&l.class).map(|class| {
                 levee_dataplane::tables::SourceLimit {
                     class,
                     pps: l.pps,

@@ -21,6 +21,7 @@ pub mod live;
 pub mod mitigate;
 pub mod replay;
 pub mod resources;
+pub mod rule;
 pub mod rule_fields;
 #[cfg(feature = "dpdk")]
 pub mod run;

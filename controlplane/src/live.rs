@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::commands::{CommandError, ControlHandle};
 use crate::config::Mode;
-use crate::mitigate::{Rule, RuleMatch};
+use crate::rule::{Rule, RuleMatch};
 use crate::store::Store;
 
 /// Seconds of rate history kept for charts.

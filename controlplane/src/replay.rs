@@ -19,7 +19,7 @@ use crate::clock::rfc3339_ms;
 use crate::config::{Config, Mode};
 use crate::detect::{IncidentEvent, WindowView};
 use crate::engine::ControlLoop;
-use crate::mitigate::Rule;
+use crate::rule::Rule;
 use crate::windows::{direction_json, direction_line, WindowTotals};
 use crate::Failure;
 

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use levee_dataplane::pipeline::{report_channels, Pipeline, ReportSink};
 use levee_dataplane::tables::{Prefix, RuleTables, SourceLimit, TablePublisher};
 
-use crate::config::{read_prefix_file, signature_rule, traffic_class, Config};
+use crate::config::{read_prefix_file, signature_rule, Config};
+use crate::mitigate::STATIC_BLOCKLIST_RULE;
 use crate::Failure;
-
-/// Rule id under which the configuration's static blocklist drops.
-pub const STATIC_BLOCKLIST_RULE: u32 = 0;
+use levee_dataplane::wire::TrafficClass;
 
 /// Reports each worker can have in flight besides the one it fills.
 const SPARE_REPORTS: usize = 4;
@@ -100,7 +99,7 @@ pub fn build(
         .set_signatures(signatures)
         .map_err(|e| usage("rules.signature", e.to_string()))?;
     if let Some(limit) = &rules.source_limit {
-        let class = traffic_class(&limit.class).ok_or_else(|| {
+        let class = TrafficClass::from_name(&limit.class).ok_or_else(|| {
             usage(
                 "rules.source_limit.class",
                 format!("unknown class {:?}", limit.class),

@@ -10,7 +10,7 @@ use levee_dataplane::wire::{ParseStatus, TrafficClass};
 
 use super::ApiError;
 use crate::live::Live;
-use crate::mitigate::RuleState;
+use crate::rule::RuleState;
 
 /// Prometheus exposition text, one family at a time.
 #[derive(Debug, Default)]

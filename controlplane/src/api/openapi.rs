@@ -14,8 +14,12 @@ pub async fn get() -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::super::ROUTES;
     use super::DOCUMENT;
+    use crate::resources::rules::{NewRule, Protocol, RuleList, RuleView};
+    use crate::rule::{Rule, RuleMatch, RuleState};
 
     #[test]
     fn document_and_routes_agree() {
@@ -45,5 +49,74 @@ mod tests {
                 "dangling reference {name}"
             );
         }
+    }
+
+    fn schema_properties(name: &str) -> BTreeSet<String> {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("document");
+        doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schema {name} has properties"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn keys(v: &impl serde::Serialize) -> BTreeSet<String> {
+        serde_json::to_value(v)
+            .expect("serialise")
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_new_rule_is_the_one_the_api_takes() {
+        // Every field set, so every key is serialised.
+        let full = NewRule {
+            kind: "signature".into(),
+            source: Some("x".into()),
+            destination: Some("x".into()),
+            protocol: Some(Protocol::Name("tcp".into())),
+            src_port: Some(1),
+            dst_port: Some(1),
+            tcp_flags: Some("S/SA".into()),
+            non_first_fragments: true,
+            ip_length: Some([1, 2]),
+            ip_ttl: Some([1, 2]),
+            rate_limit_pps: Some(1),
+            check: Some("syn_authentication".into()),
+            ttl_seconds: Some(1),
+            reason: Some("x".into()),
+        };
+        assert_eq!(keys(&full), schema_properties("NewRule"));
+    }
+
+    #[test]
+    fn the_documented_rule_is_the_one_the_api_shows_and_the_cli_reads() {
+        let rule = Rule {
+            id: 7,
+            incident_id: "inc_x_0001".into(),
+            state: RuleState::Active,
+            matches: RuleMatch::Block {
+                source: "192.0.2.1/32".into(),
+            },
+            reason: "r".into(),
+            created_at_ns: 1,
+            expires_at_ns: 2,
+            note: Some("n".into()),
+            collateral: Some(0.5),
+        };
+        let view = RuleView::of(&rule);
+        assert_eq!(keys(&view), schema_properties("Rule"));
+        let list = RuleList {
+            rules: vec![view],
+            total: 1,
+        };
+        assert_eq!(keys(&list), schema_properties("RuleList"));
+        let text = serde_json::to_string(&list).expect("serialise");
+        let back: RuleList = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back.rules[0].rule, rule);
     }
 }

@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::ApiError;
 use crate::live::Live;
 use crate::mitigate::export::ExportFormat;
-use crate::mitigate::{Rule, RuleMatch, RuleState, SignatureCheck, MANUAL};
+use crate::mitigate::MANUAL;
 use crate::resources::rules::{NewRule, Protocol, RuleList, RuleView};
+use crate::rule::{Rule, RuleMatch, RuleState, SignatureCheck};
 use crate::rule_fields::{IpProtocol, TcpFlags};
 
 /// Longest TTL a manual rule may have: 30 days.
@@ -221,7 +222,7 @@ impl NewRule {
                 let check = match self.check.as_deref() {
                     None => None,
                     Some(c) => {
-                        let check = SignatureCheck::parse(c).ok_or_else(|| {
+                        let check = SignatureCheck::from_name(c).ok_or_else(|| {
                             ApiError::BadRequest(format!(
                                 "check: {c:?} is not \"syn_authentication\" or \"connection_state\""
                             ))

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::ApiError;
 use crate::live::Live;
-use crate::mitigate::RuleState;
+use crate::rule::RuleState;
 
 pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     let view = live.control.view();

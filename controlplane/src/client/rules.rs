@@ -1,8 +1,8 @@
 //! `levee rules list|add|approve|delete|export`.
 
 use super::{table, Client};
-use crate::mitigate::{RuleMatch, SignatureCheck};
 use crate::resources::rules::{self as resources, Protocol, RuleList, RuleView};
+use crate::rule::{RuleMatch, SignatureCheck};
 use crate::rule_fields::IpProtocol;
 use crate::Failure;
 

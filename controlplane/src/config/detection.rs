@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use levee_dataplane::tables::Prefix;
 use serde::Deserialize;
 
-use super::traffic_class;
 use crate::detect::DetectionConfig;
+use levee_dataplane::wire::TrafficClass;
 
 /// `[detection]`: limits, baselines and the incident lifecycle.
 #[derive(Clone, Debug, Deserialize)]
@@ -116,7 +116,7 @@ impl DetectionSection {
                 }
             }
             for class in group.class_pps.keys() {
-                if traffic_class(class).is_none() {
+                if TrafficClass::from_name(class).is_none() {
                     bad(
                         &format!("detection.group[{g}].class_pps.{class}"),
                         "not a traffic class (e.g. udp_ntp, tcp_syn)".into(),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use levee_dataplane::pipeline::{FramePolicy, PipelineConfig};
 use levee_dataplane::stats::ReportCapacities;
 use levee_dataplane::tables::{Prefix, PrefixTable, TableCapacities};
+use levee_dataplane::wire::TrafficClass;
 use serde::Deserialize;
 
 mod api;
@@ -25,7 +26,7 @@ pub use detection::{DetectionSection, GroupSection};
 pub use dpdk::{Device, DpdkConfig, PairConfig};
 pub use log::{LogConfig, LogFormat};
 pub use mitigation::MitigationSection;
-pub use pipeline::{frame_policy, traffic_class, PipelineSection, TablesSection};
+pub use pipeline::{frame_policy, PipelineSection, TablesSection};
 pub use rules::{
     read_prefix_file, signature_rule, RulesSection, SignatureSection, SourceLimitSection,
 };
@@ -355,7 +356,7 @@ impl Config {
                     class_pps: g
                         .class_pps
                         .iter()
-                        .filter_map(|(c, v)| traffic_class(c).map(|c| (c.index(), *v)))
+                        .filter_map(|(c, v)| TrafficClass::from_name(c).map(|c| (c.index(), *v)))
                         .collect(),
                 })
                 .collect(),

@@ -2,7 +2,6 @@
 
 use levee_dataplane::pipeline::FramePolicy;
 use levee_dataplane::tables::Prefix;
-use levee_dataplane::wire::TrafficClass;
 use serde::Deserialize;
 
 /// `[pipeline]`: what workers count and how they treat frames rules cannot judge.
@@ -75,11 +74,6 @@ pub fn frame_policy(s: &str) -> Option<FramePolicy> {
         "forward" => Some(FramePolicy::Forward),
         _ => None,
     }
-}
-
-/// A traffic class by its stable name.
-pub fn traffic_class(name: &str) -> Option<TrafficClass> {
-    TrafficClass::all().find(|c| c.name() == name)
 }
 
 impl PipelineSection {

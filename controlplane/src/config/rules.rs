@@ -8,8 +8,8 @@ use levee_dataplane::tables::{
 };
 use serde::Deserialize;
 
-use super::traffic_class;
 use crate::rule_fields::{IpProtocol, TcpFlags};
+use levee_dataplane::wire::TrafficClass;
 
 /// `[rules]`: rules that hold from start-up (the API adds and removes others).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -229,7 +229,7 @@ impl RulesSection {
             bad("rules.signature", e.to_string());
         }
         if let Some(limit) = &r.source_limit {
-            if traffic_class(&limit.class).is_none() {
+            if TrafficClass::from_name(&limit.class).is_none() {
                 bad(
                     "rules.source_limit.class",
                     format!(

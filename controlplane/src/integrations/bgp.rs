@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BoxFuture, DeliveryContext, Job, Outbox, Outcome, Plan, Sink};
 use crate::detect::{AttackType, IncidentEvent};
-use crate::mitigate::{Rule, RuleMatch, RuleState};
+use crate::rule::{Rule, RuleMatch, RuleState};
 use crate::rule_fields::TcpFlags;
 
 /// When an incident's target is announced.

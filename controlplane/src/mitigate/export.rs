@@ -414,7 +414,7 @@ fn stateful_comment(id: u32, check: SignatureCheck) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mitigate::RuleState;
+    use crate::rule::RuleState;
 
     fn rule(id: u32, matches: RuleMatch) -> Rule {
         Rule {

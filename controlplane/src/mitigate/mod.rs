@@ -4,19 +4,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use levee_dataplane::named_enum;
-
 use crate::rule_fields::TcpFlags;
 use levee_dataplane::tables::{
-    FragmentMatch, Prefix, SignatureAction, SignatureRule, SourceLimit, TablePublisher, WatchSet,
-    WatchedTarget, MAX_SIGNATURES, MAX_WATCHED,
+    Prefix, SignatureRule, SourceLimit, TablePublisher, WatchSet, WatchedTarget, MAX_SIGNATURES,
+    MAX_WATCHED,
 };
 use levee_dataplane::wire::{Reflector, TrafficClass, REFLECTORS};
-use serde::{Deserialize, Serialize};
 
 pub mod export;
 pub mod known;
 pub mod narrow;
+
+use crate::rule::{Rule, RuleMatch, RuleState, SignatureCheck};
 
 use crate::store::Store;
 
@@ -68,163 +67,6 @@ impl Default for MitigationConfig {
             min_pulled_prefix: (16, 32),
             protected: Vec::new(),
         }
-    }
-}
-
-named_enum! {
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-    #[serde(rename_all = "lowercase")]
-    pub enum RuleState {
-        Staged => "staged",
-        /// Sent to the workers, not yet applied by every one of them.
-        Pending => "pending",
-        /// In every worker's tables.
-        Active => "active",
-        Expired => "expired",
-        Removed => "removed",
-        /// Refused by the tables (allowlist, capacity): see `note`.
-        Refused => "refused",
-    }
-}
-
-impl RuleState {
-    /// In the tables (or on its way there): pending or active.
-    pub fn in_force(self) -> bool {
-        matches!(self, RuleState::Pending | RuleState::Active)
-    }
-
-    /// Not ended: staged, pending or active.
-    pub fn live(self) -> bool {
-        self.in_force() || self == RuleState::Staged
-    }
-}
-
-/// What a rule matches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum RuleMatch {
-    /// Drop everything from a source.
-    Block { source: String },
-    /// A signature (FlowSpec-like).
-    Signature {
-        destination: String,
-        protocol: u8,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        src_port: Option<u16>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        dst_port: Option<u16>,
-        /// `FLAGS/MASK` in letters F S R P A U E C: `S/SA` is a SYN without ACK.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tcp_flags: Option<String>,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        non_first_fragments: bool,
-        /// Inclusive range of the IP length.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ip_length: Option<(u16, u16)>,
-        /// Inclusive range of the TTL (IPv6: hop limit).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ip_ttl: Option<(u8, u8)>,
-        /// None: drop; Some: rate limit in packets per second.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rate_limit_pps: Option<u32>,
-        /// Instead of dropping: challenge unverified SYNs, or drop only the
-        /// segments of no known connection.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        check: Option<SignatureCheck>,
-    },
-    /// A per-source token bucket for one traffic class (e.g. SYNs per source).
-    #[serde(rename = "source_limit")]
-    SourceLimit { class: String, pps: u32 },
-}
-
-/// What a signature checks before it lets a TCP segment through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignatureCheck {
-    /// SYNs of sources not yet verified are answered with a challenge that
-    /// only a real TCP stack answers; verified sources pass.
-    SynAuthentication,
-    /// Segments that belong to no connection the protected host has are dropped.
-    ConnectionState,
-}
-
-impl SignatureCheck {
-    pub fn name(self) -> &'static str {
-        match self {
-            SignatureCheck::SynAuthentication => "syn_authentication",
-            SignatureCheck::ConnectionState => "connection_state",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SignatureCheck> {
-        match s {
-            "syn_authentication" => Some(SignatureCheck::SynAuthentication),
-            "connection_state" => Some(SignatureCheck::ConnectionState),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Rule {
-    pub id: u32,
-    pub incident_id: String,
-    pub state: RuleState,
-    #[serde(rename = "match")]
-    pub matches: RuleMatch,
-    pub reason: String,
-    pub created_at_ns: u64,
-    pub expires_at_ns: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// For a derived signature: the estimated share of the target's peacetime
-    /// packets it drops (known sources pass).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collateral: Option<f64>,
-}
-
-impl Rule {
-    fn signature(&self) -> Option<SignatureRule> {
-        let RuleMatch::Signature {
-            destination,
-            protocol,
-            src_port,
-            dst_port,
-            tcp_flags,
-            non_first_fragments,
-            ip_length,
-            ip_ttl,
-            rate_limit_pps,
-            check,
-        } = &self.matches
-        else {
-            return None;
-        };
-        let flags = tcp_flags
-            .as_deref()
-            .and_then(|t| t.parse::<TcpFlags>().ok())
-            .map(|f| (f.mask, f.value));
-        Some(SignatureRule {
-            id: self.id,
-            destination: destination.parse().ok(),
-            protocol: Some(*protocol),
-            src_ports: src_port.map(|p| (p, p)),
-            dst_ports: dst_port.map(|p| (p, p)),
-            tcp_flags: flags,
-            ip_length: *ip_length,
-            ttl: *ip_ttl,
-            fragment: if *non_first_fragments {
-                FragmentMatch::NonFirst
-            } else {
-                FragmentMatch::Any
-            },
-            action: match (check, rate_limit_pps) {
-                (Some(SignatureCheck::SynAuthentication), _) => SignatureAction::Authenticate,
-                (Some(SignatureCheck::ConnectionState), _) => SignatureAction::RequireState,
-                (None, Some(pps)) => SignatureAction::RateLimit { pps: *pps },
-                (None, None) => SignatureAction::Drop,
-            },
-        })
     }
 }
 
@@ -286,7 +128,7 @@ const FIRST_RULE_ID: u32 = 1000;
 pub const MANUAL: &str = "manual";
 
 /// The rule id under which the configuration's blocklist drops (never ends).
-const STATIC_BLOCK: u32 = crate::setup::STATIC_BLOCKLIST_RULE;
+pub const STATIC_BLOCKLIST_RULE: u32 = 0;
 
 /// Ended rules remembered in memory.
 const ENDED_KEPT: usize = 4096;
@@ -1036,7 +878,7 @@ impl Mitigator {
     /// With no owner left it comes out. `extra` is an owner not in `rules` yet.
     fn republish(&mut self, prefix: Prefix, extra: Option<&Rule>, publisher: &mut TablePublisher) {
         let current = publisher.blocked().get(&prefix).copied();
-        if current.is_some_and(|c| c.rule_id == STATIC_BLOCK) {
+        if current.is_some_and(|c| c.rule_id == STATIC_BLOCKLIST_RULE) {
             return;
         }
         let owners: Vec<&Rule> = self
@@ -1376,20 +1218,21 @@ impl Mitigator {
             Ok(_) => self.rule_changes += 1,
             Err(e) => self.refusals.push(format!("signature set refused: {e}")),
         }
-        let limit =
-            self.rules
-                .values()
-                .filter(|r| r.state.in_force())
-                .find_map(|r| match &r.matches {
-                    RuleMatch::SourceLimit { class, pps } => crate::config::traffic_class(class)
-                        .map(|class| SourceLimit {
-                            class,
-                            pps: *pps,
-                            burst: *pps,
-                            rule_id: r.id,
-                        }),
-                    _ => None,
-                });
+        let limit = self
+            .rules
+            .values()
+            .filter(|r| r.state.in_force())
+            .find_map(|r| match &r.matches {
+                RuleMatch::SourceLimit { class, pps } => {
+                    TrafficClass::from_name(class).map(|class| SourceLimit {
+                        class,
+                        pps: *pps,
+                        burst: *pps,
+                        rule_id: r.id,
+                    })
+                }
+                _ => None,
+            });
         publisher.set_source_limit(limit.or(self.static_source_limit));
     }
 

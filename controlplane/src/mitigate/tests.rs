@@ -240,7 +240,7 @@ fn an_entry_stays_while_any_owner_holds_it() {
         .publisher
         .block(
             Prefix::host(ip("203.0.0.1")),
-            crate::setup::STATIC_BLOCKLIST_RULE,
+            crate::mitigate::STATIC_BLOCKLIST_RULE,
             u64::MAX,
         )
         .expect("static");

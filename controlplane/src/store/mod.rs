@@ -11,7 +11,7 @@ mod outbox;
 pub use outbox::{DeliveryRecord, NewDelivery};
 
 use crate::detect::{Incident, IncidentEvent, SavedBaseline};
-use crate::mitigate::Rule;
+use crate::rule::Rule;
 
 /// Store errors; the text is the message shown.
 #[derive(Debug, thiserror::Error)]

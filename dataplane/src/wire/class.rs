@@ -208,6 +208,11 @@ impl TrafficClass {
     }
 
     /// Every class, in index order.
+    /// The class of a stable name (`udp_ntp`, `tcp_syn`...).
+    pub fn from_name(name: &str) -> Option<TrafficClass> {
+        TrafficClass::all().find(|c| c.name() == name)
+    }
+
     pub fn all() -> impl Iterator<Item = TrafficClass> {
         [
             TrafficClass::TcpSyn,

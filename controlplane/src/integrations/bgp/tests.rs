@@ -1,7 +1,7 @@
 //! What the bgp integration announces, decided without a speaker.
 
 use super::*;
-use crate::mitigate::{RuleState, SignatureCheck};
+use crate::rule::{RuleState, SignatureCheck};
 
 fn settings() -> BgpSettings {
     serde_json::from_value(serde_json::json!({})).expect("defaults")
