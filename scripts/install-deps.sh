@@ -59,6 +59,9 @@ extract_deb crowdsec usr/bin/crowdsec
 extract_deb gobgpd usr/bin/gobgpd
 extract_deb bird2 usr/sbin/bird
 
+# cargo-deb (pinned), for the Debian package and its test.
+scripts/package.sh --tool
+
 # The API fuzzer (schemathesis, pinned) in its own virtualenv.
 SCHEMATHESIS_VERSION=4.32.5
 if ! "$LEVEE_TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then

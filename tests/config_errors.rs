@@ -46,6 +46,59 @@ fn check_config_accepts_the_shipped_configurations() {
 }
 
 #[test]
+fn check_config_warns_of_cpus_the_kernel_shares_and_ports_on_another_numa_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A fake sysfs: CPUs 0-3 online, 2 isolated; CPUs 1-2 on node 0, 3 on
+    // node 1; the outside port on node 1, the inside port's node unknown.
+    let sys = dir.path().join("sys");
+    let cpu = sys.join("devices/system/cpu");
+    for (n, node) in [(1, 0), (2, 0), (3, 1)] {
+        std::fs::create_dir_all(cpu.join(format!("cpu{n}/node{node}"))).expect("cpu");
+    }
+    std::fs::write(cpu.join("online"), "0-3\n").expect("online");
+    std::fs::write(cpu.join("isolated"), "2\n").expect("isolated");
+    for (address, node) in [("0000:03:00.0", "1"), ("0000:03:00.1", "-1")] {
+        let dev = sys.join("bus/pci/devices").join(address);
+        std::fs::create_dir_all(&dev).expect("device");
+        std::fs::write(dev.join("numa_node"), format!("{node}\n")).expect("node");
+    }
+    let config = write_config(
+        dir.path(),
+        "box.toml",
+        r#"
+        [dpdk]
+        worker_lcores = [2, 3, 5]
+        [[pair]]
+        outside = "0000:03:00.0"
+        inside = "0000:03:00.1"
+        "#,
+    );
+    let out = levee()
+        .arg("check-config")
+        .arg(&config)
+        .env("LEVEE_SYSFS", &sys)
+        .output()
+        .expect("run levee");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "warnings do not fail the check: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning:")).collect();
+    for expected in [
+        "dpdk.worker_lcores[1]: CPU 3 is not isolated",
+        "dpdk.worker_lcores[2]: CPU 5 is not online",
+        "pair[0].outside: port 0000:03:00.0 is on NUMA node 1 but worker CPU 2 is on node 0",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(expected)),
+            "{expected:?} missing from: {stderr}"
+        );
+    }
+    // Nothing about what is right: CPU 2 is isolated, CPU 3 shares the
+    // outside port's node, the inside port's node is unknown.
+    assert_eq!(warnings.len(), 3, "{stderr}");
+}
+
+#[test]
 fn check_config_names_every_bad_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(

@@ -284,6 +284,10 @@ fn cmd_replay(
 
 fn cmd_check_config(path: &std::path::Path) -> Result<(), Failure> {
     let config = config::Config::load(path).map_err(|e| Failure::Usage(e.into()))?;
+    // About this machine, not the file: valid either way, slower on a bad fit.
+    for warning in config::host::warnings(&config, &config::host::sysfs_root()) {
+        eprintln!("levee: warning: {warning}");
+    }
     println!(
         "{}: valid ({:?} mode, {} pair(s), {} worker(s))",
         path.display(),

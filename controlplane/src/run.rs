@@ -110,6 +110,9 @@ pub struct Totals {
 
 /// Run the appliance until a stop condition; returns what was counted.
 pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> {
+    for warning in crate::config::host::warnings(config, &crate::config::host::sysfs_root()) {
+        tracing::warn!("{warning}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|e| {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 mod api;
 mod detection;
 mod dpdk;
+pub mod host;
 mod log;
 mod mitigation;
 mod pipeline;

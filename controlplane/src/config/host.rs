@@ -1,0 +1,105 @@
+//! What `check-config` can tell about the machine a configuration runs on,
+//! from sysfs: worker CPUs the kernel still schedules on, and ports on another
+//! NUMA node than the workers that poll them. Warnings, not errors: levee
+//! runs either way, only slower.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{Config, Device};
+
+/// The sysfs levee reads: `/sys`, or `$LEVEE_SYSFS` (tests, or a copy of
+/// another machine's).
+pub fn sysfs_root() -> PathBuf {
+    std::env::var_os("LEVEE_SYSFS").map_or_else(|| PathBuf::from("/sys"), PathBuf::from)
+}
+
+/// A kernel CPU list (`0-3,8,10-11`); `None` if it is not one.
+pub fn parse_cpu_list(text: &str) -> Option<BTreeSet<u32>> {
+    let mut cpus = BTreeSet::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (u32, u32) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+        if lo > hi || hi - lo > 65_536 {
+            return None;
+        }
+        cpus.extend(lo..=hi);
+    }
+    Some(cpus)
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// The NUMA node of a CPU (its `nodeN` entry), if the machine says.
+fn cpu_node(sys: &Path, cpu: u32) -> Option<u32> {
+    std::fs::read_dir(sys.join(format!("devices/system/cpu/cpu{cpu}")))
+        .ok()?
+        .flatten()
+        .find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
+}
+
+/// The NUMA node of a PCI device; `None` when unknown (-1: one node, or the
+/// firmware does not say).
+fn pci_node(sys: &Path, address: &str) -> Option<u32> {
+    let text = read(&sys.join(format!("bus/pci/devices/{address}/numa_node")))?;
+    text.trim().parse::<i64>().ok().and_then(|n| u32::try_from(n).ok())
+}
+
+/// Everything worth telling the operator about running `config` on the
+/// machine whose sysfs is at `sys`.
+pub fn warnings(config: &Config, sys: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let workers = &config.dpdk.worker_lcores;
+    let online = read(&sys.join("devices/system/cpu/online")).and_then(|t| parse_cpu_list(&t));
+    let isolated = read(&sys.join("devices/system/cpu/isolated"))
+        .and_then(|t| parse_cpu_list(&t))
+        .unwrap_or_default();
+    for (i, cpu) in workers.iter().enumerate() {
+        let key = format!("dpdk.worker_lcores[{i}]");
+        if online.as_ref().is_some_and(|o| !o.contains(cpu)) {
+            out.push(format!("{key}: CPU {cpu} is not online on this machine"));
+            continue;
+        }
+        if !isolated.contains(cpu) {
+            out.push(format!(
+                "{key}: CPU {cpu} is not isolated from the kernel (isolcpus=): other tasks share the CPU a worker polls at 100%, and packets wait while they run"
+            ));
+        }
+    }
+    for (p, pair) in config.pairs.iter().enumerate() {
+        for (side, spec) in [("outside", Some(&pair.outside)), ("inside", pair.inside.as_ref())] {
+            let Some(Ok(Device::Pci(address))) = spec.map(|s| Device::parse(s)) else {
+                continue;
+            };
+            let Some(port_node) = pci_node(sys, &address) else {
+                continue;
+            };
+            for cpu in workers {
+                if let Some(node) = cpu_node(sys, *cpu).filter(|n| *n != port_node) {
+                    out.push(format!(
+                        "pair[{p}].{side}: port {address} is on NUMA node {port_node} but worker CPU {cpu} is on node {node}: every packet crosses between sockets"
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(
+            parse_cpu_list("0-2,5,7-8\n"),
+            Some([0, 1, 2, 5, 7, 8].into_iter().collect())
+        );
+        assert_eq!(parse_cpu_list("\n"), Some(BTreeSet::new()));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+}
