@@ -80,7 +80,10 @@ fn check_config_warns_of_cpus_the_kernel_shares_and_ports_on_another_numa_node()
         .output()
         .expect("run levee");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "warnings do not fail the check: {stderr}");
+    assert!(
+        out.status.success(),
+        "warnings do not fail the check: {stderr}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning:")).collect();
     for expected in [

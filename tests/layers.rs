@@ -17,7 +17,14 @@ const DATAPLANE: &[&[&str]] = &[
 ];
 
 const CONTROLPLANE: &[&[&str]] = &[
-    &["Failure", "clock", "ids", "rule_fields", "service_notify", "windows"],
+    &[
+        "Failure",
+        "clock",
+        "ids",
+        "rule_fields",
+        "service_notify",
+        "windows",
+    ],
     &["detect", "rule"],
     &["store", "forensics", "resources"],
     &["mitigate"],
@@ -92,7 +99,10 @@ fn used(code: &str) -> BTreeSet<String> {
 }
 
 fn check(crate_dir: &str, layers: &[&[&str]]) -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(crate_dir).join("src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(crate_dir)
+        .join("src");
     let layer_of = |m: &str| layers.iter().position(|l| l.contains(&m));
     let mut files = Vec::new();
     sources(&src, &mut files);

@@ -47,12 +47,13 @@ fn the_debian_package_installs_into_a_scratch_root_and_checks_its_own_configurat
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
 
-    let fields = String::from_utf8_lossy(
-        &run(Command::new("dpkg-deb").arg("-f").arg(&deb)).stdout,
-    )
-    .into_owned();
+    let fields = String::from_utf8_lossy(&run(Command::new("dpkg-deb").arg("-f").arg(&deb)).stdout)
+        .into_owned();
     assert!(fields.contains("Package: levee"), "{fields}");
-    assert!(fields.contains("librte-eal23"), "the DPDK runtime is a dependency: {fields}");
+    assert!(
+        fields.contains("librte-eal23"),
+        "the DPDK runtime is a dependency: {fields}"
+    );
     let conffiles = std::fs::read_to_string(control.join("conffiles")).expect("conffiles");
     assert_eq!(conffiles.trim(), "/etc/levee/levee.toml");
     for file in [
@@ -67,13 +68,18 @@ fn the_debian_package_installs_into_a_scratch_root_and_checks_its_own_configurat
     ] {
         assert!(root.join(file).is_file(), "{file} is not in the package");
     }
-    let unit = std::fs::read_to_string(root.join("lib/systemd/system/levee.service")).expect("unit");
+    let unit =
+        std::fs::read_to_string(root.join("lib/systemd/system/levee.service")).expect("unit");
     assert!(unit.contains("ExecStart=/usr/bin/levee run --config /etc/levee/levee.toml"));
 
     // The shipped configuration needs the API tokens the postinst makes.
     let levee = root.join("usr/bin/levee");
     let config = root.join("etc/levee/levee.toml");
-    let before = Command::new(&levee).arg("check-config").arg(&config).output().expect("check");
+    let before = Command::new(&levee)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("check");
     assert_eq!(before.status.code(), Some(2), "{before:?}");
     assert!(String::from_utf8_lossy(&before.stderr).contains("api.token_file"));
     run(Command::new("sh")
@@ -155,13 +161,22 @@ fn the_bare_metal_script_shows_every_step_it_would_take() {
     let (code, text) = dry(&["bind", "0000:03:00.0"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("+ modprobe vfio-pci"), "{text}");
-    assert!(text.contains("driver-0000:03:00.0:\nixgbe"), "the kernel driver is remembered: {text}");
-    assert!(text.contains("+ dpdk-devbind.py --bind=vfio-pci 0000:03:00.0"), "{text}");
+    assert!(
+        text.contains("driver-0000:03:00.0:\nixgbe"),
+        "the kernel driver is remembered: {text}"
+    );
+    assert!(
+        text.contains("+ dpdk-devbind.py --bind=vfio-pci 0000:03:00.0"),
+        "{text}"
+    );
 
     std::fs::write(state.join("driver-0000:03:00.0"), "ixgbe\n").expect("remembered");
     let (code, text) = dry(&["unbind", "0000:03:00.0"]);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("+ dpdk-devbind.py --bind=ixgbe 0000:03:00.0"), "{text}");
+    assert!(
+        text.contains("+ dpdk-devbind.py --bind=ixgbe 0000:03:00.0"),
+        "{text}"
+    );
 
     std::fs::write(
         dir.path().join("grub"),
@@ -171,7 +186,9 @@ fn the_bare_metal_script_shows_every_step_it_would_take() {
     let (code, text) = dry(&["isolate", "2-3"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet isolcpus=2-3 nohz_full=2-3 rcu_nocbs=2-3\""),
+        text.contains(
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet isolcpus=2-3 nohz_full=2-3 rcu_nocbs=2-3\""
+        ),
         "an earlier isolation is replaced, the rest kept: {text}"
     );
     assert!(text.contains("+ update-grub"), "{text}");
@@ -184,7 +201,10 @@ fn the_bare_metal_script_shows_every_step_it_would_take() {
     // Bad input: a clear message and exit 2, nothing done.
     for (args, message) in [
         (&["bind", "03:00.0"][..], "not a PCI address"),
-        (&["unbind", "0000:04:00.0"][..], "no kernel driver remembered"),
+        (
+            &["unbind", "0000:04:00.0"][..],
+            "no kernel driver remembered",
+        ),
         (&["isolate", "two"][..], "CPUS must be a list"),
         (&["hugepages", "-5"][..], "PAGES must be a positive number"),
         (&["frobnicate"][..], "Preparing a real box"),

@@ -318,3 +318,48 @@ fn replay_reads_pcapng_with_several_interfaces() {
         .expect("totals");
     assert_eq!(u(&totals, "/directions/inbound/packets"), 600);
 }
+
+#[test]
+fn replay_shows_its_progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("big.pcap");
+    let made = levee()
+        .args(["generate-capture", "--packets", "200000", "--out"])
+        .arg(&capture)
+        .output()
+        .expect("generate");
+    assert!(made.status.success(), "{made:?}");
+
+    // Not a terminal: stderr carries no bar, stdout the usual totals.
+    let plain = levee()
+        .arg("replay")
+        .arg(&capture)
+        .output()
+        .expect("replay");
+    assert!(plain.status.success(), "{plain:?}");
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        !stderr.contains("levee replay: re"),
+        "a bar without a terminal: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("200000"));
+
+    // On a terminal (a pseudo-terminal from script(1)), the bar shows, and is
+    // cleared: the totals follow as usual.
+    let command = format!(
+        "{} replay {}",
+        env!("CARGO_BIN_EXE_levee"),
+        capture.display()
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script(1)");
+    assert!(tty.status.success(), "{tty:?}");
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        screen.contains("levee replay: replaying") || screen.contains("levee replay: reading"),
+        "no progress on a terminal: {screen}"
+    );
+    assert!(screen.contains("200000"), "{screen}");
+}

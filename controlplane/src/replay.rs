@@ -102,8 +102,11 @@ pub fn replay(
 ) -> Result<ReplayResult, Failure> {
     let input = std::fs::File::open(file)
         .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot open {}: {e}", file.display())))?;
-    let records = pcap::read_capture(std::io::BufReader::new(input))
+    let size = input.metadata().map_or(0, |m| m.len());
+    let reading = progress(size, "reading");
+    let records = pcap::read_capture(std::io::BufReader::new(reading.wrap_read(input)))
         .map_err(|e| Failure::Usage(anyhow::anyhow!("{}: {e}", file.display())))?;
+    reading.finish_and_clear();
     let records = Arc::new(records);
     let first_ns = records.first().map_or(0, |r| r.timestamp_ns);
 
@@ -148,15 +151,21 @@ pub fn replay(
         }
         sink.recycle(report);
     };
+    let replaying = progress(records.len() as u64, "replaying");
     loop {
         let got = worker.poll_once();
         while let Ok(report) = sink.reports.try_recv() {
-            handle(report, &mut control, &mut publisher, &mut events);
+            // Windows and events print above the bar.
+            replaying.suspend(|| handle(report, &mut control, &mut publisher, &mut events));
+        }
+        if let Some(source) = worker.paths().first() {
+            replaying.set_position(source.position() as u64);
         }
         if got == 0 {
             break;
         }
     }
+    replaying.finish_and_clear();
     worker.finish();
     if let Some(verdicts) = worker.paths().first().and_then(CaptureSource::verdicts) {
         if let Some(path) = &dumps.forwarded {
@@ -218,6 +227,24 @@ pub fn replay(
         events,
         rules,
     })
+}
+
+/// A progress bar on stderr for a step of `len` units (bytes or records), or
+/// nothing when stderr is not a terminal (a pipe, a log, a test): the bar is
+/// for a person watching a large capture go by.
+fn progress(len: u64, step: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "levee replay: {msg:9} [{bar:40}] {percent:>3}% ({eta} left)",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr())
+        .with_style(style)
+        .with_message(step)
 }
 
 fn print_window(view: &WindowView, out: Output) {

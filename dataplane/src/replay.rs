@@ -151,6 +151,11 @@ impl CaptureSource {
         self.verdicts.as_deref()
     }
 
+    /// How many records have been handed out so far.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
     /// Whether every record has been handed out.
     pub fn done(&self) -> bool {
         self.next >= self.records.len()

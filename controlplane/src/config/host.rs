@@ -44,7 +44,10 @@ fn cpu_node(sys: &Path, cpu: u32) -> Option<u32> {
 /// firmware does not say).
 fn pci_node(sys: &Path, address: &str) -> Option<u32> {
     let text = read(&sys.join(format!("bus/pci/devices/{address}/numa_node")))?;
-    text.trim().parse::<i64>().ok().and_then(|n| u32::try_from(n).ok())
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// Everything worth telling the operator about running `config` on the
@@ -69,7 +72,10 @@ pub fn warnings(config: &Config, sys: &Path) -> Vec<String> {
         }
     }
     for (p, pair) in config.pairs.iter().enumerate() {
-        for (side, spec) in [("outside", Some(&pair.outside)), ("inside", pair.inside.as_ref())] {
+        for (side, spec) in [
+            ("outside", Some(&pair.outside)),
+            ("inside", pair.inside.as_ref()),
+        ] {
             let Some(Ok(Device::Pci(address))) = spec.map(|s| Device::parse(s)) else {
                 continue;
             };
