@@ -4,11 +4,11 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use super::rules::rule_json;
 use super::ApiError;
 use crate::live::Live;
+use crate::resources::incidents::{IncidentDetail, IncidentList, IncidentView};
+use crate::resources::rules::RuleView;
 use crate::store::{IncidentQuery, IncidentRecord};
 
 #[derive(Debug, Deserialize)]
@@ -38,31 +38,14 @@ fn checked_id(id: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn incident_json(live: &Live, r: IncidentRecord) -> Value {
-    let mut v = r.last_event;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("event");
-        o.remove("at");
-        o.insert("status".into(), json!(r.status));
-        let id = o
-            .get("incident_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let has_pcap = live
-            .forensics_dir
-            .as_ref()
-            .is_some_and(|d| d.join(format!("{id}.pcapng")).is_file());
-        o.insert(
-            "forensic_pcap".into(),
-            if has_pcap {
-                json!(format!("/api/v1/incidents/{id}/pcap"))
-            } else {
-                Value::Null
-            },
-        );
-    }
-    v
+fn incident_view(live: &Live, r: IncidentRecord) -> Option<IncidentView> {
+    let id = r.last_event["incident_id"].as_str().unwrap_or_default().to_owned();
+    let has_pcap = live
+        .forensics_dir
+        .as_ref()
+        .is_some_and(|d| d.join(format!("{id}.pcapng")).is_file());
+    let pcap = has_pcap.then(|| format!("/api/v1/incidents/{id}/pcap"));
+    IncidentView::of(r.last_event, &r.status, pcap)
 }
 
 pub async fn list(
@@ -81,7 +64,7 @@ pub async fn list(
         .since
         .as_deref()
         .map(|s| {
-            super::parse_time(s).ok_or_else(|| {
+            crate::clock::parse_rfc3339(s).ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "since: {s:?} is not an RFC 3339 time (e.g. 2026-03-18T14:22:08Z)"
                 ))
@@ -105,11 +88,11 @@ pub async fn list(
         Some(store) => store.incidents(&query),
         None => Ok((Vec::new(), 0)),
     })??;
-    let incidents: Vec<Value> = records
+    let incidents = records
         .into_iter()
-        .map(|r| incident_json(&live, r))
+        .filter_map(|r| incident_view(&live, r))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"incidents": incidents, "total": total})))
+    Ok(HttpResponse::Ok().json(IncidentList { incidents, total }))
 }
 
 pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -119,20 +102,26 @@ pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpRes
         Some(store) => store.incident(&wanted),
         None => Ok(None),
     })??;
-    let rules: Vec<Value> = live
+    let rules = live
         .control
         .view()
         .rules
         .iter()
         .filter(|r| r.incident_id == id)
-        .map(rule_json)
+        .map(RuleView::of)
         .collect();
-    let (record, events) = found.ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "incident": incident_json(&live, record),
-        "events": events,
-        "rules": rules,
-    })))
+    let not_found = || ApiError::NotFound(format!("no incident {id}"));
+    let (record, events) = found.ok_or_else(not_found)?;
+    let incident = incident_view(&live, record).ok_or_else(not_found)?;
+    let events = events
+        .into_iter()
+        .filter_map(|e| serde_json::from_value(e).ok())
+        .collect();
+    Ok(HttpResponse::Ok().json(IncidentDetail {
+        incident,
+        events,
+        rules,
+    }))
 }
 
 pub async fn resolve(

@@ -267,10 +267,3 @@ impl Drop for ApiServer {
     }
 }
 
-/// Nanoseconds since the epoch from an RFC 3339 time.
-pub fn parse_time(s: &str) -> Option<u64> {
-    humantime::parse_rfc3339_weak(s)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64)
-}

@@ -18,6 +18,7 @@ mod tests {
 
     use super::super::ROUTES;
     use super::DOCUMENT;
+    use crate::resources::incidents::{IncidentDetail, IncidentList, IncidentView};
     use crate::resources::rules::{NewRule, Protocol, RuleList, RuleView};
     use crate::rule::{Rule, RuleMatch, RuleState};
 
@@ -118,5 +119,43 @@ mod tests {
         let text = serde_json::to_string(&list).expect("serialise");
         let back: RuleList = serde_json::from_str(&text).expect("read back");
         assert_eq!(back.rules[0].rule, rule);
+    }
+
+    #[test]
+    fn the_documented_incidents_are_the_ones_the_api_shows_and_the_cli_reads() {
+        let incident = crate::detect::Incident::new(
+            "inc_x_0001".into(),
+            "nd_x".into(),
+            crate::detect::Target::Host(0x0a00_0001),
+            0,
+            1_000_000_000,
+        );
+        let event = incident.event("incident.created", 1_000_000_000);
+        // The payload integrations get is documented field for field.
+        assert_eq!(keys(&event), schema_properties("IncidentEvent"));
+        // The incident shown from it: the named fields are the documented ones
+        // (the rest of the event comes along as recorded).
+        let recorded = serde_json::to_value(&event).expect("payload");
+        let mut view = IncidentView::of(recorded.clone(), "open", None).expect("view");
+        let rest: BTreeSet<String> = view.details.keys().cloned().collect();
+        view.details.clear();
+        assert_eq!(keys(&view), schema_properties("Incident"));
+        let event_keys = keys(&event);
+        assert!(rest.iter().all(|k| event_keys.contains(k)), "{rest:?}");
+        let list = IncidentList {
+            incidents: vec![view.clone()],
+            total: 1,
+        };
+        assert_eq!(keys(&list), schema_properties("IncidentList"));
+        let detail = IncidentDetail {
+            incident: view,
+            events: vec![serde_json::from_value(recorded).expect("event view")],
+            rules: Vec::new(),
+        };
+        assert_eq!(keys(&detail), schema_properties("IncidentDetail"));
+        let text = serde_json::to_string(&detail).expect("serialise");
+        let back: IncidentDetail = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back.events[0].event, "incident.created");
+        assert_eq!(back.incident.incident_id, "inc_x_0001");
     }
 }

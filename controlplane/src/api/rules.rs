@@ -5,7 +5,6 @@
 use actix_web::{web, HttpResponse};
 use levee_dataplane::tables::Prefix;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::ApiError;
 use crate::live::Live;
@@ -18,11 +17,6 @@ use crate::rule_fields::{IpProtocol, TcpFlags};
 /// Longest TTL a manual rule may have: 30 days.
 pub const MAX_TTL_S: u64 = 30 * 24 * 3600;
 const MAX_LIMIT: usize = 10_000;
-
-/// A rule as the API shows it (inside other answers).
-pub fn rule_json(r: &Rule) -> Value {
-    serde_json::to_value(RuleView::of(r)).unwrap_or_default()
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

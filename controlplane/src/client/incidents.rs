@@ -1,8 +1,7 @@
 //! `levee incidents list|show|resolve`.
 
-use serde_json::Value;
-
-use super::{cell, rows, table, Client};
+use super::{table, Client};
+use crate::resources::incidents::{IncidentDetail, IncidentList, IncidentView};
 use crate::Failure;
 
 #[derive(Debug, clap::Subcommand)]
@@ -45,8 +44,8 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                 }
             }
             let v = client.get("/api/v1/incidents", &q)?;
-            client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = rows(&v["incidents"], row);
+            client.print_as(&v, |list: IncidentList| {
+                let rows: Vec<Vec<String>> = list.incidents.iter().map(row).collect();
                 let mut out = table(
                     &[
                         "ID", "STATUS", "TYPE", "SEVERITY", "TARGET", "PEAK PPS", "STARTED",
@@ -54,95 +53,87 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     ],
                     &rows,
                 );
-                out.push_str(&format!(
-                    "{} of {} incident(s)\n",
-                    rows.len(),
-                    cell(&v["total"])
-                ));
+                out.push_str(&format!("{} of {} incident(s)\n", rows.len(), list.total));
                 out
-            });
+            })?;
         }
         Action::Show { id } => {
             let v = client.get(&format!("/api/v1/incidents/{id}"), &[])?;
-            client.print(&v, show);
+            client.print_as(&v, show)?;
         }
         Action::Resolve { id } => {
             let v = client.post_empty(&format!("/api/v1/incidents/{id}/resolve"))?;
-            client.print(&v, |e| {
+            client.print_as(&v, |e: IncidentView| {
                 format!(
                     "{} resolved at {}\n",
-                    cell(&e["incident_id"]),
-                    cell(&e["resolved_at"])
+                    e.incident_id,
+                    e.resolved_at.as_deref().unwrap_or("-")
                 )
-            });
+            })?;
         }
     }
     Ok(())
 }
 
-fn row(i: &Value) -> Vec<String> {
+fn row(i: &IncidentView) -> Vec<String> {
     vec![
-        cell(&i["incident_id"]),
-        cell(&i["status"]),
-        cell(&i["attack_type"]),
-        cell(&i["severity"]),
-        cell(&i["target"]),
-        cell(&i["peak_pps"]),
-        cell(&i["started_at"]),
-        cell(&i["duration_seconds"]),
+        i.incident_id.clone(),
+        i.status.clone(),
+        i.attack_type.clone(),
+        i.severity.clone(),
+        i.target.clone(),
+        i.peak_pps.to_string(),
+        i.started_at.clone(),
+        i.duration_seconds.to_string(),
     ]
 }
 
-fn show(v: &Value) -> String {
-    let i = &v["incident"];
+fn show(d: IncidentDetail) -> String {
+    let i = &d.incident;
+    let or_dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
     let mut out = String::new();
-    for (k, field) in [
-        ("id", "incident_id"),
-        ("status", "status"),
-        ("type", "attack_type"),
-        ("severity", "severity"),
-        ("target", "target"),
-        ("peak pps", "peak_pps"),
-        ("peak bps", "peak_bps"),
-        ("started", "started_at"),
-        ("resolved", "resolved_at"),
-        ("seconds", "duration_seconds"),
-        ("spoofing likely", "spoofing_likely"),
-        ("carpet bombing", "carpet_bombing"),
-        ("forensic pcap", "forensic_pcap"),
+    for (k, value) in [
+        ("id", i.incident_id.clone()),
+        ("status", i.status.clone()),
+        ("type", i.attack_type.clone()),
+        ("severity", i.severity.clone()),
+        ("target", i.target.clone()),
+        ("peak pps", i.peak_pps.to_string()),
+        ("peak bps", i.peak_bps.to_string()),
+        ("started", i.started_at.clone()),
+        ("resolved", or_dash(i.resolved_at.as_deref())),
+        ("seconds", i.duration_seconds.to_string()),
+        ("spoofing likely", i.spoofing_likely.to_string()),
+        ("carpet bombing", i.carpet_bombing.to_string()),
+        ("forensic pcap", or_dash(i.forensic_pcap.as_deref())),
     ] {
-        out.push_str(&format!("{k:<16} {}\n", cell(&i[field])));
+        out.push_str(&format!("{k:<16} {value}\n"));
     }
-    let attackers: Vec<String> = i["attacker_ips"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(cell)
-        .collect();
     out.push_str(&format!(
         "{:<16} {}\n",
         "attackers",
-        if attackers.is_empty() {
+        if i.attacker_ips.is_empty() {
             "-".into()
         } else {
-            attackers.join(", ")
+            i.attacker_ips.join(", ")
         }
     ));
     out.push_str("\nevents:\n");
-    let events: Vec<Vec<String>> = rows(&v["events"], |e| {
-        vec![
-            cell(&e["at"]),
-            cell(&e["event"]),
-            cell(&e["attack_type"]),
-            cell(&e["peak_pps"]),
-        ]
-    });
+    let events: Vec<Vec<String>> = d
+        .events
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.clone(),
+                e.event.clone(),
+                e.attack_type.clone(),
+                e.peak_pps.to_string(),
+            ]
+        })
+        .collect();
     out.push_str(&table(&["AT", "EVENT", "TYPE", "PEAK PPS"], &events));
     out.push_str("\nrules:\n");
-    let rules: Vec<Vec<String>> =
-        <Vec<crate::resources::rules::RuleView> as serde::Deserialize>::deserialize(&v["rules"])
-            .map(|rules| rules.iter().map(super::rules::row).collect())
-            .unwrap_or_default();
+    let rules: Vec<Vec<String>> = d.rules.iter().map(super::rules::row).collect();
     out.push_str(&table(super::rules::HEADER, &rules));
     out
 }

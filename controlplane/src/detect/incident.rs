@@ -215,10 +215,7 @@ pub struct VectorInfo {
     pub service: Option<String>,
 }
 
-fn rfc3339(ns: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
-        .to_string()
-}
+use crate::clock::rfc3339_s as rfc3339;
 
 impl Incident {
     pub fn new(

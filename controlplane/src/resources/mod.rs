@@ -3,4 +3,5 @@
 //! them, so the two cannot drift apart; a test holds the OpenAPI document to
 //! the same fields, both ways.
 
+pub mod incidents;
 pub mod rules;

@@ -190,9 +190,7 @@ impl Store {
             Err(e @ StoreError::Newer { .. }) => return Err(e),
             Err(e) => e.to_string(),
         };
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let stamp = crate::clock::wall_s();
         let aside = std::path::PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
         let moved = |from: &Path, to: &Path| {
             std::fs::rename(from, to).map_err(|source| StoreError::File {
