@@ -45,7 +45,10 @@ mod tests {
         assert_eq!(rfc3339_ms(ns), "2026-03-18T14:22:08.123Z");
         assert_eq!(rfc3339_s(ns), "2026-03-18T14:22:08Z");
         assert_eq!(parse_rfc3339("2026-03-18T14:22:08.123Z"), Some(ns));
-        assert_eq!(parse_rfc3339("2026-03-18T14:22:08Z"), Some(ns - 123_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-03-18T14:22:08Z"),
+            Some(ns - 123_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -623,7 +623,7 @@ impl Sampler {
                 let prev = |f: fn(&PortStatus) -> u64| old.map_or(0, f);
                 ports.push(PortStatus {
                     name: port.name().to_owned(),
-                    role,
+                    role: role.into(),
                     driver: port.driver().to_owned(),
                     link_up: link.up,
                     speed_mbps: link.speed_mbps,

@@ -29,7 +29,7 @@ pub struct WindowTotals {
 }
 
 /// Cycles per burst of one worker's window, from its HdrHistogram.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BurstCycles {
     pub bursts: u64,
     pub mean: f64,

@@ -39,7 +39,10 @@ fn checked_id(id: &str) -> Result<&str, ApiError> {
 }
 
 fn incident_view(live: &Live, r: IncidentRecord) -> Option<IncidentView> {
-    let id = r.last_event["incident_id"].as_str().unwrap_or_default().to_owned();
+    let id = r.last_event["incident_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let has_pcap = live
         .forensics_dir
         .as_ref()

@@ -4,11 +4,14 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::ApiError;
 use crate::integrations::{IntegrationError, IntegrationSpec};
 use crate::live::Live;
+use crate::resources::integrations::{
+    Approval, Approved, DeliveryList, IntegrationList, TestQueued,
+};
 
 impl From<IntegrationError> for ApiError {
     fn from(e: IntegrationError) -> Self {
@@ -22,8 +25,8 @@ impl From<IntegrationError> for ApiError {
 }
 
 pub async fn list(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
-    let all: Vec<Value> = live.outbox.list().iter().map(|i| i.redacted()).collect();
-    Ok(HttpResponse::Ok().json(json!({"integrations": all})))
+    let integrations = live.outbox.list().iter().map(|i| i.view(None)).collect();
+    Ok(HttpResponse::Ok().json(IntegrationList { integrations }))
 }
 
 fn spec(body: Value) -> Result<IntegrationSpec, ApiError> {
@@ -40,11 +43,8 @@ pub async fn create(
         kind = integration.settings.kind(),
         "integration added by the operator"
     );
-    let mut shown = integration.redacted();
-    if let (Some(secret), Some(map)) = (secret, shown.as_object_mut()) {
-        // The only time the secret leaves levee.
-        map.insert("secret".into(), secret.into());
-    }
+    // The only time the secret leaves levee.
+    let shown = integration.view(secret);
     Ok(HttpResponse::Created()
         .insert_header((
             "Location",
@@ -54,7 +54,7 @@ pub async fn create(
 }
 
 pub async fn get(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(live.outbox.get(&id)?.redacted()))
+    Ok(HttpResponse::Ok().json(live.outbox.get(&id)?.view(None)))
 }
 
 pub async fn update(
@@ -67,7 +67,7 @@ pub async fn update(
         integration = integration.name,
         "integration changed by the operator"
     );
-    Ok(HttpResponse::Ok().json(integration.redacted()))
+    Ok(HttpResponse::Ok().json(integration.view(None)))
 }
 
 pub async fn delete(
@@ -79,22 +79,15 @@ pub async fn delete(
         integration = integration.name,
         "integration deleted by the operator"
     );
-    Ok(HttpResponse::Ok().json(integration.redacted()))
+    Ok(HttpResponse::Ok().json(integration.view(None)))
 }
 
 pub async fn test(live: web::Data<Live>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let ids = live.outbox.test(&id)?;
-    Ok(HttpResponse::Accepted().json(json!({
-        "deliveries": ids,
-        "log": format!("/api/v1/integrations/{id}/deliveries"),
-    })))
-}
-
-/// The body of `POST /api/v1/integrations/{id}/approve`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Approval {
-    incident_id: String,
+    Ok(HttpResponse::Accepted().json(TestQueued {
+        deliveries: ids,
+        log: format!("/api/v1/integrations/{id}/deliveries"),
+    }))
 }
 
 /// Approve announcing an incident upstream through a bgp integration whose
@@ -111,11 +104,11 @@ pub async fn approve(
         ));
     }
     live.outbox.approve_announcement(&id, incident)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "integration_id": id.as_str(),
-        "incident_id": incident,
-        "approved": true,
-    })))
+    Ok(HttpResponse::Ok().json(Approved {
+        integration_id: id.into_inner(),
+        incident_id: incident.to_owned(),
+        approved: true,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,5 +130,8 @@ pub async fn deliveries(
         )));
     }
     let (page, total) = live.outbox.deliveries(&id, limit, q.offset.unwrap_or(0))?;
-    Ok(HttpResponse::Ok().json(json!({"deliveries": page, "total": total})))
+    Ok(HttpResponse::Ok().json(DeliveryList {
+        deliveries: page,
+        total,
+    }))
 }

@@ -537,14 +537,14 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     for (name, help, field) in port_counters {
         m.family(name, "counter", help);
         for p in ports {
-            m.sample(name, &[("port", &p.name), ("role", p.role)], field(p));
+            m.sample(name, &[("port", &p.name), ("role", &p.role)], field(p));
         }
     }
     m.family("levee_port_link_up", "gauge", "1 if the port's link is up.");
     for p in ports {
         m.sample(
             "levee_port_link_up",
-            &[("port", &p.name), ("role", p.role)],
+            &[("port", &p.name), ("role", &p.role)],
             u8::from(p.link_up),
         );
     }

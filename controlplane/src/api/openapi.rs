@@ -158,4 +158,144 @@ mod tests {
         assert_eq!(back.events[0].event, "incident.created");
         assert_eq!(back.incident.incident_id, "inc_x_0001");
     }
+
+    #[test]
+    fn the_documented_status_is_the_one_the_api_shows_and_the_cli_reads() {
+        use crate::resources::status::{
+            DirectionRates, PortStatus, RatePoint, Rates, Status, TableFill, WorkerStatus,
+        };
+        let rates = DirectionRates::default();
+        let status = Status {
+            node_id: "nd_x".into(),
+            version: "0".into(),
+            dpdk_version: "DPDK 22.11".into(),
+            mode: "inline".into(),
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            uptime_seconds: 1,
+            ports: vec![PortStatus::default()],
+            workers: vec![WorkerStatus::default()],
+            window_reports_dropped: 0,
+            rates: Some(Rates {
+                inbound: rates.clone(),
+                outbound: rates.clone(),
+            }),
+            open_incidents: 0,
+            rules: Default::default(),
+            tables: vec![TableFill {
+                table: "blocklist".into(),
+                entries: 0,
+                capacity: 1,
+            }],
+            defences: serde_json::json!({}),
+        };
+        assert_eq!(keys(&status), schema_properties("Status"));
+        assert_eq!(keys(&status.ports[0]), schema_properties("Port"));
+        assert_eq!(keys(&status.workers[0]), schema_properties("Worker"));
+        assert_eq!(keys(&rates), schema_properties("DirectionRates"));
+        let point = RatePoint {
+            at_ms: 0,
+            inbound: rates.clone(),
+            outbound: rates,
+        };
+        assert_eq!(keys(&point), schema_properties("RatePoint"));
+        let text = serde_json::to_string(&status).expect("serialise");
+        let back: Status = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back, status);
+    }
+
+    /// The properties of a route's answer schema (inline or referenced).
+    fn answer_properties(path: &str, method: &str, code: &str) -> BTreeSet<String> {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("document");
+        let schema =
+            &doc["paths"][path][method]["responses"][code]["content"]["application/json"]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        };
+        schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} {code} has properties"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_integrations_are_the_ones_the_api_shows_and_the_cli_reads() {
+        use crate::resources::integrations::*;
+        let view = IntegrationView {
+            id: "int_x".into(),
+            name: "ops".into(),
+            kind: "webhook".into(),
+            enabled: true,
+            origin: "api".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            secret: Some("whsec_x".into()),
+            settings: Default::default(),
+        };
+        assert_eq!(keys(&view), schema_properties("Integration"));
+        let list = IntegrationList {
+            integrations: vec![view],
+        };
+        assert_eq!(
+            keys(&list),
+            answer_properties("/api/v1/integrations", "get", "200")
+        );
+        // The request's own fields are documented (the kinds' settings too).
+        let new = NewIntegration {
+            name: "ops".into(),
+            kind: "webhook".into(),
+            enabled: Some(false),
+            settings: Default::default(),
+        };
+        assert!(keys(&new).is_subset(&schema_properties("NewIntegration")));
+        let delivery = DeliveryRecord {
+            id: 1,
+            integration_id: "int_x".into(),
+            event: "incident.created".into(),
+            incident_id: Some("inc_x_0001".into()),
+            subject: None,
+            state: "pending".into(),
+            attempts: 0,
+            next_attempt_ms: 0,
+            created_ms: 0,
+            updated_ms: 0,
+            last_status: None,
+            last_error: None,
+            log: serde_json::json!([]),
+            payload: String::new(),
+        };
+        assert_eq!(keys(&delivery), schema_properties("Delivery"));
+        let page = DeliveryList {
+            deliveries: vec![delivery],
+            total: 1,
+        };
+        assert_eq!(
+            keys(&page),
+            answer_properties("/api/v1/integrations/{id}/deliveries", "get", "200")
+        );
+        let queued = TestQueued {
+            deliveries: vec![1],
+            log: "/api/v1/integrations/int_x/deliveries".into(),
+        };
+        assert_eq!(
+            keys(&queued),
+            answer_properties("/api/v1/integrations/{id}/test", "post", "202")
+        );
+        let approved = Approved {
+            integration_id: "int_x".into(),
+            incident_id: "inc_x_0001".into(),
+            approved: true,
+        };
+        assert_eq!(
+            keys(&approved),
+            answer_properties("/api/v1/integrations/{id}/approve", "post", "200")
+        );
+        let text = serde_json::to_string(&page).expect("serialise");
+        let back: DeliveryList = serde_json::from_str(&text).expect("read back");
+        assert_eq!(
+            back.deliveries[0].incident_id.as_deref(),
+            Some("inc_x_0001")
+        );
+    }
 }

@@ -5,22 +5,27 @@ use serde_json::json;
 
 use super::ApiError;
 use crate::live::Live;
+use crate::resources::status::{Rates, Status, TableFill};
 use crate::rule::RuleState;
 
 pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     let view = live.control.view();
-    let mut rule_counts = serde_json::Map::new();
-    for state in RuleState::ALL {
-        let n = view.rules.iter().filter(|r| r.state == state).count();
-        rule_counts.insert(state.name().into(), json!(n));
-    }
-    let tables: Vec<_> = view
+    let rules = RuleState::ALL
+        .iter()
+        .map(|state| {
+            let n = view.rules.iter().filter(|r| r.state == *state).count();
+            (state.name().to_owned(), n)
+        })
+        .collect();
+    let tables = view
         .tables
         .iter()
-        .map(|(name, entries, capacity)| json!({"table": name, "entries": entries, "capacity": capacity}))
+        .map(|(name, entries, capacity)| TableFill {
+            table: (*name).to_owned(),
+            entries: *entries,
+            capacity: *capacity,
+        })
         .collect();
-    let open_incidents = view.open_incidents;
-    let reports_dropped = view.totals.reports_dropped();
     let mut defences = crate::windows::defences_json(&view.totals.defences);
     defences["out_of_state"] = json!(
         view.totals.directions[0].dropped_packets
@@ -28,21 +33,26 @@ pub async fn get(live: web::Data<Live>) -> Result<HttpResponse, ApiError> {
     );
     let snapshot = live.snapshot();
     let now_ms = crate::clock::wall_ms();
-    let rates = snapshot.history.back();
-    Ok(HttpResponse::Ok().json(json!({
-        "node_id": live.node_id,
-        "version": env!("CARGO_PKG_VERSION"),
-        "dpdk_version": live.dpdk_version,
-        "mode": live.mode,
-        "started_at": crate::clock::rfc3339_ms(live.started_at_ms * 1_000_000),
-        "uptime_seconds": now_ms.saturating_sub(live.started_at_ms) / 1000,
-        "ports": snapshot.ports,
-        "workers": snapshot.workers,
-        "window_reports_dropped": reports_dropped,
-        "rates": rates.map(|p| json!({"inbound": p.inbound, "outbound": p.outbound})),
-        "open_incidents": open_incidents,
-        "rules": rule_counts,
-        "tables": tables,
-        "defences": defences,
-    })))
+    Ok(HttpResponse::Ok().json(Status {
+        node_id: live.node_id.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        dpdk_version: live.dpdk_version.clone(),
+        mode: serde_json::to_value(live.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        started_at: crate::clock::rfc3339_ms(live.started_at_ms * 1_000_000),
+        uptime_seconds: now_ms.saturating_sub(live.started_at_ms) / 1000,
+        ports: snapshot.ports.clone(),
+        workers: snapshot.workers.clone(),
+        window_reports_dropped: view.totals.reports_dropped(),
+        rates: snapshot.history.back().map(|p| Rates {
+            inbound: p.inbound.clone(),
+            outbound: p.outbound.clone(),
+        }),
+        open_incidents: view.open_incidents,
+        rules,
+        tables,
+        defences,
+    }))
 }

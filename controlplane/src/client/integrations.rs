@@ -2,7 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{cell, rows, table, Client};
+use super::{table, Client};
+use crate::resources::integrations::{
+    Approval, Approved, DeliveryList, IntegrationList, IntegrationView, NewIntegration, TestQueued,
+};
 use crate::Failure;
 
 #[derive(Debug, clap::Subcommand)]
@@ -44,59 +47,61 @@ pub enum Action {
 
 const HEADER: &[&str] = &["ID", "NAME", "KIND", "ENABLED", "ORIGIN", "TARGET"];
 
-fn row(i: &Value) -> Vec<String> {
-    let target = ["url", "base_url", "lapi_url", "host_apply"]
+fn row(i: &IntegrationView) -> Vec<String> {
+    let target = ["url", "base_url", "lapi_url", "host_apply", "gobgp"]
         .iter()
-        .map(|k| &i[*k])
-        .find(|v| !v.is_null())
-        .map(cell)
-        .unwrap_or_default();
+        .find_map(|k| i.settings.get(*k))
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_else(|| "-".into());
     vec![
-        cell(&i["id"]),
-        cell(&i["name"]),
-        cell(&i["kind"]),
-        cell(&i["enabled"]),
-        cell(&i["origin"]),
+        i.id.clone(),
+        i.name.clone(),
+        i.kind.clone(),
+        i.enabled.to_string(),
+        i.origin.clone(),
         target,
     ]
 }
 
-fn settings(
+fn new_integration(
     kind: String,
     name: String,
     pairs: &[String],
     disabled: bool,
-) -> Result<Value, Failure> {
-    let mut body = Map::new();
-    body.insert("kind".into(), kind.into());
-    body.insert("name".into(), name.into());
-    if disabled {
-        body.insert("enabled".into(), false.into());
-    }
+) -> Result<NewIntegration, Failure> {
+    let mut settings = Map::new();
     for pair in pairs {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| Failure::Usage(anyhow::anyhow!("--set {pair:?}: expected KEY=VALUE")))?;
         let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
-        body.insert(key.trim().into(), value);
+        settings.insert(key.trim().into(), value);
     }
-    Ok(Value::Object(body))
+    Ok(NewIntegration {
+        name,
+        kind,
+        enabled: disabled.then_some(false),
+        settings,
+    })
 }
 
 pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
     match action {
         Action::List => {
             let v = client.get("/api/v1/integrations", &[])?;
-            client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = rows(&v["integrations"], row);
+            client.print_as(&v, |list: IntegrationList| {
+                let rows: Vec<Vec<String>> = list.integrations.iter().map(row).collect();
                 table(HEADER, &rows)
-            });
+            })?;
         }
         Action::Show { id } => {
             let v = client.get(&format!("/api/v1/integrations/{id}"), &[])?;
-            client.print(&v, |v| {
-                format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
-            });
+            client.print_as(&v, |i: IntegrationView| {
+                format!("{}\n", serde_json::to_string_pretty(&i).unwrap_or_default())
+            })?;
         }
         Action::Add {
             kind,
@@ -104,50 +109,57 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
             settings: pairs,
             disabled,
         } => {
-            let body = settings(kind, name, &pairs, disabled)?;
+            let body = new_integration(kind, name, &pairs, disabled)?;
             let v = client.post("/api/v1/integrations", &body)?;
-            client.print(&v, |v| {
-                let mut out = table(HEADER, &[row(v)]);
-                if let Some(secret) = v["secret"].as_str() {
+            client.print_as(&v, |i: IntegrationView| {
+                let mut out = table(HEADER, &[row(&i)]);
+                if let Some(secret) = &i.secret {
                     out.push_str(&format!(
                         "signing secret (shown this once; receivers check X-Levee-Signature with it):\n{secret}\n"
                     ));
                 }
                 out
-            });
+            })?;
         }
         Action::Test { id } => {
             let v = client.post_empty(&format!("/api/v1/integrations/{id}/test"))?;
-            client.print(&v, |v| {
+            client.print_as(&v, |t: TestQueued| {
+                let ids: Vec<String> = t.deliveries.iter().map(i64::to_string).collect();
                 format!(
                     "test queued as delivery {}; see `levee integrations deliveries {id}`\n",
-                    cell(&v["deliveries"][0])
+                    ids.join(", ")
                 )
-            });
+            })?;
         }
         Action::Deliveries { id, limit } => {
             let v = client.get(
                 &format!("/api/v1/integrations/{id}/deliveries"),
                 &[("limit", limit.to_string())],
             )?;
-            client.print(&v, |v| {
-                let rows: Vec<Vec<String>> = rows(&v["deliveries"], |d| {
-                    let last = d["log"]
-                        .as_array()
-                        .and_then(|l| l.last())
-                        .cloned()
-                        .unwrap_or_default();
-                    vec![
-                        cell(&d["id"]),
-                        cell(&d["event"]),
-                        cell(&d["incident_id"]),
-                        cell(&d["subject"]),
-                        cell(&d["state"]),
-                        cell(&d["attempts"]),
-                        cell(&d["last_status"]),
-                        cell(&last["result"]),
-                    ]
-                });
+            client.print_as(&v, |list: DeliveryList| {
+                let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                let rows: Vec<Vec<String>> = list
+                    .deliveries
+                    .iter()
+                    .map(|d| {
+                        let result = d
+                            .log
+                            .as_array()
+                            .and_then(|l| l.last())
+                            .and_then(|l| l["result"].as_str())
+                            .map(str::to_owned);
+                        vec![
+                            d.id.to_string(),
+                            d.event.clone(),
+                            opt(d.incident_id.clone()),
+                            opt(d.subject.clone()),
+                            d.state.clone(),
+                            d.attempts.to_string(),
+                            opt(d.last_status.map(|s| s.to_string())),
+                            opt(result),
+                        ]
+                    })
+                    .collect();
                 table(
                     &[
                         "ID", "EVENT", "INCIDENT", "SUBJECT", "STATE", "ATTEMPTS", "STATUS",
@@ -155,18 +167,21 @@ pub fn run(client: &Client, action: Action) -> Result<(), Failure> {
                     ],
                     &rows,
                 )
-            });
+            })?;
         }
         Action::Approve { id, incident_id } => {
-            let body = serde_json::json!({ "incident_id": incident_id });
+            let body = Approval { incident_id };
             let v = client.post(&format!("/api/v1/integrations/{id}/approve"), &body)?;
-            client.print(&v, |_| {
-                format!("{incident_id}: approved; its routes are announced within a second\n")
-            });
+            client.print_as(&v, |a: Approved| {
+                format!(
+                    "{}: approved; its routes are announced within a second\n",
+                    a.incident_id
+                )
+            })?;
         }
         Action::Delete { id } => {
             let v = client.delete(&format!("/api/v1/integrations/{id}"))?;
-            client.print(&v, |v| table(HEADER, &[row(v)]));
+            client.print_as(&v, |i: IntegrationView| table(HEADER, &[row(&i)]))?;
         }
     }
     Ok(())

@@ -182,8 +182,9 @@ impl Client {
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("the API's answer is not JSON: {e}")))
     }
 
-    /// As [`Client::print`], the human rendering reading the answer as the
-    /// API's own type (`crate::resources`).
+    /// Print the answer as one line of JSON (for scripts) when --json was
+    /// given; otherwise read it as the API's own type (`crate::resources`)
+    /// and print the human rendering.
     pub fn print_as<T: serde::de::DeserializeOwned>(
         &self,
         value: &Value,
@@ -200,16 +201,6 @@ impl Client {
         })?;
         print!("{}", human(typed));
         Ok(())
-    }
-
-    /// Print JSON as one line (for scripts) when --json was given; otherwise
-    /// run the human rendering.
-    pub fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
-        if self.json {
-            println!("{value}");
-        } else {
-            print!("{}", human(value));
-        }
     }
 }
 
@@ -239,18 +230,4 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
-}
-
-/// A JSON value as a table cell.
-pub fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// One table row per element of a JSON array (none if it is not an array).
-pub fn rows(items: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
-    items.as_array().into_iter().flatten().map(row).collect()
 }

@@ -147,6 +147,32 @@ impl Integration {
     }
 
     /// The integration as the API shows it: secrets replaced by `<name>_set`.
+    /// As the API shows it, with a just-made secret if there is one.
+    pub fn view(&self, secret: Option<String>) -> crate::resources::integrations::IntegrationView {
+        let mut settings = match self.redacted() {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        let mut text = |key: &str| match settings.remove(key) {
+            Some(serde_json::Value::String(s)) => s,
+            _ => String::new(),
+        };
+        let (kind, origin) = (text("kind"), text("origin"));
+        for key in ["id", "name", "enabled", "created_at"] {
+            settings.remove(key);
+        }
+        crate::resources::integrations::IntegrationView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind,
+            enabled: self.enabled,
+            origin,
+            created_at: self.created_at.clone(),
+            secret,
+            settings,
+        }
+    }
+
     pub fn redacted(&self) -> serde_json::Value {
         let mut copy = self.clone();
         let set: Vec<(&'static str, bool)> = copy

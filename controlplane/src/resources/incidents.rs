@@ -55,12 +55,19 @@ pub struct IncidentView {
 impl IncidentView {
     /// The view of a recorded event payload; `None` if it is not an
     /// incident's (no id).
-    pub fn of(mut event: Value, status: &str, forensic_pcap: Option<String>) -> Option<IncidentView> {
+    pub fn of(
+        mut event: Value,
+        status: &str,
+        forensic_pcap: Option<String>,
+    ) -> Option<IncidentView> {
         let o = event.as_object_mut()?;
         o.remove("event");
         o.remove("at");
         o.insert("status".into(), Value::from(status));
-        o.insert("forensic_pcap".into(), forensic_pcap.map_or(Value::Null, Value::from));
+        o.insert(
+            "forensic_pcap".into(),
+            forensic_pcap.map_or(Value::Null, Value::from),
+        );
         serde_json::from_value(event).ok()
     }
 }
@@ -110,9 +117,15 @@ mod tests {
         assert_eq!(view.incident_id, "inc_x_0001");
         assert_eq!(view.peak_pps, 5000);
         assert_eq!(view.attackers_total, 0);
-        assert_eq!(view.details.get("confidence"), Some(&serde_json::json!(0.9)));
+        assert_eq!(
+            view.details.get("confidence"),
+            Some(&serde_json::json!(0.9))
+        );
         let shown = serde_json::to_value(&view).expect("json");
-        assert!(shown.get("event").is_none() && shown.get("at").is_none(), "{shown}");
+        assert!(
+            shown.get("event").is_none() && shown.get("at").is_none(),
+            "{shown}"
+        );
         assert_eq!(shown["status"], "open");
         assert!(IncidentView::of(serde_json::json!({"target": "x"}), "open", None).is_none());
     }

@@ -4,4 +4,6 @@
 //! the same fields, both ways.
 
 pub mod incidents;
+pub mod integrations;
 pub mod rules;
+pub mod status;

@@ -2,7 +2,7 @@
 //! attempted, and every attempt is logged on its row.
 
 use rusqlite::{params, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 
@@ -22,7 +22,7 @@ pub struct NewDelivery {
 }
 
 /// A delivery as the log shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub id: i64,
     pub integration_id: String,
