@@ -21,6 +21,12 @@ fn assert_usage_error(output: &std::process::Output, expected: &[&str]) {
 #[test]
 fn check_config_accepts_the_shipped_configurations() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    // The files are checked, not this machine: a sysfs with the CPUs of the
+    // boxes they were written for.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cpu = dir.path().join("devices/system/cpu");
+    std::fs::create_dir_all(&cpu).expect("sysfs");
+    std::fs::write(cpu.join("online"), "0-63\n").expect("online");
     let mut checked = 0;
     for entry in std::fs::read_dir(&root).expect("config/ exists") {
         let path = entry.expect("dir entry").path();
@@ -28,6 +34,7 @@ fn check_config_accepts_the_shipped_configurations() {
             let out = levee()
                 .arg("check-config")
                 .arg(&path)
+                .env("LEVEE_SYSFS", dir.path())
                 .output()
                 .expect("run levee");
             assert!(
@@ -67,7 +74,7 @@ fn check_config_warns_of_cpus_the_kernel_shares_and_ports_on_another_numa_node()
         "box.toml",
         r#"
         [dpdk]
-        worker_lcores = [2, 3, 5]
+        worker_lcores = [2, 3]
         [[pair]]
         outside = "0000:03:00.0"
         inside = "0000:03:00.1"
@@ -88,7 +95,6 @@ fn check_config_warns_of_cpus_the_kernel_shares_and_ports_on_another_numa_node()
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning:")).collect();
     for expected in [
         "dpdk.worker_lcores[1]: CPU 3 is not isolated",
-        "dpdk.worker_lcores[2]: CPU 5 is not online",
         "pair[0].outside: port 0000:03:00.0 is on NUMA node 1 but worker CPU 2 is on node 0",
     ] {
         assert!(
@@ -98,7 +104,44 @@ fn check_config_warns_of_cpus_the_kernel_shares_and_ports_on_another_numa_node()
     }
     // Nothing about what is right: CPU 2 is isolated, CPU 3 shares the
     // outside port's node, the inside port's node is unknown.
-    assert_eq!(warnings.len(), 3, "{stderr}");
+    assert_eq!(warnings.len(), 2, "{stderr}");
+
+    // An lcore on a CPU the machine lacks is an error naming the key (not the
+    // EAL's usage text); mapped onto CPUs it has, the same lcores are fine.
+    let check = |body: &str| {
+        let path = write_config(dir.path(), "lcores.toml", body);
+        levee()
+            .arg("check-config")
+            .arg(&path)
+            .env("LEVEE_SYSFS", &sys)
+            .output()
+            .expect("run levee")
+    };
+    let pairs = "[[pair]]\noutside = \"net_null0\"\ninside = \"net_null1\"\n";
+    let out = check(&format!("[dpdk]\nworker_lcores = [1, 2, 5, 6]\n{pairs}"));
+    assert_usage_error(
+        &out,
+        &[
+            "dpdk.worker_lcores[2]: lcore 5 would run on CPU 5, which this machine does not have (online: 0,1,2,3)",
+            "dpdk.worker_lcores[3]: lcore 6",
+        ],
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("EAL"),
+        "{out:?}"
+    );
+    let out = check(&format!(
+        "[dpdk]\nworker_lcores = [1, 2, 5, 6]\nworker_cpus = [1, 2, 3, 9]\n{pairs}"
+    ));
+    assert_usage_error(&out, &["dpdk.worker_cpus[3]: lcore 6 would run on CPU 9"]);
+    let out = check(&format!(
+        "[dpdk]\nworker_lcores = [1, 2, 5, 6]\nworker_cpus = [1, 2, 3, 3]\n{pairs}"
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let out = check(&format!(
+        "[dpdk]\nworker_lcores = [1, 2]\nworker_cpus = [1]\n{pairs}"
+    ));
+    assert_usage_error(&out, &["dpdk.worker_cpus: 1 CPU(s) for 2 worker lcore(s)"]);
 }
 
 #[test]

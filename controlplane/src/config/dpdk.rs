@@ -12,6 +12,13 @@ pub struct DpdkConfig {
     pub eal_args: Vec<String>,
     pub main_lcore: u32,
     pub worker_lcores: Vec<u32>,
+    /// The CPU each worker lcore runs on, in the order of `worker_lcores`
+    /// (DPDK's `--lcores lcore@cpu`): several lcores may share a CPU (tests on
+    /// a small machine), or lcore ids differ from CPU numbers. Unset: lcore N
+    /// runs on CPU N.
+    pub worker_cpus: Option<Vec<u32>>,
+    /// The CPU of the main lcore, with `worker_cpus` (unset: CPU `main_lcore`).
+    pub main_cpu: Option<u32>,
     pub mempool_size: u32,
     pub mempool_cache: u32,
     pub rx_descriptors: u16,
@@ -26,6 +33,8 @@ impl Default for DpdkConfig {
             eal_args: Vec::new(),
             main_lcore: 0,
             worker_lcores: vec![1],
+            worker_cpus: None,
+            main_cpu: None,
             mempool_size: 16383,
             mempool_cache: 256,
             rx_descriptors: 1024,
@@ -127,18 +136,21 @@ impl Config {
     /// The EAL arguments: lcores, the configured extras, then one device option per port.
     pub fn eal_args(&self) -> Vec<String> {
         let d = &self.dpdk;
-        let mut lcores = vec![d.main_lcore];
-        lcores.extend(&d.worker_lcores);
-        let mut args = vec![
-            "-l".to_owned(),
-            lcores
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            "--main-lcore".to_owned(),
-            d.main_lcore.to_string(),
-        ];
+        let mut args = if d.worker_cpus.is_some() || d.main_cpu.is_some() {
+            // lcore@cpu for each: lcores may share CPUs.
+            let lcores: Vec<String> = self
+                .lcore_cpus()
+                .into_iter()
+                .map(|(lcore, cpu)| format!("{lcore}@{cpu}"))
+                .collect();
+            vec!["--lcores".to_owned(), lcores.join(",")]
+        } else {
+            let mut lcores = vec![d.main_lcore];
+            lcores.extend(&d.worker_lcores);
+            let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
+            vec!["-l".to_owned(), list.join(",")]
+        };
+        args.extend(["--main-lcore".to_owned(), d.main_lcore.to_string()]);
         args.extend(d.eal_args.iter().cloned());
         for device in self.devices() {
             match device {
@@ -147,6 +159,21 @@ impl Config {
             }
         }
         args
+    }
+
+    /// Each lcore (the main one first) and the CPU it runs on.
+    pub fn lcore_cpus(&self) -> Vec<(u32, u32)> {
+        let d = &self.dpdk;
+        let mut out = vec![(d.main_lcore, d.main_cpu.unwrap_or(d.main_lcore))];
+        for (i, lcore) in d.worker_lcores.iter().enumerate() {
+            let cpu = d
+                .worker_cpus
+                .as_ref()
+                .and_then(|c| c.get(i).copied())
+                .unwrap_or(*lcore);
+            out.push((*lcore, cpu));
+        }
+        out
     }
 
     /// Every port's device, outside then inside for each pair.
@@ -167,6 +194,29 @@ impl DpdkConfig {
                 "dpdk.worker_lcores",
                 "at least one worker lcore is needed".into(),
             );
+        }
+        if let Some(cpus) = &d.worker_cpus {
+            if cpus.len() != d.worker_lcores.len() {
+                bad(
+                    "dpdk.worker_cpus",
+                    format!(
+                        "{} CPU(s) for {} worker lcore(s): give one CPU per worker lcore, in the same order",
+                        cpus.len(),
+                        d.worker_lcores.len()
+                    ),
+                );
+            }
+            for (i, cpu) in cpus.iter().enumerate() {
+                if *cpu >= dpdk_max_lcore() {
+                    bad(
+                        &format!("dpdk.worker_cpus[{i}]"),
+                        format!("CPU {cpu} is beyond {}", dpdk_max_lcore() - 1),
+                    );
+                }
+            }
+        }
+        if d.main_cpu.is_some_and(|c| c >= dpdk_max_lcore()) {
+            bad("dpdk.main_cpu", format!("beyond {}", dpdk_max_lcore() - 1));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, lcore) in d.worker_lcores.iter().enumerate() {

@@ -50,19 +50,60 @@ fn pci_node(sys: &Path, address: &str) -> Option<u32> {
         .and_then(|n| u32::try_from(n).ok())
 }
 
+/// Lcores that would run on CPUs the machine at `sys` does not have online:
+/// the EAL would refuse them with its usage text; levee names the key.
+/// Nothing when the machine does not say which CPUs are online.
+pub fn cpu_problems(config: &Config, sys: &Path) -> Vec<super::Problem> {
+    let Some(online) =
+        read(&sys.join("devices/system/cpu/online")).and_then(|t| parse_cpu_list(&t))
+    else {
+        return Vec::new();
+    };
+    let listed = online
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mapped = config.dpdk.worker_cpus.is_some() || config.dpdk.main_cpu.is_some();
+    let mut out = Vec::new();
+    for (i, (lcore, cpu)) in config.lcore_cpus().into_iter().enumerate() {
+        if online.contains(&cpu) {
+            continue;
+        }
+        let key = match (i, mapped) {
+            (0, true) => "dpdk.main_cpu".to_owned(),
+            (0, false) => "dpdk.main_lcore".to_owned(),
+            (_, true) => format!("dpdk.worker_cpus[{}]", i - 1),
+            (_, false) => format!("dpdk.worker_lcores[{}]", i - 1),
+        };
+        out.push(super::Problem {
+            key,
+            message: format!(
+                "lcore {lcore} would run on CPU {cpu}, which this machine does not have (online: {listed}); map lcores onto its CPUs with dpdk.worker_cpus and dpdk.main_cpu"
+            ),
+        });
+    }
+    out
+}
+
 /// Everything worth telling the operator about running `config` on the
 /// machine whose sysfs is at `sys`.
 pub fn warnings(config: &Config, sys: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let workers = &config.dpdk.worker_lcores;
     let online = read(&sys.join("devices/system/cpu/online")).and_then(|t| parse_cpu_list(&t));
     let isolated = read(&sys.join("devices/system/cpu/isolated"))
         .and_then(|t| parse_cpu_list(&t))
         .unwrap_or_default();
-    for (i, cpu) in workers.iter().enumerate() {
+    let cpus: Vec<u32> = config
+        .lcore_cpus()
+        .into_iter()
+        .skip(1)
+        .map(|(_, cpu)| cpu)
+        .collect();
+    for (i, cpu) in cpus.iter().enumerate() {
         let key = format!("dpdk.worker_lcores[{i}]");
         if online.as_ref().is_some_and(|o| !o.contains(cpu)) {
-            out.push(format!("{key}: CPU {cpu} is not online on this machine"));
+            // A problem, not a warning (`cpu_problems`).
             continue;
         }
         if !isolated.contains(cpu) {
@@ -82,8 +123,8 @@ pub fn warnings(config: &Config, sys: &Path) -> Vec<String> {
             let Some(port_node) = pci_node(sys, &address) else {
                 continue;
             };
-            for cpu in workers {
-                if let Some(node) = cpu_node(sys, *cpu).filter(|n| *n != port_node) {
+            for cpu in cpus.iter().copied().collect::<BTreeSet<u32>>() {
+                if let Some(node) = cpu_node(sys, cpu).filter(|n| *n != port_node) {
                     out.push(format!(
                         "pair[{p}].{side}: port {address} is on NUMA node {port_node} but worker CPU {cpu} is on node {node}: every packet crosses between sockets"
                     ));

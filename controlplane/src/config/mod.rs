@@ -198,7 +198,8 @@ impl Config {
         }
         let mut problems = config.problems();
         match purpose {
-            Purpose::Run => {}
+            // Only the appliance runs on this machine's CPUs.
+            Purpose::Run => problems.extend(host::cpu_problems(&config, &host::sysfs_root())),
             Purpose::Replay => problems.retain(|p| !p.key.starts_with("pair")),
             Purpose::Client => problems.retain(|p| p.key.starts_with("api")),
         }
