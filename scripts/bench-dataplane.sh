@@ -13,8 +13,19 @@
 #                                      vs testpmd --forward-mode=io
 #
 #   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per measurement)
+#   scripts/bench-dataplane.sh --workers N [SECONDS]
+#       forwarding with 1..N workers (one RX queue each on both ports) against
+#       testpmd io with as many forwarding cores and queues; on a machine with
+#       fewer CPUs than workers, lcores share CPUs (it shows correctness, not
+#       scaling)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WORKERS=0
+if [ "${1:-}" = "--workers" ]; then
+  WORKERS="${2:?--workers needs a number}"
+  [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --workers needs a positive number" >&2; exit 2; }
+  shift 2
+fi
 SECONDS_PER_SIDE="${1:-10}"
 
 scripts/install-deps.sh >/dev/null
@@ -29,6 +40,70 @@ $LEVEE generate-capture --out "$capture" --packets 1024 --seed 7 >/dev/null
 EAL_COMMON=(--no-huge -m 1024 --no-pci --no-shconf --log-level='*:error')
 RX_DEV="net_pcap0,rx_pcap=$capture,infinite_rx=1"
 TX_DEV="net_null0,no-rx=1"
+
+# The CPU lcore $1 runs on: its own number while the machine has it, else
+# shared round robin (lcore 0, the main one, always on CPU 0).
+cpu_of() { local n; n=$(nproc); if [ "$1" -lt "$n" ]; then echo "$1"; else echo $(($1 % n)); fi; }
+lcores_of() { # the --lcores list for lcores 0..$1
+  local out="" l
+  for l in $(seq 0 "$1"); do out="$out${out:+,}$l@$(cpu_of "$l")"; done
+  echo "$out"
+}
+
+if [ "$WORKERS" -gt 0 ]; then
+  echo "running: forwarding with 1..$WORKERS workers, testpmd io with as many cores ($SECONDS_PER_SIDE s each)" >&2
+  printf '%s\n' "net_pcap(infinite_rx, 1024 small mixed frames, one queue per worker) -> net_null, $(nproc) CPU(s), $SECONDS_PER_SIDE s each"
+  printf '  %-9s %14s %14s %7s %s\n' workers "testpmd Mpps" "levee Mpps" ratio "per-worker Mpps"
+  for n in $(seq 1 "$WORKERS"); do
+    rx="net_pcap0$(for _ in $(seq 1 "$n"); do printf ',rx_pcap=%s' "$capture"; done),infinite_rx=1"
+    log="$work/testpmd-$n.log"
+    dpdk-testpmd --lcores "$(lcores_of "$n")" "${EAL_COMMON[@]}" --vdev="$rx" --vdev="net_null0,no-rx=1" -- \
+      --total-num-mbufs=$((16384 * n)) --forward-mode=io --nb-cores="$n" --rxq="$n" --txq="$n" \
+      --auto-start --stats-period 1 >"$log" 2>&1 &
+    pid=$!
+    sleep "$SECONDS_PER_SIDE"
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    io=$(awk '/NIC statistics for port/ { port = $(NF-1) } $1 == "Tx-pps:" && port == 1 && $2 > 0 { print $2 }' "$log" |
+      sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }')
+    workers=$(seq -s, 1 "$n"); cpus=""
+    for l in $(seq 1 "$n"); do cpus="$cpus${cpus:+, }$(cpu_of "$l")"; done
+    cat >"$work/levee-$n.toml" <<TOML
+mode = "inline"
+[dpdk]
+eal_args = ["--no-huge", "-m", "$((1024 * n))", "--no-pci", "--no-shconf", "--log-level=*:error"]
+main_lcore = 0
+main_cpu = 0
+worker_lcores = [$workers]
+worker_cpus = [$cpus]
+mempool_size = $((16384 * n - 1))
+[[pair]]
+outside = "$rx"
+inside = "net_null0,no-rx=1"
+[log]
+level = "warn"
+[store]
+enabled = false
+[detection]
+floor_pps = 1e12
+floor_bps = 1e15
+prefix_floor_pps = 1e12
+TOML
+    $LEVEE run --config "$work/levee-$n.toml" --duration "$SECONDS_PER_SIDE" --json 2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
+    [ -s "$work/summary.json" ] || { echo "levee failed:" >&2; cat "$work/levee.err" >&2; exit 1; }
+    python3 - "$n" "$io" "$work/summary.json" <<'PY'
+import json, sys
+n, io = int(sys.argv[1]), float(sys.argv[2])
+s = json.load(open(sys.argv[3]))
+total = s["totals"]["tx_pps"]
+secs = s["seconds"]
+each = " ".join(f'{w["inbound"]["tx_packets"] / secs / 1e6:.2f}' for w in s["workers"])
+assert len(s["workers"]) == n, f"{len(s['workers'])} workers ran, {n} asked"
+print(f"  {n:<9} {io / 1e6:14.2f} {total / 1e6:14.2f} {total / io if io else float('nan'):7.3f} {each}")
+PY
+  done
+  exit 0
+fi
 
 testpmd() { # $1 = forward mode; prints the median per-second pps of the counted port
   local mode="$1" log="$work/testpmd-$1.log" port=1 field="Tx-pps:"
