@@ -11,6 +11,13 @@
 #   4. challenge path: every packet a SYN from a new source to a target under
 #      SYN authentication (parse, cookie, SYN-ACK written and sent back out)
 #                                      vs testpmd --forward-mode=io
+#   5. pipeline under attack: the full pipeline with an incident open on every
+#      protected destination (the mitigation engine's per-source accounting on)
+#      and 100,000 sources blocked (none of the capture's); nothing dropped
+#                                      vs testpmd --forward-mode=io
+#
+# Each levee line also shows levee's own cycles per packet: its time per packet
+# minus testpmd's, at the TSC rate.
 #
 #   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per measurement)
 #   scripts/bench-dataplane.sh --workers N [SECONDS]
@@ -120,7 +127,10 @@ testpmd() { # $1 = forward mode; prints the median per-second pps of the counted
     awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
 }
 
-levee_run() { # $1 = extra TOML; $2 = JSON field (tx_pps or rx_pps); $3 = outside device
+NO_INCIDENTS="floor_pps = 1e12
+floor_bps = 1e15
+prefix_floor_pps = 1e12"
+levee_run() { # $1 = extra TOML; $2 = JSON field (tx_pps or rx_pps); $3 = outside device; $4 = [detection] settings
   cat >"$work/levee.toml" <<TOML
 mode = "inline"
 [dpdk]
@@ -139,9 +149,7 @@ enabled = false
 # accounting of its target (the pipeline under attack), which is not what these
 # lines measure.
 [detection]
-floor_pps = 1e12
-floor_bps = 1e15
-prefix_floor_pps = 1e12
+${4:-$NO_INCIDENTS}
 $1
 [mitigation]
 # The bench measures the dataplane with the rules it is given: detection runs,
@@ -151,6 +159,7 @@ TOML
   $LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
   [ -s "$work/summary.json" ] || { echo "levee failed:" >&2; cat "$work/levee.err" "$work/levee.toml" >&2; exit 1; }
   python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "$2" "$work/summary.json"
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tsc_hz"])' "$work/summary.json" >"$work/tsc_hz"
 }
 
 # Every packet a SYN from one of 4096 spoofed sources to 10.0.0.1 (infinite_rx
@@ -200,7 +209,7 @@ top_sources_one_in = 4
 blocked_hosts = 1048576
 [rules]"
 
-echo "running: testpmd io, levee forwarding, levee full pipeline, levee challenge path, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
+echo "running: testpmd io, levee forwarding, levee full pipeline, levee challenge path, levee under attack, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
 io_pps=$(testpmd io)
 plain_pps=$(levee_run "" tx_pps)
 full_pps=$(levee_run "$PIPELINE_TOML
@@ -216,24 +225,41 @@ protocol = \"tcp\"
 tcp_flags = \"S/SA\"
 action = \"syn-authentication\"" rx_pps "net_pcap0,rx_pcap=$work/syn-flood.pcap,infinite_rx=1")
 challenges=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["pipeline"]["defences"]["challenges"], s["totals"]["rx_packets"])' "$work/summary.json")
+# Under attack: detection opens an incident on each busy destination at once
+# (low floors), its rules staged, not applied, so the per-source accounting
+# runs and nothing is dropped; 100,000 blocked sources none of which sends.
+head -n 100000 "$work/blocklist-miss.txt" >"$work/blocklist-100k.txt"
+attack_pps=$(levee_run "$PIPELINE_TOML
+blocklist_file = \"$work/blocklist-100k.txt\"
+$(cat "$work/signatures.toml")" tx_pps "" "floor_pps = 1000
+floor_bps = 1e6
+cold_start_floor_pps = 1000
+prefix_floor_pps = 1e12
+warmup_seconds = 0")
+attack_incidents=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["open_incidents"])' "$work/summary.json")
 rxonly_pps=$(testpmd rxonly)
 drop_pps=$(levee_run "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-hit.txt\"
 $(cat "$work/signatures.toml")" rx_pps)
 
-python3 - "$io_pps" "$plain_pps" "$full_pps" "$rxonly_pps" "$drop_pps" "$SECONDS_PER_SIDE" "$challenge_pps" $challenges <<'PY'
+python3 - "$io_pps" "$plain_pps" "$full_pps" "$rxonly_pps" "$drop_pps" "$SECONDS_PER_SIDE" "$challenge_pps" $challenges "$attack_pps" "$attack_incidents" "$(cat "$work/tsc_hz")" <<'PY'
 import sys
 io, plain, full, rxonly, drop = (float(x) for x in sys.argv[1:6])
 secs = sys.argv[6]
 challenge, challenged, received = float(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+attack, incidents, hz = float(sys.argv[10]), int(sys.argv[11]), float(sys.argv[12])
 r = lambda a, b: a / b if b else float("nan")
-print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each")
-print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7}")
+# levee's own cycles per packet: its time per packet less the reference's.
+own = lambda a, b: (1 / a - 1 / b) * hz if a and b else float("nan")
+print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each, TSC {hz/1e9:.2f} GHz")
+print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7} {'cycles/pkt':>11}")
 print(f"  {'dpdk-testpmd --forward-mode=io':<58} {io/1e6:8.2f}")
-print(f"  {'levee forwarding (no rules)':<58} {plain/1e6:8.2f} {r(plain, io):7.3f}")
-print(f"  {'levee full pipeline (1M blocklist, 200 signatures, stats)':<58} {full/1e6:8.2f} {r(full, io):7.3f}")
+print(f"  {'levee forwarding (no rules)':<58} {plain/1e6:8.2f} {r(plain, io):7.3f} {own(plain, io):11.0f}")
+print(f"  {'levee full pipeline (1M blocklist, 200 signatures, stats)':<58} {full/1e6:8.2f} {r(full, io):7.3f} {own(full, io):11.0f}")
+print(f"  {'levee pipeline under attack (incidents, 100k blocked)':<58} {attack/1e6:8.2f} {r(attack, io):7.3f} {own(attack, io):11.0f}")
+print(f"    {incidents} incident(s) open at the end")
 print(f"  {'dpdk-testpmd --forward-mode=rxonly':<58} {rxonly/1e6:8.2f}")
-print(f"  {'levee drop path (every source blocked)':<58} {drop/1e6:8.2f} {r(drop, rxonly):7.3f}")
-print(f"  {'levee challenge path (SYN authentication, new sources)':<58} {challenge/1e6:8.2f} {r(challenge, io):7.3f}  (vs testpmd io)")
+print(f"  {'levee drop path (every source blocked)':<58} {drop/1e6:8.2f} {r(drop, rxonly):7.3f} {own(drop, rxonly):11.0f}")
+print(f"  {'levee challenge path (SYN authentication, new sources)':<58} {challenge/1e6:8.2f} {r(challenge, io):7.3f} {own(challenge, io):11.0f}  (vs testpmd io)")
 print(f"    {challenged} challenges written for {received} packets received")
 PY

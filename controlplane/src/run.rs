@@ -38,6 +38,8 @@ pub struct RunSummary {
     pub mode: Mode,
     pub dpdk_version: String,
     pub seconds: f64,
+    /// The TSC's rate (cycles per second), to turn times into cycles.
+    pub tsc_hz: u64,
     pub workers: Vec<WorkerSummary>,
     pub ports: Vec<PortSummary>,
     pub totals: Totals,
@@ -137,16 +139,45 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     let workers = u16::try_from(worker_lcores.len())
         .map_err(|_| Failure::Usage(anyhow::anyhow!("too many workers")))?;
 
-    // Stage 2: packet buffers.
-    let pool = Arc::new(
-        Mempool::new(
-            &eal,
-            config.dpdk.mempool_size,
-            config.dpdk.mempool_cache,
-            -1,
-        )
-        .map_err(|e| Failure::Runtime(e.into()))?,
-    );
+    // Stage 2: packet buffers, one pool per NUMA socket the ports sit on, each
+    // port's on its own socket (a device that does not say takes the first
+    // worker's), so a NIC never DMAs into another socket's memory.
+    let device_names: Vec<String> = config
+        .pairs
+        .iter()
+        .flat_map(|p| std::iter::once(&p.outside).chain(p.inside.as_ref()))
+        .map(|spec| {
+            crate::config::Device::parse(spec)
+                .map(|d| d.port_name().to_owned())
+                .map_err(|m| Failure::Usage(anyhow::anyhow!(m)))
+        })
+        .collect::<Result<_, _>>()?;
+    let default_socket = dpdk::lcore_socket(&eal, worker_lcores.first().copied().unwrap_or(0));
+    let mut pools: std::collections::BTreeMap<u32, Arc<Mempool>> = Default::default();
+    let mut socket_of_port = std::collections::BTreeMap::new();
+    for name in &device_names {
+        let socket = Port::socket_of(&eal, name)
+            .map_err(|e| Failure::Usage(e.into()))?
+            .unwrap_or(default_socket);
+        socket_of_port.insert(name.clone(), socket);
+        if !pools.contains_key(&socket) {
+            let pool = Mempool::new(
+                &eal,
+                config.dpdk.mempool_size,
+                config.dpdk.mempool_cache,
+                i32::try_from(socket).unwrap_or(-1),
+            )
+            .map_err(|e| Failure::Runtime(e.into()))?;
+            tracing::info!(socket, mbufs = config.dpdk.mempool_size, "mempool created");
+            pools.insert(socket, Arc::new(pool));
+        }
+        for lcore in &worker_lcores {
+            let worker_socket = dpdk::lcore_socket(&eal, *lcore);
+            if worker_socket != socket {
+                tracing::warn!(port = %name, port_socket = socket, lcore, worker_socket, "a worker polls a port on another NUMA socket: every packet crosses between sockets");
+            }
+        }
+    }
 
     // Stage 3: ports, one RX and one TX queue per worker on each.
     let port_config = PortConfig {
@@ -159,8 +190,12 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
     let open = |spec: &str| -> Result<Port, Failure> {
         let device =
             crate::config::Device::parse(spec).map_err(|m| Failure::Usage(anyhow::anyhow!(m)))?;
-        Port::open(&eal, device.port_name(), &port_config, Arc::clone(&pool))
-            .map_err(|e| Failure::Usage(e.into()))
+        let name = device.port_name();
+        let pool = socket_of_port
+            .get(name)
+            .and_then(|s| pools.get(s))
+            .ok_or_else(|| Failure::Runtime(anyhow::anyhow!("no mempool for port {name}")))?;
+        Port::open(&eal, name, &port_config, Arc::clone(pool)).map_err(|e| Failure::Usage(e.into()))
     };
     let mut pairs = Vec::new();
     for pair in &config.pairs {
@@ -487,6 +522,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         mode: config.mode,
         dpdk_version: version,
         seconds,
+        tsc_hz: hz as u64,
         workers: workers_out,
         ports,
         totals,

@@ -22,6 +22,13 @@ pub fn worker_lcores(_eal: &Eal) -> Vec<u32> {
 }
 
 /// The lcore id of the calling thread (u32::MAX on a thread DPDK did not start).
+/// The NUMA socket of an lcore's CPU.
+pub fn lcore_socket(_eal: &Eal, lcore: u32) -> u32 {
+    // SAFETY: valid once the EAL is initialised; an lcore beyond RTE_MAX_LCORE
+    // gives DPDK's "any socket" answer, not an access out of bounds.
+    unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore) }
+}
+
 pub fn current_lcore() -> u32 {
     // SAFETY: reads the calling thread's per-lcore id; no preconditions.
     unsafe { dpdk_sys::levee_lcore_id() }

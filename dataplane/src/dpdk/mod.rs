@@ -18,7 +18,7 @@ mod port;
 
 pub use eal::{tsc, tsc_hz, Eal};
 pub use hash::{RteHashU32, RTE_HASH_BULK_MAX};
-pub use lcore::{current_lcore, launch_on_lcore, worker_lcores, LcoreJoin};
+pub use lcore::{current_lcore, launch_on_lcore, lcore_socket, worker_lcores, LcoreJoin};
 pub use mbuf::MbufBurst;
 pub use mempool::Mempool;
 pub use path::{DpdkPath, TscClock};

@@ -110,6 +110,22 @@ impl TxQueue {
 }
 
 impl Port {
+    /// The NUMA socket of the device DPDK probed under `name`, before it is
+    /// opened (to put its packet buffers there); `None` when the device does not
+    /// say (virtual devices, single-socket machines).
+    pub fn socket_of(_eal: &Eal, name: &str) -> Result<Option<u32>, DpdkError> {
+        let c_name = CString::new(name).map_err(|_| DpdkError::NulInArgument(name.to_owned()))?;
+        let mut id = 0u16;
+        // SAFETY: c_name is a valid C string; id is a valid out-pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut id) };
+        if ret != 0 {
+            return Err(DpdkError::PortNotFound(name.to_owned()));
+        }
+        // SAFETY: id is a port DPDK just named.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
+        Ok(u32::try_from(socket).ok())
+    }
+
     /// Find the port DPDK probed under `name` (a vdev name such as `net_pcap0` or a
     /// PCI address), configure its queues on `pool` and start it.
     pub fn open(
