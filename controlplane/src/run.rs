@@ -160,7 +160,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             .map_err(|e| Failure::Usage(e.into()))?
             .unwrap_or(default_socket);
         socket_of_port.insert(name.clone(), socket);
-        if !pools.contains_key(&socket) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(socket) {
             let pool = Mempool::new(
                 &eal,
                 config.dpdk.mempool_size,
@@ -169,7 +169,7 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
             )
             .map_err(|e| Failure::Runtime(e.into()))?;
             tracing::info!(socket, mbufs = config.dpdk.mempool_size, "mempool created");
-            pools.insert(socket, Arc::new(pool));
+            slot.insert(Arc::new(pool));
         }
         for lcore in &worker_lcores {
             let worker_socket = dpdk::lcore_socket(&eal, *lcore);
