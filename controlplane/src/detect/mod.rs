@@ -188,8 +188,8 @@ impl TargetRates {
         let mut class_pps = [0.0; TrafficClass::COUNT];
         let mut class_bps = [0.0; TrafficClass::COUNT];
         for i in 0..TrafficClass::COUNT {
-            class_pps[i] = f64::from(s.class_packets[i]) / seconds;
-            class_bps[i] = f64::from(s.class_bytes[i]) * 8.0 / seconds;
+            class_pps[i] = f64::from(s.classes[i].packets) / seconds;
+            class_bps[i] = f64::from(s.classes[i].bytes) * 8.0 / seconds;
         }
         let total: u32 = s.ttl_buckets.iter().sum();
         let ttl_spread = s

@@ -25,8 +25,8 @@ fn window(n: u64, target: &str, pps: u32) -> WindowView {
         ..DestinationStats::default()
     };
     let class = TrafficClass::Udp.index();
-    stats.class_packets[class] = packets;
-    stats.class_bytes[class] = packets * 80;
+    stats.classes[class].packets = packets;
+    stats.classes[class].bytes = packets * 80;
     stats.ttl_buckets[4] = packets;
     let mut v = WindowView {
         slot: n,
@@ -148,8 +148,8 @@ fn udp_flood(n: u64, pps: u32, sources: u32, src_port: Option<u16>, ip_len: u16)
         .expect("target");
     stats.packets = u64::from(packets);
     stats.bytes = u64::from(packets) * u64::from(ip_len);
-    stats.class_packets[class] = packets;
-    stats.class_bytes[class] = packets * u32::from(ip_len);
+    stats.classes[class].packets = packets;
+    stats.classes[class].bytes = packets * u32::from(ip_len);
     v.inbound.class_packets[class] = u64::from(packets);
     v.shapes = (0..64)
         .map(|i| {
@@ -246,8 +246,8 @@ fn mixed(n: u64, classes: &[(TrafficClass, u32)]) -> WindowView {
         let i = class.index();
         stats.packets += u64::from(packets);
         stats.bytes += u64::from(packets) * 500;
-        stats.class_packets[i] += packets;
-        stats.class_bytes[i] += packets * 500;
+        stats.classes[i].packets += packets;
+        stats.classes[i].bytes += packets * 500;
         v.inbound.class_packets[i] += u64::from(packets);
     }
     v
@@ -375,9 +375,9 @@ fn a_flood_of_large_packets_under_every_packet_limit_is_judged_by_its_bits() {
             .expect("target");
         for class in [TrafficClass::Udp, TrafficClass::Fragment] {
             let i = class.index();
-            stats.class_bytes[i] = stats.class_packets[i] * 1_500;
+            stats.classes[i].bytes = stats.classes[i].packets * 1_500;
         }
-        stats.bytes = stats.class_bytes.iter().map(|b| u64::from(*b)).sum();
+        stats.bytes = stats.classes.iter().map(|c| u64::from(c.bytes)).sum();
         v
     };
     let events: Vec<IncidentEvent> = (100..103).flat_map(|n| d.observe(&flood(n))).collect();

@@ -56,8 +56,8 @@ fn class_view(n: u64, class: TrafficClass, pps: u32, over: &[&str]) -> WindowVie
     let packets = pps / 10;
     stats.packets = u64::from(packets);
     stats.bytes = u64::from(packets) * 100;
-    stats.class_packets[class.index()] = packets;
-    stats.class_bytes[class.index()] = packets * 100;
+    stats.classes[class.index()].packets = packets;
+    stats.classes[class.index()].bytes = packets * 100;
     // Real sources: a few TTLs, a handful of sources.
     stats.ttl_buckets[4] = packets;
     let mut v = WindowView {

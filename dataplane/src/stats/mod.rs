@@ -155,17 +155,28 @@ impl DirectionWindow {
     }
 }
 
-/// Counters for one protected destination host in one window.
+/// One traffic class's packets and bytes toward a destination, side by side
+/// so a packet touches one cache line for both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCount {
+    pub packets: u32,
+    pub bytes: u32,
+}
+
+/// Counters for one protected destination host in one window. Laid out for
+/// the worker's per-packet update: the totals and the source bits share the
+/// first cache line, a class's pair of counters sits in one line, the TTL
+/// histogram in one more (three lines per packet, not five).
+#[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DestinationStats {
     pub packets: u64,
     pub bytes: u64,
-    pub class_packets: [u32; TrafficClass::COUNT],
-    pub class_bytes: [u32; TrafficClass::COUNT],
-    /// TTL / hop limit histogram in 16 buckets of 16.
-    pub ttl_buckets: [u32; 16],
     /// One bit per hashed source (linear counting): estimates distinct sources.
     pub source_bits: [u64; 4],
+    /// TTL / hop limit histogram in 16 buckets of 16.
+    pub ttl_buckets: [u32; 16],
+    pub classes: [ClassCount; TrafficClass::COUNT],
 }
 
 impl Default for DestinationStats {
@@ -173,10 +184,9 @@ impl Default for DestinationStats {
         DestinationStats {
             packets: 0,
             bytes: 0,
-            class_packets: [0; TrafficClass::COUNT],
-            class_bytes: [0; TrafficClass::COUNT],
-            ttl_buckets: [0; 16],
             source_bits: [0; 4],
+            ttl_buckets: [0; 16],
+            classes: [ClassCount::default(); TrafficClass::COUNT],
         }
     }
 }
@@ -197,9 +207,9 @@ impl DestinationStats {
     pub fn add(&mut self, o: &DestinationStats) {
         self.packets += o.packets;
         self.bytes += o.bytes;
-        for i in 0..TrafficClass::COUNT {
-            self.class_packets[i] = self.class_packets[i].saturating_add(o.class_packets[i]);
-            self.class_bytes[i] = self.class_bytes[i].saturating_add(o.class_bytes[i]);
+        for (mine, theirs) in self.classes.iter_mut().zip(&o.classes) {
+            mine.packets = mine.packets.saturating_add(theirs.packets);
+            mine.bytes = mine.bytes.saturating_add(theirs.bytes);
         }
         for i in 0..16 {
             self.ttl_buckets[i] += o.ttl_buckets[i];
@@ -493,8 +503,9 @@ impl WindowReport {
         let class = m.class.index();
         stats.packets += 1;
         stats.bytes += u64::from(len);
-        stats.class_packets[class] = stats.class_packets[class].saturating_add(1);
-        stats.class_bytes[class] = stats.class_bytes[class].saturating_add(len);
+        let c = &mut stats.classes[class];
+        c.packets = c.packets.saturating_add(1);
+        c.bytes = c.bytes.saturating_add(len);
         stats.ttl_buckets[usize::from(m.ttl >> 4)] += 1;
         let src = u128::from_be_bytes(m.src);
         let h = ((src as u64) ^ ((src >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;

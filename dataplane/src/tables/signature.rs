@@ -173,9 +173,32 @@ fn and_into(acc: &mut Bits, other: &Bits, words: usize) -> bool {
 struct IntervalIndex<T> {
     starts: Vec<T>,
     sets: Vec<Bits>,
+    /// For a 16-bit field with several intervals: the interval of every value
+    /// (128 KiB), one load instead of a binary search whose every step waits
+    /// on the one before (perf: the search was a third of the classifier).
+    direct: Vec<u16>,
 }
 
-impl<T: Copy + Ord + Default> IntervalIndex<T> {
+impl IntervalIndex<u16> {
+    fn with_direct(mut self) -> Self {
+        if self.starts.len() > 1 {
+            let mut interval = 0u16;
+            self.direct = (0..=u16::MAX)
+                .map(|v| {
+                    while usize::from(interval) + 1 < self.starts.len()
+                        && self.starts[usize::from(interval) + 1] <= v
+                    {
+                        interval += 1;
+                    }
+                    interval
+                })
+                .collect();
+        }
+        self
+    }
+}
+
+impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
     /// `ranges[i]` is rule i's inclusive range, `None` for "any value".
     fn build(ranges: &[Option<(T, T)>], next: impl Fn(T) -> Option<T>, min: T) -> Self {
         let mut starts = vec![min];
@@ -199,13 +222,20 @@ impl<T: Copy + Ord + Default> IntervalIndex<T> {
                 bits
             })
             .collect();
-        IntervalIndex { starts, sets }
+        IntervalIndex {
+            starts,
+            sets,
+            direct: Vec::new(),
+        }
     }
 
     #[inline(always)]
     fn lookup(&self, v: T) -> &Bits {
-        // starts[0] is the minimum of the space, so the index is never negative.
-        let i = self.starts.partition_point(|s| *s <= v).saturating_sub(1);
+        let i = match self.direct.get(v.into() as usize) {
+            Some(i) => usize::from(*i),
+            // starts[0] is the minimum of the space, so the index is never negative.
+            None => self.starts.partition_point(|s| *s <= v).saturating_sub(1),
+        };
         &self.sets[i]
     }
 }
@@ -349,9 +379,12 @@ impl SignatureSet {
         let ports = |f: fn(&SignatureRule) -> Option<(u16, u16)>| -> Vec<Option<(u16, u16)>> {
             rules.iter().map(f).collect()
         };
-        set.src_port = IntervalIndex::build(&ports(|r| r.src_ports), |x: u16| x.checked_add(1), 0);
-        set.dst_port = IntervalIndex::build(&ports(|r| r.dst_ports), |x: u16| x.checked_add(1), 0);
-        set.ip_length = IntervalIndex::build(&ports(|r| r.ip_length), |x: u16| x.checked_add(1), 0);
+        set.src_port = IntervalIndex::build(&ports(|r| r.src_ports), |x: u16| x.checked_add(1), 0)
+            .with_direct();
+        set.dst_port = IntervalIndex::build(&ports(|r| r.dst_ports), |x: u16| x.checked_add(1), 0)
+            .with_direct();
+        set.ip_length = IntervalIndex::build(&ports(|r| r.ip_length), |x: u16| x.checked_add(1), 0)
+            .with_direct();
         // Run the stages that reject most of the value space first: with values
         // taken at random, the AND of the rule sets empties soonest that way.
         let mut stages = [
