@@ -48,6 +48,13 @@ EAL_COMMON=(--no-huge -m 1024 --no-pci --no-shconf --log-level='*:error')
 RX_DEV="net_pcap0,rx_pcap=$capture,infinite_rx=1"
 TX_DEV="net_null0,no-rx=1"
 
+median_pps() { # testpmd's log, port, field (Tx-pps: or Rx-pps:): the median of its per-second figures
+  awk -v p="$2" -v f="$3" '
+    /NIC statistics for port/ { port = $(NF-1) }
+    $1 == f && port == p && $2 > 0 { print $2 }' "$1" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
+}
+
 # The CPU lcore $1 runs on: its own number while the machine has it, else
 # shared round robin (lcore 0, the main one, always on CPU 0).
 cpu_of() { local n; n=$(nproc); if [ "$1" -lt "$n" ]; then echo "$1"; else echo $(($1 % n)); fi; }
@@ -71,8 +78,7 @@ if [ "$WORKERS" -gt 0 ]; then
     sleep "$SECONDS_PER_SIDE"
     kill -INT "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    io=$(awk '/NIC statistics for port/ { port = $(NF-1) } $1 == "Tx-pps:" && port == 1 && $2 > 0 { print $2 }' "$log" |
-      sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }')
+    io=$(median_pps "$log" 1 Tx-pps:)
     workers=$(seq -s, 1 "$n"); cpus=""
     for l in $(seq 1 "$n"); do cpus="$cpus${cpus:+, }$(cpu_of "$l")"; done
     cat >"$work/levee-$n.toml" <<TOML
@@ -121,10 +127,7 @@ testpmd() { # $1 = forward mode; prints the median per-second pps of the counted
   sleep "$SECONDS_PER_SIDE"
   kill -INT "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  awk -v p="$port" -v f="$field" '
-    /NIC statistics for port/ { port = $(NF-1) }
-    $1 == f && port == p && $2 > 0 { print $2 }' "$log" | sort -n |
-    awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
+  median_pps "$log" "$port" "$field"
 }
 
 NO_INCIDENTS="floor_pps = 1e12

@@ -1,9 +1,12 @@
-"""What the lab's scenario scripts share: their child processes, and levee
+"""What the lab's scenario scripts share: their child processes, commands run
+in the lab's namespaces, attack-capture.py's frames and pcap writing, and levee
 started on the lab's configuration (config/inline-lab.toml) with its store,
 forensics and API moved into a work directory."""
+import importlib.util
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -11,6 +14,40 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), capture_output=True, text=True, check=check).stdout
+
+
+def in_ns(ns, *args, check=True):
+    return sh("ip", "netns", "exec", ns, *args, check=check)
+
+
+def attack_capture():
+    """scripts/attack-capture.py as a module (its frame builders)."""
+    spec = importlib.util.spec_from_file_location("attack_capture", os.path.join(ROOT, "scripts", "attack-capture.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FramePool:
+    """Collects attack-capture.py's frames (its writer interface), times dropped."""
+
+    def __init__(self):
+        self.frames = []
+
+    def add(self, t, frame):
+        self.frames.append(frame)
+
+
+def write_pcap(path, frames):
+    """Ethernet frames to a pcap, a microsecond apart."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for n, frame in enumerate(frames):
+            f.write(struct.pack("<IIII", n // 1_000_000, n % 1_000_000, len(frame), len(frame)) + frame)
 
 
 class Processes:

@@ -9,7 +9,6 @@ the server, and the clients' success during the attack.
   replay_bench.py --forwarder testpmd|levee --levee BIN --seconds S --json OUT
 """
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -25,43 +24,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 STATE = os.environ.get("LEVEE_LAB_STATE", "/run/levee-lab")
 
 
-def sh(*args):
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def in_ns(ns, *args):
-    return sh("ip", "netns", "exec", ns, *args)
-
-
 def counter(ns, iface, name):
-    return int(in_ns(ns, "cat", "/sys/class/net/%s/statistics/%s" % (iface, name)))
+    return int(labkit.in_ns(ns, "cat", "/sys/class/net/%s/statistics/%s" % (iface, name)))
 
 
 def write_attack(path, env, sources, seed):
     """A UDP flood toward the server from `sources` real addresses (a fixed
     TTL each), attack-capture.py's frames with the lab's MAC addresses."""
-    spec = importlib.util.spec_from_file_location("attack_capture", os.path.join(HERE, "..", "attack-capture.py"))
-    capture = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(capture)
-
-    class Pool:
-        def __init__(self):
-            self.frames = []
-
-        def add(self, t, frame):
-            self.frames.append((t, frame))
-
-    pool = Pool()
-    capture.attack(pool, random.Random(seed), "udp", 0.0, 1.0, 50000, env["SERVER_IP"], str(sources))
+    pool = labkit.FramePool()
+    labkit.attack_capture().attack(pool, random.Random(seed), "udp", 0.0, 1.0, 50000, env["SERVER_IP"], str(sources))
     dst = bytes.fromhex(env["SERVER_MAC"].replace(":", ""))
     src = bytes.fromhex(env["ATTACKER_MAC"].replace(":", ""))
-    with open(path, "wb") as f:
-        import struct
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i, (_, frame) in enumerate(pool.frames):
-            data = dst + src + frame[12:]
-            f.write(struct.pack("<IIII", i // 1_000_000, i % 1_000_000, len(data), len(data)))
-            f.write(data)
+    labkit.write_pcap(path, [dst + src + frame[12:] for frame in pool.frames])
 
 
 def start_testpmd(procs, work, cpus):

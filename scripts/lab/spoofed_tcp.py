@@ -36,12 +36,7 @@ SERVICE_PORT = 8080
 SESSION_PORT = 9100
 
 
-def sh(*args, check=True):
-    return subprocess.run(list(args), capture_output=True, text=True, check=check).stdout
-
-
-def in_ns(ns, *args, check=True):
-    return sh("ip", "netns", "exec", ns, *args, check=check)
+sh, in_ns = labkit.sh, labkit.in_ns
 
 
 def checksum(data):

@@ -17,7 +17,6 @@
       JSON object: when the first and last frames left, and how many.
 """
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -25,6 +24,8 @@ import socket
 import sys
 import time
 import urllib.request
+
+import labkit
 
 
 def legit(a):
@@ -73,29 +74,18 @@ def count(a):
 
 
 def frames(a):
-    here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location("attack_capture", os.path.join(here, "..", "attack-capture.py"))
-    capture = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(capture)
-
-    class Pool:
-        def __init__(self):
-            self.packets = []
-
-        def add(self, t, frame):
-            self.packets.append(frame)
-
-    pool = Pool()
+    capture = labkit.attack_capture()
+    pool = labkit.FramePool()
     rng = random.Random(a.seed)
     kinds = a.kind.split(",")
     # Enough distinct frames that spoofed sources do not repeat soon.
     per_kind = max(2000, min(200000, int(a.pps * 2))) // len(kinds)
     for kind in kinds:
         capture.attack(pool, rng, kind, 0.0, 1.0, per_kind, a.target, a.sources)
-    rng.shuffle(pool.packets)
+    rng.shuffle(pool.frames)
     dst = bytes.fromhex(a.dst_mac.replace(":", ""))
     src = bytes.fromhex(open("/sys/class/net/%s/address" % a.iface).read().strip().replace(":", ""))
-    return [dst + src + f[12:] for f in pool.packets]
+    return [dst + src + f[12:] for f in pool.frames]
 
 
 def attack(a):
