@@ -145,6 +145,12 @@ fn two_and_four_workers_count_every_packet_once_and_their_windows_add_up() {
                 workers[w]["inbound"]["tx_packets"], *count,
                 "worker {w} of {n}"
             );
+            // Each worker moved its tables onto its own CPU's NUMA node.
+            assert!(workers[w]["cpu_node"].is_u64(), "{}", workers[w]);
+            assert_eq!(
+                workers[w]["memory_node"], workers[w]["cpu_node"],
+                "worker {w} of {n}"
+            );
         }
         assert_eq!(summary["totals"]["rx_packets"], 20000, "{n} workers");
         assert_eq!(summary["totals"]["tx_packets"], 20000, "{n} workers");

@@ -58,6 +58,10 @@ pub struct WorkerSummary {
     pub outbound: Counters,
     pub bursts: u64,
     pub busy_seconds: f64,
+    /// The NUMA node of the worker's CPU, and of its tables once it moved them
+    /// there (null: the kernel does not say, or they are split).
+    pub cpu_node: Option<u32>,
+    pub memory_node: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -506,12 +510,15 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         totals.tx_failed_packets += t.tx_failed_packets;
         let busy = c.busy_ticks as f64 / hz;
         slowest = slowest.max(busy);
+        let placement = stats.placement();
         workers_out.push(WorkerSummary {
             lcore: *lcore,
             inbound: c.direction(Direction::Inbound).into(),
             outbound: c.direction(Direction::Outbound).into(),
             bursts: c.bursts,
             busy_seconds: busy,
+            cpu_node: placement.cpu_node,
+            memory_node: placement.memory_node,
         });
     }
     if slowest > 0.0 {

@@ -1,5 +1,5 @@
-//! Two CPU hints the hot path uses without DPDK: a cache prefetch and the cycle
-//! counter. Besides `dpdk`, the only module with `unsafe`; each block says why
+//! Two CPU hints the hot path uses without DPDK, a cache prefetch and the cycle
+//! counter, and where memory and the running CPU sit (NUMA nodes). Besides `dpdk`, the only module with `unsafe`; each block says why
 //! it is sound.
 #![allow(unsafe_code)]
 
@@ -41,4 +41,56 @@ pub fn cycles() -> u64 {
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed().as_nanos() as u64
     }
+}
+
+/// The NUMA node of the memory page holding `value`, as the kernel placed it
+/// (`None` where the kernel cannot say: no NUMA support, or not Linux).
+pub fn memory_node<T>(value: &T) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        const MPOL_F_NODE: libc::c_ulong = 1;
+        const MPOL_F_ADDR: libc::c_ulong = 2;
+        let addr = (value as *const T).cast::<u8>();
+        let mut node: libc::c_int = -1;
+        // SAFETY: get_mempolicy with MPOL_F_NODE | MPOL_F_ADDR writes one int to
+        // `node` and reads nothing from `addr` (it names a page of ours, which
+        // `value` keeps mapped for the call); no node mask is passed.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_get_mempolicy,
+                &mut node as *mut libc::c_int,
+                std::ptr::null_mut::<libc::c_ulong>(),
+                0 as libc::c_ulong,
+                addr,
+                MPOL_F_NODE | MPOL_F_ADDR,
+            )
+        };
+        (rc == 0 && node >= 0).then_some(node as u32)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = value;
+        None
+    }
+}
+
+/// The NUMA node of the CPU this thread runs on (`None` where unknown).
+pub fn current_node() -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        let (mut cpu, mut node): (libc::c_uint, libc::c_uint) = (0, 0);
+        // SAFETY: getcpu writes one unsigned int to each of its first two
+        // arguments; the third (a cache, unused since Linux 2.6.24) may be null.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_getcpu,
+                &mut cpu as *mut libc::c_uint,
+                &mut node as *mut libc::c_uint,
+                std::ptr::null_mut::<libc::c_void>(),
+            )
+        };
+        (rc == 0).then_some(node)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }

@@ -71,6 +71,9 @@ pub struct BurstVerdict {
 pub struct ReportLink {
     to_control: Sender<Box<WindowReport>>,
     free: Receiver<Box<WindowReport>>,
+    /// The free channel's other end, for the worker to put its reports back
+    /// once it has moved them into memory of its own node.
+    refill: Sender<Box<WindowReport>>,
 }
 
 /// The control plane's end: receives reports, returns them once read.
@@ -112,6 +115,7 @@ pub fn report_channels(
         links.push(ReportLink {
             to_control: to_control.clone(),
             free: free_rx,
+            refill: free_tx.clone(),
         });
         free_senders.push(free_tx);
     }
@@ -224,6 +228,47 @@ impl Pipeline {
             shape_countdown: SHAPE_ONE_IN,
             config,
         }
+    }
+
+    /// Copy this worker's tables and reports into memory of the calling
+    /// thread's NUMA node, and say which node they are on now (`None`: the
+    /// kernel does not say, or they are not all on one). The main thread builds
+    /// them; Linux places a page on the node of the CPU that first writes it, so
+    /// the worker calls this on its own lcore before its loop, and every lookup
+    /// of the loop stays on its socket. Allocates (once, before any packet).
+    // A new box on purpose: the report's own counters, not only its tables,
+    // must land on this node.
+    #[allow(clippy::replace_box)]
+    pub fn move_to_local_memory(&mut self) -> Option<u32> {
+        self.tables = self.tables.clone();
+        self.handshakes = self.handshakes.clone();
+        self.sources = self.sources.clone();
+        self.connections = self.connections.clone();
+        self.report = Box::new((*self.report).clone());
+        self.spare = self.spare.take().map(|r| Box::new((*r).clone()));
+        if let Some(link) = &self.link {
+            let held: Vec<Box<WindowReport>> = link.free.try_iter().collect();
+            for report in held {
+                // The channel held them a moment ago: it has room for them.
+                let _ = link.refill.try_send(Box::new((*report).clone()));
+            }
+        }
+        self.memory_node()
+    }
+
+    /// The NUMA node of this worker's tables and current report, if the kernel
+    /// says and they are all on one.
+    pub fn memory_node(&self) -> Option<u32> {
+        let first = self.tables.memory_node()?;
+        [
+            self.handshakes.memory_node(),
+            self.sources.memory_node(),
+            self.connections.memory_node(),
+            self.report.destinations.memory_node(),
+        ]
+        .iter()
+        .all(|n| *n == Some(first))
+        .then_some(first)
     }
 
     /// Reports that could not be delivered so far.

@@ -12,7 +12,7 @@
 //! code can be driven from a capture file with the capture's timestamps, or from
 //! tests, and builds without DPDK.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::cpu;
@@ -75,9 +75,38 @@ const SHARED_FIELDS: usize = 2 * DIRECTION_FIELDS + 2;
 #[derive(Debug, Default)]
 pub struct SharedWorkerStats {
     fields: [AtomicU64; SHARED_FIELDS],
+    /// NUMA nodes of the worker's CPU and of its tables, once it has started
+    /// (0 = unknown, else node + 1).
+    cpu_node: AtomicU32,
+    memory_node: AtomicU32,
+}
+
+/// Where a worker runs and where its tables are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The NUMA node of the worker's CPU.
+    pub cpu_node: Option<u32>,
+    /// The NUMA node of its tables and reports (`None`: unknown, or split).
+    pub memory_node: Option<u32>,
 }
 
 impl SharedWorkerStats {
+    fn set_placement(&self, p: Placement) {
+        let code = |n: Option<u32>| n.map_or(0, |n| n.saturating_add(1));
+        self.cpu_node.store(code(p.cpu_node), Ordering::Relaxed);
+        self.memory_node
+            .store(code(p.memory_node), Ordering::Relaxed);
+    }
+
+    /// Where the worker runs and its tables are (unknown before it starts).
+    pub fn placement(&self) -> Placement {
+        let node = |a: &AtomicU32| a.load(Ordering::Relaxed).checked_sub(1);
+        Placement {
+            cpu_node: node(&self.cpu_node),
+            memory_node: node(&self.memory_node),
+        }
+    }
+
     fn publish(&self, c: &WorkerCounters) {
         let mut values = [0u64; SHARED_FIELDS];
         for (d, dc) in c.directions.iter().enumerate() {
@@ -209,7 +238,20 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
     }
 
     /// Poll until the stop flag is raised, then publish the final counters.
+    /// First the worker's tables move into memory of its own NUMA node.
     pub fn run(&mut self) {
+        let placement = Placement {
+            memory_node: self.pipeline.move_to_local_memory(),
+            cpu_node: cpu::current_node(),
+        };
+        self.shared.set_placement(placement);
+        if placement.memory_node != placement.cpu_node {
+            tracing::warn!(
+                cpu_node = ?placement.cpu_node,
+                memory_node = ?placement.memory_node,
+                "a worker's tables are not all on its CPU's NUMA node: lookups cross sockets"
+            );
+        }
         let hz = self.clock.hz();
         let interval = (hz / 1000).max(1) * self.settings.stats_interval_ms.max(1);
         let started = self.clock.now();

@@ -470,3 +470,75 @@ fn out_of_state_segments_are_dropped_and_known_connections_pass() {
     );
     assert_eq!(v.keep, 0, "after the grace");
 }
+
+#[test]
+fn tables_moved_into_local_memory_keep_their_rules_and_reports() {
+    use levee_dataplane::tables::{Decision, TableCommand};
+    let frame = synth::udp_frame(
+        &synth::Endpoints {
+            src_mac: [2; 6],
+            dst_mac: [4; 6],
+            src: std::net::Ipv4Addr::new(203, 0, 113, 7),
+            dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            src_port: 1234,
+            dst_port: 53,
+            ttl: 64,
+        },
+        &[0; 32],
+    );
+    let mut tables = RuleTables::new(TableCapacities::default(), 1);
+    tables
+        .apply(
+            TableCommand::Block {
+                prefix: "203.0.113.7/32".parse().expect("prefix"),
+                rule_id: 42,
+                expires_at_ns: u64::MAX,
+            },
+            0,
+        )
+        .expect("room");
+    let (mut links, sink) = report_channels(1, 64, 4, ReportCapacities::default());
+    let mut pipeline = Pipeline::new(
+        0,
+        tables,
+        None,
+        protected(),
+        PipelineConfig::default(),
+        links.pop(),
+    );
+    let node = pipeline.move_to_local_memory();
+    assert_eq!(
+        node,
+        levee_dataplane::cpu::current_node(),
+        "every table on the node of the CPU that moved them"
+    );
+    assert_eq!(
+        pipeline.tables.decide(&parse(&frame), 1),
+        Decision::Blocked { rule_id: 42 },
+        "the blocklist came along"
+    );
+    // The report pool came back whole: the worker still has a report to swap
+    // in at every window's end, and none is lost.
+    let records = capture(5_000, 1);
+    let (source, clock) = CaptureSource::new(records, Direction::Inbound, true);
+    let mut worker = WorkerContext::new(
+        vec![source],
+        clock,
+        WorkerSettings::default(),
+        Arc::new(AtomicBool::new(false)),
+        pipeline,
+    );
+    let mut counted = 0;
+    while worker.poll_once() > 0 {
+        while let Ok(r) = sink.reports.try_recv() {
+            counted += r.direction(Direction::Inbound).packets();
+            sink.recycle(r);
+        }
+    }
+    worker.finish();
+    while let Ok(r) = sink.reports.try_recv() {
+        counted += r.direction(Direction::Inbound).packets();
+    }
+    assert_eq!(counted, 5_000);
+    assert_eq!(worker.pipeline().reports_dropped(), 0);
+}

@@ -286,7 +286,7 @@ pub struct Sample {
 }
 
 /// Everything one worker counted in one window.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct WindowReport {
     pub worker: u16,
     /// The worker's window number.

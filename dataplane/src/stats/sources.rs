@@ -18,7 +18,7 @@ struct Slot {
 }
 
 /// One worker's per-source counters.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SourceAccounting {
     slots: Box<[Slot]>,
     mask: usize,
@@ -27,6 +27,11 @@ pub struct SourceAccounting {
 }
 
 impl SourceAccounting {
+    /// The NUMA node of the slots (their middle page), if the kernel says.
+    pub fn memory_node(&self) -> Option<u32> {
+        crate::cpu::memory_node(&self.slots[self.slots.len() / 2])
+    }
+
     /// A table of `capacity` slots (rounded up to a power of two).
     pub fn new(capacity: usize) -> Self {
         let n = capacity.max(PROBES).next_power_of_two();

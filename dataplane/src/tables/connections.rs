@@ -22,7 +22,7 @@ use crate::wire::PacketMeta;
 pub const IDLE_FOR_NS: u64 = 300 * 1_000_000_000;
 const HASH_M: u64 = 0xd6e8_feb8_6659_fd93;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnectionTable {
     table: FingerprintTable,
     seed: u64,
@@ -33,6 +33,11 @@ pub struct ConnectionTable {
 }
 
 impl ConnectionTable {
+    /// The NUMA node of the table, if the kernel says.
+    pub fn memory_node(&self) -> Option<u32> {
+        self.table.memory_node()
+    }
+
     pub fn new(entries: usize, grace_ns: u64) -> Self {
         ConnectionTable {
             table: FingerprintTable::new(entries),

@@ -26,7 +26,7 @@ pub enum Insertion {
     Full,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FingerprintTable {
     buckets: Box<[Bucket]>,
     mask: usize,
@@ -41,6 +41,11 @@ pub fn seconds(now_ns: u64) -> u32 {
 }
 
 impl FingerprintTable {
+    /// The NUMA node of the buckets (their middle page), if the kernel says.
+    pub fn memory_node(&self) -> Option<u32> {
+        crate::cpu::memory_node(&self.buckets[self.buckets.len() / 2])
+    }
+
     /// Room for about `entries` fingerprints (rounded up to whole buckets, a
     /// power of two of them).
     pub fn new(entries: usize) -> Self {

@@ -29,7 +29,7 @@ struct Pending {
     until_ns: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HandshakeTracker {
     pending: Box<[Pending]>,
     verified: FingerprintTable,
@@ -42,6 +42,11 @@ pub struct HandshakeTracker {
 }
 
 impl HandshakeTracker {
+    /// The NUMA node of the verified sources' table, if the kernel says.
+    pub fn memory_node(&self) -> Option<u32> {
+        self.verified.memory_node()
+    }
+
     /// Room for about `pending` handshakes in flight and `verified` sources
     /// (each rounded up to a power of two).
     pub fn new(pending: usize, verified: usize) -> HandshakeTracker {

@@ -216,7 +216,7 @@ impl Decision {
 }
 
 /// One worker's copy of every table.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RuleTables {
     allow: PrefixTable<()>,
     blocked_v4: ExactTable<u32, BlockEntry>,
@@ -497,6 +497,15 @@ impl RuleTables {
 
     pub fn signatures(&self) -> &SignatureSet {
         &self.signatures
+    }
+
+    /// The NUMA node of the blocklists' slots, if the kernel says and both
+    /// families agree.
+    pub fn memory_node(&self) -> Option<u32> {
+        let v4 = self.blocked_v4.memory_node();
+        (v4 == self.blocked_v6.memory_node())
+            .then_some(v4)
+            .flatten()
     }
 
     /// The targets under attack.
