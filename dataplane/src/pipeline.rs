@@ -13,8 +13,8 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use crate::packet_io::{Direction, PacketBurst, BURST_SIZE};
 use crate::stats::{DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport};
 use crate::tables::{
-    Addr, ConnectionTable, Decision, HandshakeTracker, PrefixTable, RuleTables, SynCookies,
-    TableMailbox,
+    Addr, ConnectionTable, Decision, HandshakeTracker, PrefixSet, PrefixTable, RuleTables,
+    SynCookies, TableMailbox,
 };
 use crate::wire::{self, PacketMeta, ParseStatus};
 
@@ -133,7 +133,8 @@ pub fn report_channels(
 pub struct Pipeline {
     pub tables: RuleTables,
     mailbox: Option<TableMailbox>,
-    protected: Arc<PrefixTable<()>>,
+    /// The protected networks (this worker's copy, asked on every packet).
+    protected: PrefixSet,
     config: PipelineConfig,
     report: Box<WindowReport>,
     spare: Option<Box<WindowReport>>,
@@ -203,7 +204,7 @@ impl Pipeline {
         Pipeline {
             tables,
             mailbox,
-            protected,
+            protected: PrefixSet::new((*protected).clone()),
             report,
             spare: None,
             link,
@@ -241,6 +242,7 @@ impl Pipeline {
     #[allow(clippy::replace_box)]
     pub fn move_to_local_memory(&mut self) -> Option<u32> {
         self.tables = self.tables.clone();
+        self.protected = self.protected.clone();
         self.handshakes = self.handshakes.clone();
         self.sources = self.sources.clone();
         self.connections = self.connections.clone();
@@ -387,7 +389,7 @@ impl Pipeline {
                 if self.top_countdown == 0 {
                     self.top_countdown = self.config.top_sources_one_in.max(1);
                     let weight = u64::from(self.top_countdown);
-                    self.report.top_sources[m.class.index()]
+                    self.report.top_sources[usize::from(m.class_index)]
                         .add(u128::from_be_bytes(m.src), weight);
                 }
             }
@@ -636,7 +638,7 @@ fn watch(
 /// SYN-ACKs and ICMP are left out: a spoofed flood's backscatter goes to
 /// addresses that never asked.
 #[inline(never)]
-fn learn_peer(protected: &PrefixTable<()>, report: &mut WindowReport, m: &PacketMeta) {
+fn learn_peer(protected: &PrefixSet, report: &mut WindowReport, m: &PacketMeta) {
     use crate::wire::tcp::flags::{RST, SYN};
     // SYN-ACKs, RSTs and ICMP are what a host sends to whoever wrote to it
     // (the backscatter of a spoofed flood): no conversation.

@@ -32,6 +32,7 @@ fn check_invariants(frame: &[u8]) {
     }
     assert!(usize::from(m.vlan_count) <= levee_dataplane::wire::MAX_VLAN_TAGS);
     assert!(m.class.index() < TrafficClass::COUNT);
+    assert_eq!(usize::from(m.class_index), m.class.index());
 }
 
 fn valid_frames() -> Vec<Vec<u8>> {

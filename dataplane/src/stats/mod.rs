@@ -431,7 +431,7 @@ impl WindowReport {
     ) {
         let len = u64::from(m.frame_len);
         let w = &mut self.directions[d as usize];
-        let class = m.class.index();
+        let class = usize::from(m.class_index);
         w.class_packets[class] += 1;
         w.class_bytes[class] += len;
         w.parse_status[m.status as usize] += 1;
@@ -500,7 +500,7 @@ impl WindowReport {
             }
         };
         let len = u32::from(m.frame_len);
-        let class = m.class.index();
+        let class = usize::from(m.class_index);
         stats.packets += 1;
         stats.bytes += u64::from(len);
         let c = &mut stats.classes[class];

@@ -158,10 +158,12 @@ impl SignatureRule {
 
 type Bits = [u64; WORDS];
 
+/// AND the first `N` words of `other` into `acc`; whether any bit is left. `N`
+/// is a constant so the loop unrolls into a few vector instructions.
 #[inline(always)]
-fn and_into(acc: &mut Bits, other: &Bits, words: usize) -> bool {
+fn and_into<const N: usize>(acc: &mut Bits, other: &Bits) -> bool {
     let mut any = 0;
-    for w in 0..words {
+    for w in 0..N {
         acc[w] &= other[w];
         any |= acc[w];
     }
@@ -419,13 +421,24 @@ impl SignatureSet {
     /// The index (priority order) of the first rule matching `m`.
     #[inline]
     pub fn first_match(&self, m: &PacketMeta) -> Option<usize> {
-        if self.rules.is_empty() || m.family == L3Family::None {
+        if m.family == L3Family::None {
             return None;
         }
-        let words = self.words;
+        // Words past the last rule are zero in every set: ANDing a few more
+        // than needed is right, and a constant count unrolls.
+        match self.words {
+            0 => None,
+            1 => self.first_match_in::<1>(m),
+            2 => self.first_match_in::<2>(m),
+            3 | 4 => self.first_match_in::<4>(m),
+            _ => self.first_match_in::<WORDS>(m),
+        }
+    }
+
+    #[inline(always)]
+    fn first_match_in<const N: usize>(&self, m: &PacketMeta) -> Option<usize> {
         let mut acc = self.by_protocol[usize::from(m.protocol)];
-        let mut any = acc[..words].iter().any(|w| *w != 0);
-        if !any {
+        if acc[..N].iter().all(|w| *w == 0) {
             return None;
         }
         let frag = match m.fragment {
@@ -433,23 +446,23 @@ impl SignatureSet {
             Fragment::First => 1,
             Fragment::NonFirst => 2,
         };
-        any = and_into(&mut acc, &self.fragment[frag], words)
-            && and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)], words)
+        let mut any = and_into::<N>(&mut acc, &self.fragment[frag])
+            && and_into::<N>(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)])
             && self
                 .ttl
                 .get(usize::from(m.ttl))
-                .is_none_or(|by_ttl| and_into(&mut acc, by_ttl, words));
+                .is_none_or(|by_ttl| and_into::<N>(&mut acc, by_ttl));
         for stage in self.order {
             if !any {
                 return None;
             }
             any = match stage {
-                Stage::DstPort => and_into(&mut acc, self.dst_port.lookup(m.dst_port), words),
-                Stage::SrcPort => and_into(&mut acc, self.src_port.lookup(m.src_port), words),
-                Stage::IpLength => and_into(&mut acc, self.ip_length.lookup(m.ip_len), words),
+                Stage::DstPort => and_into::<N>(&mut acc, self.dst_port.lookup(m.dst_port)),
+                Stage::SrcPort => and_into::<N>(&mut acc, self.src_port.lookup(m.src_port)),
+                Stage::IpLength => and_into::<N>(&mut acc, self.ip_length.lookup(m.ip_len)),
                 Stage::Destination => match Addr::from_meta(&m.dst, m.family) {
-                    Some(Addr::V4(a)) => and_into(&mut acc, self.v4_destination.lookup(a), words),
-                    Some(Addr::V6(a)) => and_into(&mut acc, self.v6_destination.lookup(a), words),
+                    Some(Addr::V4(a)) => and_into::<N>(&mut acc, self.v4_destination.lookup(a)),
+                    Some(Addr::V6(a)) => and_into::<N>(&mut acc, self.v6_destination.lookup(a)),
                     None => false,
                 },
             };
@@ -457,7 +470,7 @@ impl SignatureSet {
         if !any {
             return None;
         }
-        acc[..words]
+        acc[..N]
             .iter()
             .enumerate()
             .find(|(_, w)| **w != 0)
