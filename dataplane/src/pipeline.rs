@@ -527,6 +527,7 @@ impl Pipeline {
     }
 
     fn roll_window(&mut self, now_ns: u64) {
+        self.report.flush_rule_drops();
         let totals = [
             self.handshakes.refused(),
             self.connections.refused(),

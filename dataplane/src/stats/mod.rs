@@ -298,8 +298,15 @@ pub struct WindowReport {
     pub destinations: ExactTable<u128, DestinationStats>,
     /// Packets to protected destinations that found the table full.
     pub destinations_overflow: u64,
+    /// Drops by rule. Complete once the window is closed: the drops of the
+    /// latest rule wait in `pending_rule_drops` until another rule drops or
+    /// [`WindowReport::flush_rule_drops`] runs.
     pub rule_drops: ExactTable<u32, RuleDrops>,
     pub rule_drops_overflow: u64,
+    /// The latest dropping rule and its drops not yet in `rule_drops`: an
+    /// attack's packets come in runs dropped by one rule, and a run costs one
+    /// table update, not one per packet.
+    pending_rule_drops: Option<(u32, RuleDrops)>,
     /// One sketch per traffic class (index = class index); inbound sources.
     pub top_sources: Vec<SpaceSaving>,
     /// Each sketch update counts this many packets (1-in-N sampling of updates).
@@ -375,6 +382,7 @@ impl WindowReport {
             destinations_overflow: 0,
             rule_drops: ExactTable::with_capacity(capacities.rules),
             rule_drops_overflow: 0,
+            pending_rule_drops: None,
             top_sources: (0..TrafficClass::COUNT)
                 .map(|_| SpaceSaving::new(capacities.top_sources))
                 .collect(),
@@ -401,6 +409,7 @@ impl WindowReport {
         self.destinations_overflow = 0;
         self.rule_drops.clear();
         self.rule_drops_overflow = 0;
+        self.pending_rule_drops = None;
         for s in &mut self.top_sources {
             s.clear();
         }
@@ -441,7 +450,13 @@ impl WindowReport {
                 w.dropped_packets[reason as usize] += 1;
                 w.dropped_bytes[reason as usize] += len;
                 if let Some(id) = rule_id {
-                    self.count_rule_drop(id, len);
+                    match &mut self.pending_rule_drops {
+                        Some((pending, drops)) if *pending == id => {
+                            drops.packets += 1;
+                            drops.bytes += len;
+                        }
+                        _ => self.start_rule_run(id, len),
+                    }
                 }
             }
             None => {
@@ -451,28 +466,34 @@ impl WindowReport {
         }
     }
 
-    /// Drops by rule live in a small table touched only on the drop path, kept
-    /// out of line so the forwarding path stays compact.
+    /// Another rule drops: the last one's run goes into the table. Out of
+    /// line, so the forwarding path stays compact.
     #[inline(never)]
-    fn count_rule_drop(&mut self, id: u32, len: u64) {
+    fn start_rule_run(&mut self, id: u32, len: u64) {
+        self.flush_rule_drops();
+        self.pending_rule_drops = Some((
+            id,
+            RuleDrops {
+                packets: 1,
+                bytes: len,
+            },
+        ));
+    }
+
+    /// Put the pending drops of the latest rule into `rule_drops` (before the
+    /// report leaves the worker).
+    pub fn flush_rule_drops(&mut self) {
+        let Some((id, run)) = self.pending_rule_drops.take() else {
+            return;
+        };
         match self.rule_drops.get_mut(&id) {
             Some(r) => {
-                r.packets += 1;
-                r.bytes += len;
+                r.packets += run.packets;
+                r.bytes += run.bytes;
             }
             None => {
-                if self
-                    .rule_drops
-                    .insert(
-                        id,
-                        RuleDrops {
-                            packets: 1,
-                            bytes: len,
-                        },
-                    )
-                    .is_err()
-                {
-                    self.rule_drops_overflow += 1;
+                if self.rule_drops.insert(id, run).is_err() {
+                    self.rule_drops_overflow += run.packets;
                 }
             }
         }
@@ -561,6 +582,58 @@ impl WindowReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_by_rule_add_up_across_runs_once_flushed() {
+        let m = crate::wire::parse(&crate::synth::udp_frame(
+            &crate::synth::Endpoints {
+                src_mac: [2; 6],
+                dst_mac: [4; 6],
+                src: std::net::Ipv4Addr::new(1, 2, 3, 4),
+                dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
+                src_port: 1,
+                dst_port: 2,
+                ttl: 64,
+            },
+            &[],
+        ));
+        let mut r = WindowReport::new(ReportCapacities::default());
+        let len = u64::from(m.frame_len);
+        for id in [7, 7, 9, 7, 7, 7, 9] {
+            r.count(
+                Direction::Inbound,
+                &m,
+                Some(DropReason::Blocklist),
+                Some(id),
+                false,
+            );
+        }
+        r.count(Direction::Inbound, &m, None, None, false);
+        r.flush_rule_drops();
+        r.flush_rule_drops();
+        let drops = |id| r.rule_drops.get(&id).copied();
+        assert_eq!(
+            drops(7),
+            Some(RuleDrops {
+                packets: 5,
+                bytes: 5 * len
+            })
+        );
+        assert_eq!(
+            drops(9),
+            Some(RuleDrops {
+                packets: 2,
+                bytes: 2 * len
+            })
+        );
+        assert_eq!(r.rule_drops.len(), 2);
+        r.reset();
+        r.flush_rule_drops();
+        assert!(
+            r.rule_drops.is_empty(),
+            "a reset forgets the pending run too"
+        );
+    }
 
     #[test]
     fn distinct_source_estimate() {
