@@ -599,7 +599,7 @@ fn watch(
     let Some((index, target)) = watch.target_of(u128::from_be_bytes(m.dst)) else {
         return decision;
     };
-    let counted = target.counts(m.class);
+    let counted = target.counts_index(usize::from(m.class_index));
     let limited = matches!(
         decision,
         Decision::Signature { .. }

@@ -78,7 +78,13 @@ impl WatchedTarget {
 
     #[inline(always)]
     pub fn counts(&self, class: TrafficClass) -> bool {
-        self.classes & (1u64 << (class.index() as u64 & 63)) != 0
+        self.counts_index(class.index())
+    }
+
+    /// [`WatchedTarget::counts`] for a class index (a packet's `class_index`).
+    #[inline(always)]
+    pub fn counts_index(&self, class_index: usize) -> bool {
+        self.classes & (1u64 << (class_index as u64 & 63)) != 0
     }
 
     #[inline]
