@@ -439,6 +439,18 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         })?;
         joins.push(join);
     }
+    // Each worker first moves its tables onto its own NUMA node: forwarding
+    // has started once every one of them polls (a copy takes milliseconds; a
+    // worker that never gets there has failed).
+    let placing_since = Instant::now();
+    while !shared.iter().all(|(_, s)| s.polling()) {
+        if placing_since.elapsed() > Duration::from_secs(60) {
+            tracing::error!("a worker did not start polling within 60 s");
+            stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     tracing::info!(workers = joins.len(), mode = ?config.mode, "forwarding started");
 
     supervise(

@@ -79,6 +79,8 @@ pub struct SharedWorkerStats {
     /// (0 = unknown, else node + 1).
     cpu_node: AtomicU32,
     memory_node: AtomicU32,
+    /// Set once the worker has placed its tables and starts polling.
+    polling: AtomicBool,
 }
 
 /// Where a worker runs and where its tables are.
@@ -96,6 +98,11 @@ impl SharedWorkerStats {
         self.cpu_node.store(code(p.cpu_node), Ordering::Relaxed);
         self.memory_node
             .store(code(p.memory_node), Ordering::Relaxed);
+    }
+
+    /// Whether the worker has placed its tables and polls.
+    pub fn polling(&self) -> bool {
+        self.polling.load(Ordering::Acquire)
     }
 
     /// Where the worker runs and its tables are (unknown before it starts).
@@ -245,6 +252,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             cpu_node: cpu::current_node(),
         };
         self.shared.set_placement(placement);
+        self.shared.polling.store(true, Ordering::Release);
         if placement.memory_node != placement.cpu_node {
             tracing::warn!(
                 cpu_node = ?placement.cpu_node,
