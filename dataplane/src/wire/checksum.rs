@@ -25,3 +25,39 @@ pub fn transport(src: &[u8], dst: &[u8], protocol: u8, segment: &[u8]) -> u16 {
     sum += u32::from(protocol) + (len >> 16) + (len & 0xffff);
     !ones_complement_sum(sum, segment)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 1071's definition, one 16-bit word at a time.
+    fn reference(initial: u32, data: &[u8]) -> u16 {
+        let mut sum = u64::from(initial);
+        for (i, b) in data.iter().enumerate() {
+            sum += u64::from(*b) << if i % 2 == 0 { 8 } else { 0 };
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn rfc_1071_example() {
+        // Section 3's example: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(ones_complement_sum(0, &data), 0xddf2);
+        assert_eq!(ones_complement_sum(0, &data[..7]), reference(0, &data[..7]));
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_word_by_word_sum(
+            initial in any::<u32>(),
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            prop_assert_eq!(ones_complement_sum(initial, &data), reference(initial, &data));
+        }
+    }
+}
