@@ -20,6 +20,11 @@
 # minus testpmd's, at the TSC rate.
 #
 #   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per measurement)
+#   scripts/bench-dataplane.sh --keep DIR [SECONDS]
+#       the same, keeping the captures and each measurement's levee
+#       configuration in DIR (levee-plain.toml, levee-full.toml,
+#       levee-challenge.toml, levee-attack.toml, levee-drop.toml) for
+#       scripts/bench-ab.sh to compare two builds on
 #   scripts/bench-dataplane.sh --workers N [SECONDS]
 #       forwarding with 1..N workers (one RX queue each on both ports) against
 #       testpmd io with as many forwarding cores and queues; on a machine with
@@ -28,19 +33,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=0
+KEEP=""
+if [ "${1:-}" = "--keep" ]; then
+  KEEP="${2:?--keep needs a directory}"
+  shift 2
+fi
 if [ "${1:-}" = "--workers" ]; then
   WORKERS="${2:?--workers needs a number}"
   [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --workers needs a positive number" >&2; exit 2; }
   shift 2
 fi
 SECONDS_PER_SIDE="${1:-10}"
+# testpmd reports once a second: a shorter run has no figure of its own.
+[[ "$SECONDS_PER_SIDE" =~ ^[0-9]+$ ]] && [ "$SECONDS_PER_SIDE" -ge 2 ] ||
+  { echo "bench: SECONDS must be a whole number, at least 2" >&2; exit 2; }
 
 scripts/install-deps.sh >/dev/null
 cargo build --release -q -p levee-controlplane
 LEVEE=./target/release/levee
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+if [ -n "$KEEP" ]; then
+  mkdir -p "$KEEP"
+  work="$(cd "$KEEP" && pwd)"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
 capture="$work/small-mix.pcap"
 $LEVEE generate-capture --out "$capture" --packets 1024 --seed 7 >/dev/null
 
@@ -133,7 +151,9 @@ testpmd() { # $1 = forward mode; prints the median per-second pps of the counted
 NO_INCIDENTS="floor_pps = 1e12
 floor_bps = 1e15
 prefix_floor_pps = 1e12"
-levee_run() { # $1 = extra TOML; $2 = JSON field (tx_pps or rx_pps); $3 = outside device; $4 = [detection] settings
+levee_run() { # $1 = name; $2 = extra TOML; $3 = JSON field (tx_pps or rx_pps); $4 = outside device; $5 = [detection] settings
+  local name="$1"
+  shift
   cat >"$work/levee.toml" <<TOML
 mode = "inline"
 [dpdk]
@@ -159,6 +179,7 @@ $1
 # but its rules stay staged.
 auto_apply = false
 TOML
+  cp "$work/levee.toml" "$work/levee-$name.toml"
   $LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
   [ -s "$work/summary.json" ] || { echo "levee failed:" >&2; cat "$work/levee.err" "$work/levee.toml" >&2; exit 1; }
   python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "$2" "$work/summary.json"
@@ -214,11 +235,11 @@ blocked_hosts = 1048576
 
 echo "running: testpmd io, levee forwarding, levee full pipeline, levee challenge path, levee under attack, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
 io_pps=$(testpmd io)
-plain_pps=$(levee_run "" tx_pps)
-full_pps=$(levee_run "$PIPELINE_TOML
+plain_pps=$(levee_run plain "" tx_pps)
+full_pps=$(levee_run full "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-miss.txt\"
 $(cat "$work/signatures.toml")" tx_pps)
-challenge_pps=$(levee_run "[pipeline]
+challenge_pps=$(levee_run challenge "[pipeline]
 protected = [\"10.0.0.0/24\"]
 [rules]
 [[rules.signature]]
@@ -232,7 +253,7 @@ challenges=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(
 # (low floors), its rules staged, not applied, so the per-source accounting
 # runs and nothing is dropped; 100,000 blocked sources none of which sends.
 head -n 100000 "$work/blocklist-miss.txt" >"$work/blocklist-100k.txt"
-attack_pps=$(levee_run "$PIPELINE_TOML
+attack_pps=$(levee_run attack "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-100k.txt\"
 $(cat "$work/signatures.toml")" tx_pps "" "floor_pps = 1000
 floor_bps = 1e6
@@ -241,7 +262,7 @@ prefix_floor_pps = 1e12
 warmup_seconds = 0")
 attack_incidents=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["open_incidents"])' "$work/summary.json")
 rxonly_pps=$(testpmd rxonly)
-drop_pps=$(levee_run "$PIPELINE_TOML
+drop_pps=$(levee_run drop "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-hit.txt\"
 $(cat "$work/signatures.toml")" rx_pps)
 
