@@ -1,8 +1,11 @@
 //! The Internet checksum (RFC 1071).
 
 /// The 16-bit one's complement sum of `data` added to `initial`, folded.
+/// Any `initial` with up to 65,535 bytes of data (any IP packet) fits the
+/// 32-bit sum.
 pub fn ones_complement_sum(initial: u32, data: &[u8]) -> u16 {
-    let mut sum = initial;
+    // Folded first, so that a large `initial` leaves room for the data's words.
+    let mut sum = (initial & 0xffff) + (initial >> 16);
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -49,6 +52,21 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(ones_complement_sum(0, &data), 0xddf2);
         assert_eq!(ones_complement_sum(0, &data[..7]), reference(0, &data[..7]));
+    }
+
+    #[test]
+    fn the_largest_initial_sums_and_the_longest_packet_do_not_overflow() {
+        let ones = vec![0xff; 65_535];
+        for initial in [u32::MAX, 0xffff_0000, 0x0001_0000, 0xffff, 0] {
+            assert_eq!(
+                ones_complement_sum(initial, &ones),
+                reference(initial, &ones)
+            );
+            assert_eq!(
+                ones_complement_sum(initial, &ones[..7]),
+                reference(initial, &ones[..7])
+            );
+        }
     }
 
     proptest! {
