@@ -279,10 +279,19 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
         }
     })?;
     let crate::setup::Dataplane {
-        publisher,
+        mut publisher,
         pipelines,
         sink,
     } = dataplane;
+    // Workers on several NUMA nodes get the shared sets (signatures, watched
+    // targets) as a copy in their own node's memory.
+    publisher.place_on_nodes(
+        worker_lcores
+            .iter()
+            // DPDK says "any socket" (-1) where it does not know.
+            .map(|lcore| Some(dpdk::lcore_socket(&eal, *lcore)).filter(|s| *s != u32::MAX))
+            .collect(),
+    );
     let reader = if config.store.enabled {
         Some(Mutex::new(
             crate::store::Store::open_read_only(&config.store.path).map_err(runtime)?,

@@ -66,6 +66,13 @@ pub struct TablePublisher {
     retired: Vec<Arc<SignatureSet>>,
     watch: Arc<WatchSet>,
     retired_watch: Vec<Arc<WatchSet>>,
+    /// The NUMA node of each worker (`None`: unknown). Workers on different
+    /// nodes get each a copy of the shared sets made in their node's memory.
+    nodes: Vec<Option<u32>>,
+    /// The copies of the current sets for the nodes (empty while every worker
+    /// is on one node): kept here so the last drop happens here, not in a worker.
+    signature_copies: Vec<Arc<SignatureSet>>,
+    watch_copies: Vec<Arc<WatchSet>>,
     /// Blocked entries by (host?, IPv4?), kept so capacity checks cost nothing.
     blocked_counts: [[usize; 2]; 2],
     /// Changes refused because a table was full.
@@ -104,6 +111,9 @@ impl TablePublisher {
             retired: Vec::new(),
             watch: Arc::new(WatchSet::default()),
             retired_watch: Vec::new(),
+            nodes: vec![None; workers],
+            signature_copies: Vec::new(),
+            watch_copies: Vec::new(),
             deferred: false,
             blocked_counts: [[0; 2]; 2],
             refused_full: 0,
@@ -112,22 +122,28 @@ impl TablePublisher {
     }
 
     fn send(&mut self, command: TableCommand) -> u64 {
+        self.send_each(|_| command.clone())
+    }
+
+    /// Send each worker its own version of one change (`command_for(worker)`).
+    fn send_each(&mut self, command_for: impl Fn(usize) -> TableCommand) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         // A whole-set replacement supersedes the ones of its kind still waiting
         // for a stalled worker: only the last counts, so the backlog stays
         // bounded by the entries changed, not by how often sets are published.
-        let supersedes = |waiting: &TableCommand| {
+        let supersedes = |command: &TableCommand, waiting: &TableCommand| {
             matches!(
-                (waiting, &command),
+                (waiting, command),
                 (TableCommand::Signatures(_), TableCommand::Signatures(_))
                     | (TableCommand::Watch(_), TableCommand::Watch(_))
                     | (TableCommand::SourceLimit(_), TableCommand::SourceLimit(_))
             )
         };
         for w in 0..self.senders.len() {
-            self.backlog[w].retain(|(_, waiting)| !supersedes(waiting));
-            self.backlog[w].push_back((seq, command.clone()));
+            let command = command_for(w);
+            self.backlog[w].retain(|(_, waiting)| !supersedes(&command, waiting));
+            self.backlog[w].push_back((seq, command));
         }
         self.flush();
         seq
@@ -284,12 +300,80 @@ impl TablePublisher {
         Ok(self.send(TableCommand::Disallow { prefix }))
     }
 
+    /// Old shared sets still held because a worker may still use them.
+    pub fn retired_sets(&self) -> usize {
+        self.retired.len() + self.retired_watch.len()
+    }
+
+    /// Say which NUMA node each worker runs on: from now on the shared sets
+    /// (signatures, watched targets) go to the workers of each node as a copy
+    /// in that node's memory, and the current ones are sent again that way.
+    pub fn place_on_nodes(&mut self, nodes: Vec<Option<u32>>) {
+        let mut nodes = nodes;
+        nodes.resize(self.senders.len(), None);
+        self.nodes = nodes;
+        if self.distinct_nodes().len() > 1 {
+            let signatures = Arc::clone(&self.signatures);
+            self.send_signatures(signatures);
+            let watch = Arc::clone(&self.watch);
+            self.send_watch(watch);
+        }
+    }
+
+    /// The nodes the workers are on, when they are on more than one.
+    fn distinct_nodes(&self) -> Vec<u32> {
+        let nodes: BTreeSet<u32> = self.nodes.iter().flatten().copied().collect();
+        nodes.into_iter().collect()
+    }
+
+    /// For each worker, the version of `set` in its node's memory: `set`
+    /// itself while the workers share one node, else a copy per node (made
+    /// with that node's memory preferred). Returns them and the copies.
+    fn per_worker<T: Clone>(&self, set: &Arc<T>) -> (Vec<Arc<T>>, Vec<Arc<T>>) {
+        let nodes = self.distinct_nodes();
+        if nodes.len() <= 1 {
+            return (vec![Arc::clone(set); self.nodes.len()], Vec::new());
+        }
+        let copies: Vec<(u32, Arc<T>)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    *n,
+                    crate::cpu::with_memory_on(*n, || Arc::new((**set).clone())),
+                )
+            })
+            .collect();
+        let each = self
+            .nodes
+            .iter()
+            .map(|node| {
+                node.and_then(|n| copies.iter().find(|(c, _)| *c == n))
+                    .map_or_else(|| Arc::clone(set), |(_, copy)| Arc::clone(copy))
+            })
+            .collect();
+        (each, copies.into_iter().map(|(_, c)| c).collect())
+    }
+
+    fn send_signatures(&mut self, set: Arc<SignatureSet>) -> u64 {
+        let (each, copies) = self.per_worker(&set);
+        let old = std::mem::replace(&mut self.signature_copies, copies);
+        self.retired.extend(old);
+        self.send_each(|w| TableCommand::Signatures(Arc::clone(&each[w])))
+    }
+
+    fn send_watch(&mut self, set: Arc<WatchSet>) -> u64 {
+        let (each, copies) = self.per_worker(&set);
+        let old = std::mem::replace(&mut self.watch_copies, copies);
+        self.retired_watch.extend(old);
+        self.send_each(|w| TableCommand::Watch(Arc::clone(&each[w])))
+    }
+
     /// Replace the signature rules (priority order).
     pub fn set_signatures(&mut self, rules: Vec<SignatureRule>) -> Result<u64, TableError> {
         let set = Arc::new(SignatureSet::new(rules)?);
         let old = std::mem::replace(&mut self.signatures, Arc::clone(&set));
         self.retired.push(old);
-        Ok(self.send(TableCommand::Signatures(set)))
+        Ok(self.send_signatures(set))
     }
 
     /// Replace the targets under attack (unchanged sets are not sent again).
@@ -300,7 +384,7 @@ impl TablePublisher {
         let set = Arc::new(set);
         let old = std::mem::replace(&mut self.watch, Arc::clone(&set));
         self.retired_watch.push(old);
-        Some(self.send(TableCommand::Watch(set)))
+        Some(self.send_watch(set))
     }
 
     pub fn watch(&self) -> &WatchSet {

@@ -472,3 +472,49 @@ fn a_stalled_worker_keeps_one_of_each_set_and_every_entry_change() {
     assert_eq!(t.signatures().rules()[0].id, 999);
     assert_eq!(t.blocked_len(), 10);
 }
+
+#[test]
+fn workers_on_different_nodes_get_their_own_copies_of_the_shared_sets() {
+    let caps = TableCapacities::default();
+    let (mut publisher, mut mailboxes) = TablePublisher::new(3, caps, 64);
+    let mut tables: Vec<RuleTables> = (0..3).map(|_| RuleTables::new(caps, 3)).collect();
+    let drain_all = |publisher: &mut TablePublisher,
+                     mailboxes: &mut Vec<TableMailbox>,
+                     tables: &mut Vec<RuleTables>| {
+        publisher.flush();
+        for (mb, t) in mailboxes.iter_mut().zip(tables.iter_mut()) {
+            mb.drain(t, 0, usize::MAX);
+        }
+        publisher.flush();
+    };
+    let rule = |id| SignatureRule {
+        protocol: Some(17),
+        dst_ports: Some((53, 53)),
+        ..SignatureRule::drop_all(id)
+    };
+    publisher.set_signatures(vec![rule(1)]).expect("valid");
+    // Two nodes (the second may not exist on this machine: the copy is then
+    // made with the default policy, still a copy of its own) and one unknown.
+    publisher.place_on_nodes(vec![Some(0), Some(1), None]);
+    drain_all(&mut publisher, &mut mailboxes, &mut tables);
+    let set_of = |t: &RuleTables| t.signatures() as *const SignatureSet;
+    assert_ne!(set_of(&tables[0]), set_of(&tables[1]), "one copy per node");
+    assert_eq!(
+        set_of(&tables[2]),
+        publisher.signatures() as *const SignatureSet,
+        "a worker of unknown node shares the publisher's set"
+    );
+    let dns = meta_from(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 53);
+    for t in &mut tables {
+        assert_eq!(t.decide(&dns, 0), Decision::Signature { rule_id: 1 });
+    }
+    // A new set reaches every node the same way; the old copies are let go
+    // once the workers hold the new ones.
+    publisher.set_signatures(vec![rule(2)]).expect("valid");
+    drain_all(&mut publisher, &mut mailboxes, &mut tables);
+    for t in &mut tables {
+        assert_eq!(t.decide(&dns, 0), Decision::Signature { rule_id: 2 });
+    }
+    assert_ne!(set_of(&tables[0]), set_of(&tables[1]));
+    assert_eq!(publisher.retired_sets(), 0, "nothing old is still held");
+}
