@@ -8,7 +8,7 @@ use std::sync::Arc;
 use levee_dataplane::packet_io::Direction;
 use levee_dataplane::pcap::{Record, LINKTYPE_ETHERNET};
 use levee_dataplane::pipeline::{report_channels, Pipeline, PipelineConfig};
-use levee_dataplane::replay::CaptureSource;
+use levee_dataplane::replay::{CaptureClock, CaptureSource};
 use levee_dataplane::stats::ReportCapacities;
 use levee_dataplane::synth;
 use levee_dataplane::tables::{PrefixTable, RuleTables, TableCapacities};
@@ -32,6 +32,21 @@ fn capture(count: usize, seconds: u64) -> Arc<Vec<Record>> {
     )
 }
 
+/// A worker forwarding `records` (inbound) through `pipeline`, on capture time.
+fn worker_over(
+    records: Arc<Vec<Record>>,
+    pipeline: Pipeline,
+) -> WorkerContext<CaptureSource, CaptureClock> {
+    let (source, clock) = CaptureSource::new(records, Direction::Inbound, true);
+    WorkerContext::new(
+        vec![source],
+        clock,
+        WorkerSettings::default(),
+        Arc::new(AtomicBool::new(false)),
+        pipeline,
+    )
+}
+
 fn protected() -> Arc<PrefixTable<()>> {
     let mut t = PrefixTable::with_capacity(4);
     t.insert("10.0.0.0/24".parse().expect("prefix"), ())
@@ -52,14 +67,7 @@ fn windows_add_up_to_the_traffic() {
         PipelineConfig::default(),
         links.pop(),
     );
-    let (source, clock) = CaptureSource::new(Arc::clone(&records), Direction::Inbound, true);
-    let mut worker = WorkerContext::new(
-        vec![source],
-        clock,
-        WorkerSettings::default(),
-        Arc::new(AtomicBool::new(false)),
-        pipeline,
-    );
+    let mut worker = worker_over(Arc::clone(&records), pipeline);
     let mut windows = Vec::new();
     let take = |windows: &mut Vec<(u64, u64, u64, usize)>| {
         while let Ok(r) = sink.reports.try_recv() {
@@ -115,14 +123,7 @@ fn a_stalled_consumer_loses_reports_not_packets() {
         PipelineConfig::default(),
         links.pop(),
     );
-    let (source, clock) = CaptureSource::new(Arc::clone(&records), Direction::Inbound, true);
-    let mut worker = WorkerContext::new(
-        vec![source],
-        clock,
-        WorkerSettings::default(),
-        Arc::new(AtomicBool::new(false)),
-        pipeline,
-    );
+    let mut worker = worker_over(Arc::clone(&records), pipeline);
     // Nobody reads `sink.reports`.
     while worker.poll_once() > 0 {}
     worker.finish();
@@ -520,14 +521,7 @@ fn tables_moved_into_local_memory_keep_their_rules_and_reports() {
     // The report pool came back whole: the worker still has a report to swap
     // in at every window's end, and none is lost.
     let records = capture(5_000, 1);
-    let (source, clock) = CaptureSource::new(records, Direction::Inbound, true);
-    let mut worker = WorkerContext::new(
-        vec![source],
-        clock,
-        WorkerSettings::default(),
-        Arc::new(AtomicBool::new(false)),
-        pipeline,
-    );
+    let mut worker = worker_over(records, pipeline);
     let mut counted = 0;
     while worker.poll_once() > 0 {
         while let Ok(r) = sink.reports.try_recv() {

@@ -583,9 +583,9 @@ impl WindowReport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn drops_by_rule_add_up_across_runs_once_flushed() {
-        let m = crate::wire::parse(&crate::synth::udp_frame(
+    /// A UDP packet from 1.2.3.4 to 10.0.0.1 (TTL 64).
+    fn udp_from_1_2_3_4() -> PacketMeta {
+        crate::wire::parse(&crate::synth::udp_frame(
             &crate::synth::Endpoints {
                 src_mac: [2; 6],
                 dst_mac: [4; 6],
@@ -596,7 +596,12 @@ mod tests {
                 ttl: 64,
             },
             &[],
-        ));
+        ))
+    }
+
+    #[test]
+    fn drops_by_rule_add_up_across_runs_once_flushed() {
+        let m = udp_from_1_2_3_4();
         let mut r = WindowReport::new(ReportCapacities::default());
         let len = u64::from(m.frame_len);
         for id in [7, 7, 9, 7, 7, 7, 9] {
@@ -639,18 +644,7 @@ mod tests {
     fn distinct_source_estimate() {
         let mut d = DestinationStats::default();
         assert!(d.distinct_sources() < 0.5);
-        let m = crate::wire::parse(&crate::synth::udp_frame(
-            &crate::synth::Endpoints {
-                src_mac: [2; 6],
-                dst_mac: [4; 6],
-                src: std::net::Ipv4Addr::new(1, 2, 3, 4),
-                dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
-                src_port: 1,
-                dst_port: 2,
-                ttl: 64,
-            },
-            &[],
-        ));
+        let m = udp_from_1_2_3_4();
         let mut r = WindowReport::new(ReportCapacities::default());
         for i in 0..100u32 {
             let mut mi = m;
