@@ -237,22 +237,19 @@ impl Pipeline {
     /// them; Linux places a page on the node of the CPU that first writes it, so
     /// the worker calls this on its own lcore before its loop, and every lookup
     /// of the loop stays on its socket. Allocates (once, before any packet).
-    // A new box on purpose: the report's own counters, not only its tables,
-    // must land on this node.
-    #[allow(clippy::replace_box)]
     pub fn move_to_local_memory(&mut self) -> Option<u32> {
         self.tables = self.tables.clone();
         self.protected = self.protected.clone();
         self.handshakes = self.handshakes.clone();
         self.sources = self.sources.clone();
         self.connections = self.connections.clone();
-        self.report = Box::new((*self.report).clone());
-        self.spare = self.spare.take().map(|r| Box::new((*r).clone()));
+        self.report = self.report.copy();
+        self.spare = self.spare.take().map(|r| r.copy());
         if let Some(link) = &self.link {
             let held: Vec<Box<WindowReport>> = link.free.try_iter().collect();
             for report in held {
                 // The channel held them a moment ago: it has room for them.
-                let _ = link.refill.try_send(Box::new((*report).clone()));
+                let _ = link.refill.try_send(report.copy());
             }
         }
         self.memory_node()

@@ -100,6 +100,10 @@ fn polling_counting_and_rolling_windows_allocate_nothing() {
         pipeline,
     );
 
+    // As a worker starts: copies of its tables and reports, which must keep
+    // their room, or the loop below would allocate.
+    worker.pipeline_mut().move_to_local_memory();
+
     // Rules that make every stage work: blocklist hits, a signature, a prefix.
     publisher
         .block("198.18.0.0/15".parse().expect("prefix"), 1, u64::MAX)

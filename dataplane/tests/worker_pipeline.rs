@@ -59,7 +59,7 @@ fn windows_add_up_to_the_traffic() {
     let records = capture(20_000, 2);
     let caps = ReportCapacities::default();
     let (mut links, sink) = report_channels(1, 64, 4, caps);
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         0,
         RuleTables::new(TableCapacities::default(), 1),
         None,
@@ -67,6 +67,9 @@ fn windows_add_up_to_the_traffic() {
         PipelineConfig::default(),
         links.pop(),
     );
+    // As a worker starts: its tables and reports moved into its node's
+    // memory, with all their room (samples, peers... are still kept).
+    pipeline.move_to_local_memory();
     let mut worker = worker_over(Arc::clone(&records), pipeline);
     let mut windows = Vec::new();
     let take = |windows: &mut Vec<(u64, u64, u64, usize)>| {

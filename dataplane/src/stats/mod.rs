@@ -286,7 +286,7 @@ pub struct Sample {
 }
 
 /// Everything one worker counted in one window.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct WindowReport {
     pub worker: u16,
     /// The worker's window number.
@@ -399,6 +399,37 @@ impl WindowReport {
                 .expect("valid histogram bounds"),
             reports_dropped: 0,
             defences: DefenceCounters::default(),
+        })
+    }
+
+    /// A copy with the same room: the bounded lists (samples, sources over
+    /// their limit, peers, shapes) are full when their length reaches their
+    /// capacity, so a derived clone, whose lists have only the room their
+    /// contents take, would record none of them.
+    pub fn copy(&self) -> Box<WindowReport> {
+        use crate::tables::with_room;
+        Box::new(WindowReport {
+            worker: self.worker,
+            sequence: self.sequence,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            directions: self.directions.clone(),
+            destinations: self.destinations.clone(),
+            destinations_overflow: self.destinations_overflow,
+            rule_drops: self.rule_drops.clone(),
+            rule_drops_overflow: self.rule_drops_overflow,
+            pending_rule_drops: self.pending_rule_drops,
+            top_sources: self.top_sources.clone(),
+            top_sources_weight: self.top_sources_weight,
+            samples: with_room(&self.samples),
+            over_limit: with_room(&self.over_limit),
+            over_limit_overflow: self.over_limit_overflow,
+            peers: with_room(&self.peers),
+            peers_overflow: self.peers_overflow,
+            shapes: with_room(&self.shapes),
+            burst_cycles: self.burst_cycles.clone(),
+            reports_dropped: self.reports_dropped,
+            defences: self.defences,
         })
     }
 
@@ -597,6 +628,22 @@ mod tests {
             },
             &[],
         ))
+    }
+
+    #[test]
+    fn a_copy_keeps_the_room_of_every_bounded_list() {
+        let mut r = WindowReport::new(ReportCapacities::default());
+        r.peer(1, 2);
+        let c = r.copy();
+        assert_eq!(c.peers, r.peers);
+        for (copy, original) in [
+            (c.samples.capacity(), r.samples.capacity()),
+            (c.over_limit.capacity(), r.over_limit.capacity()),
+            (c.peers.capacity(), r.peers.capacity()),
+            (c.shapes.capacity(), r.shapes.capacity()),
+        ] {
+            assert_eq!(copy, original);
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub(crate) fn random_u64() -> u64 {
 }
 
 /// A preallocated hash table from `K` to `V`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ExactTable<K, V> {
     tags: Box<[Tag<K>]>,
     /// `capacity` values; `free` holds the indices not in use.
@@ -83,6 +83,30 @@ pub struct ExactTable<K, V> {
     capacity: usize,
     multiplier: u64,
     seed: u64,
+}
+
+/// A copy with the same room: a derived clone would give the free list only
+/// the room its entries take, and freeing a slot in the copy would allocate.
+impl<K: Clone, V: Clone> Clone for ExactTable<K, V> {
+    fn clone(&self) -> Self {
+        ExactTable {
+            tags: self.tags.clone(),
+            values: self.values.clone(),
+            free: with_room(&self.free),
+            mask: self.mask,
+            len: self.len,
+            capacity: self.capacity,
+            multiplier: self.multiplier,
+            seed: self.seed,
+        }
+    }
+}
+
+/// A copy of `v` with the room `v` has (not only what its contents take).
+pub(crate) fn with_room<T: Clone>(v: &Vec<T>) -> Vec<T> {
+    let mut copy = Vec::with_capacity(v.capacity());
+    copy.extend_from_slice(v);
+    copy
 }
 
 impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {

@@ -44,6 +44,7 @@ mod syn_cookie;
 mod watch;
 
 pub use connections::{ConnectionTable, IDLE_FOR_NS};
+pub(crate) use exact::with_room;
 pub use exact::{ExactTable, SlotRef, TableKey, BULK_MAX};
 pub use fingerprints::{FingerprintTable, Insertion};
 pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
@@ -218,7 +219,7 @@ impl Decision {
 }
 
 /// One worker's copy of every table.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RuleTables {
     allow: PrefixTable<()>,
     blocked_v4: ExactTable<u32, BlockEntry>,
@@ -244,6 +245,28 @@ pub struct RuleTables {
     /// Commands refused because a table was full (the publisher checks first, so
     /// this stays 0 unless capacities disagree).
     pub refused: u64,
+}
+
+/// A copy with the same room (see [`ExactTable`]'s): the signature buckets
+/// keep room for every signature, so a new set never allocates in a worker.
+impl Clone for RuleTables {
+    fn clone(&self) -> Self {
+        RuleTables {
+            allow: self.allow.clone(),
+            blocked_v4: self.blocked_v4.clone(),
+            blocked_v6: self.blocked_v6.clone(),
+            blocked_prefixes: self.blocked_prefixes.clone(),
+            signatures: Arc::clone(&self.signatures),
+            signature_buckets: with_room(&self.signature_buckets),
+            workers: self.workers,
+            source_limiter: self.source_limiter.clone(),
+            syn_rate_limited: self.syn_rate_limited,
+            syn_authenticating: self.syn_authenticating,
+            tcp_defended: self.tcp_defended,
+            watch: Arc::clone(&self.watch),
+            refused: self.refused,
+        }
+    }
 }
 
 impl RuleTables {
