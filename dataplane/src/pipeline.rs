@@ -16,7 +16,7 @@ use crate::tables::{
     Addr, ConnectionTable, Decision, HandshakeTracker, PrefixSet, PrefixTable, RuleTables,
     SynCookies, TableMailbox,
 };
-use crate::wire::{self, PacketMeta, ParseStatus};
+use crate::wire::{self, PacketMeta, ParseStatus, TrafficClass};
 
 /// What to do with frames the rules cannot judge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +31,10 @@ pub struct PipelineConfig {
     pub window_ms: u64,
     /// Keep the head of 1 packet in N (0: no sampling).
     pub sample_one_in: u32,
-    /// Feed 1 packet in N to the top-sources sketches (each counts N).
+    /// Feed at least 1 packet in N of each class to its top-sources sketch
+    /// (each update counts N). Under load a class is sampled more sparsely, so
+    /// that its sketch takes at most [`TOP_SOURCE_SAMPLES_PER_KEY`] times its
+    /// capacity updates per window.
     pub top_sources_one_in: u32,
     /// Frames that do not parse (truncated, lying lengths...).
     pub malformed: FramePolicy,
@@ -145,7 +148,12 @@ pub struct Pipeline {
     sequence: u64,
     reports_dropped: u64,
     sample_countdown: u32,
-    top_countdown: u32,
+    /// Per class (index = class index): this window's 1-in-N of the
+    /// top-sources sketch, and the packets left until the next update.
+    top_one_in: [u32; TrafficClass::COUNT],
+    top_countdown: [u32; TrafficClass::COUNT],
+    /// Draws the gaps between a sketch's updates (see `top_gap`).
+    top_rng: u64,
     metas: [PacketMeta; BURST_SIZE],
     decisions: [Decision; BURST_SIZE],
     /// Clients that completed a handshake: a SYN rate limit lets them through.
@@ -162,6 +170,13 @@ pub struct Pipeline {
     peer_countdown: u32,
     shape_countdown: u32,
 }
+
+/// A class's top-sources sketch takes at most this many updates per window
+/// for each source it can hold. Space-Saving's own resolution is a K-th of the
+/// updates it took; with 128 updates per key, a source at that resolution has
+/// about 128 of them, and sampling adds less than a tenth to its error. Beyond
+/// that, more updates cost a flood's worth of cycles and tell nothing more.
+pub const TOP_SOURCE_SAMPLES_PER_KEY: u64 = 128;
 
 /// Source slots of each worker's per-source accounting (32 bytes each).
 const SOURCE_SLOTS: usize = 1 << 17;
@@ -200,7 +215,8 @@ impl Pipeline {
             .and_then(|l| l.free.try_recv().ok())
             .unwrap_or_else(|| WindowReport::new(config.capacities));
         report.worker = worker;
-        report.top_sources_weight = u64::from(config.top_sources_one_in.max(1));
+        let top_one_in = [config.top_sources_one_in.max(1); TrafficClass::COUNT];
+        report.top_sources_weight = top_one_in.map(u64::from);
         Pipeline {
             tables,
             mailbox,
@@ -214,7 +230,9 @@ impl Pipeline {
             sequence: 0,
             reports_dropped: 0,
             sample_countdown: config.sample_one_in,
-            top_countdown: config.top_sources_one_in.max(1),
+            top_one_in,
+            top_countdown: top_one_in,
+            top_rng: crate::tables::random_u64() | 1,
             metas: [PacketMeta::default(); BURST_SIZE],
             decisions: [Decision::Pass; BURST_SIZE],
             handshakes: HandshakeTracker::new(HANDSHAKE_SLOTS, VERIFIED_SLOTS),
@@ -382,12 +400,13 @@ impl Pipeline {
                         }
                     }
                 }
-                self.top_countdown -= 1;
-                if self.top_countdown == 0 {
-                    self.top_countdown = self.config.top_sources_one_in.max(1);
-                    let weight = u64::from(self.top_countdown);
-                    self.report.top_sources[usize::from(m.class_index)]
-                        .add(u128::from_be_bytes(m.src), weight);
+                let class = usize::from(m.class_index);
+                self.top_countdown[class] -= 1;
+                if self.top_countdown[class] == 0 {
+                    self.top_countdown[class] =
+                        sketch_gap(&mut self.top_rng, self.top_one_in[class]);
+                    let weight = u64::from(self.top_one_in[class]);
+                    self.report.top_sources[class].add(u128::from_be_bytes(m.src), weight);
                 }
             }
             if self.config.sample_one_in > 0 {
@@ -523,6 +542,25 @@ impl Pipeline {
         self.window_end_ns = now_ns + self.window_ns;
     }
 
+    /// The next window's sampling of each class's sketch, from the inbound
+    /// packets of the class in the window closing: the configured 1 in N, or
+    /// sparser where that would feed the sketch more than its budget of
+    /// updates.
+    fn plan_top_sampling(&mut self) {
+        let floor = self.config.top_sources_one_in.max(1);
+        let budget = TOP_SOURCE_SAMPLES_PER_KEY * self.config.capacities.top_sources.max(1) as u64;
+        let packets = &self.report.direction(Direction::Inbound).class_packets;
+        for (one_in, packets) in self.top_one_in.iter_mut().zip(packets) {
+            let needed = u32::try_from(packets.div_ceil(budget)).unwrap_or(u32::MAX);
+            *one_in = needed.max(floor);
+        }
+        // A countdown longer than the new rate would skip the class's first
+        // packets of the window; a shorter one is its fair share.
+        for (countdown, one_in) in self.top_countdown.iter_mut().zip(self.top_one_in) {
+            *countdown = (*countdown).min(one_in);
+        }
+    }
+
     fn roll_window(&mut self, now_ns: u64) {
         self.report.flush_rule_drops();
         let totals = [
@@ -535,6 +573,7 @@ impl Pipeline {
         d.connections_refused = totals[1] - self.reported[1];
         d.handshakes = totals[2] - self.reported[2];
         self.reported = totals;
+        self.plan_top_sampling();
         self.report.end_ns = now_ns;
         self.report.sequence = self.sequence;
         self.report.reports_dropped = self.reports_dropped;
@@ -564,7 +603,7 @@ impl Pipeline {
             }
         }
         self.report.worker = self.worker;
-        self.report.top_sources_weight = u64::from(self.config.top_sources_one_in.max(1));
+        self.report.top_sources_weight = self.top_one_in.map(u64::from);
         // Windows are contiguous: the next starts where this one was due to end,
         // unless the worker was idle for longer than a window.
         let start = if now_ns < self.window_end_ns + self.window_ns {
@@ -574,6 +613,22 @@ impl Pipeline {
         };
         self.start_window(start);
     }
+}
+
+/// Packets until a class's next sketch update when it samples 1 in `one_in`:
+/// drawn from 1..=2*one_in-1, one_in on average. A fixed gap would alias with
+/// traffic that repeats with a period dividing it (sources sent in turn): every
+/// update could fall on one source, which would then look heavy.
+#[inline]
+fn sketch_gap(rng: &mut u64, one_in: u32) -> u32 {
+    // xorshift64: a few cycles, and only on sampled packets.
+    let mut x = *rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *rng = x;
+    let span = u64::from(one_in.min(1 << 30)) * 2 - 1;
+    1 + ((u128::from(x) * u128::from(span)) >> 64) as u32
 }
 
 /// A packet toward a target under attack: a known source passes signatures

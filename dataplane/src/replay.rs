@@ -68,8 +68,8 @@ impl Clock for CaptureClock {
     fn hz(&self) -> u64 {
         1_000_000_000
     }
-    fn now_ns(&self) -> u64 {
-        self.0.get()
+    fn ns_of(&self, ticks: u64) -> u64 {
+        ticks
     }
 }
 

@@ -190,6 +190,8 @@ pub struct WorkerContext<P: PacketPath, C: Clock> {
     stop: Arc<AtomicBool>,
     settings: WorkerSettings,
     pipeline: Pipeline,
+    /// The clock's ticks at the end of the last poll.
+    last_ticks: u64,
 }
 
 impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
@@ -210,6 +212,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             stop,
             settings,
             pipeline,
+            last_ticks: 0,
         }
     }
 
@@ -266,7 +269,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
         let mut next_tick = started + interval;
         while !self.stop.load(Ordering::Relaxed) {
             self.poll_once();
-            let now = self.clock.now();
+            let now = self.last_ticks;
             if now >= next_tick {
                 self.counters.busy_ticks = now - started;
                 self.shared.publish(&self.counters);
@@ -283,6 +286,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
     #[inline]
     pub fn poll_once(&mut self) -> usize {
         let mut received = 0;
+        let mut last_cycles = None;
         for p in 0..self.paths.len() {
             let path = &mut self.paths[p];
             let n = path.receive(&mut self.burst);
@@ -292,7 +296,7 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             let cycles_start = cpu::cycles();
             received += n;
             let dir = path.direction();
-            let now_ns = self.clock.now_ns();
+            let now_ns = self.clock.ns_of(self.clock.ticks_at(cycles_start));
             let counters = &mut self.counters.directions[dir as usize];
             let burst = &mut self.burst;
 
@@ -345,10 +349,17 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
                 self.pipeline.count_unsent_answers(answers - sent);
             }
             self.counters.bursts += 1;
+            let cycles_end = cpu::cycles();
+            last_cycles = Some(cycles_end);
             self.pipeline
-                .record_burst_cycles(cpu::cycles().wrapping_sub(cycles_start));
+                .record_burst_cycles(cycles_end.wrapping_sub(cycles_start));
         }
-        self.pipeline.after_poll(self.clock.now_ns());
+        // The end of the last burst is the time now: one clock read less.
+        self.last_ticks = match last_cycles {
+            Some(c) => self.clock.ticks_at(c),
+            None => self.clock.now(),
+        };
+        self.pipeline.after_poll(self.clock.ns_of(self.last_ticks));
         received
     }
 }

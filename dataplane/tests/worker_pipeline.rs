@@ -539,3 +539,131 @@ fn tables_moved_into_local_memory_keep_their_rules_and_reports() {
     assert_eq!(counted, 5_000);
     assert_eq!(worker.pipeline().reports_dropped(), 0);
 }
+
+/// A flood of one class is fed to its sketch sparsely enough to stay within
+/// the sketch's budget of updates per window, each update weighing what it
+/// stands for: the flood's heaviest source is still found, about as heavy as
+/// it is, and the other classes keep the configured sampling.
+#[test]
+fn a_flooded_class_is_sampled_within_its_sketch_budget() {
+    use levee_dataplane::pipeline::TOP_SOURCE_SAMPLES_PER_KEY;
+    use levee_dataplane::wire::TrafficClass;
+    const PER_WINDOW: u64 = 20_000;
+    const WINDOWS: u64 = 4;
+    let caps = ReportCapacities {
+        top_sources: 16,
+        ..ReportCapacities::default()
+    };
+    let budget = TOP_SOURCE_SAMPLES_PER_KEY * caps.top_sources as u64;
+    let heavy = std::net::Ipv4Addr::new(198, 51, 100, 7);
+    let mut rng = synth::Rng::new(11);
+    let step = 100_000_000 / PER_WINDOW;
+    let start = 1_700_000_000_000_000_000u64;
+    let records: Vec<Record> = (0..PER_WINDOW * WINDOWS)
+        .map(|i| {
+            // A quarter of the flood from one source, every fourth packet
+            // (a period dividing the sampling's: fixed gaps would never or
+            // always land on it), the rest spoofed.
+            let src = if i % 4 == 0 {
+                heavy
+            } else {
+                std::net::Ipv4Addr::from(rng.next_u64() as u32 | 0x0100_0000)
+            };
+            let data = synth::udp_frame(
+                &synth::Endpoints {
+                    src_mac: [2; 6],
+                    dst_mac: [4; 6],
+                    src,
+                    dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
+                    src_port: 40_000,
+                    dst_port: 9_999,
+                    ttl: 60,
+                },
+                &[0; 18],
+            );
+            Record {
+                linktype: LINKTYPE_ETHERNET,
+                timestamp_ns: start + i * step,
+                original_len: data.len() as u32,
+                data,
+            }
+        })
+        .collect();
+    let (mut links, sink) = report_channels(1, 64, 4, caps);
+    let config = PipelineConfig {
+        capacities: caps,
+        ..PipelineConfig::default()
+    };
+    let floor = u64::from(config.top_sources_one_in);
+    let pipeline = Pipeline::new(
+        0,
+        RuleTables::new(TableCapacities::default(), 1),
+        None,
+        protected(),
+        config,
+        links.pop(),
+    );
+    let mut worker = worker_over(Arc::new(records), pipeline);
+    let mut reports = Vec::new();
+    while worker.poll_once() > 0 {
+        reports.extend(sink.reports.try_iter());
+    }
+    worker.finish();
+    reports.extend(sink.reports.try_iter());
+    assert!(
+        reports.len() >= WINDOWS as usize,
+        "{} windows",
+        reports.len()
+    );
+    let udp = TrafficClass::Udp.index();
+    assert_eq!(
+        reports[0].top_sources_weight[udp], floor,
+        "the first window samples as configured"
+    );
+    for pair in reports[..WINDOWS as usize].windows(2) {
+        let (last, r) = (&pair[0], &pair[1]);
+        let packets = last.direction(Direction::Inbound).class_packets[udp];
+        // A window ends after the burst that crosses its end.
+        assert!(
+            packets.abs_diff(PER_WINDOW) <= 64,
+            "{packets} packets in a window"
+        );
+        let weight = r.top_sources_weight[udp];
+        assert_eq!(
+            weight,
+            packets.div_ceil(budget),
+            "sampled as sparsely as the last window's flood needs, no sparser"
+        );
+        assert!(weight > floor);
+        let updates: u64 = r.top_sources[udp]
+            .top()
+            .iter()
+            .map(|h| (h.count - h.error) / weight)
+            .sum();
+        assert!(
+            updates <= budget + 1,
+            "{updates} sketch updates in a window"
+        );
+        let top = r.top_sources[udp].top();
+        let first = top.first().expect("the flood's sources are tracked");
+        assert_eq!(
+            first.key,
+            u128::from(heavy.to_ipv6_mapped()),
+            "the heaviest source is found"
+        );
+        let truth = PER_WINDOW / 4;
+        assert!(
+            first.count.abs_diff(truth) <= truth / 4,
+            "counted {} for {truth} packets",
+            first.count
+        );
+        for (class, w) in r.top_sources_weight.iter().enumerate() {
+            if class != udp {
+                assert_eq!(
+                    *w, floor,
+                    "a class without traffic keeps the configured sampling"
+                );
+            }
+        }
+    }
+}

@@ -15,7 +15,9 @@ pub struct PipelineSection {
     pub sample_one_in: u32,
     /// K of the per-class top-sources sketches.
     pub top_sources: usize,
-    /// Feed 1 packet in N to the top-sources sketches (each counting N).
+    /// Feed at least 1 packet in N of a class to its top-sources sketch (each
+    /// update counting N); a flooded class is sampled sparser (see
+    /// `levee_dataplane::pipeline::TOP_SOURCE_SAMPLES_PER_KEY`).
     pub top_sources_one_in: u32,
     /// Protected hosts tracked per window.
     pub destinations: usize,

@@ -40,9 +40,10 @@ pub struct WindowView {
     /// Sampled shapes of inbound packets to protected hosts.
     pub shapes: Vec<PacketShape>,
     pub workers: usize,
-    /// The count a source can get from one sketch admission alone (see
-    /// `SpaceSaving`): only counts beyond it show a source was seen again.
-    pub admission_quantum: u64,
+    /// The count a source can get from one admission to a class's sketch
+    /// alone (see `SpaceSaving`; index = class index): only counts beyond it
+    /// show a source was seen again.
+    pub admission_quantum: Vec<u64>,
 }
 
 impl WindowView {
@@ -51,6 +52,7 @@ impl WindowView {
             slot,
             seconds,
             top_sources: vec![Vec::new(); TrafficClass::COUNT],
+            admission_quantum: vec![0; TrafficClass::COUNT],
             ..WindowView::default()
         }
     }
@@ -85,9 +87,9 @@ impl WindowView {
         self.peers.extend_from_slice(&r.peers);
         self.peers_overflow += r.peers_overflow;
         self.shapes.extend_from_slice(&r.shapes);
-        self.admission_quantum = self
-            .admission_quantum
-            .max(r.top_sources_weight * u64::from(ADMIT_ONE_IN));
+        for (quantum, weight) in self.admission_quantum.iter_mut().zip(r.top_sources_weight) {
+            *quantum = (*quantum).max(weight * u64::from(ADMIT_ONE_IN));
+        }
     }
 }
 

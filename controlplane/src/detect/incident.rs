@@ -341,10 +341,12 @@ impl Incident {
             for h in &view.top_sources[class.index()] {
                 // What the source surely sent beyond the one admission that let it
                 // in: a spoofed source, seen once, has nothing left.
-                let guaranteed = h
-                    .count
-                    .saturating_sub(h.error)
-                    .saturating_sub(view.admission_quantum) as f64;
+                let guaranteed = h.count.saturating_sub(h.error).saturating_sub(
+                    view.admission_quantum
+                        .get(class.index())
+                        .copied()
+                        .unwrap_or(0),
+                ) as f64;
                 let ip = mapped_to_ip(h.key);
                 let known = match self.target {
                     Target::Host(t) => is_known(t, h.key),

@@ -41,8 +41,25 @@ impl Clock for TscClock {
         self.hz
     }
     #[inline(always)]
+    fn ticks_at(&self, cycles: u64) -> u64 {
+        // On x86_64 the TSC is what `cpu::cycles` reads.
+        #[cfg(target_arch = "x86_64")]
+        {
+            cycles
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = cycles;
+            tsc()
+        }
+    }
+    #[inline(always)]
+    fn ns_of(&self, ticks: u64) -> u64 {
+        (((u128::from(ticks) * self.ns_per_tick_q32) >> 32) as u64).wrapping_add(self.offset_ns)
+    }
+    #[inline(always)]
     fn now_ns(&self) -> u64 {
-        (((u128::from(tsc()) * self.ns_per_tick_q32) >> 32) as u64).wrapping_add(self.offset_ns)
+        self.ns_of(tsc())
     }
 }
 

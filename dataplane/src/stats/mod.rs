@@ -309,8 +309,9 @@ pub struct WindowReport {
     pending_rule_drops: Option<(u32, RuleDrops)>,
     /// One sketch per traffic class (index = class index); inbound sources.
     pub top_sources: Vec<SpaceSaving>,
-    /// Each sketch update counts this many packets (1-in-N sampling of updates).
-    pub top_sources_weight: u64,
+    /// Each update of a class's sketch counts this many packets (1-in-N
+    /// sampling of updates; index = class index).
+    pub top_sources_weight: [u64; TrafficClass::COUNT],
     pub samples: Vec<Sample>,
     /// Sources that went over their limit toward a target under attack.
     pub over_limit: Vec<OverLimit>,
@@ -386,7 +387,7 @@ impl WindowReport {
             top_sources: (0..TrafficClass::COUNT)
                 .map(|_| SpaceSaving::new(capacities.top_sources))
                 .collect(),
-            top_sources_weight: 1,
+            top_sources_weight: [1; TrafficClass::COUNT],
             samples: Vec::with_capacity(capacities.samples),
             over_limit: Vec::with_capacity(capacities.over_limit),
             over_limit_overflow: 0,

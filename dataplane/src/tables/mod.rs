@@ -44,7 +44,7 @@ mod syn_cookie;
 mod watch;
 
 pub use connections::{ConnectionTable, IDLE_FOR_NS};
-pub(crate) use exact::with_room;
+pub(crate) use exact::{random_u64, with_room};
 pub use exact::{ExactTable, SlotRef, TableKey, BULK_MAX};
 pub use fingerprints::{FingerprintTable, Insertion};
 pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
