@@ -323,6 +323,16 @@ impl Pipeline {
         // Handshakes are followed only while a SYN rate limit is in force (a
         // spoofed SYN flood's answer), so other traffic pays nothing.
         let track_handshakes = self.tables.syn_rate_limited();
+        // What this burst's packets need, decided once: these tests come before
+        // the per-packet ones (protocol, status) so that a burst with nothing
+        // of the kind to do pays one well-predicted branch, not a protocol test
+        // that mixed traffic mispredicts. The tables change only between bursts.
+        let inbound = d == Direction::Inbound;
+        let tcp_defended = inbound && self.tables.tcp_defended();
+        let tcp_work = !inbound || tcp_defended;
+        let watching = inbound && !self.tables.watch().is_empty();
+        let learn_peers = !inbound && track_destinations;
+        let count_destinations = inbound && track_destinations;
         for i in 0..n {
             let m = &self.metas[i];
             if track_handshakes && m.status == ParseStatus::Ok && m.protocol == 6 {
@@ -335,24 +345,19 @@ impl Pipeline {
                     now_ns,
                 );
             }
-            if m.status == ParseStatus::Ok && m.protocol == 6 {
-                match d {
-                    Direction::Outbound => self.connections.sent(m, now_ns),
-                    Direction::Inbound if self.tables.tcp_defended() => {
-                        let decision = self.decisions[i];
-                        self.decisions[i] = self.defend_tcp(burst, i, decision, now_ns);
-                        if matches!(self.decisions[i], Decision::Challenged { .. }) {
-                            reply |= 1 << i;
-                        }
+            if tcp_work && m.status == ParseStatus::Ok && m.protocol == 6 {
+                if tcp_defended {
+                    let decision = self.decisions[i];
+                    self.decisions[i] = self.defend_tcp(burst, i, decision, now_ns);
+                    if matches!(self.decisions[i], Decision::Challenged { .. }) {
+                        reply |= 1 << i;
                     }
-                    Direction::Inbound => {}
+                } else if !inbound {
+                    self.connections.sent(m, now_ns);
                 }
             }
             let m = &self.metas[i];
-            if d == Direction::Inbound
-                && m.status == ParseStatus::Ok
-                && !self.tables.watch().is_empty()
-            {
+            if watching && m.status == ParseStatus::Ok {
                 self.decisions[i] = watch(
                     &self.tables,
                     &mut self.sources,
@@ -362,7 +367,7 @@ impl Pipeline {
                     now_ns,
                 );
             }
-            if d == Direction::Outbound && m.status == ParseStatus::Ok && track_destinations {
+            if learn_peers && m.status == ParseStatus::Ok {
                 self.peer_countdown -= 1;
                 if self.peer_countdown == 0 {
                     self.peer_countdown = PEER_ONE_IN;
@@ -387,8 +392,8 @@ impl Pipeline {
             if drop.is_none() {
                 keep |= 1 << i;
             }
-            if d == Direction::Inbound && m.status == ParseStatus::Ok {
-                if track_destinations {
+            if inbound && m.status == ParseStatus::Ok {
+                if count_destinations {
                     if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
                         if self.protected.contains(dst) {
                             self.report.count_destination(m);
