@@ -81,7 +81,18 @@ named_enum! {
 }
 
 impl DropReason {
+    /// Why `decision` drops its packet, if it does. Most packets pass: they
+    /// take one predicted branch, not the jump table of the full match.
+    #[inline(always)]
     pub fn of(decision: Decision) -> Option<DropReason> {
+        if decision == Decision::Pass {
+            return None;
+        }
+        Self::of_judged(decision)
+    }
+
+    #[inline]
+    fn of_judged(decision: Decision) -> Option<DropReason> {
         match decision {
             Decision::Pass
             | Decision::Allowlisted
