@@ -234,7 +234,10 @@ blocked_hosts = 1048576
 [rules]"
 
 echo "running: testpmd io, levee forwarding, levee full pipeline, levee challenge path, levee under attack, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
-io_pps=$(testpmd io)
+# testpmd now and then starts too late to report a second of forwarding in a
+# short run; one more run then, so that the levee lines keep their reference.
+reference() { local pps; pps=$(testpmd "$1"); [ "${pps%.*}" -gt 0 ] 2>/dev/null || pps=$(testpmd "$1"); echo "$pps"; }
+io_pps=$(reference io)
 plain_pps=$(levee_run plain "" tx_pps)
 full_pps=$(levee_run full "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-miss.txt\"
@@ -261,7 +264,7 @@ cold_start_floor_pps = 1000
 prefix_floor_pps = 1e12
 warmup_seconds = 0")
 attack_incidents=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["open_incidents"])' "$work/summary.json")
-rxonly_pps=$(testpmd rxonly)
+rxonly_pps=$(reference rxonly)
 drop_pps=$(levee_run drop "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-hit.txt\"
 $(cat "$work/signatures.toml")" rx_pps)
