@@ -387,7 +387,7 @@ impl Pipeline {
                 m,
                 drop,
                 decision.rule_id(),
-                decision == Decision::Allowlisted,
+                matches!(decision, Decision::Allowlisted),
             );
             if drop.is_none() {
                 keep |= 1 << i;

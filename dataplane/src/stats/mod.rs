@@ -85,7 +85,7 @@ impl DropReason {
     /// take one predicted branch, not the jump table of the full match.
     #[inline(always)]
     pub fn of(decision: Decision) -> Option<DropReason> {
-        if decision == Decision::Pass {
+        if matches!(decision, Decision::Pass) {
             return None;
         }
         Self::of_judged(decision)

@@ -23,8 +23,8 @@ pub mod udp;
 
 pub use class::{reflector_for_port, Reflector, TrafficClass, REFLECTORS};
 pub use meta::{
-    head_addresses, head_destination, parse, parse_to, Fragment, L3Family, PacketMeta, ParseStatus,
-    MAX_IPV6_EXTENSIONS, MAX_VLAN_TAGS,
+    head_addresses, head_destination, parse, parse_general, parse_to, Fragment, L3Family,
+    PacketMeta, ParseStatus, MAX_IPV6_EXTENSIONS, MAX_VLAN_TAGS,
 };
 
 /// Why a header view refused a buffer.
