@@ -62,11 +62,15 @@ impl Default for PipelineConfig {
 }
 
 /// What became of a burst: the packets to forward, and those rewritten into
-/// answers to send back out the port they came in on (bit i = packet i).
+/// answers to send back out the port they came in on (bit i = packet i), with
+/// the bytes received and the bytes of the packets kept (as received), which
+/// the worker's counters need and the parse has read already.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BurstVerdict {
     pub keep: u32,
     pub reply: u32,
+    pub bytes: u64,
+    pub kept_bytes: u64,
 }
 
 /// A worker's end of the report channels.
@@ -319,6 +323,8 @@ impl Pipeline {
             .decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
         let mut reply = 0u32;
+        let mut bytes = 0u64;
+        let mut kept_bytes = 0u64;
         let track_destinations = !self.protected.is_empty();
         // Handshakes are followed only while a SYN rate limit is in force (a
         // spoofed SYN flood's answer), so other traffic pays nothing.
@@ -389,8 +395,11 @@ impl Pipeline {
                 decision.rule_id(),
                 matches!(decision, Decision::Allowlisted),
             );
+            let len = u64::from(m.frame_len);
+            bytes += len;
             if drop.is_none() {
                 keep |= 1 << i;
+                kept_bytes += len;
             }
             if inbound && m.status == ParseStatus::Ok {
                 if count_destinations {
@@ -422,7 +431,12 @@ impl Pipeline {
                 }
             }
         }
-        BurstVerdict { keep, reply }
+        BurstVerdict {
+            keep,
+            reply,
+            bytes,
+            kept_bytes,
+        }
     }
 
     /// SYN authentication and connection state for an inbound TCP segment.

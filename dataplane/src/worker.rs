@@ -300,20 +300,10 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
             let counters = &mut self.counters.directions[dir as usize];
             let burst = &mut self.burst;
 
-            let mut lengths = [0u16; BURST_SIZE];
-            let mut rx_bytes = 0u64;
-            for (i, len) in lengths.iter_mut().enumerate().take(n) {
-                *len = burst.frame(i).len() as u16;
-                rx_bytes += u64::from(*len);
-            }
             let verdict = self.pipeline.process_burst(burst, dir, now_ns);
             let keep = verdict.keep;
-            let mut forwarded_bytes = 0u64;
-            for (i, len) in lengths.iter().enumerate().take(n) {
-                if keep & (1 << i) != 0 {
-                    forwarded_bytes += u64::from(*len);
-                }
-            }
+            let rx_bytes = verdict.bytes;
+            let forwarded_bytes = verdict.kept_bytes;
             counters.rx_packets += n as u64;
             counters.rx_bytes += rx_bytes;
             let answered_through = path.answered_through();
