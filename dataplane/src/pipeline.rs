@@ -156,7 +156,7 @@ pub struct Pipeline {
     /// top-sources sketch, and the packets left until the next update.
     top_one_in: [u32; TrafficClass::COUNT],
     top_countdown: [u32; TrafficClass::COUNT],
-    /// Draws the gaps between a sketch's updates (see `top_gap`).
+    /// Draws the gaps between a sketch's updates (see `sketch_gap`).
     top_rng: u64,
     metas: [PacketMeta; BURST_SIZE],
     decisions: [Decision; BURST_SIZE],
@@ -569,14 +569,13 @@ impl Pipeline {
         let floor = self.config.top_sources_one_in.max(1);
         let budget = TOP_SOURCE_SAMPLES_PER_KEY * self.config.capacities.top_sources.max(1) as u64;
         let packets = &self.report.direction(Direction::Inbound).class_packets;
-        for (one_in, packets) in self.top_one_in.iter_mut().zip(packets) {
+        let plan = self.top_one_in.iter_mut().zip(&mut self.top_countdown);
+        for ((one_in, countdown), packets) in plan.zip(packets) {
             let needed = u32::try_from(packets.div_ceil(budget)).unwrap_or(u32::MAX);
             *one_in = needed.max(floor);
-        }
-        // A countdown longer than the new rate would skip the class's first
-        // packets of the window; a shorter one is its fair share.
-        for (countdown, one_in) in self.top_countdown.iter_mut().zip(self.top_one_in) {
-            *countdown = (*countdown).min(one_in);
+            // A countdown longer than the new rate would skip the class's
+            // first packets of the window; a shorter one is its fair share.
+            *countdown = (*countdown).min(*one_in);
         }
     }
 

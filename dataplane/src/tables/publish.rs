@@ -308,8 +308,7 @@ impl TablePublisher {
     /// Say which NUMA node each worker runs on: from now on the shared sets
     /// (signatures, watched targets) go to the workers of each node as a copy
     /// in that node's memory, and the current ones are sent again that way.
-    pub fn place_on_nodes(&mut self, nodes: Vec<Option<u32>>) {
-        let mut nodes = nodes;
+    pub fn place_on_nodes(&mut self, mut nodes: Vec<Option<u32>>) {
         nodes.resize(self.senders.len(), None);
         self.nodes = nodes;
         if self.distinct_nodes().len() > 1 {
@@ -320,7 +319,7 @@ impl TablePublisher {
         }
     }
 
-    /// The nodes the workers are on, when they are on more than one.
+    /// The nodes the workers are known to be on, each once.
     fn distinct_nodes(&self) -> Vec<u32> {
         let nodes: BTreeSet<u32> = self.nodes.iter().flatten().copied().collect();
         nodes.into_iter().collect()

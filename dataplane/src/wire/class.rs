@@ -87,44 +87,41 @@ const _: () = {
     }
 };
 
-/// One bit per UDP port, set for reflector ports (8 KiB): most traffic is not from
-/// a reflector, and one bit test costs far less than a search whose branches
-/// random source ports would keep mispredicting.
-static REFLECTOR_PORT_BITS: [u64; 1024] = {
-    let mut bits = [0u64; 1024];
+/// A bitmap of the reflectors' ports shifted right by `shift`: bit
+/// `port >> shift` set for each reflector's port.
+const fn reflector_port_bits<const WORDS: usize>(shift: u32) -> [u64; WORDS] {
+    let mut bits = [0u64; WORDS];
     let mut i = 0;
     while i < REFLECTORS.len() {
-        let port = REFLECTORS[i].0 as usize;
-        bits[port / 64] |= 1 << (port % 64);
+        let at = (REFLECTORS[i].0 >> shift) as usize;
+        bits[at / 64] |= 1 << (at % 64);
         i += 1;
     }
     bits
-};
+}
+
+#[inline(always)]
+fn has_bit(bits: &[u64], at: usize) -> bool {
+    bits[at / 64] & (1 << (at % 64)) != 0
+}
+
+/// One bit per UDP port, set for reflector ports (8 KiB): most traffic is not from
+/// a reflector, and one bit test costs far less than a search whose branches
+/// random source ports would keep mispredicting.
+static REFLECTOR_PORT_BITS: [u64; 1024] = reflector_port_bits(0);
 
 /// One bit per high byte of a port, set where some reflector's port has it
 /// (32 bytes, one cache line that stays in L1): 14 of 256, so nearly every
 /// other source port is told apart without a load from the 8 KiB bitmap, which
 /// the packets streaming through the cache keep evicting.
-static REFLECTOR_HIGH_BYTE_BITS: [u64; 4] = {
-    let mut bits = [0u64; 4];
-    let mut i = 0;
-    while i < REFLECTORS.len() {
-        let high = (REFLECTORS[i].0 >> 8) as usize;
-        bits[high / 64] |= 1 << (high % 64);
-        i += 1;
-    }
-    bits
-};
+static REFLECTOR_HIGH_BYTE_BITS: [u64; 4] = reflector_port_bits(8);
 
 /// The reflector whose well-known port is `port`, if any.
 #[inline]
 pub fn reflector_for_port(port: u16) -> Option<Reflector> {
-    let high = usize::from(port >> 8);
-    if REFLECTOR_HIGH_BYTE_BITS[high / 64] & (1 << (high % 64)) == 0 {
-        return None;
-    }
-    let port_index = usize::from(port);
-    if REFLECTOR_PORT_BITS[port_index / 64] & (1 << (port_index % 64)) == 0 {
+    if !has_bit(&REFLECTOR_HIGH_BYTE_BITS, usize::from(port >> 8))
+        || !has_bit(&REFLECTOR_PORT_BITS, usize::from(port))
+    {
         return None;
     }
     REFLECTORS

@@ -173,6 +173,12 @@ pub fn parse_to(frame: &[u8], meta: &mut PacketMeta) {
     if !parse_plain_ipv4(frame, meta) {
         parse_general_to(frame, meta);
     }
+    classify(meta);
+}
+
+/// The traffic class of parsed fields, and its index.
+#[inline(always)]
+fn classify(meta: &mut PacketMeta) {
     meta.class = TrafficClass::of(meta);
     meta.class_index = meta.class.index() as u8;
 }
@@ -182,8 +188,7 @@ pub fn parse_to(frame: &[u8], meta: &mut PacketMeta) {
 pub fn parse_general(frame: &[u8]) -> PacketMeta {
     let mut meta = PacketMeta::default();
     parse_general_to(frame, &mut meta);
-    meta.class = TrafficClass::of(&meta);
-    meta.class_index = meta.class.index() as u8;
+    classify(&mut meta);
     meta
 }
 
@@ -452,8 +457,7 @@ mod tests {
             assert_eq!(parse_plain_ipv4(&frame, &mut fast), plain, "{class}");
             if plain {
                 taken += 1;
-                fast.class = TrafficClass::of(&fast);
-                fast.class_index = fast.class.index() as u8;
+                classify(&mut fast);
                 assert_eq!(fast, parse_general(&frame), "{class}");
             }
         }
