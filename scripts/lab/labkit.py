@@ -6,9 +6,11 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -48,6 +50,21 @@ def write_pcap(path, frames):
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for n, frame in enumerate(frames):
             f.write(struct.pack("<IIII", n // 1_000_000, n % 1_000_000, len(frame), len(frame)) + frame)
+
+
+class WorkDir:
+    """A run's work directory (levee's configuration, store, logs, captures):
+    removed when the run ends, kept when it failed or LEVEE_LAB_KEEP=1 is set,
+    and then named on stderr."""
+
+    def __init__(self, prefix):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def close(self, failed=False):
+        if failed or os.environ.get("LEVEE_LAB_KEEP") == "1":
+            print("lab: the run's files are kept in %s" % self.path, file=sys.stderr)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class Processes:

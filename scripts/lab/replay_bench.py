@@ -15,7 +15,6 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 import labkit
@@ -78,8 +77,10 @@ def main():
     p.add_argument("--json", required=True)
     a = p.parse_args()
     env = dict(l.strip().split("=", 1) for l in open(os.path.join(STATE, "lab.env")) if "=" in l)
-    work = tempfile.mkdtemp(prefix="levee-replay-bench-")
+    work_dir = labkit.WorkDir("levee-replay-bench-")
+    work = work_dir.path
     procs = labkit.Processes()
+    failed = True
     try:
         flood = os.path.join(work, "flood.pcap")
         write_attack(flood, env, a.sources, 3)
@@ -120,8 +121,10 @@ def main():
         result["legit_during_attack"] = {"exchanges": len(during), "ok": sum(1 for x in during if x["ok"])}
         json.dump(result, open(a.json, "w"))
         print(json.dumps(result))
+        failed = False
     finally:
         procs.stop_all()
+        work_dir.close(failed)
 
 
 if __name__ == "__main__":

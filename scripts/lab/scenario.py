@@ -19,7 +19,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import labkit
@@ -54,7 +53,8 @@ class Lab:
     def __init__(self, a):
         self.a = a
         self.env = dict(l.strip().split("=", 1) for l in open(os.path.join(STATE, "lab.env")) if "=" in l)
-        self.work = tempfile.mkdtemp(prefix="levee-lab-")
+        self.work_dir = labkit.WorkDir("levee-lab-")
+        self.work = self.work_dir.path
         self.procs = labkit.Processes()
         self.secret = "whsec_" + secrets.token_hex(24)
         self.token = None
@@ -66,7 +66,7 @@ class Lab:
     def in_ns(self, ns, args, **kw):
         return self.spawn(["ip", "netns", "exec", ns] + args, **kw)
 
-    def close(self):
+    def close(self, failed=False):
         self.procs.stop_all()
         # `ip netns exec` may fork: end what this run started in the lab's namespaces.
         for ns in ("lv-clients", "lv-attackers"):
@@ -82,6 +82,7 @@ class Lab:
                     continue
                 if "traffic.py" in cmd and name in cmd:
                     subprocess.run(["kill", pid], capture_output=True)
+        self.work_dir.close(failed)
 
     def api(self, path, method="GET"):
         return labkit.api(self.url, self.token, path, method)
@@ -241,11 +242,12 @@ def main():
     p.add_argument("--json", help="also write the result as JSON here")
     a = p.parse_args()
     lab = Lab(a)
+    failed = True
     try:
         result = lab.run()
+        failed = False
     finally:
-        lab.close()
-    result["work_dir"] = lab.work
+        lab.close(failed)
     timeline(result, a)
     if a.json:
         with open(a.json, "w") as f:

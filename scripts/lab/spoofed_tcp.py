@@ -22,7 +22,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -89,19 +88,21 @@ class Run:
     def __init__(self, a):
         self.a = a
         self.env = dict(l.strip().split("=", 1) for l in open(os.path.join(STATE, "lab.env")) if "=" in l)
-        self.work = tempfile.mkdtemp(prefix="levee-spoofed-")
+        self.work_dir = labkit.WorkDir("levee-spoofed-")
+        self.work = self.work_dir.path
         self.procs = labkit.Processes()
         self.clients = ["%s.%d.%d" % (CLIENT_NET, 1 + i // 250, 1 + i % 250) for i in range(a.clients)]
 
     def spawn(self, args, **kw):
         return self.procs.spawn(args, **kw)
 
-    def close(self):
+    def close(self, failed=False):
         self.procs.stop_all()
         in_ns("lv-server", "iptables", "-F", "INPUT", check=False)
         in_ns("lv-server", "ip", "route", "del", CLIENT_NET + ".0.0/16", check=False)
         batch = "".join("addr del %s/32 dev c0\n" % c for c in self.clients)
         subprocess.run(["ip", "netns", "exec", "lv-clients", "ip", "-force", "-batch", "-"], input=batch, text=True)
+        self.work_dir.close(failed)
 
     def setup(self):
         client_mac = in_ns("lv-clients", "cat", "/sys/class/net/c0/address").strip()
@@ -303,11 +304,12 @@ def main():
     p.add_argument("--json")
     a = p.parse_args()
     run = Run(a)
+    failed = True
     try:
         r = run.run()
+        failed = False
     finally:
-        run.close()
-    r["work_dir"] = run.work
+        run.close(failed)
     print("== spoofed %s flood: %d sources, tcpreplay --topspeed for %g s ==" % (a.flood.upper(), a.sources, a.seconds))
     for line in r["tcpreplay"]:
         print("  tcpreplay: " + line.strip())
