@@ -1,6 +1,7 @@
 //! The pipeline's own cost per burst of 32 frames, without any driver: the
 //! configurations of `scripts/bench-dataplane.sh` (the same 1024-frame mix,
-//! the same tables) handed to `Pipeline::process_burst` from memory. The
+//! the same tables; under attack, every destination watched with the
+//! classes of the mix) handed to `Pipeline::process_burst` from memory. The
 //! script's figures also carry net_pcap's copy and net_null's free, and the
 //! host's noise on both; this is the pipeline alone, for telling two versions
 //! of it apart:
@@ -27,7 +28,9 @@ use levee_dataplane::pipeline::{Pipeline, PipelineConfig};
 use levee_dataplane::synth;
 use levee_dataplane::tables::{
     Prefix, PrefixTable, RuleTables, SignatureRule, SignatureSet, TableCapacities, TableCommand,
+    WatchSet, WatchedTarget,
 };
+use levee_dataplane::wire::TrafficClass;
 
 /// A burst of frames held in memory (indices into the mix).
 #[derive(Default)]
@@ -125,15 +128,20 @@ fn block(tables: &mut RuleTables, hosts: impl IntoIterator<Item = Ipv4Addr>) {
     }
 }
 
-enum Blocklist {
-    None,
-    /// 1M hosts, none a source of the mix.
-    Elsewhere,
-    /// 1M hosts: every address of 198.18.0.0/15, then others.
-    EverySource,
+/// What the tables hold besides the signatures.
+enum Scenario {
+    NoBlocklist,
+    /// 1M blocked hosts, none a source of the mix.
+    BlocklistElsewhere,
+    /// 100,000 hosts, none a source of the mix, and every destination of the
+    /// mix watched as a target under attack (its traffic accounted per
+    /// source), as in the script's line for the pipeline under attack.
+    UnderAttack,
+    /// 1M blocked hosts: every address of 198.18.0.0/15, then others.
+    EverySourceBlocked,
 }
 
-fn pipeline(rules: bool, blocklist: Blocklist) -> Pipeline {
+fn pipeline(rules: bool, scenario: Scenario) -> Pipeline {
     let capacities = TableCapacities {
         blocked_hosts: 1 << 20,
         ..TableCapacities::default()
@@ -148,10 +156,22 @@ fn pipeline(rules: bool, blocklist: Blocklist) -> Pipeline {
             .apply(TableCommand::Signatures(Arc::new(signatures())), 0)
             .expect("signatures");
     }
-    match blocklist {
-        Blocklist::None => {}
-        Blocklist::Elsewhere => block(&mut tables, blocked_elsewhere(1 << 20)),
-        Blocklist::EverySource => {
+    match scenario {
+        Scenario::NoBlocklist => {}
+        Scenario::BlocklistElsewhere => block(&mut tables, blocked_elsewhere(1 << 20)),
+        Scenario::UnderAttack => {
+            block(&mut tables, blocked_elsewhere(100_000));
+            let targets = (1..=254u8)
+                .map(|host| {
+                    let target = Prefix::host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)));
+                    WatchedTarget::new(target, TrafficClass::all(), u32::MAX, u32::MAX, Vec::new())
+                })
+                .collect();
+            tables
+                .apply(TableCommand::Watch(Arc::new(WatchSet::new(targets))), 0)
+                .expect("watch");
+        }
+        Scenario::EverySourceBlocked => {
             let bench = (0..1u32 << 17).map(|i| Ipv4Addr::from(0xc612_0000 | i));
             block(
                 &mut tables,
@@ -217,16 +237,17 @@ fn main() {
         .unwrap_or(100);
     let frames = frames();
     let mut cases: Vec<Case> = [
-        ("forwarding", false, Blocklist::None),
-        ("full", true, Blocklist::Elsewhere),
-        ("full_without_blocklist", true, Blocklist::None),
-        ("drop", true, Blocklist::EverySource),
+        ("forwarding", false, Scenario::NoBlocklist),
+        ("full", true, Scenario::BlocklistElsewhere),
+        ("full_without_blocklist", true, Scenario::NoBlocklist),
+        ("drop", true, Scenario::EverySourceBlocked),
+        ("under_attack", true, Scenario::UnderAttack),
     ]
     .into_iter()
     .filter(|(name, _, _)| wanted.is_empty() || wanted.iter().any(|w| w == name))
-    .map(|(name, rules, blocklist)| Case {
+    .map(|(name, rules, scenario)| Case {
         name,
-        pipeline: pipeline(rules, blocklist),
+        pipeline: pipeline(rules, scenario),
         burst: FrameBurst {
             frames: Arc::clone(&frames),
             ..FrameBurst::default()
