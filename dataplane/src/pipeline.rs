@@ -339,47 +339,58 @@ impl Pipeline {
         let watching = inbound && !self.tables.watch().is_empty();
         let learn_peers = !inbound && track_destinations;
         let count_destinations = inbound && track_destinations;
+        // The burst in a few passes, each a short loop doing one thing: one
+        // loop doing everything would carry every counter and table through
+        // every packet, and the calls in it would spill them.
+        if track_handshakes || tcp_work || watching || learn_peers {
+            for i in 0..n {
+                let m = &self.metas[i];
+                if m.status != ParseStatus::Ok {
+                    continue;
+                }
+                if track_handshakes && m.protocol == 6 {
+                    self.decisions[i] = follow_handshake(
+                        &mut self.handshakes,
+                        m,
+                        burst.frame(i),
+                        d,
+                        self.decisions[i],
+                        now_ns,
+                    );
+                }
+                if tcp_work && m.protocol == 6 {
+                    if tcp_defended {
+                        let decision = self.decisions[i];
+                        self.decisions[i] = self.defend_tcp(burst, i, decision, now_ns);
+                        if matches!(self.decisions[i], Decision::Challenged { .. }) {
+                            reply |= 1 << i;
+                        }
+                    } else if !inbound {
+                        self.connections.sent(m, now_ns);
+                    }
+                }
+                let m = &self.metas[i];
+                if watching {
+                    self.decisions[i] = watch(
+                        &self.tables,
+                        &mut self.sources,
+                        &mut self.report,
+                        m,
+                        self.decisions[i],
+                        now_ns,
+                    );
+                }
+                if learn_peers {
+                    self.peer_countdown -= 1;
+                    if self.peer_countdown == 0 {
+                        self.peer_countdown = PEER_ONE_IN;
+                        learn_peer(&self.protected, &mut self.report, m);
+                    }
+                }
+            }
+        }
         for i in 0..n {
             let m = &self.metas[i];
-            if track_handshakes && m.status == ParseStatus::Ok && m.protocol == 6 {
-                self.decisions[i] = follow_handshake(
-                    &mut self.handshakes,
-                    m,
-                    burst.frame(i),
-                    d,
-                    self.decisions[i],
-                    now_ns,
-                );
-            }
-            if tcp_work && m.status == ParseStatus::Ok && m.protocol == 6 {
-                if tcp_defended {
-                    let decision = self.decisions[i];
-                    self.decisions[i] = self.defend_tcp(burst, i, decision, now_ns);
-                    if matches!(self.decisions[i], Decision::Challenged { .. }) {
-                        reply |= 1 << i;
-                    }
-                } else if !inbound {
-                    self.connections.sent(m, now_ns);
-                }
-            }
-            let m = &self.metas[i];
-            if watching && m.status == ParseStatus::Ok {
-                self.decisions[i] = watch(
-                    &self.tables,
-                    &mut self.sources,
-                    &mut self.report,
-                    m,
-                    self.decisions[i],
-                    now_ns,
-                );
-            }
-            if learn_peers && m.status == ParseStatus::Ok {
-                self.peer_countdown -= 1;
-                if self.peer_countdown == 0 {
-                    self.peer_countdown = PEER_ONE_IN;
-                    learn_peer(&self.protected, &mut self.report, m);
-                }
-            }
             let decision = self.decisions[i];
             let drop = match m.status {
                 ParseStatus::Ok => DropReason::of(decision),
@@ -401,18 +412,29 @@ impl Pipeline {
                 keep |= 1 << i;
                 kept_bytes += len;
             }
-            if inbound && m.status == ParseStatus::Ok {
-                if count_destinations {
-                    if let Some(dst) = Addr::from_meta(&m.dst, m.family) {
-                        if self.protected.contains(dst) {
-                            self.report.count_destination(m);
-                            self.shape_countdown -= 1;
-                            if self.shape_countdown == 0 {
-                                self.shape_countdown = SHAPE_ONE_IN;
-                                self.report.shape(m);
-                            }
-                        }
+        }
+        if count_destinations {
+            for m in &self.metas[..n] {
+                if m.status != ParseStatus::Ok {
+                    continue;
+                }
+                let Some(dst) = Addr::from_meta(&m.dst, m.family) else {
+                    continue;
+                };
+                if self.protected.contains(dst) {
+                    self.report.count_destination(m);
+                    self.shape_countdown -= 1;
+                    if self.shape_countdown == 0 {
+                        self.shape_countdown = SHAPE_ONE_IN;
+                        self.report.shape(m);
                     }
+                }
+            }
+        }
+        if inbound {
+            for m in &self.metas[..n] {
+                if m.status != ParseStatus::Ok {
+                    continue;
                 }
                 let class = usize::from(m.class_index);
                 self.top_countdown[class] -= 1;
@@ -423,13 +445,18 @@ impl Pipeline {
                     self.report.top_sources[class].add(u128::from_be_bytes(m.src), weight);
                 }
             }
-            if self.config.sample_one_in > 0 {
-                self.sample_countdown -= 1;
-                if self.sample_countdown == 0 {
-                    self.sample_countdown = self.config.sample_one_in;
-                    self.report.sample(d, now_ns, burst.frame(i));
-                }
+        }
+        // 1 packet in N sampled: straight to the packets due, not a countdown
+        // per packet (the countdown is at least 1: the next packet due is
+        // `countdown - 1` packets on).
+        let one_in = self.config.sample_one_in as usize;
+        if one_in > 0 {
+            let mut due = self.sample_countdown.max(1) as usize - 1;
+            while due < n {
+                self.report.sample(d, now_ns, burst.frame(due));
+                due += one_in;
             }
+            self.sample_countdown = (due - n + 1) as u32;
         }
         BurstVerdict {
             keep,

@@ -667,3 +667,53 @@ fn a_flooded_class_is_sampled_within_its_sketch_budget() {
         }
     }
 }
+
+#[test]
+fn one_packet_in_n_is_sampled_whatever_the_bursts_sizes() {
+    // Every frame told apart by its source port (its packet number); bursts
+    // of uneven sizes, some shorter than N, so that the next packet due falls
+    // in a later burst, some holding several.
+    let one_in = 7u32;
+    let frame = |number: u16| {
+        let e = synth::Endpoints {
+            src_port: number,
+            ..tcp_ends("198.18.0.1", 0, "10.0.0.1", 53)
+        };
+        synth::udp_frame(&e, b"sample me")
+    };
+    let config = PipelineConfig {
+        sample_one_in: one_in,
+        window_ms: 60_000,
+        ..PipelineConfig::default()
+    };
+    let mut pipeline = Pipeline::new(
+        0,
+        RuleTables::new(TableCapacities::default(), 1),
+        None,
+        protected(),
+        config,
+        None,
+    );
+    let mut number = 0u16;
+    for size in [
+        1usize, 5, 32, 3, 7, 6, 8, 32, 32, 2, 13, 1, 1, 1, 1, 1, 1, 1, 20,
+    ] {
+        let mut burst = Frames((0..size).map(|i| frame(number + i as u16)).collect());
+        number += size as u16;
+        pipeline.process_burst(&mut burst, Direction::Inbound, 1_000_000_000);
+    }
+    let sampled: Vec<u16> = pipeline
+        .current_report()
+        .samples
+        .iter()
+        .map(|s| parse(&s.data[..usize::from(s.captured_len)]).src_port)
+        .collect();
+    let due: Vec<u16> = (1..=number / one_in as u16)
+        .map(|k| k * one_in as u16 - 1)
+        .collect();
+    assert!(due.len() >= 20, "the bursts span {} samples", due.len());
+    assert_eq!(
+        sampled, due,
+        "packets sampled (by number) over {number} packets"
+    );
+}
