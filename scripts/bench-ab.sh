@@ -9,9 +9,9 @@
 # median over the runs of the worker's median cycles per burst (the pipeline's
 # own time per burst, `burst_cycles_p50` of `levee run --json`: a host that
 # takes the CPU away stretches few bursts, so it moves less than packets per
-# second do), the least of those (the run the host disturbed least: where its
-# speed flips between two phases, as here, the clearest figure when both
-# builds had runs in the fast one) and the median and best Mpps. Copy a build
+# second do), the least of those (the run the host disturbed least: on a host
+# whose speed flips between two phases, the clearest figure when both builds
+# had runs in the fast one) and the median and best Mpps. Copy a build
 # aside (cp target/release/levee /tmp/levee-a) before building the other.
 set -euo pipefail
 dir="${1:?usage: bench-ab.sh DIR NAME ROUNDS LEVEE_A LEVEE_B [SECONDS]}"

@@ -92,8 +92,8 @@ fn webhooks_are_signed_retried_with_backoff_and_logged() {
     let (gap1, gap2) = (gap(first[0], first[1]), gap(first[1], first[2]));
     // Each retry waits at least its backoff (200 ms, then 400, less the
     // jitter), which doubles. Only lower bounds: a loaded host can delay a
-    // retry past its time (one run here took 2.2 s for the first), never
-    // bring it forward.
+    // retry past its time (a first retry has come 2.2 s late), never bring
+    // it forward.
     assert!(
         gap1 >= 0.14 && gap2 >= 0.29,
         "backoff of at least 0.14 s then 0.29 s: {gap1} then {gap2}"

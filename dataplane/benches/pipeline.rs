@@ -51,20 +51,12 @@ impl PacketBurst for FrameBurst {
         }
     }
     fn retain(&mut self, keep: u32) -> u32 {
-        let dropped = self.len as u32 - (keep & low_bits(self.len)).count_ones();
+        let dropped = (self.len as u32).saturating_sub(keep.count_ones());
         self.len = 0;
         dropped
     }
     fn clear(&mut self) {
         self.len = 0;
-    }
-}
-
-fn low_bits(n: usize) -> u32 {
-    if n >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << n) - 1
     }
 }
 
