@@ -224,6 +224,32 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
         &mut self.values[i]
     }
 
+    /// Where `key`'s value is kept, for [`ExactTable::value_mut`]: the place
+    /// stays the key's until it is removed or the table cleared.
+    #[inline]
+    pub fn place_of(&self, key: &K) -> Option<u32> {
+        self.find(key, self.home(key))
+            .map(|i| self.tags[i].used - 1)
+    }
+
+    /// The place of `key`'s value, inserting `value` first if the key is new
+    /// (refused beyond the capacity).
+    pub fn place_or_insert(&mut self, key: K, value: V) -> Result<u32, TableError> {
+        if let Some(place) = self.place_of(&key) {
+            return Ok(place);
+        }
+        self.insert(key, value)?;
+        self.place_of(&key).ok_or(TableError::Full {
+            capacity: self.capacity,
+        })
+    }
+
+    /// The value at a place from [`ExactTable::place_of`].
+    #[inline(always)]
+    pub fn value_mut(&mut self, place: u32) -> Option<&mut V> {
+        self.values.get_mut(place as usize)
+    }
+
     /// Insert or replace. A new key beyond the capacity is refused.
     pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>, TableError> {
         let mut i = self.home(&key);
