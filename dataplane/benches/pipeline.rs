@@ -27,8 +27,8 @@ use levee_dataplane::packet_io::{Direction, PacketBurst, BURST_SIZE};
 use levee_dataplane::pipeline::{Pipeline, PipelineConfig};
 use levee_dataplane::synth;
 use levee_dataplane::tables::{
-    Prefix, PrefixTable, RuleTables, SignatureRule, SignatureSet, TableCapacities, TableCommand,
-    WatchSet, WatchedTarget,
+    mapped_key, Prefix, PrefixTable, RuleTables, SignatureRule, SignatureSet, TableCapacities,
+    TableCommand, WatchSet, WatchedTarget,
 };
 use levee_dataplane::wire::TrafficClass;
 
@@ -127,8 +127,12 @@ enum Scenario {
     BlocklistElsewhere,
     /// 100,000 hosts, none a source of the mix, and every destination of the
     /// mix watched as a target under attack (its traffic accounted per
-    /// source), as in the script's line for the pipeline under attack.
-    UnderAttack,
+    /// source), as in the script's line for the pipeline under attack; each
+    /// target knowing this many peers from peacetime, none a source of the mix
+    /// (a host's most: `PEERS_PER_HOST`).
+    UnderAttack {
+        known: u32,
+    },
     /// 1M blocked hosts: every address of 198.18.0.0/15, then others.
     EverySourceBlocked,
 }
@@ -151,12 +155,16 @@ fn pipeline(rules: bool, scenario: Scenario) -> Pipeline {
     match scenario {
         Scenario::NoBlocklist => {}
         Scenario::BlocklistElsewhere => block(&mut tables, blocked_elsewhere(1 << 20)),
-        Scenario::UnderAttack => {
+        Scenario::UnderAttack { known } => {
             block(&mut tables, blocked_elsewhere(100_000));
             let targets = (1..=254u8)
                 .map(|host| {
                     let target = Prefix::host(IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)));
-                    WatchedTarget::new(target, TrafficClass::all(), u32::MAX, u32::MAX, Vec::new())
+                    // Peers in 100.64.0.0/10, which the mix never sends from.
+                    let known = (0..known)
+                        .map(|i| mapped_key(IpAddr::V4(Ipv4Addr::from(0x6440_0000 | (i * 37)))))
+                        .collect();
+                    WatchedTarget::new(target, TrafficClass::all(), u32::MAX, u32::MAX, known)
                 })
                 .collect();
             tables
@@ -233,7 +241,12 @@ fn main() {
         ("full", true, Scenario::BlocklistElsewhere),
         ("full_without_blocklist", true, Scenario::NoBlocklist),
         ("drop", true, Scenario::EverySourceBlocked),
-        ("under_attack", true, Scenario::UnderAttack),
+        ("under_attack", true, Scenario::UnderAttack { known: 0 }),
+        (
+            "under_attack_known_peers",
+            true,
+            Scenario::UnderAttack { known: 8192 },
+        ),
     ]
     .into_iter()
     .filter(|(name, _, _)| wanted.is_empty() || wanted.iter().any(|w| w == name))
