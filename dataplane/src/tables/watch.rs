@@ -151,10 +151,12 @@ impl WatchedTarget {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatchSet {
     targets: Vec<WatchedTarget>,
-    /// The host targets' keys, sorted, each with the first target index that
-    /// has it: a destination is looked up in a few steps, not compared with
-    /// every target (a scan of 64 was most of the accounting's cost).
-    hosts: Vec<(u128, u16)>,
+    /// The host targets' keys, each with the first target index that has it
+    /// plus one (0: an empty slot), by open addressing in [`HOST_SLOTS`]
+    /// slots (at most a quarter used): a destination is found in about one
+    /// probe (a scan of 64 targets was most of the accounting's cost, a
+    /// binary search of them still half).
+    hosts: Box<[(u128, u16)]>,
     /// The prefix targets' indices, in order (carpet bombing: few).
     prefixes: Vec<u16>,
 }
@@ -163,18 +165,22 @@ impl WatchSet {
     /// At most [`MAX_WATCHED`] targets: the rest are left out (the caller says so).
     pub fn new(mut targets: Vec<WatchedTarget>) -> Self {
         targets.truncate(MAX_WATCHED);
-        let mut hosts = Vec::new();
+        let mut hosts = vec![(0u128, 0u16); HOST_SLOTS].into_boxed_slice();
         let mut prefixes = Vec::new();
         for (i, t) in targets.iter().enumerate() {
-            if t.target.is_host() {
-                hosts.push((t.lo, i as u16));
-            } else {
+            if !t.target.is_host() {
                 prefixes.push(i as u16);
+                continue;
+            }
+            let mut slot = host_slot(t.lo);
+            // A key already placed keeps its first target.
+            while hosts[slot].1 != 0 && hosts[slot].0 != t.lo {
+                slot = (slot + 1) % HOST_SLOTS;
+            }
+            if hosts[slot].1 == 0 {
+                hosts[slot] = (t.lo, i as u16 + 1);
             }
         }
-        // Sorted by key, then index: dedup keeps each key's first target.
-        hosts.sort_unstable();
-        hosts.dedup_by_key(|(key, _)| *key);
         WatchSet {
             targets,
             hosts,
@@ -190,11 +196,7 @@ impl WatchSet {
     /// The watched target a destination belongs to, and its index.
     #[inline]
     pub fn target_of(&self, dst_key: u128) -> Option<(usize, &WatchedTarget)> {
-        let host = self
-            .hosts
-            .binary_search_by_key(&dst_key, |(key, _)| *key)
-            .ok()
-            .map(|i| usize::from(self.hosts[i].1));
+        let host = self.host_target(dst_key);
         // The first target in order wins: a prefix listed before the host.
         let prefix = self
             .prefixes
@@ -209,6 +211,35 @@ impl WatchSet {
     pub fn targets(&self) -> &[WatchedTarget] {
         &self.targets
     }
+
+    /// The first host target whose address is `key`.
+    #[inline(always)]
+    fn host_target(&self, key: u128) -> Option<usize> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let mut slot = host_slot(key);
+        // Never full (a quarter at most), so an empty slot ends every probe.
+        loop {
+            let (k, index) = *self.hosts.get(slot)?;
+            if index == 0 {
+                return None;
+            }
+            if k == key {
+                return Some(usize::from(index - 1));
+            }
+            slot = (slot + 1) % HOST_SLOTS;
+        }
+    }
+}
+
+/// Slots of the host targets' table: four per target at most.
+const HOST_SLOTS: usize = 4 * MAX_WATCHED;
+
+#[inline(always)]
+fn host_slot(key: u128) -> usize {
+    let h = ((key as u64) ^ ((key >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 56) as usize % HOST_SLOTS
 }
 
 #[cfg(test)]
