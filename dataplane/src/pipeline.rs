@@ -343,6 +343,14 @@ impl Pipeline {
         // loop doing everything would carry every counter and table through
         // every packet, and the calls in it would spill them.
         if track_handshakes || tcp_work || watching || learn_peers {
+            if tcp_defended {
+                for (m, decision) in self.metas[..n].iter().zip(&self.decisions[..n]) {
+                    if matches!(decision, Decision::Authenticate { .. }) {
+                        self.handshakes
+                            .prefetch_verified(u128::from_be_bytes(m.src));
+                    }
+                }
+            }
             for i in 0..n {
                 let m = &self.metas[i];
                 if m.status != ParseStatus::Ok {

@@ -96,6 +96,14 @@ impl FingerprintTable {
         }
     }
 
+    /// Hint that `fingerprint`'s bucket will be read soon.
+    #[inline(always)]
+    pub fn prefetch(&self, fingerprint: u64) {
+        if let Some(bucket) = self.buckets.get(self.bucket(fingerprint | 1)) {
+            crate::cpu::prefetch(bucket);
+        }
+    }
+
     /// Whether `fingerprint` is held and not expired.
     #[inline]
     pub fn contains(&self, fingerprint: u64, now_s: u32) -> bool {
