@@ -15,7 +15,7 @@ pub use topk::{HeavyHitter, SpaceSaving, ADMIT_ONE_IN};
 
 use crate::named_enum;
 use crate::packet_io::Direction;
-use crate::tables::{Decision, ExactTable};
+use crate::tables::{fold_hash, Decision, ExactTable};
 use crate::wire::{L3Family, PacketMeta, ParseStatus, TrafficClass};
 
 /// Bytes kept from each sampled packet.
@@ -226,7 +226,7 @@ impl DestinationStats {
         }
         self.ttl_buckets[usize::from(m.ttl >> 4)] += 1;
         let src = u128::from_be_bytes(m.src);
-        let h = ((src as u64) ^ ((src >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56;
+        let h = fold_hash(src, 0) >> 56;
         self.source_bits[(h >> 6) as usize] |= 1 << (h & 63);
     }
 

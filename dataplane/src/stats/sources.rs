@@ -3,6 +3,8 @@
 //! A source that goes over its limit is reported once in that second; the table
 //! never allocates and needs no clearing (a slot of an earlier second is free).
 
+use crate::tables::fold_hash;
+
 /// Seconds are the accounting period: limits are in packets per second.
 const PERIOD_NS: u64 = 1_000_000_000;
 /// Slots probed before a source is given up on (and counted as overflow).
@@ -49,8 +51,7 @@ impl SourceAccounting {
     pub fn count(&mut self, src: u128, target: u16, limit: u32, now_ns: u64) -> Option<u32> {
         // +1 so that no live slot has epoch 0.
         let epoch = ((now_ns / PERIOD_NS) as u32).wrapping_add(1);
-        let h = ((src as u64) ^ ((src >> 64) as u64) ^ u64::from(target))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = fold_hash(src, u64::from(target));
         let start = (h >> 40) as usize;
         for i in 0..PROBES {
             let slot = &mut self.slots[(start + i) & self.mask];

@@ -12,6 +12,15 @@ pub trait TableKey: Copy + Eq + Default + std::fmt::Debug {
     fn hash(&self, m: u64, seed: u64) -> u64;
 }
 
+/// A quick hash of a 128-bit key (an address) with `salt`: its halves folded
+/// and multiplied by the golden ratio, the high bits the best mixed. For small
+/// per-worker structures whose slots need not be unpredictable; tables an
+/// attacker could aim at use [`TableKey::hash`], keyed.
+#[inline(always)]
+pub fn fold_hash(key: u128, salt: u64) -> u64 {
+    ((key as u64) ^ ((key >> 64) as u64) ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 #[inline(always)]
 fn mix(x: u64, m: u64, seed: u64) -> u64 {
     // A keyed splitmix64 finaliser: every output bit depends on every input bit

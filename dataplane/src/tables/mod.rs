@@ -44,8 +44,8 @@ mod syn_cookie;
 mod watch;
 
 pub use connections::{ConnectionTable, IDLE_FOR_NS};
+pub use exact::{fold_hash, ExactTable, SlotRef, TableKey, BULK_MAX};
 pub(crate) use exact::{random_u64, with_room};
-pub use exact::{ExactTable, SlotRef, TableKey, BULK_MAX};
 pub use fingerprints::{FingerprintTable, Insertion};
 pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
 pub use prefix::{Addr, Prefix, PrefixTable};

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::Prefix;
+use super::{fold_hash, Prefix};
 use crate::wire::TrafficClass;
 
 /// Targets watched at once; an incident beyond this is not accounted per source.
@@ -64,8 +64,7 @@ impl KnownFilter {
     /// The word and the two bits of `key` in a filter of `len` words (a power of two).
     #[inline(always)]
     fn place(key: u128, len: usize) -> (usize, u64) {
-        let h =
-            ((key as u64) ^ ((key >> 64) as u64) ^ 0x5bd1_e995).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = fold_hash(key, 0x5bd1_e995);
         let word = (h >> 32) as usize & (len - 1);
         (word, (1 << (h & 63)) | (1 << ((h >> 6) & 63)))
     }
@@ -238,8 +237,7 @@ const HOST_SLOTS: usize = 4 * MAX_WATCHED;
 
 #[inline(always)]
 fn host_slot(key: u128) -> usize {
-    let h = ((key as u64) ^ ((key >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> 56) as usize % HOST_SLOTS
+    (fold_hash(key, 0) >> 56) as usize % HOST_SLOTS
 }
 
 #[cfg(test)]
