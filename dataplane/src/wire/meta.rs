@@ -172,8 +172,8 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
 pub fn parse_to(frame: &[u8], meta: &mut PacketMeta) {
     if !parse_plain_ipv4(frame, meta) {
         parse_general_to(frame, meta);
+        classify(meta);
     }
-    classify(meta);
 }
 
 /// The traffic class of parsed fields, and its index.
@@ -196,7 +196,9 @@ pub fn parse_general(frame: &[u8]) -> PacketMeta {
 /// frame without options or fragmentation carrying UDP or TCP, with every
 /// length the general parser checks in range. Anything else (or a header
 /// these checks would not let through) returns false and gets the general
-/// parser, whose result this one matches field for field.
+/// parser, whose result (classified) this one matches field for field. The
+/// class comes from the protocol known here, not from the general match on
+/// every field that decides it.
 #[inline(always)]
 fn parse_plain_ipv4(frame: &[u8], meta: &mut PacketMeta) -> bool {
     // 14 + 20 + 20: Ethernet, IPv4 without options, a TCP header (UDP frames
@@ -219,14 +221,15 @@ fn parse_plain_ipv4(frame: &[u8], meta: &mut PacketMeta) -> bool {
     }
     let protocol = h[23];
     let l4_room = usize::from(total).wrapping_sub(20);
-    let tcp_flags = match protocol {
-        ip_protocol::UDP if total >= 28 => 0,
+    let src_port = be16(34);
+    let (tcp_flags, (class, class_index)) = match protocol {
+        ip_protocol::UDP if total >= 28 => (0, TrafficClass::indexed_of_udp(src_port)),
         ip_protocol::TCP if total >= 40 => {
             let header_len = usize::from(h[46] >> 4) * 4;
             if header_len < 20 || header_len > l4_room {
                 return false;
             }
-            h[47]
+            (h[47], TrafficClass::indexed_of_tcp(h[47]))
         }
         _ => return false,
     };
@@ -235,7 +238,7 @@ fn parse_plain_ipv4(frame: &[u8], meta: &mut PacketMeta) -> bool {
         dst: mapped_v4([h[30], h[31], h[32], h[33]]),
         frame_len: u16::try_from(frame.len()).unwrap_or(u16::MAX),
         ip_len: total,
-        src_port: be16(34),
+        src_port,
         dst_port: be16(36),
         l4_offset: 34,
         status: ParseStatus::Ok,
@@ -243,6 +246,8 @@ fn parse_plain_ipv4(frame: &[u8], meta: &mut PacketMeta) -> bool {
         protocol,
         tcp_flags,
         ttl: h[22],
+        class,
+        class_index,
         ..PacketMeta::default()
     };
     true
