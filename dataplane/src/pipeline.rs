@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::packet_io::{Direction, PacketBurst, BURST_SIZE};
-use crate::stats::{DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport};
+use crate::stats::{
+    BurstTally, DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport,
+};
 use crate::tables::{
     Addr, ConnectionTable, Decision, HandshakeTracker, PrefixSet, PrefixTable, RuleTables,
     SynCookies, TableMailbox,
@@ -323,8 +325,6 @@ impl Pipeline {
             .decide_burst(&self.metas[..n], now_ns, &mut self.decisions[..n]);
         let mut keep = 0u32;
         let mut reply = 0u32;
-        let mut bytes = 0u64;
-        let mut kept_bytes = 0u64;
         let track_destinations = !self.protected.is_empty();
         // Handshakes are followed only while a SYN rate limit is in force (a
         // spoofed SYN flood's answer), so other traffic pays nothing.
@@ -397,6 +397,7 @@ impl Pipeline {
                 }
             }
         }
+        let mut tally = BurstTally::default();
         for i in 0..n {
             let m = &self.metas[i];
             let decision = self.decisions[i];
@@ -407,20 +408,19 @@ impl Pipeline {
                 }
                 _ => (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed),
             };
-            self.report.count(
+            self.report.count_into(
+                &mut tally,
                 d,
                 m,
                 drop,
                 decision.rule_id(),
                 matches!(decision, Decision::Allowlisted),
             );
-            let len = u64::from(m.frame_len);
-            bytes += len;
             if drop.is_none() {
                 keep |= 1 << i;
-                kept_bytes += len;
             }
         }
+        self.report.add_tally(d, &tally);
         if count_destinations {
             for m in &self.metas[..n] {
                 if m.status != ParseStatus::Ok {
@@ -469,8 +469,8 @@ impl Pipeline {
         BurstVerdict {
             keep,
             reply,
-            bytes,
-            kept_bytes,
+            bytes: tally.bytes,
+            kept_bytes: tally.forwarded_bytes,
         }
     }
 
