@@ -32,6 +32,11 @@ use levee_dataplane::tables::{
 };
 use levee_dataplane::wire::TrafficClass;
 
+/// The tables on huge pages, as in the appliance.
+#[global_allocator]
+static ALLOCATOR: levee_dataplane::memory::HugePageAllocator =
+    levee_dataplane::memory::HugePageAllocator;
+
 /// A burst of frames held in memory (indices into the mix).
 #[derive(Default)]
 struct FrameBurst {

@@ -1,6 +1,7 @@
 //! Two CPU hints the hot path uses without DPDK, a cache prefetch and the cycle
-//! counter, and where memory and the running CPU sit (NUMA nodes). Besides `dpdk`, the only module with `unsafe`; each block says why
-//! it is sound.
+//! counter, and where memory and the running CPU sit (NUMA nodes). With
+//! `dpdk` and `memory`, the only modules with `unsafe`; each block says why it
+//! is sound.
 #![allow(unsafe_code)]
 
 /// Ask the CPU to bring the cache line holding `value` closer (what

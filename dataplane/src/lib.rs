@@ -17,6 +17,7 @@
 pub mod cpu;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod memory;
 mod named;
 pub mod packet_io;
 pub mod pcap;
