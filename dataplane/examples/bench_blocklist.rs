@@ -8,7 +8,12 @@ use std::time::Instant;
 
 use levee_dataplane::dpdk::{Eal, RteHashU32};
 use levee_dataplane::synth::Rng;
-use levee_dataplane::tables::{BlockEntry, ExactTable};
+use levee_dataplane::tables::{BlockEntry, BlockedHosts};
+
+/// The tables on huge pages, as in the appliance.
+#[global_allocator]
+static ALLOCATOR: levee_dataplane::memory::HugePageAllocator =
+    levee_dataplane::memory::HugePageAllocator;
 
 const KEYS: usize = 1 << 20;
 const BATCH: usize = 32;
@@ -46,7 +51,7 @@ fn main() {
         }
     }
 
-    let mut levee: ExactTable<u32, BlockEntry> = ExactTable::with_capacity(KEYS);
+    let mut levee = BlockedHosts::with_capacity(KEYS);
     // Both tables get twice the slots of the keys they hold (levee sizes its table so).
     let mut dpdk = RteHashU32::new(&eal, 2 * KEYS as u32).expect("rte_hash_create");
     for (i, k) in keys.iter().enumerate() {
@@ -56,7 +61,6 @@ fn main() {
                 BlockEntry {
                     rule_id: i as u32,
                     expires_at_ns: u64::MAX,
-                    hits: 0,
                 },
             )
             .expect("room");

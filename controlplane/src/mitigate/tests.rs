@@ -44,7 +44,7 @@ impl Worker {
     fn blocked(&mut self, source: &str) -> bool {
         self.publisher.flush();
         self.mailbox.drain(&mut self.tables, T0, usize::MAX);
-        self.tables.block_hits(&Prefix::host(ip(source))).is_some()
+        self.tables.block_entry(&Prefix::host(ip(source))).is_some()
     }
 }
 

@@ -195,44 +195,6 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
         }
     }
 
-    /// Look up a batch: hashes first, prefetching each home slot, then probes, so
-    /// the cache misses of a burst overlap. `out[i]` is the slot of `keys[i]`.
-    #[inline]
-    pub fn find_bulk(&self, keys: &[K], out: &mut [Option<SlotRef>]) {
-        let n = keys.len().min(out.len()).min(BULK_MAX);
-        let mut homes = [0usize; BULK_MAX];
-        for i in 0..n {
-            let h = self.home(&keys[i]);
-            homes[i] = h;
-            crate::cpu::prefetch(&self.tags[h]);
-        }
-        for i in 0..n {
-            out[i] = self.find(&keys[i], homes[i]).map(SlotRef);
-            if let Some(SlotRef(s)) = out[i] {
-                // The caller reads the value of a hit next.
-                crate::cpu::prefetch(&self.values[self.value_index(s)]);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn value_index(&self, slot: usize) -> usize {
-        (self.tags[slot & self.mask].used as usize).saturating_sub(1)
-    }
-
-    /// The value in a slot found by [`ExactTable::find_bulk`] (valid until the
-    /// table is next modified).
-    #[inline(always)]
-    pub fn slot_value(&self, slot: SlotRef) -> &V {
-        &self.values[self.value_index(slot.0)]
-    }
-
-    #[inline(always)]
-    pub fn slot_value_mut(&mut self, slot: SlotRef) -> &mut V {
-        let i = self.value_index(slot.0);
-        &mut self.values[i]
-    }
-
     /// Where `key`'s value is kept, for [`ExactTable::value_mut`]: the place
     /// stays the key's until it is removed or the table cleared.
     #[inline]
@@ -289,27 +251,19 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
     /// Remove a key; later entries of its probe run shift back so no tombstone is
     /// left and lookups never slow down with churn.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let mut hole = self.find(key, self.home(key))?;
+        let hole = self.find(key, self.home(key))?;
         let index = self.tags[hole].used - 1;
         let removed = std::mem::take(&mut self.values[index as usize]);
         // Within capacity by construction: every index popped is pushed back once.
         self.free.push(index);
-        let mut i = hole;
-        loop {
-            i = (i + 1) & self.mask;
-            if self.tags[i].used == 0 {
-                break;
-            }
-            let home = self.home(&self.tags[i].key);
-            // Move slot i into the hole if its home is not in (hole, i] cyclically.
-            let distance_home = i.wrapping_sub(home) & self.mask;
-            let distance_hole = i.wrapping_sub(hole) & self.mask;
-            if distance_home >= distance_hole {
-                self.tags[hole] = self.tags[i];
-                hole = i;
-            }
-        }
-        self.tags[hole] = Tag::default();
+        let (multiplier, seed, mask) = (self.multiplier, self.seed, self.mask);
+        shift_back(
+            &mut self.tags,
+            mask,
+            hole,
+            |t| t.used == 0,
+            |t| (t.key.hash(multiplier, seed) >> 20) as usize & mask,
+        );
         self.len -= 1;
         Some(removed)
     }
@@ -343,12 +297,33 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
     }
 }
 
-/// A slot found by a bulk lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlotRef(usize);
-
-/// Keys per bulk lookup (a burst).
-pub const BULK_MAX: usize = 64;
+/// Empty slot `hole` of a linear-probing table (`mask + 1` slots, a power of
+/// two) whose entry was just removed: the entries after it in its probe run
+/// move back into it, so that no tombstone is left and lookups never slow
+/// down with churn. `empty` tells an empty slot, `home` an entry's home slot.
+pub(super) fn shift_back<S: Copy + Default>(
+    slots: &mut [S],
+    mask: usize,
+    mut hole: usize,
+    empty: impl Fn(&S) -> bool,
+    home: impl Fn(&S) -> usize,
+) {
+    let mut i = hole;
+    loop {
+        i = (i + 1) & mask;
+        if empty(&slots[i]) {
+            break;
+        }
+        // Move slot i into the hole if its home is not in (hole, i] cyclically.
+        let distance_home = i.wrapping_sub(home(&slots[i])) & mask;
+        let distance_hole = i.wrapping_sub(hole) & mask;
+        if distance_home >= distance_hole {
+            slots[hole] = slots[i];
+            hole = i;
+        }
+    }
+    slots[hole] = S::default();
+}
 
 #[cfg(test)]
 mod tests {
@@ -373,20 +348,6 @@ mod tests {
         assert_eq!(t.remove(&7), None);
         assert_eq!(t.insert(3, 3), Ok(None), "room again after a removal");
         assert_eq!(t.len(), 4);
-    }
-
-    #[test]
-    fn bulk_matches_single() {
-        let mut t: ExactTable<u32, u32> = ExactTable::with_capacity(1000);
-        for k in (0..2000u32).step_by(2) {
-            t.insert(k, k * 3).expect("room");
-        }
-        let keys: Vec<u32> = (0..64).map(|i| i * 31).collect();
-        let mut out = [None; 64];
-        t.find_bulk(&keys, &mut out);
-        for (k, o) in keys.iter().zip(out) {
-            assert_eq!(o.map(|s| *t.slot_value(s)), t.get(k).copied(), "key {k}");
-        }
     }
 
     proptest! {

@@ -13,15 +13,15 @@
 //!
 //! - Readers are plain loads from memory only their core writes: no atomic
 //!   instructions, no cache-line ping-pong with a writer, no torn entries by
-//!   construction, and hit counters are ordinary increments.
+//!   construction, and counters are ordinary increments.
 //! - Deletion can shift entries back (no tombstones), so lookups do not slow
 //!   down under churn and no reclamation scheme (RCU/QSBR) is needed.
 //! - Visibility is bounded by one loop iteration: a worker drains its mailbox
 //!   after every pass over its queues (microseconds), far inside 1 ms. The
 //!   publisher knows when a change is live everywhere through each worker's
 //!   acknowledged sequence number ([`TablePublisher::visible_everywhere`]).
-//! - Cost: memory is one copy per worker (a 1M-entry IPv4 blocklist is about
-//!   32 MiB per worker), and the writer must never drop a command: when a mailbox
+//! - Cost: memory is one copy per worker (a 1M-entry IPv4 blocklist is 64 MiB
+//!   per worker), and the writer must never drop a command: when a mailbox
 //!   is full the publisher keeps the command in its own backlog and retries, so
 //!   a slow worker delays the writer, never the other way round.
 //!
@@ -31,6 +31,7 @@
 //! Time is passed in as nanoseconds (`now_ns`) so expiry is testable with a
 //! fake clock.
 
+mod blocked_hosts;
 mod connections;
 mod exact;
 mod fingerprints;
@@ -43,8 +44,9 @@ mod signature;
 mod syn_cookie;
 mod watch;
 
+pub use blocked_hosts::{BlockedHosts, BULK_MAX};
 pub use connections::{ConnectionTable, IDLE_FOR_NS};
-pub use exact::{fold_hash, ExactTable, SlotRef, TableKey, BULK_MAX};
+pub use exact::{fold_hash, ExactTable, TableKey};
 pub(crate) use exact::{random_u64, with_room};
 pub use fingerprints::{FingerprintTable, Insertion};
 pub use handshake::{HandshakeTracker, VERIFIED_FOR_NS};
@@ -101,13 +103,12 @@ impl Default for TableCapacities {
     }
 }
 
-/// A blocklist entry: the rule that put it there, when it expires, how often it hit.
+/// A blocklist entry: the rule that put it there and when it expires.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BlockEntry {
     pub rule_id: u32,
     /// Clock time in ns after which the entry no longer applies (u64::MAX: never).
     pub expires_at_ns: u64,
-    pub hits: u64,
 }
 
 impl BlockEntry {
@@ -222,7 +223,7 @@ impl Decision {
 #[derive(Debug)]
 pub struct RuleTables {
     allow: PrefixTable<()>,
-    blocked_v4: ExactTable<u32, BlockEntry>,
+    blocked_v4: BlockedHosts,
     blocked_v6: ExactTable<u128, BlockEntry>,
     blocked_prefixes: PrefixTable<BlockEntry>,
     signatures: Arc<SignatureSet>,
@@ -273,7 +274,7 @@ impl RuleTables {
     pub fn new(capacities: TableCapacities, workers: u32) -> Self {
         RuleTables {
             allow: PrefixTable::with_capacity(capacities.allowlist),
-            blocked_v4: ExactTable::with_capacity(capacities.blocked_hosts),
+            blocked_v4: BlockedHosts::with_capacity(capacities.blocked_hosts),
             blocked_v6: ExactTable::with_capacity(capacities.blocked_hosts),
             blocked_prefixes: PrefixTable::with_capacity(capacities.blocked_prefixes),
             signatures: Arc::new(SignatureSet::default()),
@@ -299,7 +300,6 @@ impl RuleTables {
                 let entry = BlockEntry {
                     rule_id,
                     expires_at_ns,
-                    hits: 0,
                 };
                 match (prefix.is_host(), Addr::from(prefix.addr())) {
                     (true, Addr::V4(a)) => self.blocked_v4.insert(a, entry).map(drop),
@@ -309,7 +309,7 @@ impl RuleTables {
             }
             TableCommand::Unblock { prefix } => {
                 let removed = match (prefix.is_host(), Addr::from(prefix.addr())) {
-                    (true, Addr::V4(a)) => self.blocked_v4.remove(&a),
+                    (true, Addr::V4(a)) => self.blocked_v4.remove(a),
                     (true, Addr::V6(a)) => self.blocked_v6.remove(&a),
                     (false, _) => self.blocked_prefixes.remove(&prefix),
                 };
@@ -424,13 +424,9 @@ impl RuleTables {
                 Some(src @ Addr::V4(_)) => {
                     // A zero key may have matched a blocked 0.0.0.0 for a slot we
                     // did not fill; from_meta above returned V4, so keys[i] is real.
-                    match found[i].filter(|s| self.blocked_v4.slot_value(*s).live(now_ns)) {
+                    match found[i].filter(|e| e.live(now_ns)) {
                         Some(_) if self.allowlisted(src) => Decision::Allowlisted,
-                        Some(slot) => {
-                            let e = self.blocked_v4.slot_value_mut(slot);
-                            e.hits += 1;
-                            Decision::Blocked { rule_id: e.rule_id }
-                        }
+                        Some(e) => Decision::Blocked { rule_id: e.rule_id },
                         None => self.decide_rest(m, src, false, now_ns),
                     }
                 }
@@ -457,11 +453,10 @@ impl RuleTables {
         }
         if check_exact {
             let e = match src {
-                Addr::V4(a) => self.blocked_v4.get_mut(&a),
-                Addr::V6(a) => self.blocked_v6.get_mut(&a),
+                Addr::V4(a) => self.blocked_v4.get(a),
+                Addr::V6(a) => self.blocked_v6.get(&a).copied(),
             };
             if let Some(e) = e.filter(|e| e.live(now_ns)) {
-                e.hits += 1;
                 return Decision::Blocked { rule_id: e.rule_id };
             }
         }
@@ -471,7 +466,6 @@ impl RuleTables {
                 .longest_match_mut(src)
                 .filter(|e| e.live(now_ns))
             {
-                e.hits += 1;
                 return Decision::Blocked { rule_id: e.rule_id };
             }
         }
@@ -502,12 +496,13 @@ impl RuleTables {
         Decision::Pass
     }
 
-    /// Hits of a blocklist entry (exact or prefix).
-    pub fn block_hits(&self, prefix: &Prefix) -> Option<u64> {
+    /// The blocklist's entry for `prefix` (exact or prefix), if it holds one.
+    /// (What each entry dropped is counted per rule in the window reports.)
+    pub fn block_entry(&self, prefix: &Prefix) -> Option<BlockEntry> {
         match (prefix.is_host(), Addr::from(prefix.addr())) {
-            (true, Addr::V4(a)) => self.blocked_v4.get(&a).map(|e| e.hits),
-            (true, Addr::V6(a)) => self.blocked_v6.get(&a).map(|e| e.hits),
-            (false, _) => self.blocked_prefixes.get(prefix).map(|e| e.hits),
+            (true, Addr::V4(a)) => self.blocked_v4.get(a),
+            (true, Addr::V6(a)) => self.blocked_v6.get(&a).copied(),
+            (false, _) => self.blocked_prefixes.get(prefix).copied(),
         }
     }
 

@@ -114,7 +114,14 @@ fn expiry_follows_the_injected_clock() {
     );
     assert_eq!(t.decide(&v6, 1_999), Decision::Blocked { rule_id: 10 });
     assert_eq!(t.decide(&v6, 2_000), Decision::Pass);
-    assert_eq!(t.block_hits(&p("203.0.113.5")), Some(1));
+    assert_eq!(
+        t.block_entry(&p("203.0.113.5")),
+        Some(BlockEntry {
+            rule_id: 9,
+            expires_at_ns: 1_000
+        }),
+        "an expired entry is held until the control plane removes it"
+    );
     let expired = pb.expire(1_500);
     assert_eq!(expired.len(), 1);
     sync(&mut pb, &mut mb, &mut t, 1_500);
@@ -429,7 +436,7 @@ impl RuleTables {
     /// Test helper: whether `m` would be dropped, without counting a hit.
     fn clone_decide(&self, m: &PacketMeta) -> bool {
         match Addr::from_meta(&m.src, m.family) {
-            Some(Addr::V4(a)) => self.blocked_v4.get(&a).is_some(),
+            Some(Addr::V4(a)) => self.blocked_v4.get(a).is_some(),
             Some(Addr::V6(a)) => self.blocked_v6.get(&a).is_some(),
             None => false,
         }
