@@ -103,15 +103,23 @@ impl SynCookies {
         }
     }
 
+    /// The keyed hash of a 4-tuple. Where both addresses' upper halves are
+    /// zero (every IPv4-mapped one) they are left out: three words to hash
+    /// instead of five, a fifth of the challenge path's hashing. The two
+    /// encodings differ in length, which SipHash takes in, so none collide.
     #[inline]
     fn of(key: (u64, u64), client: u128, server: u128, ports: u32) -> u64 {
+        let (client_high, server_high) = ((client >> 64) as u64, (server >> 64) as u64);
+        if client_high | server_high == 0 {
+            return sip(key, &[client as u64, server as u64, u64::from(ports)]);
+        }
         sip(
             key,
             &[
                 client as u64,
-                (client >> 64) as u64,
+                client_high,
                 server as u64,
-                (server >> 64) as u64,
+                server_high,
                 u64::from(ports),
             ],
         )
@@ -175,6 +183,13 @@ mod tests {
         // Another secret, another cookie.
         let mut other = SynCookies::with_secret((1, 3));
         assert!(!other.check(7, 40000, 9, 443, ch.cookie, t + 1));
+        // IPv6 addresses (upper halves not zero) hash all their bits.
+        let (v6, server6) = (0x2001_0db8u128 << 96 | 7, 0x2001_0db8u128 << 96 | 9);
+        let ch6 = c.challenge(v6, 40000, server6, 443, t);
+        assert!(c.check(v6, 40000, server6, 443, ch6.cookie, t + 1));
+        assert!(!c.check(v6 ^ 1 << 100, 40000, server6, 443, ch6.cookie, t + 1));
+        assert!(!c.check(v6, 40000, server6 ^ 1 << 127, 443, ch6.cookie, t + 1));
+        assert_ne!(ch6.cookie, ch.cookie);
     }
 
     #[test]
