@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Layers, lowest first; a module may use any module on a layer below its own.
 const DATAPLANE: &[&[&str]] = &[
     &["named_enum", "named"],
-    &["cpu", "packet_io", "pcap"],
+    &["cpu", "memory", "packet_io", "pcap"],
     &["wire", "dpdk"],
     &["tables", "synth"],
     &["stats"],
