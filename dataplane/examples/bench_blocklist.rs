@@ -93,7 +93,7 @@ fn main() {
         let mut out = [None; BATCH];
         let t = Instant::now();
         for batch in sequence.chunks_exact(BATCH) {
-            levee.find_bulk(batch, &mut out);
+            levee.find_bulk(batch, 0, &mut out);
             found += out.iter().filter(|o| o.is_some()).count();
         }
         let levee_rate = LOOKUPS as f64 / t.elapsed().as_secs_f64() / 1e6;

@@ -116,9 +116,10 @@ impl BlockedHosts {
     }
 
     /// Look up a burst: every home slot is prefetched before any is probed,
-    /// so the burst's misses overlap. `out[i]` is the entry of `addrs[i]`.
+    /// so the burst's misses overlap. `out[i]` is the rule of `addrs[i]`'s
+    /// entry if it is live at `now_ns`.
     #[inline]
-    pub fn find_bulk(&self, addrs: &[u32], out: &mut [Option<BlockEntry>]) {
+    pub fn find_bulk(&self, addrs: &[u32], now_ns: u64, out: &mut [Option<u32>]) {
         let n = addrs.len().min(out.len()).min(BULK_MAX);
         let mut homes = [0usize; BULK_MAX];
         for i in 0..n {
@@ -127,13 +128,14 @@ impl BlockedHosts {
             crate::cpu::prefetch(&self.slots[h]);
         }
         for i in 0..n {
-            out[i] = match addrs[i] {
+            let entry = match addrs[i] {
                 0 => self.zero,
                 addr => match self.probe(addr, homes[i]) {
                     (s, true) => Some(self.slots[s].entry()),
                     _ => None,
                 },
             };
+            out[i] = entry.filter(|e| e.live(now_ns)).map(|e| e.rule_id);
         }
     }
 
@@ -253,14 +255,17 @@ mod tests {
                 }
                 prop_assert_eq!(t.len(), m.len());
                 let addrs: Vec<u32> = (0u32..48).map(|a| a.wrapping_mul(0x0101_0101)).collect();
+                // Half the entries have expired at this time (rule * 10 ns).
+                let now = u64::from(u32::MAX) * 5;
                 let mut bulk = vec![None; addrs.len()];
                 for chunk in 0..addrs.len().div_ceil(BULK_MAX) {
                     let at = chunk * BULK_MAX..((chunk + 1) * BULK_MAX).min(addrs.len());
-                    t.find_bulk(&addrs[at.clone()], &mut bulk[at]);
+                    t.find_bulk(&addrs[at.clone()], now, &mut bulk[at]);
                 }
                 for (a, found) in addrs.iter().zip(&bulk) {
                     prop_assert_eq!(t.get(*a), m.get(a).copied());
-                    prop_assert_eq!(*found, m.get(a).copied());
+                    let live = m.get(a).filter(|e| now < e.expires_at_ns).map(|e| e.rule_id);
+                    prop_assert_eq!(*found, live);
                 }
             }
         }

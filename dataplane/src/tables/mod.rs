@@ -113,7 +113,7 @@ pub struct BlockEntry {
 
 impl BlockEntry {
     #[inline(always)]
-    fn live(&self, now_ns: u64) -> bool {
+    pub(crate) fn live(&self, now_ns: u64) -> bool {
         now_ns < self.expires_at_ns
     }
 }
@@ -415,7 +415,8 @@ impl RuleTables {
                     keys[i] = a;
                 }
             }
-            self.blocked_v4.find_bulk(&keys[..n], &mut found[..n]);
+            self.blocked_v4
+                .find_bulk(&keys[..n], now_ns, &mut found[..n]);
         }
         for i in 0..n {
             let m = &metas[i];
@@ -424,9 +425,9 @@ impl RuleTables {
                 Some(src @ Addr::V4(_)) => {
                     // A zero key may have matched a blocked 0.0.0.0 for a slot we
                     // did not fill; from_meta above returned V4, so keys[i] is real.
-                    match found[i].filter(|e| e.live(now_ns)) {
+                    match found[i] {
                         Some(_) if self.allowlisted(src) => Decision::Allowlisted,
-                        Some(e) => Decision::Blocked { rule_id: e.rule_id },
+                        Some(rule_id) => Decision::Blocked { rule_id },
                         None => self.decide_rest(m, src, false, now_ns),
                     }
                 }
