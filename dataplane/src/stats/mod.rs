@@ -629,8 +629,9 @@ impl WindowReport {
     /// time): the hosts of protected prefixes up to a /20 never share a slot,
     /// and hosts that do share one take turns through the table. The table is
     /// only added to in a window, so a place stays its host's until
-    /// [`WindowReport::reset`] empties both.
-    #[inline]
+    /// [`WindowReport::reset`] empties both. Inlined into the burst's pass:
+    /// as a call per packet its prologue was a tenth of its time.
+    #[inline(always)]
     pub fn count_destination(&mut self, m: &PacketMeta) {
         let key = u128::from_be_bytes(m.dst);
         let place = if m.family == L3Family::Ipv4 {
