@@ -11,7 +11,7 @@
 //!
 //! [`ExactTable`]: super::exact::ExactTable
 
-use super::exact::{random_u64, shift_back, TableKey};
+use super::exact::Probe;
 use super::{BlockEntry, TableError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,26 +43,21 @@ pub struct BlockedHosts {
     slots: Box<[Slot]>,
     /// The entry of 0.0.0.0, which cannot have a slot.
     zero: Option<BlockEntry>,
-    mask: usize,
+    probe: Probe,
     len: usize,
     capacity: usize,
-    multiplier: u64,
-    seed: u64,
 }
 
 impl BlockedHosts {
     /// A table for up to `capacity` hosts, at most a quarter full.
     pub fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, u32::MAX as usize - 1);
-        let slots = (capacity * 4).next_power_of_two();
+        let (probe, capacity) = Probe::for_capacity(capacity);
         BlockedHosts {
-            slots: vec![Slot::default(); slots].into_boxed_slice(),
+            slots: vec![Slot::default(); probe.slots()].into_boxed_slice(),
             zero: None,
-            mask: slots - 1,
+            probe,
             len: 0,
             capacity,
-            multiplier: random_u64() | 1,
-            seed: random_u64(),
         }
     }
 
@@ -86,7 +81,7 @@ impl BlockedHosts {
 
     #[inline(always)]
     fn home(&self, addr: u32) -> usize {
-        (addr.hash(self.multiplier, self.seed) >> 20) as usize & self.mask
+        self.probe.home(&addr)
     }
 
     /// The slot holding `addr` (not 0), or the empty slot its probe ends on.
@@ -100,7 +95,7 @@ impl BlockedHosts {
             if slot.addr == 0 {
                 return (i, false);
             }
-            i = (i + 1) & self.mask;
+            i = self.probe.next(i);
         }
     }
 
@@ -182,14 +177,8 @@ impl BlockedHosts {
                 return None;
             }
             let removed = self.slots[hole].entry();
-            let (multiplier, seed, mask) = (self.multiplier, self.seed, self.mask);
-            shift_back(
-                &mut self.slots,
-                mask,
-                hole,
-                |s| s.addr == 0,
-                |s| (s.addr.hash(multiplier, seed) >> 20) as usize & mask,
-            );
+            self.probe
+                .shift_back(&mut self.slots, hole, |s| s.addr == 0, |s| s.addr);
             removed
         };
         self.len -= 1;

@@ -87,11 +87,9 @@ pub struct ExactTable<K, V> {
     /// `capacity` values; `free` holds the indices not in use.
     values: Box<[V]>,
     free: Vec<u32>,
-    mask: usize,
+    probe: Probe,
     len: usize,
     capacity: usize,
-    multiplier: u64,
-    seed: u64,
 }
 
 /// A copy with the same room: a derived clone would give the free list only
@@ -102,11 +100,9 @@ impl<K: Clone, V: Clone> Clone for ExactTable<K, V> {
             tags: self.tags.clone(),
             values: self.values.clone(),
             free: with_room(&self.free),
-            mask: self.mask,
+            probe: self.probe,
             len: self.len,
             capacity: self.capacity,
-            multiplier: self.multiplier,
-            seed: self.seed,
         }
     }
 }
@@ -123,17 +119,14 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
     /// (rounded up to a power of two): at most 25% full, an unsuccessful lookup
     /// (the common case: legitimate traffic) ends within one cache line.
     pub fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, u32::MAX as usize - 1);
-        let slots = (capacity * 4).next_power_of_two();
+        let (probe, capacity) = Probe::for_capacity(capacity);
         ExactTable {
-            tags: vec![Tag::default(); slots].into_boxed_slice(),
+            tags: vec![Tag::default(); probe.slots()].into_boxed_slice(),
             values: vec![V::default(); capacity].into_boxed_slice(),
             free: (0..capacity as u32).rev().collect(),
-            mask: slots - 1,
+            probe,
             len: 0,
             capacity,
-            multiplier: random_u64() | 1,
-            seed: random_u64(),
         }
     }
 
@@ -163,7 +156,7 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
 
     #[inline(always)]
     fn home(&self, key: &K) -> usize {
-        (key.hash(self.multiplier, self.seed) >> 20) as usize & self.mask
+        self.probe.home(key)
     }
 
     /// The slot index holding `key`, if any.
@@ -177,7 +170,7 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
             if tag.key == *key {
                 return Some(i);
             }
-            i = (i + 1) & self.mask;
+            i = self.probe.next(i);
         }
     }
 
@@ -244,7 +237,7 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
                 let index = tag.used as usize - 1;
                 return Ok(Some(std::mem::replace(&mut self.values[index], value)));
             }
-            i = (i + 1) & self.mask;
+            i = self.probe.next(i);
         }
     }
 
@@ -256,14 +249,8 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
         let removed = std::mem::take(&mut self.values[index as usize]);
         // Within capacity by construction: every index popped is pushed back once.
         self.free.push(index);
-        let (multiplier, seed, mask) = (self.multiplier, self.seed, self.mask);
-        shift_back(
-            &mut self.tags,
-            mask,
-            hole,
-            |t| t.used == 0,
-            |t| (t.key.hash(multiplier, seed) >> 20) as usize & mask,
-        );
+        self.probe
+            .shift_back(&mut self.tags, hole, |t| t.used == 0, |t| t.key);
         self.len -= 1;
         Some(removed)
     }
@@ -297,32 +284,72 @@ impl<K: TableKey, V: Copy + Default> ExactTable<K, V> {
     }
 }
 
-/// Empty slot `hole` of a linear-probing table (`mask + 1` slots, a power of
-/// two) whose entry was just removed: the entries after it in its probe run
-/// move back into it, so that no tombstone is left and lookups never slow
-/// down with churn. `empty` tells an empty slot, `home` an entry's home slot.
-pub(super) fn shift_back<S: Copy + Default>(
-    slots: &mut [S],
+/// The slot arithmetic of a linear-probing table at most a quarter full (so
+/// that a lookup that misses, legitimate traffic's, ends within a line): its
+/// size, the keyed hash that gives a key's home slot, the probe's steps and
+/// backward-shift deletion.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Probe {
     mask: usize,
-    mut hole: usize,
-    empty: impl Fn(&S) -> bool,
-    home: impl Fn(&S) -> usize,
-) {
-    let mut i = hole;
-    loop {
-        i = (i + 1) & mask;
-        if empty(&slots[i]) {
-            break;
-        }
-        // Move slot i into the hole if its home is not in (hole, i] cyclically.
-        let distance_home = i.wrapping_sub(home(&slots[i])) & mask;
-        let distance_hole = i.wrapping_sub(hole) & mask;
-        if distance_home >= distance_hole {
-            slots[hole] = slots[i];
-            hole = i;
-        }
+    multiplier: u64,
+    seed: u64,
+}
+
+impl Probe {
+    /// The probing of a table for `capacity` entries (clamped to what a u32
+    /// index holds), and that capacity.
+    pub(super) fn for_capacity(capacity: usize) -> (Probe, usize) {
+        let capacity = capacity.clamp(1, u32::MAX as usize - 1);
+        let probe = Probe {
+            mask: (capacity * 4).next_power_of_two() - 1,
+            multiplier: random_u64() | 1,
+            seed: random_u64(),
+        };
+        (probe, capacity)
     }
-    slots[hole] = S::default();
+
+    /// Slots in the table.
+    pub(super) fn slots(&self) -> usize {
+        self.mask + 1
+    }
+
+    #[inline(always)]
+    pub(super) fn home<K: TableKey>(&self, key: &K) -> usize {
+        (key.hash(self.multiplier, self.seed) >> 20) as usize & self.mask
+    }
+
+    #[inline(always)]
+    pub(super) fn next(&self, i: usize) -> usize {
+        (i + 1) & self.mask
+    }
+
+    /// Empty slot `hole` of `slots`, whose entry was just removed: the
+    /// entries after it in its probe run move back into it, so that no
+    /// tombstone is left and lookups never slow down with churn. `empty`
+    /// tells an empty slot, `key` an entry's key.
+    pub(super) fn shift_back<S: Copy + Default, K: TableKey>(
+        &self,
+        slots: &mut [S],
+        mut hole: usize,
+        empty: impl Fn(&S) -> bool,
+        key: impl Fn(&S) -> K,
+    ) {
+        let mut i = hole;
+        loop {
+            i = self.next(i);
+            if empty(&slots[i]) {
+                break;
+            }
+            // Move slot i into the hole if its home is not in (hole, i] cyclically.
+            let distance_home = i.wrapping_sub(self.home(&key(&slots[i]))) & self.mask;
+            let distance_hole = i.wrapping_sub(hole) & self.mask;
+            if distance_home >= distance_hole {
+                slots[hole] = slots[i];
+                hole = i;
+            }
+        }
+        slots[hole] = S::default();
+    }
 }
 
 #[cfg(test)]

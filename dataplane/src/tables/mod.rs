@@ -464,7 +464,8 @@ impl RuleTables {
         if !self.blocked_prefixes.is_empty() {
             if let Some(e) = self
                 .blocked_prefixes
-                .longest_match_mut(src)
+                .longest_match(src)
+                .map(|(_, e)| e)
                 .filter(|e| e.live(now_ns))
             {
                 return Decision::Blocked { rule_id: e.rule_id };

@@ -347,20 +347,6 @@ impl<V: Copy + Default> PrefixTable<V> {
         }
     }
 
-    #[inline]
-    pub fn longest_match_mut(&mut self, addr: Addr) -> Option<&mut V> {
-        let len = self.longest_match(addr)?.0;
-        match addr {
-            Addr::V4(a) => self
-                .v4
-                .get_mut(&((u64::from(len) << 32) | u64::from(mask_v4(a, len)))),
-            Addr::V6(a) => self.v6.get_mut(&V6Key {
-                addr: mask_v6(a, len),
-                len,
-            }),
-        }
-    }
-
     /// Whether any prefix contains `addr`.
     #[inline]
     pub fn contains(&self, addr: Addr) -> bool {
