@@ -525,3 +525,82 @@ fn workers_on_different_nodes_get_their_own_copies_of_the_shared_sets() {
     assert_ne!(set_of(&tables[0]), set_of(&tables[1]));
     assert_eq!(publisher.retired_sets(), 0, "nothing old is still held");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The burst path looks the whole burst up in the IPv4 blocklist first;
+    /// packet by packet it must decide what `decide` does, whatever the tables
+    /// hold, rate limits included (each bucket sees its packets in order).
+    #[test]
+    fn a_burst_decides_what_its_packets_decide_one_by_one(
+        sources in proptest::collection::vec((any::<bool>(), 0u8..24, any::<u16>()), 1..=BULK_MAX),
+        with_allow in any::<bool>(),
+        with_hosts in any::<bool>(),
+        with_prefixes in any::<bool>(),
+        with_signatures in any::<bool>(),
+        with_limit in any::<bool>(),
+        now in 0u64..3_000,
+    ) {
+        let (mut pb, mut mb, mut t) = tables_with(TableCapacities::default());
+        // Sources 198.51.100.0-23 and 2001:db8::0-23: some blocked exactly,
+        // some by prefix, some allowlisted inside a blocked prefix; entries
+        // expire at 1,000 and 2,000 ns.
+        let v4 = |k: u8| IpAddr::V4(Ipv4Addr::new(198, 51, 100, k));
+        let v6 = |k: u8| IpAddr::V6(format!("2001:db8::{k:x}").parse().expect("v6"));
+        if with_hosts {
+            for k in (0..24u8).step_by(3) {
+                let expires = if k % 2 == 0 { 1_000 } else { u64::MAX };
+                pb.block(Prefix::host(v4(k)), 100 + u32::from(k), expires).expect("room");
+                pb.block(Prefix::host(v6(k)), 200 + u32::from(k), expires).expect("room");
+            }
+        }
+        if with_allow {
+            pb.allow(p("198.51.100.16/30")).expect("room");
+            pb.allow(p("2001:db8::10/126")).expect("room");
+        }
+        if with_prefixes {
+            pb.block(p("198.51.100.8/29"), 300, 2_000).expect("room");
+            pb.block(p("2001:db8::8/125"), 301, u64::MAX).expect("room");
+        }
+        if with_signatures {
+            pb.set_signatures(vec![
+                SignatureRule {
+                    protocol: Some(17),
+                    dst_ports: Some((0, 99)),
+                    ..SignatureRule::drop_all(400)
+                },
+                SignatureRule {
+                    protocol: Some(17),
+                    dst_ports: Some((100, 30_000)),
+                    action: SignatureAction::RateLimit { pps: 1 },
+                    ..SignatureRule::drop_all(401)
+                },
+            ])
+            .expect("valid");
+        }
+        if with_limit {
+            pb.set_source_limit(Some(SourceLimit {
+                class: TrafficClass::Udp,
+                pps: 1,
+                burst: 2,
+                rule_id: 500,
+            }));
+        }
+        sync(&mut pb, &mut mb, &mut t, 0);
+        let metas: Vec<PacketMeta> = sources
+            .iter()
+            .map(|&(is_v6, k, port)| match (is_v6, port % 7) {
+                // Now and then a frame with no IP source at all.
+                (_, 0) => parse(&[0u8; 20]),
+                (false, _) => meta_from(v4(k), port),
+                (true, _) => meta_from(v6(k), port),
+            })
+            .collect();
+        let mut one_by_one = t.clone();
+        let expected: Vec<Decision> = metas.iter().map(|m| one_by_one.decide(m, now)).collect();
+        let mut out = vec![Decision::Blocked { rule_id: 0 }; metas.len()];
+        t.decide_burst(&metas, now, &mut out);
+        prop_assert_eq!(out, expected);
+    }
+}
