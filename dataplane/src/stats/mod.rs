@@ -81,18 +81,24 @@ named_enum! {
 }
 
 impl DropReason {
-    /// Why `decision` drops its packet, if it does. Most packets pass: they
-    /// take one predicted branch, not the jump table of the full match.
+    /// Why `decision` drops its packet, if it does: a load from a table by the
+    /// decision's kind (the match compiled into an indirect jump per packet,
+    /// which LLVM merged with any test for the common case put before it).
     #[inline(always)]
     pub fn of(decision: Decision) -> Option<DropReason> {
-        if matches!(decision, Decision::Pass) {
-            return None;
-        }
-        Self::of_judged(decision)
+        const BY_KIND: [Option<DropReason>; Decision::KINDS] = {
+            let mut table = [None; Decision::KINDS];
+            let mut kind = 0;
+            while kind < Decision::KINDS {
+                table[kind] = DropReason::of_judged(Decision::of_kind(kind));
+                kind += 1;
+            }
+            table
+        };
+        BY_KIND[decision.kind()]
     }
 
-    #[inline]
-    fn of_judged(decision: Decision) -> Option<DropReason> {
+    const fn of_judged(decision: Decision) -> Option<DropReason> {
         match decision {
             Decision::Pass
             | Decision::Allowlisted
@@ -733,6 +739,45 @@ mod tests {
             },
             &[],
         ))
+    }
+
+    #[test]
+    fn drop_reasons_by_kind_are_those_of_the_match() {
+        let rule_id = 42;
+        let decisions = [
+            (Decision::Pass, None),
+            (Decision::Allowlisted, None),
+            (Decision::Authenticate { rule_id }, None),
+            (Decision::RequireState { rule_id }, None),
+            (Decision::Blocked { rule_id }, Some(DropReason::Blocklist)),
+            (Decision::Signature { rule_id }, Some(DropReason::Signature)),
+            (
+                Decision::SignatureRateLimited { rule_id },
+                Some(DropReason::SignatureRateLimit),
+            ),
+            (
+                Decision::SourceRateLimited { rule_id },
+                Some(DropReason::SourceRateLimit),
+            ),
+            (
+                Decision::Challenged { rule_id },
+                Some(DropReason::SynChallenge),
+            ),
+            (
+                Decision::Unverified { rule_id },
+                Some(DropReason::UnverifiedSyn),
+            ),
+            (
+                Decision::OutOfState { rule_id },
+                Some(DropReason::OutOfState),
+            ),
+            (Decision::ChallengeAnswer, Some(DropReason::ChallengeAnswer)),
+        ];
+        assert_eq!(decisions.len(), Decision::KINDS);
+        for (decision, reason) in decisions {
+            assert_eq!(DropReason::of(decision), reason, "{decision:?}");
+            assert_eq!(decision.drops(), reason.is_some(), "{decision:?}");
+        }
     }
 
     #[test]

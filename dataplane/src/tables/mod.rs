@@ -189,6 +189,49 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// How many kinds of decision there are (see [`Decision::kind`]).
+    pub const KINDS: usize = 12;
+
+    /// The kind of decision, `0..KINDS` in the order of declaration: an index
+    /// for tables of what each kind means, which a per-packet match compiles
+    /// into an indirect jump.
+    #[inline(always)]
+    pub const fn kind(self) -> usize {
+        match self {
+            Decision::Pass => 0,
+            Decision::Allowlisted => 1,
+            Decision::Blocked { .. } => 2,
+            Decision::Signature { .. } => 3,
+            Decision::SignatureRateLimited { .. } => 4,
+            Decision::SourceRateLimited { .. } => 5,
+            Decision::Authenticate { .. } => 6,
+            Decision::RequireState { .. } => 7,
+            Decision::Challenged { .. } => 8,
+            Decision::Unverified { .. } => 9,
+            Decision::OutOfState { .. } => 10,
+            Decision::ChallengeAnswer => 11,
+        }
+    }
+
+    /// A decision of kind `kind` (rule 0), for building tables by kind.
+    pub const fn of_kind(kind: usize) -> Decision {
+        let rule_id = 0;
+        match kind {
+            0 => Decision::Pass,
+            1 => Decision::Allowlisted,
+            2 => Decision::Blocked { rule_id },
+            3 => Decision::Signature { rule_id },
+            4 => Decision::SignatureRateLimited { rule_id },
+            5 => Decision::SourceRateLimited { rule_id },
+            6 => Decision::Authenticate { rule_id },
+            7 => Decision::RequireState { rule_id },
+            8 => Decision::Challenged { rule_id },
+            9 => Decision::Unverified { rule_id },
+            10 => Decision::OutOfState { rule_id },
+            _ => Decision::ChallengeAnswer,
+        }
+    }
+
     #[inline(always)]
     pub fn drops(self) -> bool {
         !matches!(

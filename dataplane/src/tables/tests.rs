@@ -604,3 +604,19 @@ proptest! {
         prop_assert_eq!(out, expected);
     }
 }
+
+#[test]
+fn every_decision_kind_names_itself() {
+    for kind in 0..Decision::KINDS {
+        assert_eq!(Decision::of_kind(kind).kind(), kind);
+    }
+    // Kinds past the last fold into the last, not into one of the others.
+    assert_eq!(
+        Decision::of_kind(Decision::KINDS).kind(),
+        Decision::KINDS - 1
+    );
+    assert_eq!(
+        Decision::Blocked { rule_id: 7 }.kind(),
+        Decision::of_kind(2).kind()
+    );
+}
