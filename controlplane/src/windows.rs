@@ -18,7 +18,8 @@ pub struct WindowTotals {
     /// Highest "reports dropped" any worker reported, per worker.
     pub reports_dropped: BTreeMap<u16, u64>,
     pub destinations_overflow: u64,
-    /// Bursts recorded in the cycle histograms, and their p50/p99 of the last window.
+    /// Non-empty bursts, and the p50/p99 of the cycles per burst of the last
+    /// window (measured on a sample of them).
     pub bursts: u64,
     pub burst_cycles_p50: u64,
     pub burst_cycles_p99: u64,
@@ -55,15 +56,15 @@ impl WindowTotals {
         *d = (*d).max(r.reports_dropped);
         self.destinations_overflow += r.destinations_overflow;
         self.defences.add(&r.defences);
+        self.bursts += r.bursts;
         if !r.burst_cycles.is_empty() {
-            self.bursts += r.burst_cycles.len();
             self.burst_cycles_p50 = r.burst_cycles.value_at_quantile(0.5);
             self.burst_cycles_p99 = r.burst_cycles.value_at_quantile(0.99);
             let h = &r.burst_cycles;
             self.worker_cycles.insert(
                 r.worker,
                 BurstCycles {
-                    bursts: h.len(),
+                    bursts: r.bursts,
                     mean: h.mean(),
                     p50: h.value_at_quantile(0.5),
                     p90: h.value_at_quantile(0.9),

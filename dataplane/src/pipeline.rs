@@ -13,6 +13,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use crate::packet_io::{Direction, PacketBurst, BURST_SIZE};
 use crate::stats::{
     BurstTally, DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport,
+    BURST_CYCLES_ONE_IN,
 };
 use crate::tables::{
     Addr, ConnectionTable, Decision, HandshakeTracker, PrefixSet, PrefixTable, RuleTables,
@@ -566,6 +567,14 @@ impl Pipeline {
         w.dropped_bytes[DropReason::TxFull as usize] += bytes;
         w.forwarded_packets -= packets.min(w.forwarded_packets);
         w.forwarded_bytes -= bytes.min(w.forwarded_bytes);
+    }
+
+    /// Count a non-empty burst; whether its cycles are to be measured (one in
+    /// [`BURST_CYCLES_ONE_IN`], the window's first among them).
+    #[inline(always)]
+    pub fn count_burst(&mut self) -> bool {
+        self.report.bursts += 1;
+        self.report.bursts % BURST_CYCLES_ONE_IN == 1
     }
 
     #[inline]

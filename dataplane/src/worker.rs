@@ -339,12 +339,17 @@ impl<P: PacketPath, C: Clock> WorkerContext<P, C> {
                 self.pipeline.count_unsent_answers(answers - sent);
             }
             self.counters.bursts += 1;
-            let cycles_end = cpu::cycles();
-            last_cycles = Some(cycles_end);
-            self.pipeline
-                .record_burst_cycles(cycles_end.wrapping_sub(cycles_start));
+            // A burst not measured leaves its start as the time now: the clock
+            // is a burst behind (microseconds) until the next read.
+            last_cycles = Some(cycles_start);
+            if self.pipeline.count_burst() {
+                let cycles_end = cpu::cycles();
+                last_cycles = Some(cycles_end);
+                self.pipeline
+                    .record_burst_cycles(cycles_end.wrapping_sub(cycles_start));
+            }
         }
-        // The end of the last burst is the time now: one clock read less.
+        // The last clock read of a burst is the time now: one read less.
         self.last_ticks = match last_cycles {
             Some(c) => self.clock.ticks_at(c),
             None => self.clock.now(),

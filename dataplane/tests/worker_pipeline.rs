@@ -9,7 +9,7 @@ use levee_dataplane::packet_io::Direction;
 use levee_dataplane::pcap::{Record, LINKTYPE_ETHERNET};
 use levee_dataplane::pipeline::{report_channels, Pipeline, PipelineConfig};
 use levee_dataplane::replay::{CaptureClock, CaptureSource};
-use levee_dataplane::stats::ReportCapacities;
+use levee_dataplane::stats::{ReportCapacities, BURST_CYCLES_ONE_IN};
 use levee_dataplane::synth;
 use levee_dataplane::tables::{PrefixTable, RuleTables, TableCapacities};
 use levee_dataplane::wire::parse;
@@ -72,11 +72,21 @@ fn windows_add_up_to_the_traffic() {
     pipeline.move_to_local_memory();
     let mut worker = worker_over(Arc::clone(&records), pipeline);
     let mut windows = Vec::new();
+    let bursts = std::cell::Cell::new(0u64);
     let take = |windows: &mut Vec<(u64, u64, u64, usize)>| {
         while let Ok(r) = sink.reports.try_recv() {
             let d = r.direction(Direction::Inbound);
             let dest: u64 = r.destinations.iter().map(|(_, s)| s.packets).sum();
             windows.push((d.packets(), d.forwarded_packets, dest, r.samples.len()));
+            // Every burst counted, one in BURST_CYCLES_ONE_IN measured (the
+            // window's first among them).
+            assert_eq!(
+                r.burst_cycles.len(),
+                r.bursts.div_ceil(BURST_CYCLES_ONE_IN),
+                "{} bursts",
+                r.bursts
+            );
+            bursts.set(bursts.get() + r.bursts);
             assert!(
                 r.end_ns - r.start_ns <= 102_000_000,
                 "a window lasts about 100 ms of capture time"
@@ -111,6 +121,7 @@ fn windows_add_up_to_the_traffic() {
     );
     let samples: usize = windows.iter().map(|w| w.3).sum();
     assert_eq!(samples, 20_000 / 64, "1 in 64 sampled");
+    assert_eq!(bursts.get(), worker.counters().bursts, "every burst in a window");
     assert_eq!(worker.pipeline().reports_dropped(), 0);
 }
 

@@ -341,6 +341,11 @@ pub struct BurstTally {
     pub forwarded_bytes: u64,
 }
 
+/// One burst in this many has its cycles measured and recorded: the clock read
+/// at its end and the histogram's update cost a few per cent of the forwarding
+/// path when every burst paid them, and a window's quantiles need no more.
+pub const BURST_CYCLES_ONE_IN: u64 = 8;
+
 /// Everything one worker counted in one window.
 #[derive(Debug)]
 pub struct WindowReport {
@@ -382,7 +387,10 @@ pub struct WindowReport {
     pub peers_overflow: u64,
     /// Sampled shapes of inbound packets to protected hosts.
     pub shapes: Vec<PacketShape>,
-    /// TSC cycles per non-empty burst.
+    /// Non-empty bursts in this window.
+    pub bursts: u64,
+    /// TSC cycles per non-empty burst, of one burst in
+    /// [`BURST_CYCLES_ONE_IN`] (the first of the window among them).
     pub burst_cycles: hdrhistogram::Histogram<u64>,
     /// Reports this worker could not deliver before this one (channel full or
     /// no free report), cumulative.
@@ -454,6 +462,7 @@ impl WindowReport {
             peers: Vec::with_capacity(capacities.peers),
             peers_overflow: 0,
             shapes: Vec::with_capacity(capacities.shapes),
+            bursts: 0,
             // 1 cycle to 2^40 cycles at 2 significant digits: fixed size, and
             // recording never allocates.
             burst_cycles: hdrhistogram::Histogram::new_with_bounds(1, 1 << 40, 2)
@@ -489,6 +498,7 @@ impl WindowReport {
             peers: with_room(&self.peers),
             peers_overflow: self.peers_overflow,
             shapes: with_room(&self.shapes),
+            bursts: self.bursts,
             burst_cycles: self.burst_cycles.clone(),
             reports_dropped: self.reports_dropped,
             defences: self.defences,
@@ -513,6 +523,7 @@ impl WindowReport {
         self.peers.clear();
         self.peers_overflow = 0;
         self.shapes.clear();
+        self.bursts = 0;
         self.burst_cycles.reset();
         self.defences = DefenceCounters::default();
     }
