@@ -121,7 +121,11 @@ fn windows_add_up_to_the_traffic() {
     );
     let samples: usize = windows.iter().map(|w| w.3).sum();
     assert_eq!(samples, 20_000 / 64, "1 in 64 sampled");
-    assert_eq!(bursts.get(), worker.counters().bursts, "every burst in a window");
+    assert_eq!(
+        bursts.get(),
+        worker.counters().bursts,
+        "every burst in a window"
+    );
     assert_eq!(worker.pipeline().reports_dropped(), 0);
 }
 
