@@ -558,9 +558,8 @@ mod tests {
         );
     }
 
-    /// Destinations are found by counting the interval starts when there are
-    /// few and by a binary search when there are many: both agree with the
-    /// rules, on every address around every prefix's edges.
+    /// The two-step index of a 16-bit field gives every value the interval the
+    /// binary search finds, in a handful of rows.
     #[test]
     fn the_direct_index_gives_every_value_its_interval_in_a_few_rows() {
         // Rules of a few ports each, near the bottom and around 27015: blocks
@@ -598,6 +597,9 @@ mod tests {
         assert!(set.src_port.direct.blocks.is_empty());
     }
 
+    /// Destinations are found by counting the interval starts when there are
+    /// few and by a binary search when there are many: both agree with the
+    /// rules, on every address around every prefix's edges.
     #[test]
     fn destinations_are_found_with_few_prefixes_and_with_many() {
         let udp = metas()
