@@ -155,12 +155,8 @@ pub struct Pipeline {
     sequence: u64,
     reports_dropped: u64,
     sample_countdown: u32,
-    /// Per class (index = class index): this window's 1-in-N of the
-    /// top-sources sketch, and the packets left until the next update.
-    top_one_in: [u32; TrafficClass::COUNT],
-    top_countdown: [u32; TrafficClass::COUNT],
-    /// Draws the gaps between a sketch's updates (see `sketch_gap`).
-    top_rng: u64,
+    /// When each class's top-sources sketch is fed.
+    top_sampling: SketchSampling,
     metas: [PacketMeta; BURST_SIZE],
     decisions: [Decision; BURST_SIZE],
     /// Clients that completed a handshake: a SYN rate limit lets them through.
@@ -222,8 +218,8 @@ impl Pipeline {
             .and_then(|l| l.free.try_recv().ok())
             .unwrap_or_else(|| WindowReport::new(config.capacities));
         report.worker = worker;
-        let top_one_in = [config.top_sources_one_in.max(1); TrafficClass::COUNT];
-        report.top_sources_weight = top_one_in.map(u64::from);
+        let top_sampling = SketchSampling::new(config.top_sources_one_in);
+        report.top_sources_weight = top_sampling.weights();
         Pipeline {
             tables,
             mailbox,
@@ -237,9 +233,7 @@ impl Pipeline {
             sequence: 0,
             reports_dropped: 0,
             sample_countdown: config.sample_one_in,
-            top_one_in,
-            top_countdown: top_one_in,
-            top_rng: crate::tables::random_u64() | 1,
+            top_sampling,
             metas: [PacketMeta::default(); BURST_SIZE],
             decisions: [Decision::Pass; BURST_SIZE],
             handshakes: HandshakeTracker::new(HANDSHAKE_SLOTS, VERIFIED_SLOTS),
@@ -409,7 +403,7 @@ impl Pipeline {
                 }
                 _ => (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed),
             };
-            self.report.count_into(
+            let class_count = self.report.count_into(
                 &mut tally,
                 d,
                 m,
@@ -417,6 +411,10 @@ impl Pipeline {
                 decision.rule_id(),
                 matches!(decision, Decision::Allowlisted),
             );
+            let class = usize::from(m.class_index);
+            if self.top_sampling.is_due(d, class, class_count) {
+                self.top_sampling.feed(class, m, &mut self.report);
+            }
             if drop.is_none() {
                 keep |= 1 << i;
             }
@@ -437,21 +435,6 @@ impl Pipeline {
                         self.shape_countdown = SHAPE_ONE_IN;
                         self.report.shape(m);
                     }
-                }
-            }
-        }
-        if inbound {
-            for m in &self.metas[..n] {
-                if m.status != ParseStatus::Ok {
-                    continue;
-                }
-                let class = usize::from(m.class_index);
-                self.top_countdown[class] -= 1;
-                if self.top_countdown[class] == 0 {
-                    self.top_countdown[class] =
-                        sketch_gap(&mut self.top_rng, self.top_one_in[class]);
-                    let weight = u64::from(self.top_one_in[class]);
-                    self.report.top_sources[class].add(u128::from_be_bytes(m.src), weight);
                 }
             }
         }
@@ -605,24 +588,6 @@ impl Pipeline {
         self.window_end_ns = now_ns + self.window_ns;
     }
 
-    /// The next window's sampling of each class's sketch, from the inbound
-    /// packets of the class in the window closing: the configured 1 in N, or
-    /// sparser where that would feed the sketch more than its budget of
-    /// updates.
-    fn plan_top_sampling(&mut self) {
-        let floor = self.config.top_sources_one_in.max(1);
-        let budget = TOP_SOURCE_SAMPLES_PER_KEY * self.config.capacities.top_sources.max(1) as u64;
-        let packets = &self.report.direction(Direction::Inbound).class_packets;
-        let plan = self.top_one_in.iter_mut().zip(&mut self.top_countdown);
-        for ((one_in, countdown), packets) in plan.zip(packets) {
-            let needed = u32::try_from(packets.div_ceil(budget)).unwrap_or(u32::MAX);
-            *one_in = needed.max(floor);
-            // A countdown longer than the new rate would skip the class's
-            // first packets of the window; a shorter one is its fair share.
-            *countdown = (*countdown).min(*one_in);
-        }
-    }
-
     fn roll_window(&mut self, now_ns: u64) {
         self.report.flush_rule_drops();
         let totals = [
@@ -635,7 +600,10 @@ impl Pipeline {
         d.connections_refused = totals[1] - self.reported[1];
         d.handshakes = totals[2] - self.reported[2];
         self.reported = totals;
-        self.plan_top_sampling();
+        let floor = self.config.top_sources_one_in;
+        let budget = TOP_SOURCE_SAMPLES_PER_KEY * self.config.capacities.top_sources.max(1) as u64;
+        let inbound = &self.report.direction(Direction::Inbound).class_packets;
+        self.top_sampling.plan(floor, budget, inbound);
         self.report.end_ns = now_ns;
         self.report.sequence = self.sequence;
         self.report.reports_dropped = self.reports_dropped;
@@ -665,7 +633,7 @@ impl Pipeline {
             }
         }
         self.report.worker = self.worker;
-        self.report.top_sources_weight = self.top_one_in.map(u64::from);
+        self.report.top_sources_weight = self.top_sampling.weights();
         // Windows are contiguous: the next starts where this one was due to end,
         // unless the worker was idle for longer than a window.
         let start = if now_ns < self.window_end_ns + self.window_ns {
@@ -674,6 +642,81 @@ impl Pipeline {
             now_ns
         };
         self.start_window(start);
+    }
+}
+
+/// When each class's top-sources sketch takes a packet: per class
+/// (index = class index) the window's 1 in N, and per direction the window's
+/// count of the class at which its next update is due (`u64::MAX`: never;
+/// outbound traffic and frames that do not parse feed no sketch). The class
+/// counters are the clock: a packet costs a compare, not a countdown of its
+/// own, whose store the next packet of its class would wait on (perf put the
+/// countdowns at a sixth of the forwarding path).
+#[derive(Debug)]
+struct SketchSampling {
+    one_in: [u32; TrafficClass::COUNT],
+    due: [[u64; TrafficClass::COUNT]; 2],
+    /// Draws the gaps between a sketch's updates (see `sketch_gap`).
+    rng: u64,
+}
+
+impl SketchSampling {
+    fn new(one_in: u32) -> Self {
+        let one_in = [one_in.max(1); TrafficClass::COUNT];
+        let mut inbound = one_in.map(u64::from);
+        inbound[TrafficClass::Malformed.index()] = u64::MAX;
+        inbound[TrafficClass::NonIp.index()] = u64::MAX;
+        SketchSampling {
+            one_in,
+            due: [inbound, [u64::MAX; TrafficClass::COUNT]],
+            rng: crate::tables::random_u64() | 1,
+        }
+    }
+
+    /// Whether the packet that brought its class's count in direction `d` to
+    /// `count` feeds the sketch.
+    #[inline(always)]
+    fn is_due(&self, d: Direction, class: usize, count: u64) -> bool {
+        self.due[d as usize].get(class) == Some(&count)
+    }
+
+    /// Feed a due packet to its class's sketch and draw the class's next
+    /// update. Out of line: one packet in `one_in` comes here.
+    #[inline(never)]
+    fn feed(&mut self, class: usize, m: &PacketMeta, report: &mut WindowReport) {
+        let (Some(&one_in), Some(due)) = (
+            self.one_in.get(class),
+            self.due[Direction::Inbound as usize].get_mut(class),
+        ) else {
+            return;
+        };
+        *due += u64::from(sketch_gap(&mut self.rng, one_in));
+        if let Some(sketch) = report.top_sources.get_mut(class) {
+            sketch.add(u128::from_be_bytes(m.src), u64::from(one_in));
+        }
+    }
+
+    /// The next window's rates, from the inbound packets of each class in the
+    /// window closing: 1 in `floor`, or sparser where that would feed a
+    /// sketch more than `budget` updates.
+    fn plan(&mut self, floor: u32, budget: u64, packets: &[u64; TrafficClass::COUNT]) {
+        let due = &mut self.due[Direction::Inbound as usize];
+        for ((one_in, due), packets) in self.one_in.iter_mut().zip(due).zip(packets) {
+            let needed = u32::try_from(packets.div_ceil(budget.max(1))).unwrap_or(u32::MAX);
+            *one_in = needed.max(floor).max(1);
+            if *due == u64::MAX {
+                continue;
+            }
+            // The next window counts from 0. A wait longer than the new rate
+            // would skip the class's first packets of the window; a shorter
+            // one is its fair share.
+            *due = due.saturating_sub(*packets).clamp(1, u64::from(*one_in));
+        }
+    }
+
+    /// Each class's weight per update this window (its 1 in N).
+    fn weights(&self) -> [u64; TrafficClass::COUNT] {
+        self.one_in.map(u64::from)
     }
 }
 

@@ -552,7 +552,8 @@ impl WindowReport {
     /// sums into `tally`, a local the compiler keeps in registers; the burst's
     /// [`WindowReport::add_tally`] adds them once. (Each counter written per
     /// packet is a load and a store the next packet of the kind waits on:
-    /// perf put these at a sixth of the forwarding path.)
+    /// perf put these at a sixth of the forwarding path.) Returns the
+    /// window's count of the packet's class, this packet included.
     #[inline(always)]
     pub fn count_into(
         &mut self,
@@ -562,11 +563,12 @@ impl WindowReport {
         drop: Option<DropReason>,
         rule_id: Option<u32>,
         allowlisted: bool,
-    ) {
+    ) -> u64 {
         let len = u64::from(m.frame_len);
         let w = &mut self.directions[d as usize];
         let class = usize::from(m.class_index);
-        w.class_packets[class] += 1;
+        let class_packets = w.class_packets[class] + 1;
+        w.class_packets[class] = class_packets;
         w.class_bytes[class] += len;
         tally.bytes += len;
         if m.status == ParseStatus::Ok {
@@ -594,6 +596,7 @@ impl WindowReport {
                 tally.forwarded_bytes += len;
             }
         }
+        class_packets
     }
 
     /// Add a burst's sums (see [`WindowReport::count_into`]).
