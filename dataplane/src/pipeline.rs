@@ -393,7 +393,29 @@ impl Pipeline {
             }
         }
         let mut tally = BurstTally::default();
-        for i in 0..n {
+        // Most bursts are all packets that parsed and that every table passed:
+        // counted by class and size alone, in a loop that carries nothing else.
+        // From the first packet that is not, the general count takes over.
+        let mut passed = 0;
+        while passed < n {
+            let m = &self.metas[passed];
+            if m.status != ParseStatus::Ok || self.decisions[passed] != Decision::Pass {
+                break;
+            }
+            let class_count = self.report.count_class(&mut tally, d, m);
+            let class = usize::from(m.class_index);
+            if self.top_sampling.is_due(d, class, class_count) {
+                self.top_sampling.feed(class, m, &mut self.report);
+            }
+            passed += 1;
+        }
+        tally.parsed = passed as u64;
+        tally.forwarded_packets = passed as u64;
+        tally.forwarded_bytes = tally.bytes;
+        keep |= u32::MAX
+            .checked_shr(BURST_SIZE as u32 - passed as u32)
+            .unwrap_or(0);
+        for i in passed..n {
             let m = &self.metas[i];
             let decision = self.decisions[i];
             let drop = match m.status {

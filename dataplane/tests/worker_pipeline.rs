@@ -732,3 +732,88 @@ fn one_packet_in_n_is_sampled_whatever_the_bursts_sizes() {
         "packets sampled (by number) over {number} packets"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// A burst is counted as its packets are one by one, wherever its drops,
+    /// failed parses and frames that are not IP fall in it (a burst's leading
+    /// packets that parsed and passed are counted a shorter way than the
+    /// rest): the same window counters, the same packets kept.
+    #[test]
+    fn a_burst_is_counted_as_its_packets_one_by_one(
+        kinds in proptest::collection::vec((0u8..6, 0u16..4), 1..=32),
+    ) {
+        use levee_dataplane::tables::{Prefix, SignatureRule, TablePublisher};
+        let caps = TableCapacities::default();
+        let (mut publisher, mut mailboxes) = TablePublisher::new(2, caps, 64);
+        let mut pipelines: Vec<Pipeline> = (0..2)
+            .map(|w| {
+                Pipeline::new(
+                    w,
+                    RuleTables::new(caps, 2),
+                    mailboxes.pop(),
+                    protected(),
+                    PipelineConfig::default(),
+                    None,
+                )
+            })
+            .collect();
+        let blocked: std::net::Ipv4Addr = "203.0.113.7".parse().expect("address");
+        publisher
+            .block(Prefix::host(blocked.into()), 40, u64::MAX)
+            .expect("room");
+        publisher
+            .set_signatures(vec![SignatureRule {
+                protocol: Some(17),
+                dst_ports: Some((9, 9)),
+                ..SignatureRule::drop_all(41)
+            }])
+            .expect("valid");
+        publisher.flush();
+        let t0 = 1_700_000_000_000_000_000u64;
+        for p in &mut pipelines {
+            p.after_poll(t0);
+        }
+        let ends = |src: std::net::Ipv4Addr, dst_port: u16| synth::Endpoints {
+            src_mac: [2; 6],
+            dst_mac: [4; 6],
+            src,
+            dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            src_port: 40_000,
+            dst_port,
+            ttl: 60,
+        };
+        let client = std::net::Ipv4Addr::new(198, 51, 100, 1);
+        let frames: Vec<Vec<u8>> = kinds
+            .iter()
+            .map(|&(kind, size)| {
+                let payload = vec![0u8; 18 + 100 * usize::from(size)];
+                match kind {
+                    0 => synth::udp_frame(&ends(client, 53), &payload),
+                    1 => synth::tcp_frame(&ends(client, 443), 0x10, 1, 1, &payload),
+                    2 => synth::udp_frame(&ends(blocked, 53), &payload),
+                    3 => synth::udp_frame(&ends(client, 9), &payload),
+                    // An IPv4 header cut short: malformed, dropped.
+                    4 => synth::udp_frame(&ends(client, 53), &payload)[..30].to_vec(),
+                    // ARP: not IP, forwarded.
+                    _ => {
+                        let mut f = synth::udp_frame(&ends(client, 53), &payload);
+                        f[12..14].copy_from_slice(&[0x08, 0x06]);
+                        f
+                    }
+                }
+            })
+            .collect();
+        let whole = pipelines[0].process_burst(&mut Frames(frames.clone()), Direction::Inbound, t0);
+        let mut keep = 0u32;
+        for (i, frame) in frames.iter().enumerate() {
+            let one = pipelines[1].process_burst(&mut Frames(vec![frame.clone()]), Direction::Inbound, t0);
+            keep |= (one.keep & 1) << i;
+        }
+        proptest::prop_assert_eq!(whole.keep, keep);
+        let [a, b] = [&pipelines[0], &pipelines[1]].map(|p| p.current_report().direction(Direction::Inbound).clone());
+        proptest::prop_assert_eq!(a.packets(), frames.len() as u64);
+        proptest::prop_assert_eq!(a, b);
+    }
+}

@@ -565,12 +565,8 @@ impl WindowReport {
         allowlisted: bool,
     ) -> u64 {
         let len = u64::from(m.frame_len);
+        let class_packets = self.count_class(tally, d, m);
         let w = &mut self.directions[d as usize];
-        let class = usize::from(m.class_index);
-        let class_packets = w.class_packets[class] + 1;
-        w.class_packets[class] = class_packets;
-        w.class_bytes[class] += len;
-        tally.bytes += len;
         if m.status == ParseStatus::Ok {
             tally.parsed += 1;
         } else {
@@ -596,6 +592,22 @@ impl WindowReport {
                 tally.forwarded_bytes += len;
             }
         }
+        class_packets
+    }
+
+    /// Count a packet in its class (packets, bytes) and its bytes in `tally`,
+    /// and nothing else: the whole count of a packet that parsed and passed,
+    /// whose sums in `tally` the caller adds up. Returns the window's count of
+    /// the class, this packet included.
+    #[inline(always)]
+    pub fn count_class(&mut self, tally: &mut BurstTally, d: Direction, m: &PacketMeta) -> u64 {
+        let len = u64::from(m.frame_len);
+        let w = &mut self.directions[d as usize];
+        let class = usize::from(m.class_index);
+        let class_packets = w.class_packets[class] + 1;
+        w.class_packets[class] = class_packets;
+        w.class_bytes[class] += len;
+        tally.bytes += len;
         class_packets
     }
 
