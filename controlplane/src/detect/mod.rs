@@ -191,9 +191,9 @@ impl TargetRates {
             class_pps[i] = f64::from(s.classes[i].packets) / seconds;
             class_bps[i] = f64::from(s.classes[i].bytes) * 8.0 / seconds;
         }
-        let total: u32 = s.ttl_buckets.iter().sum();
-        let ttl_spread = s
-            .ttl_buckets
+        let ttl_buckets = s.ttl_buckets();
+        let total: u32 = ttl_buckets.iter().sum();
+        let ttl_spread = ttl_buckets
             .iter()
             .filter(|b| u64::from(**b) * 20 >= u64::from(total) && **b > 0)
             .count() as u32;

@@ -19,15 +19,13 @@ fn ip(s: &str) -> IpAddr {
 /// Window `n` with `pps` of DNS queries toward `target`.
 fn window(n: u64, target: &str, pps: u32) -> WindowView {
     let packets = pps / 10;
-    let mut stats = DestinationStats {
-        packets: u64::from(packets),
-        bytes: u64::from(packets) * 80,
-        ..DestinationStats::default()
-    };
+    let mut stats = DestinationStats::default();
+    stats.packets = u64::from(packets);
+    stats.bytes = u64::from(packets) * 80;
     let class = TrafficClass::Udp.index();
     stats.classes[class].packets = packets;
     stats.classes[class].bytes = packets * 80;
-    stats.ttl_buckets[4] = packets;
+    stats.set_ttl_bucket(4, packets);
     let mut v = WindowView {
         slot: n,
         start_ns: T0 + n * WINDOW,

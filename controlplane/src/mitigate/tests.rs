@@ -59,7 +59,7 @@ fn class_view(n: u64, class: TrafficClass, pps: u32, over: &[&str]) -> WindowVie
     stats.classes[class.index()].packets = packets;
     stats.classes[class.index()].bytes = packets * 100;
     // Real sources: a few TTLs, a handful of sources.
-    stats.ttl_buckets[4] = packets;
+    stats.set_ttl_bucket(4, packets);
     let mut v = WindowView {
         slot: n,
         start_ns: T0 + n * WINDOW,
