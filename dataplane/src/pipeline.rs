@@ -447,11 +447,7 @@ impl Pipeline {
                 if m.status != ParseStatus::Ok {
                     continue;
                 }
-                let Some(dst) = Addr::from_meta(&m.dst, m.family) else {
-                    continue;
-                };
-                if self.protected.contains(dst) {
-                    self.report.count_destination(m);
+                if self.report.count_if_protected(m, &self.protected) {
                     self.shape_countdown -= 1;
                     if self.shape_countdown == 0 {
                         self.shape_countdown = SHAPE_ONE_IN;

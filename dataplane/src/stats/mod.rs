@@ -15,7 +15,7 @@ pub use topk::{HeavyHitter, SpaceSaving, ADMIT_ONE_IN};
 
 use crate::named_enum;
 use crate::packet_io::Direction;
-use crate::tables::{fold_hash, Decision, ExactTable};
+use crate::tables::{fold_hash, Addr, Decision, ExactTable, PrefixSet};
 use crate::wire::{L3Family, PacketMeta, ParseStatus, TrafficClass};
 
 /// Bytes kept from each sampled packet.
@@ -724,6 +724,33 @@ impl WindowReport {
         }
     }
 
+    /// Count a packet if its destination is a protected host. A host already
+    /// in the IPv4 index is protected (no other enters it): found there, its
+    /// packet is counted without asking `protected`, which is the rest of a
+    /// burst's packets to hosts seen this window.
+    #[inline(always)]
+    pub fn count_if_protected(&mut self, m: &PacketMeta, protected: &PrefixSet) -> bool {
+        if m.family == L3Family::Ipv4 {
+            let addr = u32::from_be_bytes([m.dst[12], m.dst[13], m.dst[14], m.dst[15]]);
+            let slot = addr as usize & (V4_PLACES - 1);
+            if let Some(&HostPlace { addr: a, place }) = self.v4_places.get(slot) {
+                if a == addr && place != 0 {
+                    if let Some(stats) = self.destinations.value_mut(place - 1) {
+                        stats.count(m);
+                    }
+                    return true;
+                }
+            }
+        }
+        match Addr::from_meta(&m.dst, m.family) {
+            Some(dst) if protected.contains(dst) => {
+                self.count_destination(m);
+                true
+            }
+            _ => false,
+        }
+    }
+
     #[inline]
     fn find_or_add_destination(&mut self, key: u128) -> Option<u32> {
         match self
@@ -955,6 +982,58 @@ mod tests {
             r.reset();
             assert!(r.destinations.is_empty());
         }
+    }
+
+    /// Only packets to protected hosts are counted, whether their host is
+    /// already in the window's IPv4 index or not: an unprotected host whose
+    /// address shares the index slot of a protected one, or an IPv6 host
+    /// outside the protected prefix, is not.
+    #[test]
+    fn only_protected_destinations_are_counted() {
+        use crate::tables::PrefixTable;
+        let mut table = PrefixTable::with_capacity(4);
+        for p in ["10.0.0.0/24", "2001:db8::/64"] {
+            table.insert(p.parse().expect("prefix"), ()).expect("room");
+        }
+        let protected = PrefixSet::new(table);
+        let v4 = |d: [u8; 4]| {
+            let mut m = udp_from_1_2_3_4();
+            m.dst[12..].copy_from_slice(&d);
+            m
+        };
+        let v6 = |d: &str| {
+            let mut m = udp_from_1_2_3_4();
+            m.family = L3Family::Ipv6;
+            m.dst = d.parse::<std::net::Ipv6Addr>().expect("v6").octets();
+            m
+        };
+        // 10.0.16.5 takes the index slot of 10.0.0.5 (the same low 12 bits).
+        let packets = [
+            (v4([10, 0, 0, 5]), true),
+            (v4([10, 0, 16, 5]), false),
+            (v4([10, 0, 0, 5]), true),
+            (v4([10, 0, 16, 5]), false),
+            (v6("2001:db8::1"), true),
+            (v6("2001:db9::1"), false),
+            (v6("2001:db8::1"), true),
+        ];
+        let mut r = WindowReport::new(ReportCapacities::default());
+        for (m, counted) in &packets {
+            assert_eq!(
+                r.count_if_protected(m, &protected),
+                *counted,
+                "{:?}",
+                m.dst_ip()
+            );
+        }
+        let packets_of = |r: &WindowReport, m: &PacketMeta| {
+            r.destinations
+                .get(&u128::from_be_bytes(m.dst))
+                .map(|s| s.packets)
+        };
+        assert_eq!(packets_of(&r, &v4([10, 0, 0, 5])), Some(2));
+        assert_eq!(packets_of(&r, &v6("2001:db8::1")), Some(2));
+        assert_eq!(r.destinations.len(), 2, "nothing else is counted");
     }
 
     /// A TTL bucket's count carries out of its low byte every 256 packets:
