@@ -12,8 +12,8 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::packet_io::{Direction, PacketBurst, BURST_SIZE};
 use crate::stats::{
-    BurstTally, DropReason, OverLimit, ReportCapacities, SourceAccounting, WindowReport,
-    BURST_CYCLES_ONE_IN,
+    BurstTally, DropReason, OverLimit, ReportCapacities, SourceAccounting, SpaceSaving,
+    WindowReport, BURST_CYCLES_ONE_IN,
 };
 use crate::tables::{
     Addr, ConnectionTable, Decision, HandshakeTracker, PrefixSet, PrefixTable, RuleTables,
@@ -397,17 +397,30 @@ impl Pipeline {
         // counted by class and size alone, in a loop that carries nothing else.
         // From the first packet that is not, the general count takes over.
         let mut passed = 0;
-        while passed < n {
-            let m = &self.metas[passed];
-            if m.status != ParseStatus::Ok || self.decisions[passed] != Decision::Pass {
-                break;
+        {
+            // The direction's counters and the sketches borrowed apart, and
+            // the bytes summed in a local: through the report, the call to
+            // feed a sketch made the loop reload its counters' address and
+            // keep its sum in memory, every packet waiting on the one before.
+            let report = &mut *self.report;
+            let window = &mut report.directions[d as usize];
+            let sketches = &mut report.top_sources[..];
+            let mut bytes = 0;
+            while passed < n {
+                let m = &self.metas[passed];
+                if m.status != ParseStatus::Ok || self.decisions[passed] != Decision::Pass {
+                    break;
+                }
+                let len = u64::from(m.frame_len);
+                let class = usize::from(m.class_index);
+                bytes += len;
+                let class_count = window.count_class(class, len);
+                if self.top_sampling.is_due(d, class, class_count) {
+                    self.top_sampling.feed(class, m, sketches);
+                }
+                passed += 1;
             }
-            let class_count = self.report.count_class(&mut tally, d, m);
-            let class = usize::from(m.class_index);
-            if self.top_sampling.is_due(d, class, class_count) {
-                self.top_sampling.feed(class, m, &mut self.report);
-            }
-            passed += 1;
+            tally.bytes = bytes;
         }
         tally.parsed = passed as u64;
         tally.forwarded_packets = passed as u64;
@@ -435,7 +448,8 @@ impl Pipeline {
             );
             let class = usize::from(m.class_index);
             if self.top_sampling.is_due(d, class, class_count) {
-                self.top_sampling.feed(class, m, &mut self.report);
+                self.top_sampling
+                    .feed(class, m, &mut self.report.top_sources);
             }
             if drop.is_none() {
                 keep |= 1 << i;
@@ -701,7 +715,7 @@ impl SketchSampling {
     /// Feed a due packet to its class's sketch and draw the class's next
     /// update. Out of line: one packet in `one_in` comes here.
     #[inline(never)]
-    fn feed(&mut self, class: usize, m: &PacketMeta, report: &mut WindowReport) {
+    fn feed(&mut self, class: usize, m: &PacketMeta, sketches: &mut [SpaceSaving]) {
         let (Some(&one_in), Some(due)) = (
             self.one_in.get(class),
             self.due[Direction::Inbound as usize].get_mut(class),
@@ -709,7 +723,7 @@ impl SketchSampling {
             return;
         };
         *due += u64::from(sketch_gap(&mut self.rng, one_in));
-        if let Some(sketch) = report.top_sources.get_mut(class) {
+        if let Some(sketch) = sketches.get_mut(class) {
             sketch.add(u128::from_be_bytes(m.src), u64::from(one_in));
         }
     }

@@ -146,6 +146,16 @@ impl Default for DirectionWindow {
 }
 
 impl DirectionWindow {
+    /// Count a packet of `len` bytes in class `class`; returns the window's
+    /// count of the class, this packet included.
+    #[inline(always)]
+    pub fn count_class(&mut self, class: usize, len: u64) -> u64 {
+        let packets = self.class_packets[class] + 1;
+        self.class_packets[class] = packets;
+        self.class_bytes[class] += len;
+        packets
+    }
+
     pub fn packets(&self) -> u64 {
         self.class_packets.iter().sum()
     }
@@ -639,13 +649,8 @@ impl WindowReport {
     #[inline(always)]
     pub fn count_class(&mut self, tally: &mut BurstTally, d: Direction, m: &PacketMeta) -> u64 {
         let len = u64::from(m.frame_len);
-        let w = &mut self.directions[d as usize];
-        let class = usize::from(m.class_index);
-        let class_packets = w.class_packets[class] + 1;
-        w.class_packets[class] = class_packets;
-        w.class_bytes[class] += len;
         tally.bytes += len;
-        class_packets
+        self.directions[d as usize].count_class(usize::from(m.class_index), len)
     }
 
     /// Add a burst's sums (see [`WindowReport::count_into`]).
