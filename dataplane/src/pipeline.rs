@@ -428,17 +428,21 @@ impl Pipeline {
         keep |= u32::MAX
             .checked_shr(BURST_SIZE as u32 - passed as u32)
             .unwrap_or(0);
+        // The report and the policies taken once: through `self`, the calls
+        // in the loop made it reload them for every packet.
+        let report = &mut *self.report;
+        let non_ip = (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp);
+        let malformed =
+            (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed);
         for i in passed..n {
             let m = &self.metas[i];
             let decision = self.decisions[i];
             let drop = match m.status {
                 ParseStatus::Ok => DropReason::of(decision),
-                ParseStatus::NotIp => {
-                    (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp)
-                }
-                _ => (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed),
+                ParseStatus::NotIp => non_ip,
+                _ => malformed,
             };
-            let class_count = self.report.count_into(
+            let class_count = report.count_into(
                 &mut tally,
                 d,
                 m,
@@ -448,27 +452,28 @@ impl Pipeline {
             );
             let class = usize::from(m.class_index);
             if self.top_sampling.is_due(d, class, class_count) {
-                self.top_sampling
-                    .feed(class, m, &mut self.report.top_sources);
+                self.top_sampling.feed(class, m, &mut report.top_sources);
             }
             if drop.is_none() {
                 keep |= 1 << i;
             }
         }
-        self.report.add_tally(d, &tally);
+        report.add_tally(d, &tally);
         if count_destinations {
+            let mut countdown = self.shape_countdown;
             for m in &self.metas[..n] {
                 if m.status != ParseStatus::Ok {
                     continue;
                 }
-                if self.report.count_if_protected(m, &self.protected) {
-                    self.shape_countdown -= 1;
-                    if self.shape_countdown == 0 {
-                        self.shape_countdown = SHAPE_ONE_IN;
-                        self.report.shape(m);
+                if report.count_if_protected(m, &self.protected) {
+                    countdown -= 1;
+                    if countdown == 0 {
+                        countdown = SHAPE_ONE_IN;
+                        report.shape(m);
                     }
                 }
             }
+            self.shape_countdown = countdown;
         }
         // 1 packet in N sampled: straight to the packets due, not a countdown
         // per packet (the countdown is at least 1: the next packet due is
