@@ -415,9 +415,7 @@ impl Pipeline {
                 let class = usize::from(m.class_index);
                 bytes += len;
                 let class_count = window.count_class(class, len);
-                if self.top_sampling.is_due(d, class, class_count) {
-                    self.top_sampling.feed(class, m, sketches);
-                }
+                self.top_sampling.offer(d, class, class_count, m, sketches);
                 passed += 1;
             }
             tally.bytes = bytes;
@@ -451,9 +449,8 @@ impl Pipeline {
                 matches!(decision, Decision::Allowlisted),
             );
             let class = usize::from(m.class_index);
-            if self.top_sampling.is_due(d, class, class_count) {
-                self.top_sampling.feed(class, m, &mut report.top_sources);
-            }
+            self.top_sampling
+                .offer(d, class, class_count, m, &mut report.top_sources);
             if drop.is_none() {
                 keep |= 1 << i;
             }
@@ -703,18 +700,29 @@ impl SketchSampling {
         let mut inbound = one_in.map(u64::from);
         inbound[TrafficClass::Malformed.index()] = u64::MAX;
         inbound[TrafficClass::NonIp.index()] = u64::MAX;
+        let mut due = [[u64::MAX; TrafficClass::COUNT]; 2];
+        due[Direction::Inbound as usize] = inbound;
         SketchSampling {
             one_in,
-            due: [inbound, [u64::MAX; TrafficClass::COUNT]],
+            due,
             rng: crate::tables::random_u64() | 1,
         }
     }
 
-    /// Whether the packet that brought its class's count in direction `d` to
-    /// `count` feeds the sketch.
+    /// A packet that brought its class's count in direction `d` to `count`:
+    /// fed to the class's sketch if its update is due.
     #[inline(always)]
-    fn is_due(&self, d: Direction, class: usize, count: u64) -> bool {
-        self.due[d as usize].get(class) == Some(&count)
+    fn offer(
+        &mut self,
+        d: Direction,
+        class: usize,
+        count: u64,
+        m: &PacketMeta,
+        sketches: &mut [SpaceSaving],
+    ) {
+        if self.due[d as usize].get(class) == Some(&count) {
+            self.feed(class, m, sketches);
+        }
     }
 
     /// Feed a due packet to its class's sketch and draw the class's next
