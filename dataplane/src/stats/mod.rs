@@ -612,8 +612,9 @@ impl WindowReport {
         allowlisted: bool,
     ) -> u64 {
         let len = u64::from(m.frame_len);
-        let class_packets = self.count_class(tally, d, m);
+        tally.bytes += len;
         let w = &mut self.directions[d as usize];
+        let class_packets = w.count_class(usize::from(m.class_index), len);
         if m.status == ParseStatus::Ok {
             tally.parsed += 1;
         } else {
@@ -640,17 +641,6 @@ impl WindowReport {
             }
         }
         class_packets
-    }
-
-    /// Count a packet in its class (packets, bytes) and its bytes in `tally`,
-    /// and nothing else: the whole count of a packet that parsed and passed,
-    /// whose sums in `tally` the caller adds up. Returns the window's count of
-    /// the class, this packet included.
-    #[inline(always)]
-    pub fn count_class(&mut self, tally: &mut BurstTally, d: Direction, m: &PacketMeta) -> u64 {
-        let len = u64::from(m.frame_len);
-        tally.bytes += len;
-        self.directions[d as usize].count_class(usize::from(m.class_index), len)
     }
 
     /// Add a burst's sums (see [`WindowReport::count_into`]).
@@ -708,24 +698,36 @@ impl WindowReport {
     #[inline(always)]
     pub fn count_destination(&mut self, m: &PacketMeta) {
         let key = u128::from_be_bytes(m.dst);
-        let place = if m.family == L3Family::Ipv4 {
-            let addr = key as u32;
-            let slot = addr as usize & (V4_PLACES - 1);
-            match self.v4_places.get(slot) {
-                Some(h) if h.addr == addr && h.place != 0 => Some(h.place - 1),
-                _ => {
-                    let place = self.find_or_add_destination(key);
+        let place = match self.indexed_place(m) {
+            Some(place) => Some(place),
+            None => {
+                let place = self.find_or_add_destination(key);
+                if m.family == L3Family::Ipv4 {
+                    let addr = key as u32;
+                    let slot = addr as usize & (V4_PLACES - 1);
                     if let (Some(p), Some(h)) = (place, self.v4_places.get_mut(slot)) {
                         *h = HostPlace { addr, place: p + 1 };
                     }
-                    place
                 }
+                place
             }
-        } else {
-            self.find_or_add_destination(key)
         };
         if let Some(stats) = place.and_then(|p| self.destinations.value_mut(p)) {
             stats.count(m);
+        }
+    }
+
+    /// The place in the destination table of an IPv4 destination the index
+    /// holds.
+    #[inline(always)]
+    fn indexed_place(&self, m: &PacketMeta) -> Option<u32> {
+        if m.family != L3Family::Ipv4 {
+            return None;
+        }
+        let addr = u32::from_be_bytes([m.dst[12], m.dst[13], m.dst[14], m.dst[15]]);
+        match self.v4_places.get(addr as usize & (V4_PLACES - 1)) {
+            Some(h) if h.addr == addr && h.place != 0 => Some(h.place - 1),
+            _ => None,
         }
     }
 
@@ -735,17 +737,11 @@ impl WindowReport {
     /// burst's packets to hosts seen this window.
     #[inline(always)]
     pub fn count_if_protected(&mut self, m: &PacketMeta, protected: &PrefixSet) -> bool {
-        if m.family == L3Family::Ipv4 {
-            let addr = u32::from_be_bytes([m.dst[12], m.dst[13], m.dst[14], m.dst[15]]);
-            let slot = addr as usize & (V4_PLACES - 1);
-            if let Some(&HostPlace { addr: a, place }) = self.v4_places.get(slot) {
-                if a == addr && place != 0 {
-                    if let Some(stats) = self.destinations.value_mut(place - 1) {
-                        stats.count(m);
-                    }
-                    return true;
-                }
+        if let Some(place) = self.indexed_place(m) {
+            if let Some(stats) = self.destinations.value_mut(place) {
+                stats.count(m);
             }
+            return true;
         }
         match Addr::from_meta(&m.dst, m.family) {
             Some(dst) if protected.contains(dst) => {
