@@ -393,10 +393,14 @@ impl Pipeline {
             }
         }
         let mut tally = BurstTally::default();
-        // Most bursts are all packets that parsed and that every table passed:
-        // counted by class and size alone, in a loop that carries nothing else.
-        // From the first packet that is not, the general count takes over.
-        let mut passed = 0;
+        // Most bursts are all packets that parsed and that the tables judged
+        // alike: all passed, or in a flood all dropped by one rule. The burst's
+        // leading run of packets with the first one's decision is counted by
+        // class and size alone, in a loop that carries nothing else, and its
+        // outcome once; from the first packet that differs, the general count
+        // takes over.
+        let lead = self.decisions[0];
+        let mut run = 0;
         {
             // The direction's counters and the sketches borrowed apart, and
             // the bytes summed in a local: through the report, the call to
@@ -406,9 +410,9 @@ impl Pipeline {
             let window = &mut report.directions[d as usize];
             let sketches = &mut report.top_sources[..];
             let mut bytes = 0;
-            while passed < n {
-                let m = &self.metas[passed];
-                if m.status != ParseStatus::Ok || self.decisions[passed] != Decision::Pass {
+            while run < n {
+                let m = &self.metas[run];
+                if m.status != ParseStatus::Ok || self.decisions[run] != lead {
                     break;
                 }
                 let len = u64::from(m.frame_len);
@@ -416,23 +420,36 @@ impl Pipeline {
                 bytes += len;
                 let class_count = window.count_class(class, len);
                 self.top_sampling.offer(d, class, class_count, m, sketches);
-                passed += 1;
+                run += 1;
             }
             tally.bytes = bytes;
         }
-        tally.parsed = passed as u64;
-        tally.forwarded_packets = passed as u64;
-        tally.forwarded_bytes = tally.bytes;
-        keep |= u32::MAX
-            .checked_shr(BURST_SIZE as u32 - passed as u32)
-            .unwrap_or(0);
+        if run > 0 {
+            tally.parsed = run as u64;
+            match DropReason::of(lead) {
+                None => {
+                    tally.forwarded_packets = run as u64;
+                    tally.forwarded_bytes = tally.bytes;
+                    if lead == Decision::Allowlisted {
+                        tally.allowlisted = run as u64;
+                    }
+                    keep |= u32::MAX
+                        .checked_shr(BURST_SIZE as u32 - run as u32)
+                        .unwrap_or(0);
+                }
+                Some(reason) => {
+                    self.report
+                        .add_drops(d, reason, lead.rule_id(), run as u64, tally.bytes)
+                }
+            }
+        }
         // The report and the policies taken once: through `self`, the calls
         // in the loop made it reload them for every packet.
         let report = &mut *self.report;
         let non_ip = (self.config.non_ip == FramePolicy::Drop).then_some(DropReason::NonIp);
         let malformed =
             (self.config.malformed == FramePolicy::Drop).then_some(DropReason::Malformed);
-        for i in passed..n {
+        for i in run..n {
             let m = &self.metas[i];
             let decision = self.decisions[i];
             let drop = match m.status {

@@ -737,32 +737,38 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
     /// A burst is counted as its packets are one by one, wherever its drops,
-    /// failed parses and frames that are not IP fall in it (a burst's leading
-    /// packets that parsed and passed are counted a shorter way than the
-    /// rest): the same window counters, the same packets kept.
+    /// failed parses, allowlisted sources and frames that are not IP fall in
+    /// it (a burst's leading run of packets judged alike is counted a shorter
+    /// way than the rest): the same window counters, the same drops per rule,
+    /// the same packets kept.
     #[test]
     fn a_burst_is_counted_as_its_packets_one_by_one(
-        kinds in proptest::collection::vec((0u8..6, 0u16..4), 1..=32),
+        kinds in proptest::collection::vec((0u8..8, 0u16..4), 1..=32),
     ) {
         use levee_dataplane::tables::{Prefix, SignatureRule, TablePublisher};
         let caps = TableCapacities::default();
         let (mut publisher, mut mailboxes) = TablePublisher::new(2, caps, 64);
+        let (mut links, sink) = report_channels(2, 8, 2, ReportCapacities::default());
         let mut pipelines: Vec<Pipeline> = (0..2)
             .map(|w| {
                 Pipeline::new(
-                    w,
+                    1 - w,
                     RuleTables::new(caps, 2),
                     mailboxes.pop(),
                     protected(),
                     PipelineConfig::default(),
-                    None,
+                    links.pop(),
                 )
             })
             .collect();
-        let blocked: std::net::Ipv4Addr = "203.0.113.7".parse().expect("address");
-        publisher
-            .block(Prefix::host(blocked.into()), 40, u64::MAX)
-            .expect("room");
+        let blocked: [std::net::Ipv4Addr; 2] = [[203, 0, 113, 7].into(), [203, 0, 113, 8].into()];
+        for (rule, addr) in [40, 42].into_iter().zip(blocked) {
+            publisher
+                .block(Prefix::host(addr.into()), rule, u64::MAX)
+                .expect("room");
+        }
+        let allowed = std::net::Ipv4Addr::new(198, 51, 100, 9);
+        publisher.allow(Prefix::host(allowed.into())).expect("room");
         publisher
             .set_signatures(vec![SignatureRule {
                 protocol: Some(17),
@@ -792,10 +798,12 @@ proptest::proptest! {
                 match kind {
                     0 => synth::udp_frame(&ends(client, 53), &payload),
                     1 => synth::tcp_frame(&ends(client, 443), 0x10, 1, 1, &payload),
-                    2 => synth::udp_frame(&ends(blocked, 53), &payload),
+                    2 => synth::udp_frame(&ends(blocked[0], 53), &payload),
                     3 => synth::udp_frame(&ends(client, 9), &payload),
                     // An IPv4 header cut short: malformed, dropped.
                     4 => synth::udp_frame(&ends(client, 53), &payload)[..30].to_vec(),
+                    5 => synth::udp_frame(&ends(blocked[1], 53), &payload),
+                    6 => synth::udp_frame(&ends(allowed, 9), &payload),
                     // ARP: not IP, forwarded.
                     _ => {
                         let mut f = synth::udp_frame(&ends(client, 53), &payload);
@@ -812,8 +820,18 @@ proptest::proptest! {
             keep |= (one.keep & 1) << i;
         }
         proptest::prop_assert_eq!(whole.keep, keep);
-        let [a, b] = [&pipelines[0], &pipelines[1]].map(|p| p.current_report().direction(Direction::Inbound).clone());
-        proptest::prop_assert_eq!(a.packets(), frames.len() as u64);
+        for p in &mut pipelines {
+            p.finish(t0 + 1);
+        }
+        let mut reports: Vec<_> = sink.reports.try_iter().collect();
+        reports.sort_by_key(|r| r.worker);
+        proptest::prop_assert_eq!(reports.len(), 2);
+        let [a, b] = [&reports[0], &reports[1]].map(|r| {
+            let mut rules: Vec<_> = r.rule_drops.iter().map(|(id, d)| (*id, *d)).collect();
+            rules.sort_by_key(|(id, _)| *id);
+            (r.direction(Direction::Inbound).clone(), rules)
+        });
+        proptest::prop_assert_eq!(a.0.packets(), frames.len() as u64);
         proptest::prop_assert_eq!(a, b);
     }
 }

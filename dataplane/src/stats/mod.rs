@@ -622,19 +622,7 @@ impl WindowReport {
         }
         tally.allowlisted += u64::from(allowlisted);
         match drop {
-            Some(reason) => {
-                w.dropped_packets[reason as usize] += 1;
-                w.dropped_bytes[reason as usize] += len;
-                if let Some(id) = rule_id {
-                    match &mut self.pending_rule_drops {
-                        Some((pending, drops)) if *pending == id => {
-                            drops.packets += 1;
-                            drops.bytes += len;
-                        }
-                        _ => self.start_rule_run(id, len),
-                    }
-                }
-            }
+            Some(reason) => self.add_drops(d, reason, rule_id, 1, len),
             None => {
                 tally.forwarded_packets += 1;
                 tally.forwarded_bytes += len;
@@ -653,18 +641,37 @@ impl WindowReport {
         w.forwarded_bytes += tally.forwarded_bytes;
     }
 
+    /// Count `packets` drops for one reason (and rule) of `bytes` in all.
+    #[inline(always)]
+    pub fn add_drops(
+        &mut self,
+        d: Direction,
+        reason: DropReason,
+        rule_id: Option<u32>,
+        packets: u64,
+        bytes: u64,
+    ) {
+        let w = &mut self.directions[d as usize];
+        w.dropped_packets[reason as usize] += packets;
+        w.dropped_bytes[reason as usize] += bytes;
+        let Some(id) = rule_id else {
+            return;
+        };
+        match &mut self.pending_rule_drops {
+            Some((pending, drops)) if *pending == id => {
+                drops.packets += packets;
+                drops.bytes += bytes;
+            }
+            _ => self.start_rule_run(id, RuleDrops { packets, bytes }),
+        }
+    }
+
     /// Another rule drops: the last one's run goes into the table. Out of
     /// line, so the forwarding path stays compact.
     #[inline(never)]
-    fn start_rule_run(&mut self, id: u32, len: u64) {
+    fn start_rule_run(&mut self, id: u32, drops: RuleDrops) {
         self.flush_rule_drops();
-        self.pending_rule_drops = Some((
-            id,
-            RuleDrops {
-                packets: 1,
-                bytes: len,
-            },
-        ));
+        self.pending_rule_drops = Some((id, drops));
     }
 
     /// Put the pending drops of the latest rule into `rule_drops` (before the
