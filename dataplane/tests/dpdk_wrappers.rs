@@ -107,6 +107,11 @@ fn eal_mempool_ports_bursts_and_lcores() {
         assert_eq!(inb.frame(slot), &frames[*i][..]);
     }
     assert_eq!(pool.in_use(), 4);
+    // Keeping none frees the whole burst.
+    assert_eq!(inb.retain(0), 4);
+    assert!(inb.is_empty());
+    assert_eq!(pool.in_use(), 0, "a burst dropped whole returns its mbufs");
+    assert_eq!(inb.receive(&mut rx), 0, "the ring is empty");
     drop(inb);
     assert_eq!(pool.in_use(), 0, "dropping a burst returns its mbufs");
 

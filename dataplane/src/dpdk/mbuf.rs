@@ -128,6 +128,15 @@ impl MbufBurst {
         if keep & all == all {
             return 0;
         }
+        if keep & all == 0 {
+            // A flood's burst, all dropped: freed as they are, without sorting.
+            let freed = self.len as u32;
+            // SAFETY: the slots below len hold valid mbufs this burst owns;
+            // they are freed once, and the burst is emptied.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.mbufs.as_mut_ptr(), freed) };
+            self.len = 0;
+            return freed;
+        }
         self.split(keep, 0, None)
     }
 
