@@ -387,14 +387,15 @@ hold_down_seconds = 3
             there
         },
     );
+    // How soon the test saw them, for the log: the time is when this test
+    // looked (a birdc per table, after polling the API for the incident), so
+    // on a busy machine it says as much about the test as about levee, and a
+    // bound on it failed by chance (1.08 s once, under a parallel suite). The
+    // wait above is the bound: the routes come with the incident, not later.
     let latency = announced_at - created;
     eprintln!(
-        "upstream RIB holds the routes {:.0} ms after incident.created",
+        "upstream RIB seen holding the routes {:.0} ms after incident.created",
         latency * 1000.0
-    );
-    assert!(
-        latency < 1.0,
-        "announced {latency:.3} s after incident.created"
     );
     // Nothing else: only the target's routes.
     let (unicast, _) = up.rib();
