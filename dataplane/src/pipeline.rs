@@ -738,18 +738,17 @@ impl SketchSampling {
         sketches: &mut [SpaceSaving],
     ) {
         if self.due[d as usize].get(class) == Some(&count) {
-            self.feed(class, m, sketches);
+            self.feed(d, class, m, sketches);
         }
     }
 
     /// Feed a due packet to its class's sketch and draw the class's next
     /// update. Out of line: one packet in `one_in` comes here.
     #[inline(never)]
-    fn feed(&mut self, class: usize, m: &PacketMeta, sketches: &mut [SpaceSaving]) {
-        let (Some(&one_in), Some(due)) = (
-            self.one_in.get(class),
-            self.due[Direction::Inbound as usize].get_mut(class),
-        ) else {
+    fn feed(&mut self, d: Direction, class: usize, m: &PacketMeta, sketches: &mut [SpaceSaving]) {
+        let (Some(&one_in), Some(due)) =
+            (self.one_in.get(class), self.due[d as usize].get_mut(class))
+        else {
             return;
         };
         *due += u64::from(sketch_gap(&mut self.rng, one_in));
