@@ -19,7 +19,13 @@
 # Each levee line also shows levee's own cycles per packet: its time per packet
 # minus testpmd's, at the TSC rate.
 #
-#   scripts/bench-dataplane.sh [SECONDS]        (default 10 s per measurement)
+#   scripts/bench-dataplane.sh [--rounds R] [--memory huge|4k|auto] [SECONDS]
+#       (default 10 s per measurement, one round, auto memory). With R rounds,
+#       every line is measured R times beside its reference and the median of
+#       the per-round ratios is printed, with each round's ratio. Memory: the
+#       packet buffers in 2 MiB huge pages (reserved and given back by the
+#       script; needs root) or in 4 KiB pages (--no-huge); auto takes huge
+#       pages where the host can give them.
 #   scripts/bench-dataplane.sh --keep DIR [SECONDS]
 #       the same, keeping the captures and each measurement's levee
 #       configuration in DIR (levee-plain.toml, levee-full.toml,
@@ -34,15 +40,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=0
 KEEP=""
-if [ "${1:-}" = "--keep" ]; then
-  KEEP="${2:?--keep needs a directory}"
-  shift 2
-fi
-if [ "${1:-}" = "--workers" ]; then
-  WORKERS="${2:?--workers needs a number}"
-  [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --workers needs a positive number" >&2; exit 2; }
-  shift 2
-fi
+ROUNDS=1
+MEMORY=auto
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) KEEP="${2:?--keep needs a directory}"; shift 2 ;;
+    --workers)
+      WORKERS="${2:?--workers needs a number}"
+      [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --workers needs a positive number" >&2; exit 2; }
+      shift 2 ;;
+    --rounds)
+      ROUNDS="${2:?--rounds needs a number}"
+      [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds needs a positive number" >&2; exit 2; }
+      shift 2 ;;
+    --memory)
+      MEMORY="${2:?--memory needs huge, 4k or auto}"
+      case "$MEMORY" in huge | 4k | auto) ;; *) echo "bench: --memory is huge, 4k or auto" >&2; exit 2 ;; esac
+      shift 2 ;;
+    -*) echo "bench: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
 SECONDS_PER_SIDE="${1:-10}"
 # testpmd reports once a second: a shorter run has no figure of its own.
 [[ "$SECONDS_PER_SIDE" =~ ^[0-9]+$ ]] && [ "$SECONDS_PER_SIDE" -ge 2 ] ||
@@ -52,17 +70,67 @@ scripts/install-deps.sh >/dev/null
 cargo build --release -q -p levee-controlplane
 LEVEE=./target/release/levee
 
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
 if [ -n "$KEEP" ]; then
   mkdir -p "$KEEP"
   work="$(cd "$KEEP" && pwd)"
 else
   work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
+  cleanup+=("rm -rf '$work'")
 fi
+
+# Packet buffers: in 2 MiB huge pages, as on a production box, for testpmd and
+# levee alike. Without them (`--no-huge`) DPDK puts each mbuf at the start of
+# a 4 KiB page of its own so that no buffer spans two pages: every mbuf
+# header then falls in the same few L1 sets, and a burst's headers evict one
+# another. Both sides pay that, but not alike (testpmd io never reads a
+# header; levee reads every one), so the ratios on 4 KiB pages say more
+# about the cache's sets than about levee. `auto` takes huge pages when the
+# host has or can reserve them (reserved and mounted here, and given back at
+# the end), else 4 KiB pages.
+HUGE_PAGES_NEEDED=$((384 * (WORKERS > 0 ? WORKERS : 1)))
+MEMORY_MB=$((512 * (WORKERS > 0 ? WORKERS : 1)))
+huge_pages_ready() {
+  local sys=/sys/kernel/mm/hugepages/hugepages-2048kB
+  [ -d "$sys" ] || return 1
+  if ! grep -qs " /dev/hugepages hugetlbfs" /proc/mounts; then
+    mkdir -p /dev/hugepages 2>/dev/null && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || return 1
+    cleanup+=("umount /dev/hugepages 2>/dev/null || true")
+  fi
+  local free total
+  free=$(cat "$sys/free_hugepages")
+  if [ "$free" -lt "$HUGE_PAGES_NEEDED" ]; then
+    total=$(cat "$sys/nr_hugepages")
+    echo $((total + HUGE_PAGES_NEEDED - free)) >"$sys/nr_hugepages" 2>/dev/null || return 1
+    # Kept configurations (--keep, for bench-ab.sh) need the pages after this run.
+    if [ -z "$KEEP" ]; then
+      cleanup+=("echo $total >$sys/nr_hugepages")
+    else
+      echo "bench: $HUGE_PAGES_NEEDED huge pages left reserved for the configurations in $KEEP (echo $total >$sys/nr_hugepages gives them back)" >&2
+    fi
+    [ "$(cat "$sys/free_hugepages")" -ge "$HUGE_PAGES_NEEDED" ] || return 1
+  fi
+}
+if [ "$MEMORY" = auto ]; then
+  if huge_pages_ready; then MEMORY=huge; else MEMORY=4k; fi
+elif [ "$MEMORY" = huge ]; then
+  huge_pages_ready || { echo "bench: cannot have $HUGE_PAGES_NEEDED huge pages of 2 MiB (root, and a kernel with them, are needed)" >&2; exit 1; }
+fi
+if [ "$MEMORY" = huge ]; then
+  # In memory only: no files in the mount, nothing left behind.
+  EAL_MEMORY=(--in-memory -m "$MEMORY_MB")
+  MEMORY_NOTE="mbufs in 2 MiB huge pages"
+else
+  EAL_MEMORY=(--no-huge -m "$MEMORY_MB" --no-shconf)
+  MEMORY_NOTE="mbufs in 4 KiB pages (--no-huge)"
+fi
+# The same arguments as TOML strings, for levee's configurations.
+EAL_TOML="$(printf '"%s", ' "${EAL_MEMORY[@]}")"
 capture="$work/small-mix.pcap"
 $LEVEE generate-capture --out "$capture" --packets 1024 --seed 7 >/dev/null
 
-EAL_COMMON=(--no-huge -m 1024 --no-pci --no-shconf --log-level='*:error')
+EAL_COMMON=("${EAL_MEMORY[@]}" --no-pci --log-level='*:error')
 RX_DEV="net_pcap0,rx_pcap=$capture,infinite_rx=1"
 TX_DEV="net_null0,no-rx=1"
 
@@ -84,7 +152,7 @@ lcores_of() { # the --lcores list for lcores 0..$1
 
 if [ "$WORKERS" -gt 0 ]; then
   echo "running: forwarding with 1..$WORKERS workers, testpmd io with as many cores ($SECONDS_PER_SIDE s each)" >&2
-  printf '%s\n' "net_pcap(infinite_rx, 1024 small mixed frames, one queue per worker) -> net_null, $(nproc) CPU(s), $SECONDS_PER_SIDE s each"
+  printf "%s\n" "net_pcap(infinite_rx, 1024 small mixed frames, one queue per worker) -> net_null, $(nproc) CPU(s), $SECONDS_PER_SIDE s each, $MEMORY_NOTE"
   printf '  %-9s %14s %14s %7s %s\n' workers "testpmd Mpps" "levee Mpps" ratio "per-worker Mpps"
   for n in $(seq 1 "$WORKERS"); do
     rx="net_pcap0$(for _ in $(seq 1 "$n"); do printf ',rx_pcap=%s' "$capture"; done),infinite_rx=1"
@@ -102,7 +170,7 @@ if [ "$WORKERS" -gt 0 ]; then
     cat >"$work/levee-$n.toml" <<TOML
 mode = "inline"
 [dpdk]
-eal_args = ["--no-huge", "-m", "$((1024 * n))", "--no-pci", "--no-shconf", "--log-level=*:error"]
+eal_args = [$EAL_TOML"--no-pci", "--log-level=*:error"]
 main_lcore = 0
 main_cpu = 0
 worker_lcores = [$workers]
@@ -157,7 +225,7 @@ levee_run() { # $1 = name; $2 = extra TOML; $3 = JSON field (tx_pps or rx_pps); 
   cat >"$work/levee.toml" <<TOML
 mode = "inline"
 [dpdk]
-eal_args = ["--no-huge", "-m", "1024", "--no-pci", "--no-shconf", "--log-level=*:error"]
+eal_args = [$EAL_TOML"--no-pci", "--log-level=*:error"]
 main_lcore = 0
 worker_lcores = [1]
 mempool_size = 16383
@@ -233,16 +301,21 @@ top_sources_one_in = 4
 blocked_hosts = 1048576
 [rules]"
 
-echo "running: testpmd io, levee forwarding, levee full pipeline, levee challenge path, levee under attack, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each)" >&2
+echo "running: $ROUNDS round(s) of testpmd io, levee forwarding, levee full pipeline, levee challenge path, levee under attack, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each, $MEMORY_NOTE)" >&2
 # testpmd now and then starts too late to report a second of forwarding in a
 # short run; one more run then, so that the levee lines keep their reference.
 reference() { local pps; pps=$(testpmd "$1"); [ "${pps%.*}" -gt 0 ] 2>/dev/null || pps=$(testpmd "$1"); echo "$pps"; }
-io_pps=$(reference io)
-plain_pps=$(levee_run plain "" tx_pps)
-full_pps=$(levee_run full "$PIPELINE_TOML
+head -n 100000 "$work/blocklist-miss.txt" >"$work/blocklist-100k.txt"
+# Each round measures every line next to its reference, so that a slow spell
+# of the host falls on both; the ratios are taken per round, then their median.
+: >"$work/rounds.txt"
+for _ in $(seq 1 "$ROUNDS"); do
+  io_pps=$(reference io)
+  plain_pps=$(levee_run plain "" tx_pps)
+  full_pps=$(levee_run full "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-miss.txt\"
 $(cat "$work/signatures.toml")" tx_pps)
-challenge_pps=$(levee_run challenge "[pipeline]
+  challenge_pps=$(levee_run challenge "[pipeline]
 protected = [\"10.0.0.0/24\"]
 [rules]
 [[rules.signature]]
@@ -251,42 +324,54 @@ destination = \"10.0.0.1/32\"
 protocol = \"tcp\"
 tcp_flags = \"S/SA\"
 action = \"syn-authentication\"" rx_pps "net_pcap0,rx_pcap=$work/syn-flood.pcap,infinite_rx=1")
-challenges=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["pipeline"]["defences"]["challenges"], s["totals"]["rx_packets"])' "$work/summary.json")
-# Under attack: detection opens an incident on each busy destination at once
-# (low floors), its rules staged, not applied, so the per-source accounting
-# runs and nothing is dropped; 100,000 blocked sources none of which sends.
-head -n 100000 "$work/blocklist-miss.txt" >"$work/blocklist-100k.txt"
-attack_pps=$(levee_run attack "$PIPELINE_TOML
+  challenges=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["pipeline"]["defences"]["challenges"], s["totals"]["rx_packets"])' "$work/summary.json")
+  # Under attack: detection opens an incident on each busy destination at once
+  # (low floors), its rules staged, not applied, so the per-source accounting
+  # runs and nothing is dropped; 100,000 blocked sources none of which sends.
+  attack_pps=$(levee_run attack "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-100k.txt\"
 $(cat "$work/signatures.toml")" tx_pps "" "floor_pps = 1000
 floor_bps = 1e6
 cold_start_floor_pps = 1000
 prefix_floor_pps = 1e12
 warmup_seconds = 0")
-attack_incidents=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["open_incidents"])' "$work/summary.json")
-rxonly_pps=$(reference rxonly)
-drop_pps=$(levee_run drop "$PIPELINE_TOML
+  attack_incidents=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["open_incidents"])' "$work/summary.json")
+  rxonly_pps=$(reference rxonly)
+  drop_pps=$(levee_run drop "$PIPELINE_TOML
 blocklist_file = \"$work/blocklist-hit.txt\"
 $(cat "$work/signatures.toml")" rx_pps)
+  echo "$io_pps $plain_pps $full_pps $rxonly_pps $drop_pps $challenge_pps $challenges $attack_pps $attack_incidents" >>"$work/rounds.txt"
+done
 
-python3 - "$io_pps" "$plain_pps" "$full_pps" "$rxonly_pps" "$drop_pps" "$SECONDS_PER_SIDE" "$challenge_pps" $challenges "$attack_pps" "$attack_incidents" "$(cat "$work/tsc_hz")" <<'PY'
-import sys
-io, plain, full, rxonly, drop = (float(x) for x in sys.argv[1:6])
-secs = sys.argv[6]
-challenge, challenged, received = float(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
-attack, incidents, hz = float(sys.argv[10]), int(sys.argv[11]), float(sys.argv[12])
+python3 - "$work/rounds.txt" "$SECONDS_PER_SIDE" "$(cat "$work/tsc_hz")" "$MEMORY_NOTE" <<'PY'
+import statistics, sys
+rounds = [[float(x) for x in line.split()] for line in open(sys.argv[1]) if line.strip()]
+secs, hz, memory = sys.argv[2], float(sys.argv[3]), sys.argv[4]
+med = statistics.median
 r = lambda a, b: a / b if b else float("nan")
 # levee's own cycles per packet: its time per packet less the reference's.
 own = lambda a, b: (1 / a - 1 / b) * hz if a and b else float("nan")
-print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each, TSC {hz/1e9:.2f} GHz")
-print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7} {'cycles/pkt':>11}")
-print(f"  {'dpdk-testpmd --forward-mode=io':<58} {io/1e6:8.2f}")
-print(f"  {'levee forwarding (no rules)':<58} {plain/1e6:8.2f} {r(plain, io):7.3f} {own(plain, io):11.0f}")
-print(f"  {'levee full pipeline (1M blocklist, 200 signatures, stats)':<58} {full/1e6:8.2f} {r(full, io):7.3f} {own(full, io):11.0f}")
-print(f"  {'levee pipeline under attack (incidents, 100k blocked)':<58} {attack/1e6:8.2f} {r(attack, io):7.3f} {own(attack, io):11.0f}")
-print(f"    {incidents} incident(s) open at the end")
-print(f"  {'dpdk-testpmd --forward-mode=rxonly':<58} {rxonly/1e6:8.2f}")
-print(f"  {'levee drop path (every source blocked)':<58} {drop/1e6:8.2f} {r(drop, rxonly):7.3f} {own(drop, rxonly):11.0f}")
-print(f"  {'levee challenge path (SYN authentication, new sources)':<58} {challenge/1e6:8.2f} {r(challenge, io):7.3f} {own(challenge, io):11.0f}  (vs testpmd io)")
-print(f"    {challenged} challenges written for {received} packets received")
+IO, PLAIN, FULL, RXONLY, DROP, CHALLENGE, CHALLENGED, RECEIVED, ATTACK, INCIDENTS = range(10)
+n = len(rounds)
+print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker core, {secs} s each, "
+      f"TSC {hz/1e9:.2f} GHz, {memory}" + (f", medians of {n} rounds" if n > 1 else ""))
+print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7} {'cycles/pkt':>11}" + ("  ratio per round" if n > 1 else ""))
+def row(label, col, ref=None, note=""):
+    mpps = med(x[col] for x in rounds) / 1e6
+    if ref is None:
+        print(f"  {label:<58} {mpps:8.2f}")
+        return
+    ratios = [r(x[col], x[ref]) for x in rounds]
+    cycles = med(own(x[col], x[ref]) for x in rounds)
+    per_round = ("  " + " ".join(f"{q:.3f}" for q in ratios)) if n > 1 else ""
+    print(f"  {label:<58} {mpps:8.2f} {med(ratios):7.3f} {cycles:11.0f}{note}{per_round}")
+row("dpdk-testpmd --forward-mode=io", IO)
+row("levee forwarding (no rules)", PLAIN, IO)
+row("levee full pipeline (1M blocklist, 200 signatures, stats)", FULL, IO)
+row("levee pipeline under attack (incidents, 100k blocked)", ATTACK, IO)
+print(f"    {int(rounds[-1][INCIDENTS])} incident(s) open at the end")
+row("dpdk-testpmd --forward-mode=rxonly", RXONLY)
+row("levee drop path (every source blocked)", DROP, RXONLY)
+row("levee challenge path (SYN authentication, new sources)", CHALLENGE, IO, note="  (vs testpmd io)")
+print(f"    {int(rounds[-1][CHALLENGED])} challenges written for {int(rounds[-1][RECEIVED])} packets received")
 PY
