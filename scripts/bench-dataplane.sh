@@ -96,14 +96,18 @@ huge_pages_ready() {
   [ -d "$sys" ] || return 1
   if ! grep -qs " /dev/hugepages hugetlbfs" /proc/mounts; then
     mkdir -p /dev/hugepages 2>/dev/null && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || return 1
-    cleanup+=("umount /dev/hugepages 2>/dev/null || true")
+    # Kept configurations (--keep, for bench-ab.sh) need the mount after this run.
+    if [ -z "$KEEP" ]; then
+      cleanup+=("umount /dev/hugepages 2>/dev/null || true")
+    else
+      echo "bench: /dev/hugepages left mounted for the configurations in $KEEP" >&2
+    fi
   fi
   local free total
   free=$(cat "$sys/free_hugepages")
   if [ "$free" -lt "$HUGE_PAGES_NEEDED" ]; then
     total=$(cat "$sys/nr_hugepages")
     echo $((total + HUGE_PAGES_NEEDED - free)) >"$sys/nr_hugepages" 2>/dev/null || return 1
-    # Kept configurations (--keep, for bench-ab.sh) need the pages after this run.
     if [ -z "$KEEP" ]; then
       cleanup+=("echo $total >$sys/nr_hugepages")
     else
