@@ -172,7 +172,12 @@ pub fn run(config: &Config, stop_when: StopWhen) -> Result<RunSummary, Failure> 
                 i32::try_from(socket).unwrap_or(-1),
             )
             .map_err(|e| Failure::Runtime(e.into()))?;
-            tracing::info!(socket, mbufs = config.dpdk.mempool_size, "mempool created");
+            tracing::info!(
+                socket,
+                mbufs = config.dpdk.mempool_size,
+                packed = pool.packed(),
+                "mempool created"
+            );
             slot.insert(Arc::new(pool));
         }
         for lcore in &worker_lcores {

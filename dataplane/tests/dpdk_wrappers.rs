@@ -51,6 +51,36 @@ fn eal_mempool_ports_bursts_and_lcores() {
     let pool = Arc::new(Mempool::new(&eal, 2047, 0, -1).expect("mempool"));
     assert_eq!(pool.in_use(), 0);
 
+    // On 4 KiB pages DPDK's own layout puts every mbuf at one offset in a page
+    // of its own; a packed pool (virtual I/O addresses) spreads them.
+    let mut spread = MbufBurst::new();
+    for i in 0..BURST_SIZE {
+        assert!(spread.push_copy(&pool, &frame(i)), "mbuf {i}");
+        assert_eq!(
+            spread.frame(i),
+            frame(i).as_slice(),
+            "mbuf {i} holds its frame"
+        );
+    }
+    let offsets: std::collections::HashSet<usize> = (0..spread.len())
+        .map(|i| spread.frame(i).as_ptr() as usize % 4096)
+        .collect();
+    if pool.packed() {
+        assert!(
+            offsets.len() > BURST_SIZE / 2,
+            "packed pool, page offsets {offsets:?}"
+        );
+    } else {
+        assert_eq!(offsets.len(), 1, "DPDK's layout, page offsets {offsets:?}");
+    }
+    eprintln!(
+        "mempool packed: {}, {} page offsets in a burst",
+        pool.packed(),
+        offsets.len()
+    );
+    spread.free_all();
+    assert_eq!(pool.in_use(), 0);
+
     assert!(matches!(
         Port::open(&eal, "net_pcap7", &PortConfig::default(), Arc::clone(&pool)),
         Err(DpdkError::PortNotFound(_))

@@ -1,6 +1,8 @@
-//! Packet-buffer pools (`rte_pktmbuf_pool_create`).
+//! Packet-buffer pools: `rte_pktmbuf_pool_create`, or its steps by hand where
+//! its layout costs the workers their L1 cache (4 KiB pages, see
+//! [`Mempool::packed`]).
 
-use std::ffi::CString;
+use std::ffi::{c_void, CStr, CString};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -13,6 +15,7 @@ static NEXT_POOL: AtomicU32 = AtomicU32::new(0);
 pub struct Mempool {
     raw: NonNull<dpdk_sys::rte_mempool>,
     name: String,
+    packed: bool,
     _eal: Eal,
 }
 
@@ -30,10 +33,28 @@ impl Mempool {
         let c_name =
             CString::new(name.clone()).map_err(|_| DpdkError::NulInArgument(name.clone()))?;
         let data_room = u16::try_from(dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE).unwrap_or(u16::MAX);
-        // SAFETY: the EAL is initialised (we hold an `Eal`), the name is a valid
-        // C string copied by DPDK, and the numeric arguments are plain values.
-        let raw = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), size, cache, 0, data_room, socket)
+        // SAFETY: the EAL is initialised (we hold an `Eal`); both are plain queries.
+        let packed = unsafe {
+            dpdk_sys::rte_eal_has_hugepages() == 0
+                && dpdk_sys::rte_eal_iova_mode() == dpdk_sys::RTE_IOVA_VA
+        };
+        let raw = if packed {
+            // SAFETY: as below; `create_packed` makes the calls DPDK's own
+            // constructor makes, in its order.
+            unsafe { create_packed(&c_name, size, cache, data_room, socket) }
+        } else {
+            // SAFETY: the EAL is initialised (we hold an `Eal`), the name is a valid
+            // C string copied by DPDK, and the numeric arguments are plain values.
+            unsafe {
+                dpdk_sys::rte_pktmbuf_pool_create(
+                    c_name.as_ptr(),
+                    size,
+                    cache,
+                    0,
+                    data_room,
+                    socket,
+                )
+            }
         };
         let raw = NonNull::new(raw).ok_or_else(|| DpdkError::Mempool {
             name: name.clone(),
@@ -43,8 +64,21 @@ impl Mempool {
         Ok(Mempool {
             raw,
             name,
+            packed,
             _eal: eal.clone(),
         })
+    }
+
+    /// Whether the mbufs are packed one after another rather than one per
+    /// page. On 4 KiB pages (`--no-huge`) DPDK keeps every mbuf within a page
+    /// of its own, in case a device needs it physically contiguous: every
+    /// header then sits at the same offset in its page, hence in the same few
+    /// L1 sets, and a burst's headers evict one another. Where I/O addresses
+    /// are virtual (`RTE_IOVA_VA`), virtually contiguous is contiguous for a
+    /// device too, so the pool is packed; with physical addresses, or in huge
+    /// pages (where the pool is packed anyway), DPDK's layout is kept.
+    pub fn packed(&self) -> bool {
+        self.packed
     }
 
     /// The pool's DPDK name.
@@ -67,6 +101,72 @@ impl Mempool {
     pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
         self.raw.as_ptr()
     }
+}
+
+/// `rte_pktmbuf_pool_create`'s steps, with `RTE_MEMPOOL_F_NO_IOVA_CONTIG`: the
+/// mbufs may cross page boundaries. Null on failure, with `rte_errno` set.
+///
+/// # Safety
+/// The EAL is initialised, and the I/O addresses are virtual (`RTE_IOVA_VA`).
+unsafe fn create_packed(
+    name: &CStr,
+    size: u32,
+    cache: u32,
+    data_room: u16,
+    socket: i32,
+) -> *mut dpdk_sys::rte_mempool {
+    let element = std::mem::size_of::<dpdk_sys::rte_mbuf>() as u32 + u32::from(data_room);
+    let private_size = std::mem::size_of::<dpdk_sys::rte_pktmbuf_pool_private>() as u32;
+    // SAFETY: the caller's EAL; the name is copied by DPDK.
+    let pool = unsafe {
+        dpdk_sys::rte_mempool_create_empty(
+            name.as_ptr(),
+            size,
+            element,
+            cache,
+            private_size,
+            socket,
+            dpdk_sys::RTE_MEMPOOL_F_NO_IOVA_CONTIG,
+        )
+    };
+    if pool.is_null() {
+        return pool;
+    }
+    let mut private = dpdk_sys::rte_pktmbuf_pool_private {
+        mbuf_data_room_size: data_room,
+        ..Default::default()
+    };
+    // SAFETY: `pool` is the empty pool just made, not yet shared; the ops name
+    // is DPDK's own static string.
+    let ops_set = unsafe {
+        dpdk_sys::rte_mempool_set_ops_byname(
+            pool,
+            dpdk_sys::rte_mbuf_best_mempool_ops(),
+            std::ptr::null_mut(),
+        ) == 0
+    };
+    // SAFETY: as above; `private` is only read during the call (copied into the
+    // pool's private area), then the pool takes its memory.
+    let populated = ops_set
+        && unsafe {
+            dpdk_sys::rte_pktmbuf_pool_init(pool, (&raw mut private).cast::<c_void>());
+            dpdk_sys::rte_mempool_populate_default(pool) >= 0
+        };
+    if !populated {
+        // SAFETY: the pool is ours alone and no mbuf of it is out.
+        unsafe { dpdk_sys::rte_mempool_free(pool) };
+        return std::ptr::null_mut();
+    }
+    // SAFETY: every object of the populated pool is initialised as an mbuf;
+    // `rte_pktmbuf_init` has the callback's signature and takes no argument.
+    unsafe {
+        dpdk_sys::rte_mempool_obj_iter(
+            pool,
+            Some(dpdk_sys::rte_pktmbuf_init),
+            std::ptr::null_mut(),
+        );
+    }
+    pool
 }
 
 impl Drop for Mempool {
