@@ -84,11 +84,12 @@ fi
 # levee alike. Without them (`--no-huge`) DPDK puts each mbuf at the start of
 # a 4 KiB page of its own so that no buffer spans two pages: every mbuf
 # header then falls in the same few L1 sets, and a burst's headers evict one
-# another. Both sides pay that, but not alike (testpmd io never reads a
-# header; levee reads every one), so the ratios on 4 KiB pages say more
-# about the cache's sets than about levee. `auto` takes huge pages when the
-# host has or can reserve them (reserved and mounted here, and given back at
-# the end), else 4 KiB pages.
+# another. testpmd keeps that layout; levee packs its pool where I/O
+# addresses are virtual (dataplane/src/dpdk/mempool.rs), so on 4 KiB pages
+# the two sides do not run on the same memory layout and the ratios say more
+# about the layouts than about levee. `auto` takes huge pages when the host
+# has or can reserve them (reserved and mounted here, and given back at the
+# end), else 4 KiB pages.
 HUGE_PAGES_NEEDED=$((384 * (WORKERS > 0 ? WORKERS : 1)))
 MEMORY_MB=$((512 * (WORKERS > 0 ? WORKERS : 1)))
 huge_pages_ready() {
@@ -127,7 +128,7 @@ if [ "$MEMORY" = huge ]; then
   MEMORY_NOTE="mbufs in 2 MiB huge pages"
 else
   EAL_MEMORY=(--no-huge -m "$MEMORY_MB" --no-shconf)
-  MEMORY_NOTE="mbufs in 4 KiB pages (--no-huge)"
+  MEMORY_NOTE="mbufs in 4 KiB pages (--no-huge: testpmd one per page, levee packed)"
 fi
 # The same arguments as TOML strings, for levee's configurations.
 EAL_TOML="$(printf '"%s", ' "${EAL_MEMORY[@]}")"
