@@ -128,7 +128,7 @@ if [ "$MEMORY" = huge ]; then
   MEMORY_NOTE="mbufs in 2 MiB huge pages"
 else
   EAL_MEMORY=(--no-huge -m "$MEMORY_MB" --no-shconf)
-  MEMORY_NOTE="mbufs in 4 KiB pages (--no-huge: testpmd one per page, levee packed)"
+  MEMORY_NOTE="mbufs in 4 KiB pages (--no-huge: testpmd one per page, levee packed where I/O addresses are virtual)"
 fi
 # The same arguments as TOML strings, for levee's configurations.
 EAL_TOML="$(printf '"%s", ' "${EAL_MEMORY[@]}")"
