@@ -48,6 +48,19 @@ fn eal_mempool_ports_bursts_and_lcores() {
     assert_eq!(dpdk::worker_lcores(&eal), vec![1]);
     assert!(dpdk::tsc_hz(&eal) > 1_000_000);
 
+    // More mbufs than the EAL's 256 MiB hold: refused, saying why.
+    match Mempool::new(&eal, 200_000, 0, -1) {
+        Err(e @ DpdkError::Mempool { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("200000 mbufs"), "{message}");
+            assert!(
+                message.contains("(errno ") && !message.contains("(errno 0)"),
+                "a reason is given: {message}"
+            );
+        }
+        other => panic!("an oversized pool is refused, got {other:?}"),
+    }
+
     let pool = Arc::new(Mempool::new(&eal, 2047, 0, -1).expect("mempool"));
     assert_eq!(pool.in_use(), 0);
 

@@ -6,7 +6,7 @@ use std::ffi::{c_void, CStr, CString};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{last_error, DpdkError, Eal};
+use super::{last_error, strerror, DpdkError, Eal};
 
 static NEXT_POOL: AtomicU32 = AtomicU32::new(0);
 
@@ -38,14 +38,20 @@ impl Mempool {
             dpdk_sys::rte_eal_has_hugepages() == 0
                 && dpdk_sys::rte_eal_iova_mode() == dpdk_sys::RTE_IOVA_VA
         };
+        let mempool_error = |reason| DpdkError::Mempool {
+            name: name.clone(),
+            size,
+            reason,
+        };
         let raw = if packed {
-            // SAFETY: as below; `create_packed` makes the calls DPDK's own
-            // constructor makes, in its order.
+            // SAFETY: the EAL is initialised and its I/O addresses are virtual
+            // (tested just above).
             unsafe { create_packed(&c_name, size, cache, data_room, socket) }
+                .map_err(|code| mempool_error(strerror(code)))?
         } else {
             // SAFETY: the EAL is initialised (we hold an `Eal`), the name is a valid
             // C string copied by DPDK, and the numeric arguments are plain values.
-            unsafe {
+            let raw = unsafe {
                 dpdk_sys::rte_pktmbuf_pool_create(
                     c_name.as_ptr(),
                     size,
@@ -54,13 +60,9 @@ impl Mempool {
                     data_room,
                     socket,
                 )
-            }
+            };
+            NonNull::new(raw).ok_or_else(|| mempool_error(last_error()))?
         };
-        let raw = NonNull::new(raw).ok_or_else(|| DpdkError::Mempool {
-            name: name.clone(),
-            size,
-            reason: last_error(),
-        })?;
         Ok(Mempool {
             raw,
             name,
@@ -104,7 +106,7 @@ impl Mempool {
 }
 
 /// `rte_pktmbuf_pool_create`'s steps, with `RTE_MEMPOOL_F_NO_IOVA_CONTIG`: the
-/// mbufs may cross page boundaries. Null on failure, with `rte_errno` set.
+/// mbufs may cross page boundaries. On failure, the failing step's errno.
 ///
 /// # Safety
 /// The EAL is initialised, and the I/O addresses are virtual (`RTE_IOVA_VA`).
@@ -114,7 +116,7 @@ unsafe fn create_packed(
     cache: u32,
     data_room: u16,
     socket: i32,
-) -> *mut dpdk_sys::rte_mempool {
+) -> Result<NonNull<dpdk_sys::rte_mempool>, i32> {
     let element = std::mem::size_of::<dpdk_sys::rte_mbuf>() as u32 + u32::from(data_room);
     let private_size = std::mem::size_of::<dpdk_sys::rte_pktmbuf_pool_private>() as u32;
     // SAFETY: the caller's EAL; the name is copied by DPDK.
@@ -129,44 +131,43 @@ unsafe fn create_packed(
             dpdk_sys::RTE_MEMPOOL_F_NO_IOVA_CONTIG,
         )
     };
-    if pool.is_null() {
-        return pool;
-    }
+    // SAFETY: reads the calling thread's rte_errno, which a failed create sets.
+    let pool = NonNull::new(pool).ok_or_else(|| unsafe { dpdk_sys::levee_errno() })?;
     let mut private = dpdk_sys::rte_pktmbuf_pool_private {
         mbuf_data_room_size: data_room,
         ..Default::default()
     };
     // SAFETY: `pool` is the empty pool just made, not yet shared; the ops name
-    // is DPDK's own static string.
-    let ops_set = unsafe {
-        dpdk_sys::rte_mempool_set_ops_byname(
-            pool,
+    // is DPDK's own static string; `private` is only read during the init call
+    // (copied into the pool's private area); then the pool takes its memory.
+    let result = unsafe {
+        match dpdk_sys::rte_mempool_set_ops_byname(
+            pool.as_ptr(),
             dpdk_sys::rte_mbuf_best_mempool_ops(),
             std::ptr::null_mut(),
-        ) == 0
+        ) {
+            0 => {
+                dpdk_sys::rte_pktmbuf_pool_init(pool.as_ptr(), (&raw mut private).cast::<c_void>());
+                dpdk_sys::rte_mempool_populate_default(pool.as_ptr()).min(0)
+            }
+            failed => failed,
+        }
     };
-    // SAFETY: as above; `private` is only read during the call (copied into the
-    // pool's private area), then the pool takes its memory.
-    let populated = ops_set
-        && unsafe {
-            dpdk_sys::rte_pktmbuf_pool_init(pool, (&raw mut private).cast::<c_void>());
-            dpdk_sys::rte_mempool_populate_default(pool) >= 0
-        };
-    if !populated {
+    if result < 0 {
         // SAFETY: the pool is ours alone and no mbuf of it is out.
-        unsafe { dpdk_sys::rte_mempool_free(pool) };
-        return std::ptr::null_mut();
+        unsafe { dpdk_sys::rte_mempool_free(pool.as_ptr()) };
+        return Err(result);
     }
     // SAFETY: every object of the populated pool is initialised as an mbuf;
     // `rte_pktmbuf_init` has the callback's signature and takes no argument.
     unsafe {
         dpdk_sys::rte_mempool_obj_iter(
-            pool,
+            pool.as_ptr(),
             Some(dpdk_sys::rte_pktmbuf_init),
             std::ptr::null_mut(),
         );
     }
-    pool
+    Ok(pool)
 }
 
 impl Drop for Mempool {
