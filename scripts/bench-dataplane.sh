@@ -71,7 +71,7 @@ cargo build --release -q -p levee-controlplane
 LEVEE=./target/release/levee
 
 cleanup=()
-trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
 if [ -n "$KEEP" ]; then
   mkdir -p "$KEEP"
   work="$(cd "$KEEP" && pwd)"
@@ -90,6 +90,15 @@ fi
 # about the layouts than about levee. `auto` takes huge pages when the host
 # has or can reserve them (reserved and mounted here, and given back at the
 # end), else 4 KiB pages.
+# Undo $1 at exit; with --keep, leave it (bench-ab.sh runs the kept
+# configurations later) and say so ($2: what is left).
+undo_at_exit() {
+  if [ -z "$KEEP" ]; then
+    cleanup+=("$1")
+  else
+    echo "bench: $2 left for the configurations in $KEEP (undo: $1)" >&2
+  fi
+}
 HUGE_PAGES_NEEDED=$((384 * (WORKERS > 0 ? WORKERS : 1)))
 MEMORY_MB=$((512 * (WORKERS > 0 ? WORKERS : 1)))
 huge_pages_ready() {
@@ -97,23 +106,14 @@ huge_pages_ready() {
   [ -d "$sys" ] || return 1
   if ! grep -qs " /dev/hugepages hugetlbfs" /proc/mounts; then
     mkdir -p /dev/hugepages 2>/dev/null && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || return 1
-    # Kept configurations (--keep, for bench-ab.sh) need the mount after this run.
-    if [ -z "$KEEP" ]; then
-      cleanup+=("umount /dev/hugepages 2>/dev/null || true")
-    else
-      echo "bench: /dev/hugepages left mounted for the configurations in $KEEP" >&2
-    fi
+    undo_at_exit "umount /dev/hugepages" "the /dev/hugepages mount"
   fi
   local free total
   free=$(cat "$sys/free_hugepages")
   if [ "$free" -lt "$HUGE_PAGES_NEEDED" ]; then
     total=$(cat "$sys/nr_hugepages")
     echo $((total + HUGE_PAGES_NEEDED - free)) >"$sys/nr_hugepages" 2>/dev/null || return 1
-    if [ -z "$KEEP" ]; then
-      cleanup+=("echo $total >$sys/nr_hugepages")
-    else
-      echo "bench: $HUGE_PAGES_NEEDED huge pages left reserved for the configurations in $KEEP (echo $total >$sys/nr_hugepages gives them back)" >&2
-    fi
+    undo_at_exit "echo $total >$sys/nr_hugepages" "$HUGE_PAGES_NEEDED reserved huge pages"
     [ "$(cat "$sys/free_hugepages")" -ge "$HUGE_PAGES_NEEDED" ] || return 1
   fi
 }
@@ -146,6 +146,25 @@ median_pps() { # testpmd's log, port, field (Tx-pps: or Rx-pps:): the median of 
     awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
 }
 
+# testpmd with the given arguments for SECONDS, logging to $1; prints the median
+# of its per-second pps on port $2 (field $3: Tx-pps: or Rx-pps:). testpmd now
+# and then starts too late to report a second of forwarding in a short run: one
+# more run then, so that the levee lines keep their reference.
+testpmd_pps() {
+  local log="$1" port="$2" field="$3" pps pid
+  shift 3
+  for _ in 1 2; do
+    dpdk-testpmd "$@" >"$log" 2>&1 &
+    pid=$!
+    sleep "$SECONDS_PER_SIDE"
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pps=$(median_pps "$log" "$port" "$field")
+    [ "${pps%.*}" -gt 0 ] 2>/dev/null && break
+  done
+  echo "$pps"
+}
+
 # The CPU lcore $1 runs on: its own number while the machine has it, else
 # shared round robin (lcore 0, the main one, always on CPU 0).
 cpu_of() { local n; n=$(nproc); if [ "$1" -lt "$n" ]; then echo "$1"; else echo $(($1 % n)); fi; }
@@ -161,20 +180,10 @@ if [ "$WORKERS" -gt 0 ]; then
   printf '  %-9s %14s %14s %7s %s\n' workers "testpmd Mpps" "levee Mpps" ratio "per-worker Mpps"
   for n in $(seq 1 "$WORKERS"); do
     rx="net_pcap0$(for _ in $(seq 1 "$n"); do printf ',rx_pcap=%s' "$capture"; done),infinite_rx=1"
-    log="$work/testpmd-$n.log"
-    # As reference() below: a testpmd that started too late to report a second
-    # of forwarding is run once more.
-    for _ in 1 2; do
-      dpdk-testpmd --lcores "$(lcores_of "$n")" "${EAL_COMMON[@]}" --vdev="$rx" --vdev="net_null0,no-rx=1" -- \
-        --total-num-mbufs=$((16384 * n)) --forward-mode=io --nb-cores="$n" --rxq="$n" --txq="$n" \
-        --auto-start --stats-period 1 >"$log" 2>&1 &
-      pid=$!
-      sleep "$SECONDS_PER_SIDE"
-      kill -INT "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-      io=$(median_pps "$log" 1 Tx-pps:)
-      [ "${io%.*}" -gt 0 ] 2>/dev/null && break
-    done
+    io=$(testpmd_pps "$work/testpmd-$n.log" 1 Tx-pps: \
+      --lcores "$(lcores_of "$n")" "${EAL_COMMON[@]}" --vdev="$rx" --vdev="net_null0,no-rx=1" -- \
+      --total-num-mbufs=$((16384 * n)) --forward-mode=io --nb-cores="$n" --rxq="$n" --txq="$n" \
+      --auto-start --stats-period 1)
     workers=$(seq -s, 1 "$n"); cpus=""
     for l in $(seq 1 "$n"); do cpus="$cpus${cpus:+, }$(cpu_of "$l")"; done
     cat >"$work/levee-$n.toml" <<TOML
@@ -214,16 +223,12 @@ PY
   exit 0
 fi
 
-testpmd() { # $1 = forward mode; prints the median per-second pps of the counted port
-  local mode="$1" log="$work/testpmd-$1.log" port=1 field="Tx-pps:"
+reference() { # $1 = forward mode; prints the median per-second pps of the counted port
+  local mode="$1" port=1 field="Tx-pps:"
   if [ "$mode" = rxonly ]; then port=0; field="Rx-pps:"; fi
-  dpdk-testpmd -l 0-1 "${EAL_COMMON[@]}" --vdev="$RX_DEV" --vdev="$TX_DEV" -- \
-    --total-num-mbufs=16384 --forward-mode="$mode" --auto-start --stats-period 1 >"$log" 2>&1 &
-  local pid=$!
-  sleep "$SECONDS_PER_SIDE"
-  kill -INT "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  median_pps "$log" "$port" "$field"
+  testpmd_pps "$work/testpmd-$mode.log" "$port" "$field" \
+    -l 0-1 "${EAL_COMMON[@]}" --vdev="$RX_DEV" --vdev="$TX_DEV" -- \
+    --total-num-mbufs=16384 --forward-mode="$mode" --auto-start --stats-period 1
 }
 
 NO_INCIDENTS="floor_pps = 1e12
@@ -312,9 +317,6 @@ blocked_hosts = 1048576
 [rules]"
 
 echo "running: $ROUNDS round(s) of testpmd io, levee forwarding, levee full pipeline, levee challenge path, levee under attack, testpmd rxonly, levee drop path ($SECONDS_PER_SIDE s each, $MEMORY_NOTE)" >&2
-# testpmd now and then starts too late to report a second of forwarding in a
-# short run; one more run then, so that the levee lines keep their reference.
-reference() { local pps; pps=$(testpmd "$1"); [ "${pps%.*}" -gt 0 ] 2>/dev/null || pps=$(testpmd "$1"); echo "$pps"; }
 head -n 100000 "$work/blocklist-miss.txt" >"$work/blocklist-100k.txt"
 # Each round measures every line next to its reference, so that a slow spell
 # of the host falls on both; the ratios are taken per round, then their median.
