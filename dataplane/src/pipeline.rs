@@ -830,12 +830,7 @@ fn watch(
     let src = u128::from_be_bytes(m.src);
     let known = target.is_known(src);
     if counted {
-        let limit = if known {
-            target.known_limit_pps
-        } else {
-            target.limit_pps
-        };
-        let share = limit.div_ceil(tables.workers());
+        let share = tables.watch_share(index, known);
         if let Some(packets) = sources.count(src, index as u16, share, now_ns) {
             report.over_limit(OverLimit {
                 target: target.target,

@@ -286,6 +286,10 @@ pub struct RuleTables {
     /// Targets under attack: their traffic is accounted per source, and their
     /// known sources pass signatures and rate limits.
     watch: Arc<WatchSet>,
+    /// Each watched target's per-source limits (unknown, known source) as
+    /// this worker's share, worked out when the set arrives: divided per
+    /// packet, they were a tenth of the accounting's time.
+    watch_shares: [[u32; 2]; MAX_WATCHED],
     /// Commands refused because a table was full (the publisher checks first, so
     /// this stays 0 unless capacities disagree).
     pub refused: u64,
@@ -308,6 +312,7 @@ impl Clone for RuleTables {
             syn_authenticating: self.syn_authenticating,
             tcp_defended: self.tcp_defended,
             watch: Arc::clone(&self.watch),
+            watch_shares: self.watch_shares,
             refused: self.refused,
         }
     }
@@ -328,6 +333,7 @@ impl RuleTables {
             syn_authenticating: false,
             tcp_defended: false,
             watch: Arc::new(WatchSet::default()),
+            watch_shares: [[0; 2]; MAX_WATCHED],
             refused: 0,
         }
     }
@@ -412,6 +418,9 @@ impl RuleTables {
             }
             // As with signatures, the publisher holds the set: no freeing here.
             TableCommand::Watch(set) => {
+                for (share, t) in self.watch_shares.iter_mut().zip(set.targets()) {
+                    *share = [t.limit_pps, t.known_limit_pps].map(|l| l.div_ceil(self.workers));
+                }
                 self.watch = set;
                 Ok(())
             }
@@ -577,6 +586,15 @@ impl RuleTables {
     #[inline(always)]
     pub fn watch(&self) -> &WatchSet {
         &self.watch
+    }
+
+    /// This worker's share of the per-source limit of watched target `index`
+    /// (for a source the target knows, or not).
+    #[inline(always)]
+    pub fn watch_share(&self, index: usize, known: bool) -> u32 {
+        self.watch_shares
+            .get(index)
+            .map_or(0, |s| s[usize::from(known)])
     }
 
     /// Workers sharing the rate limits (each takes its share).

@@ -620,3 +620,38 @@ fn every_decision_kind_names_itself() {
         Decision::of_kind(2).kind()
     );
 }
+
+#[test]
+fn each_worker_takes_its_share_of_a_watched_targets_limits() {
+    let caps = TableCapacities::default();
+    let (mut pb, mut mailboxes) = TablePublisher::new(3, caps, 16);
+    let target = |host: &str, limit, known_limit| {
+        WatchedTarget::new(
+            p(host),
+            [crate::wire::TrafficClass::Udp],
+            limit,
+            known_limit,
+            Vec::new(),
+        )
+    };
+    pb.set_watch(WatchSet::new(vec![
+        target("10.0.0.1/32", 1000, 3001),
+        target("10.0.0.2/32", 2, 2),
+    ]));
+    for mb in &mut mailboxes {
+        let mut t = RuleTables::new(caps, 3);
+        sync(&mut pb, mb, &mut t, 0);
+        // Rounded up: three workers together let through at least the limit.
+        assert_eq!(t.watch_share(0, false), 334);
+        assert_eq!(t.watch_share(0, true), 1001);
+        assert_eq!(t.watch_share(1, false), 1);
+        assert_eq!(t.watch_share(1, true), 1);
+    }
+    // A new set brings its own shares.
+    pb.set_watch(WatchSet::new(vec![target("10.0.0.3/32", 30, 60)]));
+    let mut mb = mailboxes.pop().expect("a mailbox");
+    let mut t = RuleTables::new(caps, 3);
+    sync(&mut pb, &mut mb, &mut t, 0);
+    assert_eq!(t.watch().targets()[0].target, p("10.0.0.3/32"));
+    assert_eq!([t.watch_share(0, false), t.watch_share(0, true)], [10, 20]);
+}
