@@ -295,6 +295,12 @@ pub struct RuleTables {
     pub refused: u64,
 }
 
+/// One worker's share of a rate, rounded up: the workers together let
+/// through at least all of it.
+fn worker_share(pps: u32, workers: u32) -> u32 {
+    pps.div_ceil(workers.max(1))
+}
+
 /// A copy with the same room (see [`ExactTable`]'s): the signature buckets
 /// keep room for every signature, so a new set never allocates in a worker.
 impl Clone for RuleTables {
@@ -377,7 +383,9 @@ impl RuleTables {
                 self.signature_buckets.clear();
                 for rule in set.rules() {
                     let pps = match rule.action {
-                        SignatureAction::RateLimit { pps } => u64::from(pps.div_ceil(self.workers)),
+                        SignatureAction::RateLimit { pps } => {
+                            u64::from(worker_share(pps, self.workers))
+                        }
                         SignatureAction::Drop
                         | SignatureAction::Authenticate
                         | SignatureAction::RequireState => 0,
@@ -410,7 +418,7 @@ impl RuleTables {
             }
             TableCommand::SourceLimit(limit) => {
                 let share = limit.map(|l| SourceLimit {
-                    pps: l.pps.div_ceil(self.workers),
+                    pps: worker_share(l.pps, self.workers),
                     ..l
                 });
                 self.source_limiter.set_limit(share);
@@ -418,8 +426,9 @@ impl RuleTables {
             }
             // As with signatures, the publisher holds the set: no freeing here.
             TableCommand::Watch(set) => {
+                let workers = self.workers;
                 for (share, t) in self.watch_shares.iter_mut().zip(set.targets()) {
-                    *share = [t.limit_pps, t.known_limit_pps].map(|l| l.div_ceil(self.workers));
+                    *share = [t.limit_pps, t.known_limit_pps].map(|l| worker_share(l, workers));
                 }
                 self.watch = set;
                 Ok(())
@@ -595,12 +604,6 @@ impl RuleTables {
         self.watch_shares
             .get(index)
             .map_or(0, |s| s[usize::from(known)])
-    }
-
-    /// Workers sharing the rate limits (each takes its share).
-    #[inline(always)]
-    pub fn workers(&self) -> u32 {
-        self.workers
     }
 
     /// Whether a signature rule rate-limits TCP SYNs.
