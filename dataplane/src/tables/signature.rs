@@ -164,12 +164,51 @@ type Bits = [u64; WORDS];
 /// Interval indexes with at most this many starts are searched by counting.
 const LINEAR_STARTS: usize = 16;
 
-/// AND the first `N` words of `other` into `acc`. `N` is a constant so the
-/// loop unrolls into a few vector instructions.
+/// AND `other` into `acc`. `N` is a constant so the loop unrolls into a few
+/// vector instructions.
 #[inline(always)]
-fn and_into<const N: usize>(acc: &mut [u64; N], other: &Bits) {
+fn and_into<const N: usize>(acc: &mut [u64; N], other: &[u64; N]) {
     for w in 0..N {
         acc[w] &= other[w];
+    }
+}
+
+/// The words each rule set takes for `rules` rules: as many as they need,
+/// rounded up to 1, 2, 4 or 8 (0: no rules), the widths
+/// [`SignatureSet::first_match`] has a loop for.
+fn stride_for(rules: usize) -> usize {
+    match rules.div_ceil(64) {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 | 4 => 4,
+        _ => WORDS,
+    }
+}
+
+/// A field's rule sets side by side, each as wide as the rules need: with a
+/// set per value of a byte (protocol, TCP flags, TTL), sets of full width
+/// were 16 KiB a field, half the first-level cache, for the bits of a few
+/// rules; 40 rules keep them in 2 KiB.
+#[derive(Debug, Clone, Default)]
+struct RuleSets {
+    words: Vec<u64>,
+}
+
+impl RuleSets {
+    fn new(sets: impl IntoIterator<Item = Bits>, stride: usize) -> RuleSets {
+        RuleSets {
+            words: sets
+                .into_iter()
+                .flat_map(|bits| bits.into_iter().take(stride))
+                .collect(),
+        }
+    }
+
+    /// Set `i`, for sets of `N` words (`N` is the stride they were made with).
+    #[inline(always)]
+    fn get<const N: usize>(&self, i: usize) -> Option<&[u64; N]> {
+        self.words.as_chunks::<N>().0.get(i)
     }
 }
 
@@ -177,7 +216,7 @@ fn and_into<const N: usize>(acc: &mut [u64; N], other: &Bits) {
 #[derive(Debug, Clone, Default)]
 struct IntervalIndex<T> {
     starts: Vec<T>,
-    sets: Vec<Bits>,
+    sets: RuleSets,
     /// For a 16-bit field with several intervals: the interval of every value,
     /// two loads instead of a binary search whose every step waits on the one
     /// before (perf: the search was a third of the classifier).
@@ -232,8 +271,14 @@ impl IntervalIndex<u16> {
 }
 
 impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
-    /// `ranges[i]` is rule i's inclusive range, `None` for "any value".
-    fn build(ranges: &[Option<(T, T)>], next: impl Fn(T) -> Option<T>, min: T) -> Self {
+    /// `ranges[i]` is rule i's inclusive range, `None` for "any value"; each
+    /// set `stride` words.
+    fn build(
+        ranges: &[Option<(T, T)>],
+        next: impl Fn(T) -> Option<T>,
+        min: T,
+        stride: usize,
+    ) -> Self {
         let mut starts = vec![min];
         for (lo, hi) in ranges.iter().flatten() {
             starts.push(*lo);
@@ -243,18 +288,16 @@ impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
         }
         starts.sort_unstable();
         starts.dedup();
-        let sets = starts
-            .iter()
-            .map(|s| {
-                let mut bits = [0u64; WORDS];
-                for (i, r) in ranges.iter().enumerate() {
-                    if r.is_none_or(|(lo, hi)| lo <= *s && *s <= hi) {
-                        bits[i / 64] |= 1 << (i % 64);
-                    }
+        let sets = starts.iter().map(|s| {
+            let mut bits = [0u64; WORDS];
+            for (i, r) in ranges.iter().enumerate() {
+                if r.is_none_or(|(lo, hi)| lo <= *s && *s <= hi) {
+                    bits[i / 64] |= 1 << (i % 64);
                 }
-                bits
-            })
-            .collect();
+            }
+            bits
+        });
+        let sets = RuleSets::new(sets, stride);
         IntervalIndex {
             starts,
             sets,
@@ -262,8 +305,9 @@ impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
         }
     }
 
+    /// The set of the rules whose range holds `v` (`N` words).
     #[inline(always)]
-    fn lookup(&self, v: T) -> &Bits {
+    fn lookup<const N: usize>(&self, v: T) -> Option<&[u64; N]> {
         let i = match self.direct.interval(v.into()) {
             Some(i) => usize::from(i),
             // A few starts (a rule's one prefix): count those at or below the
@@ -274,7 +318,7 @@ impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
             // starts[0] is the minimum of the space, so the index is never negative.
             None => self.starts.partition_point(|s| *s <= v).saturating_sub(1),
         };
-        &self.sets[i]
+        self.sets.get(i)
     }
 }
 
@@ -282,17 +326,19 @@ impl<T: Copy + Ord + Default + Into<u128>> IntervalIndex<T> {
 #[derive(Debug, Clone, Default)]
 pub struct SignatureSet {
     rules: Vec<SignatureRule>,
-    words: usize,
-    by_protocol: Vec<Bits>,
+    /// Words in each rule set (see [`stride_for`]).
+    stride: usize,
+    by_protocol: RuleSets,
     v4_destination: IntervalIndex<u32>,
     v6_destination: IntervalIndex<u128>,
     src_port: IntervalIndex<u16>,
     dst_port: IntervalIndex<u16>,
-    tcp_flags: Vec<Bits>,
+    tcp_flags: RuleSets,
     ip_length: IntervalIndex<u16>,
     /// Rules by TTL, a direct table; empty when no rule looks at the TTL.
-    ttl: Vec<Bits>,
-    fragment: [Bits; 3],
+    ttl: RuleSets,
+    /// Rules by fragment kind: not a fragment, first, non-first.
+    fragment: RuleSets,
     /// The fields some rule looks at: only their sets are ANDed.
     fields: Fields,
 }
@@ -334,63 +380,48 @@ impl SignatureSet {
         for r in &rules {
             r.validate()?;
         }
-        let n = rules.len();
+        let stride = stride_for(rules.len());
         let mut set = SignatureSet {
-            words: n.div_ceil(64),
+            stride,
             ..SignatureSet::default()
         };
-        let bit = |i: usize, bits: &mut Bits| bits[i / 64] |= 1 << (i % 64);
-
-        set.by_protocol = (0..=255u8)
-            .map(|p| {
-                let mut b = [0; WORDS];
+        // The rules `holds(rule, value)` says match, for each of `values`.
+        let sets_by = |values: &mut dyn Iterator<Item = u8>,
+                       holds: &dyn Fn(&SignatureRule, u8) -> bool| {
+            let sets = values.map(|v| {
+                let mut bits = [0; WORDS];
                 for (i, r) in rules.iter().enumerate() {
-                    if r.protocol.is_none_or(|rp| rp == p) {
-                        bit(i, &mut b);
+                    if holds(r, v) {
+                        bits[i / 64] |= 1 << (i % 64);
                     }
                 }
-                b
-            })
-            .collect();
-        set.tcp_flags = (0..=255u8)
-            .map(|f| {
-                let mut b = [0; WORDS];
-                for (i, r) in rules.iter().enumerate() {
-                    if r.tcp_flags.is_none_or(|(mask, value)| f & mask == value) {
-                        bit(i, &mut b);
-                    }
-                }
-                b
-            })
-            .collect();
+                bits
+            });
+            RuleSets::new(sets, stride)
+        };
+        set.by_protocol = sets_by(&mut (0..=u8::MAX), &|r, p| {
+            r.protocol.is_none_or(|rp| rp == p)
+        });
+        set.tcp_flags = sets_by(&mut (0..=u8::MAX), &|r, f| {
+            r.tcp_flags.is_none_or(|(mask, value)| f & mask == value)
+        });
         if rules.iter().any(|r| r.ttl.is_some()) {
-            set.ttl = (0..=255u8)
-                .map(|t| {
-                    let mut b = [0; WORDS];
-                    for (i, r) in rules.iter().enumerate() {
-                        if r.ttl.is_none_or(|(lo, hi)| lo <= t && t <= hi) {
-                            bit(i, &mut b);
-                        }
-                    }
-                    b
-                })
-                .collect();
+            set.ttl = sets_by(&mut (0..=u8::MAX), &|r, t| {
+                r.ttl.is_none_or(|(lo, hi)| lo <= t && t <= hi)
+            });
         }
-        let frag_kinds = [Fragment::None, Fragment::First, Fragment::NonFirst];
-        for (k, kind) in frag_kinds.iter().enumerate() {
-            for (i, r) in rules.iter().enumerate() {
-                let ok = match r.fragment {
-                    FragmentMatch::Any => true,
-                    FragmentMatch::NotFragmented => *kind == Fragment::None,
-                    FragmentMatch::First => *kind == Fragment::First,
-                    FragmentMatch::NonFirst => *kind == Fragment::NonFirst,
-                    FragmentMatch::AnyFragment => *kind != Fragment::None,
-                };
-                if ok {
-                    bit(i, &mut set.fragment[k]);
-                }
+        // Fragment kinds in the order of `first_match_in`'s index.
+        const KINDS: [Fragment; 3] = [Fragment::None, Fragment::First, Fragment::NonFirst];
+        set.fragment = sets_by(&mut (0..KINDS.len() as u8), &|r, k| {
+            let kind = KINDS[usize::from(k)];
+            match r.fragment {
+                FragmentMatch::Any => true,
+                FragmentMatch::NotFragmented => kind == Fragment::None,
+                FragmentMatch::First => kind == Fragment::First,
+                FragmentMatch::NonFirst => kind == Fragment::NonFirst,
+                FragmentMatch::AnyFragment => kind != Fragment::None,
             }
-        }
+        });
         // Destinations: a rule with an IPv6 prefix matches no IPv4 packet and
         // vice versa; an empty range (lo > hi) encodes "never".
         let v4: Vec<Option<(u32, u32)>> = rules
@@ -412,17 +443,32 @@ impl SignatureSet {
                 Some(_) => Some((1, 0)),
             })
             .collect();
-        set.v4_destination = IntervalIndex::build(&v4, |x: u32| x.checked_add(1), 0);
-        set.v6_destination = IntervalIndex::build(&v6, |x: u128| x.checked_add(1), 0);
+        set.v4_destination = IntervalIndex::build(&v4, |x: u32| x.checked_add(1), 0, stride);
+        set.v6_destination = IntervalIndex::build(&v6, |x: u128| x.checked_add(1), 0, stride);
         let ports = |f: fn(&SignatureRule) -> Option<(u16, u16)>| -> Vec<Option<(u16, u16)>> {
             rules.iter().map(f).collect()
         };
-        set.src_port = IntervalIndex::build(&ports(|r| r.src_ports), |x: u16| x.checked_add(1), 0)
-            .with_direct();
-        set.dst_port = IntervalIndex::build(&ports(|r| r.dst_ports), |x: u16| x.checked_add(1), 0)
-            .with_direct();
-        set.ip_length = IntervalIndex::build(&ports(|r| r.ip_length), |x: u16| x.checked_add(1), 0)
-            .with_direct();
+        set.src_port = IntervalIndex::build(
+            &ports(|r| r.src_ports),
+            |x: u16| x.checked_add(1),
+            0,
+            stride,
+        )
+        .with_direct();
+        set.dst_port = IntervalIndex::build(
+            &ports(|r| r.dst_ports),
+            |x: u16| x.checked_add(1),
+            0,
+            stride,
+        )
+        .with_direct();
+        set.ip_length = IntervalIndex::build(
+            &ports(|r| r.ip_length),
+            |x: u16| x.checked_add(1),
+            0,
+            stride,
+        )
+        .with_direct();
         set.fields = Fields::of(&rules);
         set.rules = rules;
         Ok(set)
@@ -446,13 +492,13 @@ impl SignatureSet {
         if m.family == L3Family::None {
             return None;
         }
-        // Words past the last rule are zero in every set: ANDing a few more
-        // than needed is right, and a constant count unrolls.
-        match self.words {
+        // A constant width unrolls the ANDs; words past the last rule are
+        // zero in every set.
+        match self.stride {
             0 => None,
             1 => self.first_match_in::<1>(m),
             2 => self.first_match_in::<2>(m),
-            3 | 4 => self.first_match_in::<4>(m),
+            4 => self.first_match_in::<4>(m),
             _ => self.first_match_in::<WORDS>(m),
         }
     }
@@ -460,11 +506,11 @@ impl SignatureSet {
     /// Every constrained field's set ANDed, whatever the sets before left:
     /// a packet costs the same few independent loads, and no branch waits on
     /// what the traffic holds (stopping at the first empty set mispredicted
-    /// on mixed traffic more often than it saved loads).
+    /// on mixed traffic more often than it saved loads). `N` is the stride;
+    /// a set not found (none is missing) matches nothing.
     #[inline(always)]
     fn first_match_in<const N: usize>(&self, m: &PacketMeta) -> Option<usize> {
-        let mut acc = [0u64; N];
-        acc.copy_from_slice(&self.by_protocol[usize::from(m.protocol)][..N]);
+        let mut acc = *self.by_protocol.get::<N>(usize::from(m.protocol))?;
         let f = self.fields;
         if f.fragment {
             let frag = match m.fragment {
@@ -472,27 +518,27 @@ impl SignatureSet {
                 Fragment::First => 1,
                 Fragment::NonFirst => 2,
             };
-            and_into(&mut acc, &self.fragment[frag]);
+            and_into(&mut acc, self.fragment.get(frag)?);
         }
         if f.tcp_flags {
-            and_into(&mut acc, &self.tcp_flags[usize::from(m.tcp_flags)]);
+            and_into(&mut acc, self.tcp_flags.get(usize::from(m.tcp_flags))?);
         }
         if let Some(by_ttl) = self.ttl.get(usize::from(m.ttl)) {
             and_into(&mut acc, by_ttl);
         }
         if f.dst_port {
-            and_into(&mut acc, self.dst_port.lookup(m.dst_port));
+            and_into(&mut acc, self.dst_port.lookup(m.dst_port)?);
         }
         if f.src_port {
-            and_into(&mut acc, self.src_port.lookup(m.src_port));
+            and_into(&mut acc, self.src_port.lookup(m.src_port)?);
         }
         if f.ip_length {
-            and_into(&mut acc, self.ip_length.lookup(m.ip_len));
+            and_into(&mut acc, self.ip_length.lookup(m.ip_len)?);
         }
         if f.destination {
             match Addr::from_meta(&m.dst, m.family) {
-                Some(Addr::V4(a)) => and_into(&mut acc, self.v4_destination.lookup(a)),
-                Some(Addr::V6(a)) => and_into(&mut acc, self.v6_destination.lookup(a)),
+                Some(Addr::V4(a)) => and_into(&mut acc, self.v4_destination.lookup(a)?),
+                Some(Addr::V6(a)) => and_into(&mut acc, self.v6_destination.lookup(a)?),
                 None => return None,
             }
         }
@@ -725,6 +771,35 @@ mod tests {
             for m in metas() {
                 prop_assert_eq!(set.first_match(&m), rules.iter().position(|r| r.matches(&m)));
             }
+        }
+
+        /// Sets of every width (1, 2, 4 and 8 words): rules that match none
+        /// of the packets (UDP to port 0) push the random ones and a final
+        /// catch-all into the later words.
+        #[test]
+        fn wide_sets_agree_with_a_linear_scan(
+            filler in 0usize..=450,
+            random in proptest::collection::vec(arb_rule(), 0..60),
+        ) {
+            let udp_to_port_0 = SignatureRule {
+                protocol: Some(17),
+                dst_ports: Some((0, 0)),
+                ..SignatureRule::drop_all(0)
+            };
+            let rules: Vec<SignatureRule> = std::iter::repeat_n(udp_to_port_0, filler)
+                .chain(random)
+                .chain([SignatureRule::drop_all(0)])
+                .enumerate()
+                .map(|(i, r)| SignatureRule { id: i as u32, ..r })
+                .collect();
+            let set = SignatureSet::new(rules.clone()).expect("valid");
+            let mut latest = 0;
+            for m in metas() {
+                let expected = rules.iter().position(|r| r.matches(&m));
+                prop_assert_eq!(set.first_match(&m), expected);
+                latest = latest.max(expected.unwrap_or(0));
+            }
+            prop_assert!(latest >= filler, "the filler matched: {latest} < {filler}");
         }
     }
 }
