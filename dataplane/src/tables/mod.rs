@@ -502,7 +502,9 @@ impl RuleTables {
         !self.allow.is_empty() && self.allow.contains(src)
     }
 
-    #[inline]
+    /// Inlined into the burst's loop: as a call per packet, its prologue and
+    /// spills were a tenth of the classifier's time.
+    #[inline(always)]
     fn decide_rest(
         &mut self,
         m: &PacketMeta,
