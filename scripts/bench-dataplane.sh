@@ -37,12 +37,19 @@
 #       testpmd io with as many forwarding cores and queues; on a machine with
 #       fewer CPUs than workers, lcores share CPUs (it shows correctness, not
 #       scaling)
+#   scripts/bench-dataplane.sh --also LABEL=BINARY [--also ...] [--rounds R] [SECONDS]
+#       also runs the forwarding, full pipeline and drop lines with other levee
+#       builds, in every round beside the same references, and prints their
+#       rows under the main ones: a change's effect on the ratios themselves,
+#       with the host's slow spells falling on every build of a round alike
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=0
 KEEP=""
 ROUNDS=1
 MEMORY=auto
+ALSO_LABELS=()
+ALSO_BINS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) KEEP="${2:?--keep needs a directory}"; shift 2 ;;
@@ -57,6 +64,13 @@ while [ $# -gt 0 ]; do
     --memory)
       MEMORY="${2:?--memory needs huge, 4k or auto}"
       case "$MEMORY" in huge | 4k | auto) ;; *) echo "bench: --memory is huge, 4k or auto" >&2; exit 2 ;; esac
+      shift 2 ;;
+    --also)
+      also="${2:?--also needs LABEL=BINARY}"
+      [[ "$also" == ?*=?* && "$also" != *" "* ]] || { echo "bench: --also needs LABEL=BINARY (no spaces)" >&2; exit 2; }
+      [ -x "${also#*=}" ] || { echo "bench: --also: ${also#*=} is not an executable" >&2; exit 2; }
+      ALSO_LABELS+=("${also%%=*}")
+      ALSO_BINS+=("$(cd "$(dirname "${also#*=}")" && pwd)/$(basename "${also#*=}")")
       shift 2 ;;
     -*) echo "bench: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -322,7 +336,8 @@ head -n 100000 "$work/blocklist-miss.txt" >"$work/blocklist-100k.txt"
 # Each round measures every line next to its reference, so that a slow spell
 # of the host falls on both; the ratios are taken per round, then their median.
 : >"$work/rounds.txt"
-for _ in $(seq 1 "$ROUNDS"); do
+: >"$work/also.txt"
+for round in $(seq 1 "$ROUNDS"); do
   io_pps=$(reference io)
   plain_pps=$(levee_run plain "" tx_pps)
   full_pps=$(levee_run full "$PIPELINE_TOML
@@ -354,9 +369,21 @@ warmup_seconds = 0")
 blocklist_file = \"$work/blocklist-hit.txt\"
 $(cat "$work/signatures.toml")" rx_pps)
   echo "$io_pps $plain_pps $full_pps $rxonly_pps $drop_pps $challenge_pps $challenges $attack_pps $attack_incidents" >>"$work/rounds.txt"
+  # Other builds on the configurations just written, against this round's
+  # references.
+  for i in "${!ALSO_BINS[@]}"; do
+    also_pps=""
+    for line in plain:tx_pps full:tx_pps drop:rx_pps; do
+      "${ALSO_BINS[$i]}" run --config "$work/levee-${line%%:*}.toml" --duration "$SECONDS_PER_SIDE" --json \
+        2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
+      [ -s "$work/summary.json" ] || { echo "levee (${ALSO_LABELS[$i]}) failed:" >&2; cat "$work/levee.err" >&2; exit 1; }
+      also_pps="$also_pps $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "${line#*:}" "$work/summary.json")"
+    done
+    echo "$((round - 1)) ${ALSO_LABELS[$i]}$also_pps" >>"$work/also.txt"
+  done
 done
 
-python3 - "$work/rounds.txt" "$SECONDS_PER_SIDE" "$(cat "$work/tsc_hz")" "$MEMORY_NOTE" <<'PY'
+python3 - "$work/rounds.txt" "$SECONDS_PER_SIDE" "$(cat "$work/tsc_hz")" "$MEMORY_NOTE" "$work/also.txt" <<'PY'
 import statistics, sys
 rounds = [[float(x) for x in line.split()] for line in open(sys.argv[1]) if line.strip()]
 secs, hz, memory = sys.argv[2], float(sys.argv[3]), sys.argv[4]
@@ -374,17 +401,19 @@ print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker cor
 # round, which a slow spell in the middle of a round splits).
 print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7} {'cycles/pkt':>11}"
       + (f" {'best ratio':>10}  ratio per round" if n > 1 else ""))
-def row(label, col, ref=None, note=""):
-    mpps = med(x[col] for x in rounds) / 1e6
+def row(label, col, ref=None, note="", rows=None):
+    # rows: the figures of another build, (round, value) by column.
+    value = (lambda x, i: rows[i][col]) if rows else (lambda x, i: x[col])
+    mpps = med(value(x, i) for i, x in enumerate(rounds)) / 1e6
     if ref is None:
         best = f" (best {max(x[col] for x in rounds) / 1e6:.2f})" if n > 1 else ""
         print(f"  {label:<58} {mpps:8.2f}{best}")
         return
-    ratios = [r(x[col], x[ref]) for x in rounds]
-    cycles = med(own(x[col], x[ref]) for x in rounds)
+    ratios = [r(value(x, i), x[ref]) for i, x in enumerate(rounds)]
+    cycles = med(own(value(x, i), x[ref]) for i, x in enumerate(rounds))
     per_round = ""
     if n > 1:
-        best = r(max(x[col] for x in rounds), max(x[ref] for x in rounds))
+        best = r(max(value(x, i) for i, x in enumerate(rounds)), max(x[ref] for x in rounds))
         per_round = f" {best:10.3f}  " + " ".join(f"{q:.3f}" for q in ratios)
     print(f"  {label:<58} {mpps:8.2f} {med(ratios):7.3f} {cycles:11.0f}{per_round}{note}")
 row("dpdk-testpmd --forward-mode=io", IO)
@@ -396,4 +425,14 @@ row("dpdk-testpmd --forward-mode=rxonly", RXONLY)
 row("levee drop path (every source blocked)", DROP, RXONLY)
 row("levee challenge path (SYN authentication, new sources)", CHALLENGE, IO, note="  (vs testpmd io)")
 print(f"    {int(rounds[-1][CHALLENGED])} challenges written for {int(rounds[-1][RECEIVED])} packets received")
+also = {}
+for line in open(sys.argv[5]):
+    i, label, plain, full, drop = line.split()
+    # In the main rows' columns, so that one row() prints both.
+    also.setdefault(label, {})[int(i)] = {PLAIN: float(plain), FULL: float(full), DROP: float(drop)}
+for label, rows in also.items():
+    print(f"  build {label}:")
+    row("  levee forwarding (no rules)", PLAIN, IO, rows=rows)
+    row("  levee full pipeline", FULL, IO, rows=rows)
+    row("  levee drop path", DROP, RXONLY, rows=rows)
 PY
