@@ -76,6 +76,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
+[ "$WORKERS" -eq 0 ] || [ ${#ALSO_BINS[@]} -eq 0 ] || { echo "bench: --also compares builds on one worker; it does not combine with --workers" >&2; exit 2; }
 SECONDS_PER_SIDE="${1:-10}"
 # testpmd reports once a second: a shorter run has no figure of its own.
 [[ "$SECONDS_PER_SIDE" =~ ^[0-9]+$ ]] && [ "$SECONDS_PER_SIDE" -ge 2 ] ||
