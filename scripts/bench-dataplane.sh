@@ -250,6 +250,13 @@ reference() { # $1 = forward mode; prints the median per-second pps of the count
 NO_INCIDENTS="floor_pps = 1e12
 floor_bps = 1e15
 prefix_floor_pps = 1e12"
+# One run of levee build $1 on configuration $2; prints the summary's field $3
+# (tx_pps or rx_pps) and leaves the summary in $work/summary.json.
+levee_measure() {
+  "$1" run --config "$2" --duration "$SECONDS_PER_SIDE" --json 2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
+  [ -s "$work/summary.json" ] || { echo "levee ($1) failed:" >&2; cat "$work/levee.err" "$2" >&2; exit 1; }
+  python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "$3" "$work/summary.json"
+}
 levee_run() { # $1 = name; $2 = extra TOML; $3 = JSON field (tx_pps or rx_pps); $4 = outside device; $5 = [detection] settings
   local name="$1"
   shift
@@ -279,9 +286,7 @@ $1
 auto_apply = false
 TOML
   cp "$work/levee.toml" "$work/levee-$name.toml"
-  $LEVEE run --config "$work/levee.toml" --duration "$SECONDS_PER_SIDE" --json 2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
-  [ -s "$work/summary.json" ] || { echo "levee failed:" >&2; cat "$work/levee.err" "$work/levee.toml" >&2; exit 1; }
-  python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "$2" "$work/summary.json"
+  levee_measure "$LEVEE" "$work/levee.toml" "$2"
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tsc_hz"])' "$work/summary.json" >"$work/tsc_hz"
 }
 
@@ -375,10 +380,7 @@ $(cat "$work/signatures.toml")" rx_pps)
   for i in "${!ALSO_BINS[@]}"; do
     also_pps=""
     for line in plain:tx_pps full:tx_pps drop:rx_pps; do
-      "${ALSO_BINS[$i]}" run --config "$work/levee-${line%%:*}.toml" --duration "$SECONDS_PER_SIDE" --json \
-        2>"$work/levee.err" | tail -1 >"$work/summary.json" || true
-      [ -s "$work/summary.json" ] || { echo "levee (${ALSO_LABELS[$i]}) failed:" >&2; cat "$work/levee.err" >&2; exit 1; }
-      also_pps="$also_pps $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[2]))["totals"][sys.argv[1]]))' "${line#*:}" "$work/summary.json")"
+      also_pps="$also_pps $(levee_measure "${ALSO_BINS[$i]}" "$work/levee-${line%%:*}.toml" "${line#*:}")"
     done
     echo "$((round - 1)) ${ALSO_LABELS[$i]}$also_pps" >>"$work/also.txt"
   done
@@ -402,19 +404,17 @@ print(f"net_pcap(infinite_rx, 1024 small mixed frames) -> net_null, 1 worker cor
 # round, which a slow spell in the middle of a round splits).
 print(f"  {'measurement':<58} {'Mpps':>8} {'ratio':>7} {'cycles/pkt':>11}"
       + (f" {'best ratio':>10}  ratio per round" if n > 1 else ""))
-def row(label, col, ref=None, note="", rows=None):
-    # rows: the figures of another build, (round, value) by column.
-    value = (lambda x, i: rows[i][col]) if rows else (lambda x, i: x[col])
-    mpps = med(value(x, i) for i, x in enumerate(rounds)) / 1e6
+def row(label, col, ref=None, note="", rounds=rounds):
+    mpps = med(x[col] for x in rounds) / 1e6
     if ref is None:
         best = f" (best {max(x[col] for x in rounds) / 1e6:.2f})" if n > 1 else ""
         print(f"  {label:<58} {mpps:8.2f}{best}")
         return
-    ratios = [r(value(x, i), x[ref]) for i, x in enumerate(rounds)]
-    cycles = med(own(value(x, i), x[ref]) for i, x in enumerate(rounds))
+    ratios = [r(x[col], x[ref]) for x in rounds]
+    cycles = med(own(x[col], x[ref]) for x in rounds)
     per_round = ""
     if n > 1:
-        best = r(max(value(x, i) for i, x in enumerate(rounds)), max(x[ref] for x in rounds))
+        best = r(max(x[col] for x in rounds), max(x[ref] for x in rounds))
         per_round = f" {best:10.3f}  " + " ".join(f"{q:.3f}" for q in ratios)
     print(f"  {label:<58} {mpps:8.2f} {med(ratios):7.3f} {cycles:11.0f}{per_round}{note}")
 row("dpdk-testpmd --forward-mode=io", IO)
@@ -426,14 +426,16 @@ row("dpdk-testpmd --forward-mode=rxonly", RXONLY)
 row("levee drop path (every source blocked)", DROP, RXONLY)
 row("levee challenge path (SYN authentication, new sources)", CHALLENGE, IO, note="  (vs testpmd io)")
 print(f"    {int(rounds[-1][CHALLENGED])} challenges written for {int(rounds[-1][RECEIVED])} packets received")
+# Another build's rounds: the main rounds with its forwarding, full and drop
+# figures in their places, so that one row() prints both.
 also = {}
 for line in open(sys.argv[5]):
     i, label, plain, full, drop = line.split()
-    # In the main rows' columns, so that one row() prints both.
-    also.setdefault(label, {})[int(i)] = {PLAIN: float(plain), FULL: float(full), DROP: float(drop)}
-for label, rows in also.items():
+    theirs = also.setdefault(label, [list(x) for x in rounds])[int(i)]
+    theirs[PLAIN], theirs[FULL], theirs[DROP] = float(plain), float(full), float(drop)
+for label, theirs in also.items():
     print(f"  build {label}:")
-    row("  levee forwarding (no rules)", PLAIN, IO, rows=rows)
-    row("  levee full pipeline", FULL, IO, rows=rows)
-    row("  levee drop path", DROP, RXONLY, rows=rows)
+    row("  levee forwarding (no rules)", PLAIN, IO, rounds=theirs)
+    row("  levee full pipeline", FULL, IO, rounds=theirs)
+    row("  levee drop path", DROP, RXONLY, rounds=theirs)
 PY
